@@ -1,0 +1,75 @@
+"""Every task of the HotPatch workspace: tests, lint, typecheck, docs.
+
+Each session installs the whole workspace from ``uv.lock`` into its own
+virtual environment (``uv sync --locked``), so what runs here is exactly what
+the lockfile pins. Run ``nox -l`` to list the sessions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+MEMBERS = {
+    "hotpatch_core": "packages/hotpatch-core",
+    "hotpatch_diff": "packages/hotpatch-diff",
+    "hotpatch_client": "packages/hotpatch-client",
+    "hotpatch_server": "apps/server",
+    "hotpatch_cli": "apps/cli",
+}
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Install every workspace member plus ``groups`` exactly as ``uv.lock`` pins them."""
+    args = ["uv", "sync", "--locked", "--all-packages", "--no-default-groups"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (PostgreSQL / Redis tests run where their URLs are set)."""
+    _sync(session, "test")
+    workers = os.environ.get("HOTPATCH_TEST_WORKERS", "auto")
+    session.run("pytest", "-n", workers, *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """Ruff (lint + format check) and import-linter (the dependency rule)."""
+    _sync(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on each member's sources and tests."""
+    _sync(session, "typecheck")
+    for package, path in MEMBERS.items():
+        targets = [f"{path}/src/{package}"]
+        if (ROOT / path / "tests").is_dir():
+            targets.append(f"{path}/tests")
+        session.run("mypy", *targets)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx + MyST docs with warnings as errors."""
+    _sync(session, "docs")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )

@@ -1,0 +1,582 @@
+"""The device state machine: ``step(state, event, config) -> (state, actions)``.
+
+Every decision a device makes about updates lives here, and nothing else
+does: the agent feeds events in (with the bytes and ``now`` they carry),
+saves the returned state durably, and only then performs the returned
+actions. All transitions are in one table, :data:`TRANSITIONS`; an event the
+current phase cannot take raises :class:`IllegalTransitionError` and changes
+nothing. The state diagram in the docs is generated from that table
+(:func:`mermaid_diagram`).
+
+Two things move independently:
+
+*The update pipeline* (``phase``): ``idle -> checking -> downloading ->
+installing -> idle``. A verified manifest raises the high-water mark in the
+state returned with the ``Download`` action, so it is durable before a byte
+of the archive is fetched (SECURITY.md A8).
+
+*The launch lifecycle* (``Launched`` and ``Ready``, taken in every phase,
+since a process can die anywhere): a staged bundle becomes the *trial*
+bundle at the next launch. Each launch of a trial bundle increments a
+counter that the agent persists before the JS engine starts; ``Ready``
+(``notify_ready()`` after first render) confirms it. A launch that finds the
+counter at the crash threshold (default 2) reverts to the last confirmed
+bundle, marks the release failed for good and reports ``rolled_back``
+(A19). A confirmed bundle is never reverted automatically, since the app may
+already have migrated its data. A changed native binary version discards
+every OTA bundle: the new binary embeds newer JavaScript than any bundle
+built for the old one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, TypeAlias
+
+import attrs
+
+from hotpatch_core.errors import HashMismatchError, HotPatchError, IllegalTransitionError
+from hotpatch_core.release import (
+    DeviceIdentity,
+    HighWaterMark,
+    VerifiedRelease,
+    verify_release,
+)
+from hotpatch_core.trust import TrustRoot
+from hotpatch_core.versions import Version
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "ApplyRequested",
+    "Bundle",
+    "CheckAnswered",
+    "CheckFailed",
+    "CheckStarted",
+    "DeleteBundle",
+    "DeviceConfig",
+    "DeviceState",
+    "DiscardDownload",
+    "Download",
+    "DownloadFailed",
+    "DownloadFinished",
+    "Event",
+    "Install",
+    "InstallFailed",
+    "InstallFinished",
+    "Launched",
+    "Offer",
+    "Phase",
+    "Ready",
+    "Reject",
+    "Report",
+    "ReportPhase",
+    "ReportStatus",
+    "RequestCheck",
+    "RestartApp",
+    "RunBundle",
+    "mermaid_diagram",
+    "step",
+]
+
+
+class Phase(enum.StrEnum):
+    """Where the update pipeline is."""
+
+    IDLE = "idle"
+    CHECKING = "checking"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+
+
+class ReportStatus(enum.StrEnum):
+    """The outcome an installation report carries (the seed's three values)."""
+
+    APPLIED = "applied"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class ReportPhase(enum.StrEnum):
+    """Where a failure happened."""
+
+    DOWNLOAD = "download"
+    VERIFY = "verify"
+    APPLY = "apply"
+    FIRST_LAUNCH = "first_launch"
+
+
+# --- state -----------------------------------------------------------------
+
+
+@attrs.frozen
+class Bundle:
+    """An installed, verified bundle the device can launch, by manifest id."""
+
+    manifest_id: str
+    version: str
+    epoch: int
+    sequence: int
+    mandatory: bool = False
+
+    @classmethod
+    def of(cls, release: VerifiedRelease) -> Bundle:
+        """Describe the bundle a verified release installs."""
+        m = release.manifest
+        return cls(release.manifest_id, m.version, m.epoch, m.sequence, m.mandatory)
+
+
+@attrs.frozen
+class Offer:
+    """A verified release being downloaded or installed; kept to resume after a restart.
+
+    ``accepted_at`` is the time it was verified: re-verifying the stored
+    envelope later judges expiry at that time, as TUF fixes the time of an
+    update at its start.
+    """
+
+    bundle: Bundle
+    envelope: bytes = attrs.field(repr=False)
+    accepted_at: datetime
+
+
+@attrs.frozen
+class DeviceState:
+    """Everything a device remembers about updates; the agent persists it atomically."""
+
+    phase: Phase = Phase.IDLE
+    native_version: str | None = None
+    confirmed: Bundle | None = None
+    pending: Bundle | None = None
+    trial: Bundle | None = None
+    trial_launches: int = 0
+    running: Bundle | None = None
+    launched: bool = False
+    offer: Offer | None = None
+    high_water: Mapping[str, HighWaterMark] = attrs.field(factory=dict)
+    failed: tuple[str, ...] = ()
+
+    def installed(self) -> tuple[Bundle, ...]:
+        """Bundles on disk that the device may launch."""
+        return tuple(b for b in (self.confirmed, self.trial, self.pending) if b is not None)
+
+
+@attrs.frozen
+class DeviceConfig:
+    """What the app build fixes: its identity, its trust root, and the crash threshold."""
+
+    identity: DeviceIdentity
+    trust_root: TrustRoot
+    crash_threshold: int = 2
+
+    @property
+    def scope_key(self) -> str:
+        """The key of this identity's high-water mark."""
+        i = self.identity
+        return f"{i.app_id}/{i.platform.value}/{i.channel}"
+
+
+# --- events ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Launched:
+    """The app process started; the JS engine has not started yet (``on_launch``)."""
+
+    native_version: Version
+
+
+@attrs.frozen
+class Ready:
+    """The app rendered its first screen with the running bundle (``notify_ready``)."""
+
+
+@attrs.frozen
+class CheckStarted:
+    """The agent is about to ask the server for an update."""
+
+
+@attrs.frozen
+class CheckAnswered:
+    """The server answered: signed release envelope bytes, or ``None`` for no update."""
+
+    envelope: bytes | None = attrs.field(repr=False)
+    now: datetime
+
+
+@attrs.frozen
+class CheckFailed:
+    """The update check failed (network, server error)."""
+
+    reason: str
+
+
+@attrs.frozen
+class DownloadFinished:
+    """The archive finished downloading; the agent hashed every byte it wrote."""
+
+    sha256: str
+    length: int
+
+
+@attrs.frozen
+class DownloadFailed:
+    """The download stopped (network, deadline, cap); a partial file may remain for resuming."""
+
+    reason: str
+
+
+@attrs.frozen
+class InstallFinished:
+    """The archive was extracted, verified file by file, fsynced and staged."""
+
+
+@attrs.frozen
+class InstallFailed:
+    """Extraction or staging failed; ``permanent`` when the signed content itself is bad."""
+
+    reason: str
+    permanent: bool
+
+
+@attrs.frozen
+class ApplyRequested:
+    """The app asks to switch to the staged bundle now, by restarting."""
+
+
+Event: TypeAlias = (
+    Launched
+    | Ready
+    | CheckStarted
+    | CheckAnswered
+    | CheckFailed
+    | DownloadFinished
+    | DownloadFailed
+    | InstallFinished
+    | InstallFailed
+    | ApplyRequested
+)
+
+# --- actions ---------------------------------------------------------------
+
+
+@attrs.frozen
+class RunBundle:
+    """Start the JS engine on ``bundle`` (``None``: the bundle embedded in the binary)."""
+
+    bundle: Bundle | None
+
+
+@attrs.frozen
+class RequestCheck:
+    """Ask the server for an update, telling it what the device runs."""
+
+    current: Bundle | None
+    native_version: str
+
+
+@attrs.frozen
+class Download:
+    """Fetch the archive of ``release`` (resuming any partial file), capped at its signed length."""
+
+    release: VerifiedRelease
+
+
+@attrs.frozen
+class Install:
+    """Extract and verify ``release``'s archive into its own directory, fsync, stage."""
+
+    release: VerifiedRelease
+
+
+@attrs.frozen
+class DiscardDownload:
+    """Remove the partial or complete download of this manifest's archive."""
+
+    manifest_id: str
+
+
+@attrs.frozen
+class DeleteBundle:
+    """Remove an installed bundle's directory (never the running one: see the agent)."""
+
+    manifest_id: str
+
+
+@attrs.frozen
+class Report:
+    """Queue an installation report for the server (durably, sent at least once)."""
+
+    manifest_id: str
+    status: ReportStatus
+    phase: ReportPhase | None = None
+    reason: str = ""
+
+
+@attrs.frozen
+class RestartApp:
+    """Restart the app so the staged bundle runs now (mandatory update or ``apply()``)."""
+
+
+@attrs.frozen
+class Reject:
+    """An answer was refused; the agent surfaces ``error`` to its caller."""
+
+    error: HotPatchError
+
+
+Action: TypeAlias = (
+    RunBundle
+    | RequestCheck
+    | Download
+    | Install
+    | DiscardDownload
+    | DeleteBundle
+    | Report
+    | RestartApp
+    | Reject
+)
+Result: TypeAlias = tuple[DeviceState, list[Action]]
+
+# --- transitions -----------------------------------------------------------
+
+
+def _on_launched(state: DeviceState, event: Launched, config: DeviceConfig) -> Result:
+    actions: list[Action] = []
+    native = str(event.native_version)
+    if state.native_version is not None and state.native_version != native:
+        actions += [DeleteBundle(b.manifest_id) for b in state.installed()]
+        if state.offer is not None:
+            actions.append(DiscardDownload(state.offer.bundle.manifest_id))
+        state = attrs.evolve(state, confirmed=None, pending=None, trial=None, trial_launches=0, offer=None)
+    state = attrs.evolve(state, phase=Phase.IDLE, native_version=native, launched=True)
+    if state.pending is not None:
+        if state.trial is not None:
+            # A newer bundle was staged while the trial one was unconfirmed.
+            actions.append(DeleteBundle(state.trial.manifest_id))
+        state = attrs.evolve(state, trial=state.pending, pending=None, trial_launches=0)
+    if state.trial is not None:
+        if state.trial_launches >= config.crash_threshold:
+            failed = state.trial
+            actions += [
+                Report(
+                    failed.manifest_id,
+                    ReportStatus.ROLLED_BACK,
+                    ReportPhase.FIRST_LAUNCH,
+                    f"{state.trial_launches} launches without notify_ready",
+                ),
+                DeleteBundle(failed.manifest_id),
+            ]
+            state = attrs.evolve(
+                state,
+                trial=None,
+                trial_launches=0,
+                failed=(*state.failed, failed.manifest_id),
+            )
+        else:
+            state = attrs.evolve(state, trial_launches=state.trial_launches + 1)
+            state = attrs.evolve(state, running=state.trial)
+            return state, [*actions, RunBundle(state.trial)]
+    state = attrs.evolve(state, running=state.confirmed)
+    return state, [*actions, RunBundle(state.confirmed)]
+
+
+def _on_ready(state: DeviceState, _event: Ready, _config: DeviceConfig) -> Result:
+    if not state.launched:
+        raise IllegalTransitionError("notify_ready before on_launch")
+    if state.trial is None or state.running != state.trial:
+        return state, []  # nothing on trial: confirming twice is harmless
+    actions: list[Action] = [Report(state.trial.manifest_id, ReportStatus.APPLIED)]
+    if state.confirmed is not None:
+        actions.append(DeleteBundle(state.confirmed.manifest_id))
+    return attrs.evolve(state, confirmed=state.trial, trial=None, trial_launches=0), actions
+
+
+def _on_check_started(state: DeviceState, _event: CheckStarted, _config: DeviceConfig) -> Result:
+    current = state.running if state.launched else state.confirmed
+    return attrs.evolve(state, phase=Phase.CHECKING), [
+        RequestCheck(current, state.native_version or "")
+    ]
+
+
+def _drop_offer(state: DeviceState) -> tuple[DeviceState, list[Action]]:
+    if state.offer is None:
+        return state, []
+    return attrs.evolve(state, offer=None), [DiscardDownload(state.offer.bundle.manifest_id)]
+
+
+def _known(state: DeviceState, manifest_id: str) -> bool:
+    return manifest_id in state.failed or any(b.manifest_id == manifest_id for b in state.installed())
+
+
+def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceConfig) -> Result:
+    idle = attrs.evolve(state, phase=Phase.IDLE)
+    if event.envelope is None:
+        # The server offers nothing (e.g. the rollout was paused): stop any resume.
+        return _drop_offer(idle)
+    mark = state.high_water.get(config.scope_key)
+    try:
+        release = verify_release(event.envelope, config.trust_root, config.identity, mark, event.now)
+    except HotPatchError as exc:
+        return idle, [Reject(exc)]
+    if _known(state, release.manifest_id):
+        return idle, []  # installed already, or failed for good (A19)
+    bundle = Bundle.of(release)
+    actions: list[Action] = []
+    if state.offer is not None and state.offer.bundle.manifest_id != bundle.manifest_id:
+        idle, actions = _drop_offer(idle)
+    marks = dict(state.high_water)
+    if mark is None or release.high_water_mark().position() > mark.position():
+        marks[config.scope_key] = release.high_water_mark()
+    state = attrs.evolve(
+        idle,
+        phase=Phase.DOWNLOADING,
+        offer=Offer(bundle, event.envelope, event.now),
+        high_water=marks,
+    )
+    return state, [*actions, Download(release)]
+
+
+def _on_check_failed(state: DeviceState, _event: CheckFailed, _config: DeviceConfig) -> Result:
+    return attrs.evolve(state, phase=Phase.IDLE), []
+
+
+def _offered(state: DeviceState, config: DeviceConfig) -> VerifiedRelease:
+    # Re-verify the stored envelope: only a VerifiedRelease may be fetched or
+    # installed, also after a restart (A1, A12).
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - guaranteed by the phase
+    mark = state.high_water.get(config.scope_key)
+    return verify_release(offer.envelope, config.trust_root, config.identity, mark, offer.accepted_at)
+
+
+def _on_download_finished(state: DeviceState, event: DownloadFinished, config: DeviceConfig) -> Result:
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - the DOWNLOADING phase always has an offer
+    release = _offered(state, config)
+    signed = release.manifest.archive
+    if (event.sha256, event.length) != (signed.sha256, signed.length):
+        # Not marked failed: a man in the middle must not be able to blacklist
+        # a good release by corrupting one download.
+        error = HashMismatchError(
+            f"archive sha256/length {event.sha256[:12]}…/{event.length} differ from the signed "
+            f"{signed.sha256[:12]}…/{signed.length}"
+        )
+        return attrs.evolve(state, phase=Phase.IDLE, offer=None), [
+            DiscardDownload(offer.bundle.manifest_id),
+            Report(offer.bundle.manifest_id, ReportStatus.FAILED, ReportPhase.VERIFY, str(error)),
+            Reject(error),
+        ]
+    return attrs.evolve(state, phase=Phase.INSTALLING), [Install(release)]
+
+
+def _on_download_failed(state: DeviceState, event: DownloadFailed, _config: DeviceConfig) -> Result:
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - the DOWNLOADING phase always has an offer
+    # The offer stays so the next sync resumes from the partial file.
+    return attrs.evolve(state, phase=Phase.IDLE), [
+        Report(offer.bundle.manifest_id, ReportStatus.FAILED, ReportPhase.DOWNLOAD, event.reason)
+    ]
+
+
+def _on_install_finished(state: DeviceState, _event: InstallFinished, _config: DeviceConfig) -> Result:
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - the INSTALLING phase always has an offer
+    actions: list[Action] = [DiscardDownload(offer.bundle.manifest_id)]
+    if state.pending is not None:
+        actions.append(DeleteBundle(state.pending.manifest_id))
+    if offer.bundle.mandatory:
+        actions.append(RestartApp())
+    return attrs.evolve(state, phase=Phase.IDLE, offer=None, pending=offer.bundle), actions
+
+
+def _on_install_failed(state: DeviceState, event: InstallFailed, _config: DeviceConfig) -> Result:
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - the INSTALLING phase always has an offer
+    mid = offer.bundle.manifest_id
+    failed = (*state.failed, mid) if event.permanent else state.failed
+    return attrs.evolve(state, phase=Phase.IDLE, offer=None, failed=failed), [
+        DiscardDownload(mid),
+        DeleteBundle(mid),
+        Report(mid, ReportStatus.FAILED, ReportPhase.APPLY, event.reason),
+    ]
+
+
+def _on_apply_requested(state: DeviceState, _event: ApplyRequested, _config: DeviceConfig) -> Result:
+    if state.pending is None:
+        raise IllegalTransitionError("apply() with no staged bundle")
+    return state, [RestartApp()]
+
+
+# Handlers take their own event type; the table is keyed by that type, so
+# the loose parameter type here is checked by the dispatch in step().
+_Handler: TypeAlias = Callable[[DeviceState, Any, DeviceConfig], Result]
+
+
+@attrs.frozen
+class Transition:
+    """One row of the table: the handler and the phases it may lead to."""
+
+    handler: _Handler
+    targets: frozenset[Phase]
+
+
+def _row(handler: _Handler, *targets: Phase) -> Transition:
+    return Transition(handler, frozenset(targets))
+
+
+#: Every legal (phase, event) pair, its handler, and the phases it may lead to.
+TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
+    **{(phase, Launched): _row(_on_launched, Phase.IDLE) for phase in Phase},
+    **{(phase, Ready): _row(_on_ready, phase) for phase in Phase},
+    (Phase.IDLE, CheckStarted): _row(_on_check_started, Phase.CHECKING),
+    (Phase.IDLE, ApplyRequested): _row(_on_apply_requested, Phase.IDLE),
+    (Phase.CHECKING, CheckAnswered): _row(_on_check_answered, Phase.IDLE, Phase.DOWNLOADING),
+    (Phase.CHECKING, CheckFailed): _row(_on_check_failed, Phase.IDLE),
+    (Phase.DOWNLOADING, DownloadFinished): _row(_on_download_finished, Phase.INSTALLING, Phase.IDLE),
+    (Phase.DOWNLOADING, DownloadFailed): _row(_on_download_failed, Phase.IDLE),
+    (Phase.INSTALLING, InstallFinished): _row(_on_install_finished, Phase.IDLE),
+    (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),
+}
+
+
+def step(state: DeviceState, event: Event, config: DeviceConfig) -> Result:
+    """Apply ``event`` to ``state``; return the new state and the actions to perform, in order.
+
+    Raises :class:`IllegalTransitionError` (and changes nothing) when the
+    current phase cannot take the event.
+    """
+    transition = TRANSITIONS.get((state.phase, type(event)))
+    if transition is None:
+        raise IllegalTransitionError(
+            f"{type(event).__name__} is not allowed in phase {state.phase.value!r}"
+        )
+    new_state, actions = transition.handler(state, event, config)
+    if new_state.phase not in transition.targets:  # pragma: no cover - guards the table
+        msg = f"{type(event).__name__} led to undeclared phase {new_state.phase}"
+        raise AssertionError(msg)
+    return new_state, actions
+
+
+def mermaid_diagram() -> str:
+    """Render :data:`TRANSITIONS` as a Mermaid state diagram (used by the docs)."""
+    lines = ["stateDiagram-v2", "    [*] --> idle"]
+    seen: set[tuple[str, str, str]] = set()
+    for (source, event), transition in TRANSITIONS.items():
+        if event in (Launched, Ready):
+            continue  # taken in every phase; drawn once below
+        for target in sorted(transition.targets):
+            edge = (source.value, target.value, event.__name__)
+            if edge not in seen:
+                seen.add(edge)
+                lines.append(f"    {edge[0]} --> {edge[1]}: {edge[2]}")
+    lines += [
+        "    note right of idle",
+        "        Launched (any phase) returns to idle and picks the bundle to run:",
+        "        staged -> trial; trial at the crash threshold -> revert to confirmed.",
+        "        Ready (any phase) confirms the trial bundle.",
+        "    end note",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,125 @@
+"""Builders for tests: keys, trust roots, archives and signed releases in memory.
+
+Shipped with the package so integrators (and our own server, client and CLI
+tests) can make real, correctly signed fixtures in a line, and misbehave on
+purpose in the next::
+
+    pki = make_pki()
+    built = build_release({"index.android.bundle": b"..."}, sequence=2)
+    envelope = sign_release(built.manifest, [pki.publisher])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from hotpatch_core.archive import ArchiveInput, write_archive
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
+from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, sign_trust_root
+
+__all__ = ["FIXED_TIME", "PKI", "BuiltRelease", "build_release", "make_pki"]
+
+FIXED_TIME = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+
+
+@attrs.frozen
+class PKI:
+    """Root keys, one publisher key, and the trust root (object and signed bytes)."""
+
+    root_keys: tuple[SigningKey, ...]
+    publisher: SigningKey
+    root: TrustRoot
+    root_bytes: bytes
+
+
+def make_pki(
+    *,
+    root_count: int = 1,
+    root_threshold: int = 1,
+    scope: Scope | None = None,
+    epoch: int = 1,
+    version: int = 1,
+    extra_publishers: Sequence[PublisherKey] = (),
+    seed: int | None = None,
+) -> PKI:
+    """Make a trust root with ``root_count`` root keys and one publisher key.
+
+    With ``seed``, keys are derived from it, so the result is reproducible
+    (golden vectors); without it, keys are random.
+    """
+
+    def key(index: int) -> SigningKey:
+        if seed is None:
+            return SigningKey.generate()
+        return SigningKey(bytes([seed % 256, index]) * 16)
+
+    roots = tuple(key(i) for i in range(root_count))
+    publisher = key(100)
+    root = TrustRoot(
+        version=version,
+        epoch=epoch,
+        root_keys=tuple(k.public_key for k in roots),
+        root_threshold=root_threshold,
+        publishers=(
+            PublisherKey(publisher.public_key, "ci", scope or Scope(("*",), ("*",), ("*",))),
+            *extra_publishers,
+        ),
+    )
+    return PKI(roots, publisher, root, sign_trust_root(root, roots))
+
+
+@attrs.frozen
+class BuiltRelease:
+    """A release's manifest and the archive bytes it describes."""
+
+    manifest: ReleaseManifest
+    archive: bytes
+
+
+def build_release(
+    files: Mapping[str, bytes],
+    *,
+    app_id: str = "com.example.app",
+    platform: Platform = Platform.ANDROID,
+    channel: str = "production",
+    version: str = "1.0.0",
+    binary_range: str = "*",
+    epoch: int = 1,
+    sequence: int = 1,
+    mandatory: bool = False,
+    created_at: datetime = FIXED_TIME,
+    compresslevel: int = 9,
+) -> BuiltRelease:
+    """Pack ``files`` into an archive and describe it in an unsigned manifest."""
+    out = io.BytesIO()
+    entries = write_archive(
+        [ArchiveInput(path, lambda data=data: [data]) for path, data in files.items()],
+        out,
+        compresslevel=compresslevel,
+    )
+    archive = out.getvalue()
+    manifest = ReleaseManifest(
+        app_id=app_id,
+        platform=platform,
+        channel=channel,
+        binary_range=binary_range,
+        version=version,
+        epoch=epoch,
+        sequence=sequence,
+        archive=ArchiveInfo(
+            sha256=hashlib.sha256(archive).hexdigest(),
+            length=len(archive),
+            uncompressed_size=sum(e.size for e in entries),
+            file_count=len(entries),
+        ),
+        files=entries,
+        created_at=created_at,
+        mandatory=mandatory,
+    )
+    return BuiltRelease(manifest, archive)

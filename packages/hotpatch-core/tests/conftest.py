@@ -1,0 +1,44 @@
+"""Shared fixtures for the core tests: a trust root, a device, a signed release."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from hotpatch_core.manifest import Platform
+from hotpatch_core.release import DeviceIdentity
+from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+from hotpatch_core.versions import Version
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
+)
+settings.register_profile(
+    "thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=1000
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+FILES = {
+    "index.android.bundle": b"var a=1;console.log('hotpatch');\n" * 50,
+    "assets/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+}
+
+
+@pytest.fixture(scope="session")
+def pki() -> PKI:
+    """A trust root with one root key and one unscoped publisher key."""
+    return make_pki()
+
+
+@pytest.fixture
+def device() -> DeviceIdentity:
+    """An Android device of com.example.app on the production channel, native 1.0.0."""
+    return DeviceIdentity("com.example.app", Platform.ANDROID, "production", Version(1, 0, 0))
+
+
+@pytest.fixture(scope="session")
+def built() -> BuiltRelease:
+    """Release 1.0.0 (sequence 1) of the example files."""
+    return build_release(FILES)
