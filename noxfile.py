@@ -57,7 +57,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on each member's sources and tests."""
+    """Mypy --strict on each member's sources and tests."""
     _sync(session, "typecheck")
     for package, path in MEMBERS.items():
         targets = [f"{path}/src/{package}"]
@@ -70,6 +70,4 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the Sphinx + MyST docs with warnings as errors."""
     _sync(session, "docs")
-    session.run(
-        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
-    )
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")

@@ -51,7 +51,7 @@ def test_signature_verifies_only_for_its_message_and_key() -> None:
         b"",
         b"-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n",
         b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
+        SigningKey(b"\x01" * 32).public_key.to_pem(),  # a public key where a private one belongs
         b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
         b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 5000 + b"\n-----END PRIVATE KEY-----\n",
     ],
@@ -74,7 +74,7 @@ def test_wrong_length_keys_rejected() -> None:
 
 @needs_openssl
 def test_openssl_reads_our_private_key(tmp_path: Path) -> None:
-    """openssl derives the same public key from our PKCS#8 PEM as we do."""
+    """Openssl derives the same public key from our PKCS#8 PEM as we do."""
     key = SigningKey.generate()
     path = tmp_path / "key.pem"
     path.write_bytes(key.to_pem())

@@ -5,6 +5,7 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -33,7 +34,6 @@ from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import RELEASE_PAYLOAD_TYPE, Platform, encode_manifest
 from hotpatch_core.release import (
     DeviceIdentity,
-    HighWaterMark,
     VerifiedRelease,
     sign_release,
     verify_publication,
@@ -46,7 +46,7 @@ from hotpatch_core.versions import Version
 NOW = FIXED_TIME
 
 
-def _envelope_with(data: bytes, **changes: object) -> bytes:
+def _envelope_with(data: bytes, **changes: Any) -> bytes:
     return encode_envelope(attrs.evolve(decode_envelope(data), **changes))
 
 
@@ -189,7 +189,9 @@ def test_expired_manifest_rejected(pki: PKI, device: DeviceIdentity) -> None:
 # --- A14 / A10: thresholds --------------------------------------------------
 
 
-def test_release_threshold_counts_distinct_keys(built: BuiltRelease, device: DeviceIdentity) -> None:
+def test_release_threshold_counts_distinct_keys(
+    built: BuiltRelease, device: DeviceIdentity
+) -> None:
     """A 2-signature channel rejects one key signing twice, accepts two keys (A14)."""
     second = SigningKey(b"\x09" * 32)
     base = make_pki()
@@ -272,14 +274,16 @@ def test_fast_forward_recovery(device: DeviceIdentity) -> None:
         pki.root,
         version=2,
         epoch=2,
-        publishers=(PublisherKey(new_publisher.public_key, "ci-2027", Scope(("*",), ("*",), ("*",))),),
+        publishers=(
+            PublisherKey(new_publisher.public_key, "ci-2027", Scope(("*",), ("*",), ("*",))),
+        ),
     )
     root2 = rotate_trust_root(pki.root, sign_trust_root(v2, pki.root_keys))
     legit = build_release({"index.bundle": b"fixed"}, sequence=8, epoch=2).manifest
     release = verify_release(sign_release(legit, [new_publisher]), root2, device, mark, NOW)
     assert release.high_water_mark().position() == (2, 8)
+    old_epoch = build_release({"index.bundle": b"y"}, sequence=9, epoch=1).manifest
     with pytest.raises(EpochError):
-        old_epoch = build_release({"index.bundle": b"y"}, sequence=9, epoch=1).manifest
         verify_release(sign_release(old_epoch, [new_publisher]), root2, device, mark, NOW)
     with pytest.raises(UnknownKeyError):
         verify_release(_signed(pki, 2**62 + 1, epoch=2), root2, device, mark, NOW)

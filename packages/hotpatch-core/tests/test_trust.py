@@ -60,10 +60,20 @@ def _root(version: int, step: RootVersion) -> bytes:
 # The shape of python-tuf's key-rotation table: each case is a chain of root
 # versions, every step signed by some keys, expected to be accepted or not.
 ROTATIONS: dict[str, list[RootVersion]] = {
-    "1-of-1 rotation": [RootVersion([1], 1, [1]), RootVersion([2], 1, [2, 1]), RootVersion([3], 1, [3, 2])],
+    "1-of-1 rotation": [
+        RootVersion([1], 1, [1]),
+        RootVersion([2], 1, [2, 1]),
+        RootVersion([3], 1, [3, 2]),
+    ],
     "1-of-1 rotation, extra signatures": [RootVersion([1], 1, [1]), RootVersion([2], 1, [2, 1, 4])],
-    "1-of-1 fails: not signed by old key": [RootVersion([1], 1, [1]), RootVersion([2], 1, [2, 3], ok=False)],
-    "1-of-1 fails: not signed by new key": [RootVersion([1], 1, [1]), RootVersion([2], 1, [1, 3], ok=False)],
+    "1-of-1 fails: not signed by old key": [
+        RootVersion([1], 1, [1]),
+        RootVersion([2], 1, [2, 3], ok=False),
+    ],
+    "1-of-1 fails: not signed by new key": [
+        RootVersion([1], 1, [1]),
+        RootVersion([2], 1, [1, 3], ok=False),
+    ],
     "3-of-5, different signer sets": [
         RootVersion([0, 1, 2, 3, 4], 3, [0, 2, 4]),
         RootVersion([0, 1, 2, 3, 4], 3, [0, 4, 1]),
@@ -86,7 +96,10 @@ ROTATIONS: dict[str, list[RootVersion]] = {
         RootVersion([0, 1, 2, 5, 6], 3, [0, 1, 2, 5, 6]),
         RootVersion([5, 6, 3, 4, 7], 3, [0, 5, 6, 3, 4, 7]),
     ],
-    "threshold up 1-of-3 to 2-of-3": [RootVersion([1, 2, 3], 1, [1]), RootVersion([1, 2, 3], 2, [1, 2])],
+    "threshold up 1-of-3 to 2-of-3": [
+        RootVersion([1, 2, 3], 1, [1]),
+        RootVersion([1, 2, 3], 2, [1, 2]),
+    ],
     "threshold up fails: new threshold not met": [
         RootVersion([1, 2, 3], 1, [1]),
         RootVersion([1, 2, 3], 2, [1], ok=False),

@@ -18,7 +18,13 @@ against. Modules:
 - :mod:`~hotpatch_core.wire` — the camelCase converter for every document.
 """
 
-from hotpatch_core.archive import ArchiveInput, ArchiveLimits, FileEntry, extract_archive, write_archive
+from hotpatch_core.archive import (
+    ArchiveInput,
+    ArchiveLimits,
+    FileEntry,
+    extract_archive,
+    write_archive,
+)
 from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import PublicKey, SigningKey

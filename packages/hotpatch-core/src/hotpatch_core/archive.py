@@ -32,6 +32,7 @@ and decide where bytes go through the sink.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import stat
 import struct
@@ -39,7 +40,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO, Final, Protocol
+from typing import Any, BinaryIO, Final, Protocol, cast
 
 import attrs
 
@@ -122,7 +123,7 @@ def check_path(path: str, limits: ArchiveLimits = DEFAULT_LIMITS) -> str:
 
 
 def collision_key(path: str) -> str:
-    """The key under which two names would land on the same file on some file system."""
+    """Return the key under which two names would land on one file on some file system."""
     return unicodedata.normalize("NFC", path).casefold()
 
 
@@ -148,6 +149,11 @@ class ArchiveInput:
 
     path: str
     chunks: Callable[[], Iterable[bytes]]
+
+    @classmethod
+    def of_bytes(cls, path: str, data: bytes) -> ArchiveInput:
+        """Describe a file whose whole content is already in memory."""
+        return cls(path, lambda: (data,))
 
 
 def check_collisions(paths: Iterable[str]) -> None:
@@ -194,7 +200,8 @@ def write_archive(
             info.compress_type = method
             # ZipFile.open(info, "w") takes the level from the ZipInfo, not the
             # ZipFile; the attribute is public only from Python 3.13.
-            setattr(info, "_compresslevel", compresslevel if method == zipfile.ZIP_DEFLATED else None)
+            level = compresslevel if method == zipfile.ZIP_DEFLATED else None
+            cast("Any", info)._compresslevel = level  # noqa: SLF001 - see above
             digest = hashlib.sha256()
             size = 0
             with zf.open(info, "w") as target:
@@ -216,7 +223,7 @@ class ExtractSink(Protocol):
         """Receive the next chunk of the current entry."""
 
     def end(self, entry: FileEntry) -> None:
-        """The current entry is complete and its sha256 and size matched."""
+        """Finish the current entry: its sha256 and size matched."""
 
 
 class NullSink:
@@ -242,7 +249,9 @@ def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str:
     if info.flag_bits & _ENCRYPTED_FLAG:
         raise UnsupportedEntryError(f"encrypted entry {name[:80]!r}")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise UnsupportedEntryError(f"entry {name[:80]!r} uses compression method {info.compress_type}")
+        raise UnsupportedEntryError(
+            f"entry {name[:80]!r} uses compression method {info.compress_type}"
+        )
     if info.create_system == _UNIX:
         mode = info.external_attr >> 16
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
@@ -255,6 +264,8 @@ def _check_layout(fileobj: BinaryIO, infos: Sequence[zipfile.ZipInfo], start_dir
     """Reject entries whose bytes overlap each other or the central directory."""
     spans: list[tuple[int, int, str]] = []
     for info in infos:
+        if not 0 <= info.header_offset < start_dir:
+            raise ArchiveError(f"entry {info.orig_filename[:80]!r} points outside the archive")
         fileobj.seek(info.header_offset)
         header = fileobj.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_MAGIC:
@@ -265,7 +276,7 @@ def _check_layout(fileobj: BinaryIO, infos: Sequence[zipfile.ZipInfo], start_dir
         end += info.compress_size
         spans.append((info.header_offset, end, info.orig_filename))
     spans.sort()
-    for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
         if end > start:
             raise OverlappingEntriesError(f"entries {name[:80]!r} and {other[:80]!r} overlap")
     if spans and spans[-1][1] > start_dir:
@@ -326,7 +337,9 @@ def extract_archive(
                 raise ArchiveMismatchError(f"entry {extra[0][:80]!r} is not in the manifest")
             missing = sorted(by_path.keys() - set(names))
             if missing:
-                raise ArchiveMismatchError(f"manifest file {missing[0][:80]!r} is not in the archive")
+                raise ArchiveMismatchError(
+                    f"manifest file {missing[0][:80]!r} is not in the archive"
+                )
             for info in infos:
                 if info.file_size != by_path[info.orig_filename].size:
                     raise ArchiveMismatchError(
@@ -340,7 +353,8 @@ def extract_archive(
                 if total > declared_total:
                     raise TooLargeError("total bytes written", declared_total)
             return total
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
+        # ValueError: zipfile's reaction to some impossible offsets and sizes.
         raise ArchiveError(f"not a valid zip archive: {exc}") from None
     except NotImplementedError as exc:
         raise UnsupportedEntryError(f"unsupported zip feature: {exc}") from None

@@ -96,6 +96,7 @@ class SchemaError(FormatError):
     """
 
     def __init__(self, message: str, field: str = "") -> None:
+        """Describe the problem and name the field at fault."""
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
 
@@ -123,6 +124,7 @@ class TooLargeError(HotPatchError):
     """
 
     def __init__(self, what: str, limit: int) -> None:
+        """Name the capped quantity and its limit."""
         super().__init__(f"{what} exceeds the limit of {limit}")
         self.what = what
         self.limit = limit
@@ -171,6 +173,7 @@ class IdentityMismatchError(HotPatchError):
     """
 
     def __init__(self, message: str, field: str) -> None:
+        """Describe the mismatch and name the identity field."""
         super().__init__(message)
         self.field = field
 

@@ -346,11 +346,15 @@ Result: TypeAlias = tuple[DeviceState, list[Action]]
 def _on_launched(state: DeviceState, event: Launched, config: DeviceConfig) -> Result:
     actions: list[Action] = []
     native = str(event.native_version)
-    if state.native_version is not None and state.native_version != native:
+    # An unknown previous binary counts as a change: nothing may survive
+    # that was not installed under this very binary.
+    if state.native_version != native and (state.installed() or state.offer is not None):
         actions += [DeleteBundle(b.manifest_id) for b in state.installed()]
         if state.offer is not None:
             actions.append(DiscardDownload(state.offer.bundle.manifest_id))
-        state = attrs.evolve(state, confirmed=None, pending=None, trial=None, trial_launches=0, offer=None)
+        state = attrs.evolve(
+            state, confirmed=None, pending=None, trial=None, trial_launches=0, offer=None
+        )
     state = attrs.evolve(state, phase=Phase.IDLE, native_version=native, launched=True)
     if state.pending is not None:
         if state.trial is not None:
@@ -408,7 +412,9 @@ def _drop_offer(state: DeviceState) -> tuple[DeviceState, list[Action]]:
 
 
 def _known(state: DeviceState, manifest_id: str) -> bool:
-    return manifest_id in state.failed or any(b.manifest_id == manifest_id for b in state.installed())
+    return manifest_id in state.failed or any(
+        b.manifest_id == manifest_id for b in state.installed()
+    )
 
 
 def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceConfig) -> Result:
@@ -418,7 +424,9 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
         return _drop_offer(idle)
     mark = state.high_water.get(config.scope_key)
     try:
-        release = verify_release(event.envelope, config.trust_root, config.identity, mark, event.now)
+        release = verify_release(
+            event.envelope, config.trust_root, config.identity, mark, event.now
+        )
     except HotPatchError as exc:
         return idle, [Reject(exc)]
     if _known(state, release.manifest_id):
@@ -449,10 +457,14 @@ def _offered(state: DeviceState, config: DeviceConfig) -> VerifiedRelease:
     offer = state.offer
     assert offer is not None  # noqa: S101 - guaranteed by the phase
     mark = state.high_water.get(config.scope_key)
-    return verify_release(offer.envelope, config.trust_root, config.identity, mark, offer.accepted_at)
+    return verify_release(
+        offer.envelope, config.trust_root, config.identity, mark, offer.accepted_at
+    )
 
 
-def _on_download_finished(state: DeviceState, event: DownloadFinished, config: DeviceConfig) -> Result:
+def _on_download_finished(
+    state: DeviceState, event: DownloadFinished, config: DeviceConfig
+) -> Result:
     offer = state.offer
     assert offer is not None  # noqa: S101 - the DOWNLOADING phase always has an offer
     release = _offered(state, config)
@@ -481,7 +493,9 @@ def _on_download_failed(state: DeviceState, event: DownloadFailed, _config: Devi
     ]
 
 
-def _on_install_finished(state: DeviceState, _event: InstallFinished, _config: DeviceConfig) -> Result:
+def _on_install_finished(
+    state: DeviceState, _event: InstallFinished, _config: DeviceConfig
+) -> Result:
     offer = state.offer
     assert offer is not None  # noqa: S101 - the INSTALLING phase always has an offer
     actions: list[Action] = [DiscardDownload(offer.bundle.manifest_id)]
@@ -504,7 +518,9 @@ def _on_install_failed(state: DeviceState, event: InstallFailed, _config: Device
     ]
 
 
-def _on_apply_requested(state: DeviceState, _event: ApplyRequested, _config: DeviceConfig) -> Result:
+def _on_apply_requested(
+    state: DeviceState, _event: ApplyRequested, _config: DeviceConfig
+) -> Result:
     if state.pending is None:
         raise IllegalTransitionError("apply() with no staged bundle")
     return state, [RestartApp()]
@@ -535,7 +551,9 @@ TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     (Phase.IDLE, ApplyRequested): _row(_on_apply_requested, Phase.IDLE),
     (Phase.CHECKING, CheckAnswered): _row(_on_check_answered, Phase.IDLE, Phase.DOWNLOADING),
     (Phase.CHECKING, CheckFailed): _row(_on_check_failed, Phase.IDLE),
-    (Phase.DOWNLOADING, DownloadFinished): _row(_on_download_finished, Phase.INSTALLING, Phase.IDLE),
+    (Phase.DOWNLOADING, DownloadFinished): _row(
+        _on_download_finished, Phase.INSTALLING, Phase.IDLE
+    ),
     (Phase.DOWNLOADING, DownloadFailed): _row(_on_download_failed, Phase.IDLE),
     (Phase.INSTALLING, InstallFinished): _row(_on_install_finished, Phase.IDLE),
     (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),

@@ -60,7 +60,9 @@ class Platform(enum.StrEnum):
     IOS = "ios"
 
 
-def _matches(pattern: re.Pattern[str], what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+def _matches(
+    pattern: re.Pattern[str], what: str
+) -> Callable[[object, attrs.Attribute[str], str], None]:
     def check(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
         if not pattern.match(value):
             raise SchemaError(f"{value[:80]!r} is not {what}", wire.camel(attribute.name))
@@ -100,7 +102,9 @@ def _binary_range(_instance: object, _attribute: attrs.Attribute[str], value: st
         raise SchemaError(str(exc), "binaryRange") from None
 
 
-def _sha256_or_none(_instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+def _sha256_or_none(
+    _instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
     if value is not None and not _SHA256.match(value):
         raise SchemaError("must be 64 lowercase hex digits", wire.camel(attribute.name))
 

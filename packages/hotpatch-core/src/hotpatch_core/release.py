@@ -89,7 +89,7 @@ class HighWaterMark:
     manifest_id: str
 
     def position(self) -> tuple[int, int]:
-        """The ``(epoch, sequence)`` pair releases are ordered by."""
+        """Return the ``(epoch, sequence)`` pair releases are ordered by."""
         return (self.epoch, self.sequence)
 
 
@@ -112,7 +112,7 @@ class VerifiedRelease:
             raise TypeError(msg)
 
     def high_water_mark(self) -> HighWaterMark:
-        """The high-water mark a device records after accepting this release."""
+        """Return the high-water mark a device records after accepting this release."""
         return HighWaterMark(self.manifest.epoch, self.manifest.sequence, self.manifest_id)
 
 
@@ -133,7 +133,11 @@ def _open(data: bytes, root: TrustRoot, now: datetime) -> tuple[Envelope, Signat
 
 
 def _authorise(
-    envelope: Envelope, report: SignatureReport, manifest: ReleaseManifest, root: TrustRoot, now: datetime
+    envelope: Envelope,
+    report: SignatureReport,
+    manifest: ReleaseManifest,
+    root: TrustRoot,
+    now: datetime,
 ) -> frozenset[str]:
     target = (manifest.app_id, manifest.platform.value, manifest.channel)
     in_scope = {k for k in report.verified if root.publisher(k).scope.covers(*target)}

@@ -38,7 +38,7 @@ class PKI:
     root_bytes: bytes
 
 
-def make_pki(
+def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
     *,
     root_count: int = 1,
     root_threshold: int = 1,
@@ -82,7 +82,7 @@ class BuiltRelease:
     archive: bytes
 
 
-def build_release(
+def build_release(  # noqa: PLR0913 - keyword-only knobs of a test builder
     files: Mapping[str, bytes],
     *,
     app_id: str = "com.example.app",
@@ -99,7 +99,7 @@ def build_release(
     """Pack ``files`` into an archive and describe it in an unsigned manifest."""
     out = io.BytesIO()
     entries = write_archive(
-        [ArchiveInput(path, lambda data=data: [data]) for path, data in files.items()],
+        [ArchiveInput.of_bytes(path, data) for path, data in files.items()],
         out,
         compresslevel=compresslevel,
     )

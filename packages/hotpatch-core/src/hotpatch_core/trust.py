@@ -68,7 +68,9 @@ MAX_ROOT_BYTES: Final = 512 * 1024
 _NAME: Final = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
 
 
-def _names(_instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+def _names(
+    _instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
     if not value:
         raise SchemaError("must list at least one name, or '*'", wire.camel(attribute.name))
     for name in value:
@@ -157,7 +159,7 @@ class TrustRoot:
         return {k.key_id: k for k in self.root_keys}
 
     def publisher_keyring(self) -> dict[str, PublicKey]:
-        """Publisher public keys by id, expired or not (expiry is judged per use)."""
+        """Return publisher public keys by id, expired or not (expiry is judged per use)."""
         return {p.key_id: p.public_key for p in self.publishers}
 
     def publisher(self, key_id: str) -> PublisherKey:
@@ -183,7 +185,8 @@ def decode_trust_root_body(body: bytes) -> TrustRoot:
     document = strictjson.loads(body)
     if isinstance(document, dict) and document.get("format") != ROOT_FORMAT:
         raise UnsupportedFormatError(
-            f"trust root format {document.get('format')!r} is not supported (expected {ROOT_FORMAT})"
+            f"trust root format {document.get('format')!r} is not supported "
+            f"(expected {ROOT_FORMAT})"
         )
     return wire.structure(document, TrustRoot)
 
@@ -196,7 +199,7 @@ def sign_trust_root(root: TrustRoot, keys: Iterable[SigningKey]) -> bytes:
 def require_threshold(
     envelope: Envelope, report: SignatureReport, counted: frozenset[str], threshold: int, what: str
 ) -> None:
-    """Raise the most telling error unless ``counted`` (verified, eligible keys) meets ``threshold``."""
+    """Raise the telling error unless ``counted`` (verified eligible keys) meets ``threshold``."""
     if len(counted) >= threshold:
         return
     if not envelope.signatures:

@@ -149,7 +149,7 @@ def _partial(text: str, source: str) -> tuple[int | None, int | None, int | None
     return parts[0], parts[1], parts[2], pre
 
 
-def _desugar(op: str, text: str, source: str) -> list[_Comparator]:
+def _desugar(op: str, text: str, source: str) -> list[_Comparator]:  # noqa: PLR0911, PLR0912 - one flat case per operator reads best
     major, minor, patch, pre = _partial(text, source)
     if major is None:
         return [] if op in ("", "=", ">=", "<=", "^", "~", "~>") else [("<", Version(0, 0, 0))]
@@ -241,9 +241,7 @@ class BinaryRange:
             raise VersionSyntaxError("range string longer than 256 characters")
         if not text.strip():
             raise VersionSyntaxError("empty binary range; use '*' to match every native version")
-        alternatives = tuple(
-            tuple(_conjunction(part.strip(), text)) for part in text.split("||")
-        )
+        alternatives = tuple(tuple(_conjunction(part.strip(), text)) for part in text.split("||"))
         if any(not part.strip() for part in text.split("||")):
             raise VersionSyntaxError(f"empty alternative in range {text!r}")
         return cls(text, alternatives)

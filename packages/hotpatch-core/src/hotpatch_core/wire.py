@@ -126,11 +126,13 @@ def make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(PublicKey, PublicKey.to_base64)
 
     def structure_factory(cls: type[Any]) -> Any:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls) if a.init}
+        renames: dict[str, Any] = {
+            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls) if a.init
+        }
         return make_dict_structure_fn(cls, converter, **renames)
 
     def unstructure_factory(cls: type[Any]) -> Any:
-        overrides = {
+        overrides: dict[str, Any] = {
             a.name: override(rename=camel(a.name), omit_if_default=a.default is None)
             for a in attrs.fields(cls)
             if a.init
@@ -151,7 +153,7 @@ def _first_problem(exc: BaseException) -> tuple[str, str]:
     """Find the innermost error and its field path in a cattrs exception tree."""
     path: list[str] = []
     current: BaseException = exc
-    while isinstance(current, cattrs.BaseValidationError):
+    while isinstance(current, cattrs.ClassValidationError | cattrs.IterableValidationError):
         with_notes, without = current.group_exceptions()
         if not with_notes:
             current = without[0]
@@ -177,7 +179,7 @@ def _first_problem(exc: BaseException) -> tuple[str, str]:
 
 
 def structure(value: object, kind: type[T]) -> T:
-    """Build a ``kind`` document from JSON-ready ``value``; raise :class:`SchemaError` if it does not fit."""
+    """Build a ``kind`` document from JSON-ready ``value``, or raise :class:`SchemaError`."""
     if not isinstance(value, dict):
         raise SchemaError(f"expected a JSON object, got {type(value).__name__}")
     try:

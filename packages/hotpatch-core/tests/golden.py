@@ -1,0 +1,128 @@
+"""Golden vectors for native SDKs: generated here, committed in docs/spec/vectors/.
+
+Run ``python packages/hotpatch-core/tests/golden.py`` (or ``nox -s vectors``)
+after a deliberate format change; ``test_golden.py`` fails whenever the code
+and the committed vectors disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+from hotpatch_core import strictjson
+from hotpatch_core.archive import ArchiveInput, write_archive
+from hotpatch_core.cohort import bucket
+from hotpatch_core.envelope import decode_envelope, pae
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.manifest import encode_manifest, manifest_id
+from hotpatch_core.release import sign_release
+from hotpatch_core.testing import FIXED_TIME, build_release, make_pki
+from hotpatch_core.wire import format_time
+
+VECTORS = Path(__file__).resolve().parents[3] / "docs" / "spec" / "vectors"
+FILES = {
+    "index.android.bundle": b"__d(function(){console.log('hotpatch golden vector')});\n",
+    "assets/drawable-mdpi/logo.png": bytes(range(64)),
+}
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def generate() -> dict[str, bytes]:
+    """Return every vector file's name and exact content."""
+    cohort = [
+        {"deviceId": device, "salt": salt, "bucket": bucket(device, salt)}
+        for device, salt in [
+            ("device-0001", "release-salt"),
+            ("device-0002", "release-salt"),
+            ("device-0001", "another-salt"),
+            ("", ""),
+            ("3f0c9a1e-5d5b-4bd5-9f59-2f6f3f1c0e11", "ab" * 32),
+            ("appareil-é", "sél"),
+            ("設備", "塩"),
+        ]
+    ]
+    pae_cases = [
+        {"payloadType": t, "bodyHex": b.hex(), "paeHex": pae(t, b).hex()}
+        for t, b in [
+            ("application/vnd.hotpatch.release+json", b'{"a":1}'),
+            ("application/vnd.hotpatch.root+json", b""),
+            ("t", "é".encode()),
+        ]
+    ]
+    key = SigningKey(bytes(range(32)))
+    keys = {
+        "seedHex": key.seed.hex(),
+        "publicKeyBase64": key.public_key.to_base64(),
+        "keyId": key.key_id,
+        "privateKeyPem": key.to_pem().decode(),
+        "publicKeyPem": key.public_key.to_pem().decode(),
+        "signatureOverHelloHex": key.sign(b"hello").hex(),
+    }
+    pki = make_pki(seed=7)
+    built = build_release(
+        FILES, sequence=42, version="1.2.0", binary_range="1.2.x", compresslevel=0
+    )
+    envelope = sign_release(built.manifest, [pki.publisher])
+    body = decode_envelope(envelope).payload
+    release = {
+        "device": {
+            "appId": "com.example.app",
+            "platform": "android",
+            "channel": "production",
+            "nativeVersion": "1.2.3",
+        },
+        "now": format_time(FIXED_TIME),
+        "highWaterMark": {"epoch": 1, "sequence": 41},
+        "expect": {
+            "manifestId": manifest_id(body),
+            "sequence": 42,
+            "signedBy": [pki.publisher.key_id],
+        },
+        "manifestSha256": hashlib.sha256(encode_manifest(built.manifest)).hexdigest(),
+    }
+    out = io.BytesIO()
+    write_archive([ArchiveInput.of_bytes(p, d) for p, d in FILES.items()], out, compresslevel=0)
+    archive = out.getvalue()
+    return {
+        "cohort.json": _json(cohort),
+        "pae.json": _json(pae_cases),
+        "keys.json": _json(keys),
+        "trust-root.envelope.json": pki.root_bytes + b"\n",
+        "release.envelope.json": envelope + b"\n",
+        "release.manifest.json": body + b"\n",
+        "release.verify.json": _json(release),
+        "release.archive.zip": archive,
+        "release.archive.json": _json(
+            {
+                "sha256": hashlib.sha256(archive).hexdigest(),
+                "length": len(archive),
+                "files": [
+                    {"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                    for p, d in sorted(FILES.items())
+                ],
+                "base64": base64.b64encode(archive).decode(),
+            }
+        ),
+        "canonical.json": strictjson.canonical({"b": [1, {"é": None}], "a": True}) + b"\n",
+    }
+
+
+def main() -> int:
+    """Write the vectors into docs/spec/vectors/."""
+    VECTORS.mkdir(parents=True, exist_ok=True)
+    for name, content in generate().items():
+        (VECTORS / name).write_bytes(content)
+        print(f"wrote {VECTORS / name}")  # noqa: T201 - a command-line script
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from hotpatch_core.errors import (
+    HashMismatchError,
+    IllegalTransitionError,
+    RollbackError,
+    UnknownKeyError,
+)
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.machine import (
+    TRANSITIONS,
+    ApplyRequested,
+    CheckAnswered,
+    CheckFailed,
+    CheckStarted,
+    DeleteBundle,
+    DeviceConfig,
+    DeviceState,
+    DiscardDownload,
+    Download,
+    DownloadFailed,
+    DownloadFinished,
+    Event,
+    Install,
+    InstallFailed,
+    InstallFinished,
+    Launched,
+    Phase,
+    Ready,
+    Reject,
+    Report,
+    ReportStatus,
+    RequestCheck,
+    RestartApp,
+    RunBundle,
+    mermaid_diagram,
+    step,
+)
+from hotpatch_core.manifest import Platform
+from hotpatch_core.release import DeviceIdentity, sign_release
+from hotpatch_core.testing import FIXED_TIME, build_release, make_pki
+from hotpatch_core.versions import Version
+
+PKI_ = make_pki(seed=3)
+V1 = Version(1, 0, 0)
+V2 = Version(2, 0, 0)
+CONFIG = DeviceConfig(
+    DeviceIdentity("com.example.app", Platform.ANDROID, "production", V1), PKI_.root
+)
+CONFIGS = {
+    V1: CONFIG,
+    V2: attrs.evolve(CONFIG, identity=attrs.evolve(CONFIG.identity, native_version=V2)),
+}
+RELEASES = [
+    build_release({"index.android.bundle": f"release {n}".encode()}, sequence=n, mandatory=n == 4)
+    for n in range(1, 6)
+]
+ENVELOPES = [sign_release(r.manifest, [PKI_.publisher]) for r in RELEASES]
+FORGED = sign_release(RELEASES[4].manifest, [SigningKey(b"\x66" * 32)])
+
+
+def run(state: DeviceState, *events: Event) -> tuple[DeviceState, list[object]]:
+    """Feed events in order; return the final state and every action."""
+    actions: list[object] = []
+    for event in events:
+        state, produced = step(state, event, CONFIG)
+        actions.extend(produced)
+    return state, actions
+
+
+def installed(state: DeviceState, index: int) -> DeviceState:
+    """Check, download and install release ``index`` from ``state``."""
+    archive = RELEASES[index].manifest.archive
+    state, _ = run(
+        state,
+        CheckStarted(),
+        CheckAnswered(ENVELOPES[index], FIXED_TIME),
+        DownloadFinished(archive.sha256, archive.length),
+        InstallFinished(),
+    )
+    return state
+
+
+def fresh() -> DeviceState:
+    """A device that launched once on its embedded bundle."""
+    return run(DeviceState(), Launched(V1))[0]
+
+
+def test_happy_path_update_confirm() -> None:
+    """Check -> download -> install -> launch on trial -> ready confirms and reports applied."""
+    state = installed(fresh(), 0)
+    assert state.pending is not None
+    state, actions = run(state, Launched(V1))
+    assert actions == [RunBundle(state.trial)]
+    assert state.trial_launches == 1
+    state, actions = run(state, Ready())
+    assert state.confirmed is not None
+    assert state.confirmed.sequence == 1
+    assert state.trial is None
+    assert actions == [Report(state.confirmed.manifest_id, ReportStatus.APPLIED)]
+
+
+def test_verified_manifest_raises_high_water_before_download() -> None:
+    """The state returned with the Download action already holds the new mark (A8)."""
+    state, actions = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[2], FIXED_TIME))
+    assert isinstance(actions[-1], Download)
+    assert state.high_water[CONFIG.scope_key].sequence == 3
+
+
+def test_crash_loop_reverts_after_n() -> None:
+    """A trial bundle launched twice without notify_ready is reverted on the third launch (A19)."""
+    state = installed(fresh(), 0)
+    state, _ = run(state, Launched(V1), Ready())  # release 1 confirmed
+    good = state.confirmed
+    state = installed(state, 1)
+    state, _ = run(state, Launched(V1), Launched(V1))
+    assert state.trial is not None
+    bad = state.trial
+    state, actions = run(state, Launched(V1))
+    assert actions[-1] == RunBundle(good)
+    assert any(
+        isinstance(a, Report)
+        and a.status is ReportStatus.ROLLED_BACK
+        and a.manifest_id == bad.manifest_id
+        for a in actions
+    )
+    assert DeleteBundle(bad.manifest_id) in actions
+    assert bad.manifest_id in state.failed
+
+
+def test_failed_release_not_retried() -> None:
+    """A release that was rolled back is never downloaded again (A19)."""
+    state = installed(fresh(), 0)
+    state, _ = run(state, Launched(V1), Launched(V1), Launched(V1))
+    assert state.failed
+    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    assert not any(isinstance(a, Download) for a in actions)
+    assert state.phase is Phase.IDLE
+
+
+def test_no_auto_revert_after_healthy() -> None:
+    """Once notify_ready confirmed a bundle, no number of launches reverts it (A19)."""
+    state = installed(fresh(), 0)
+    state, _ = run(state, Launched(V1), Ready())
+    confirmed = state.confirmed
+    for _ in range(10):
+        state, actions = run(state, Launched(V1))
+        assert actions == [RunBundle(confirmed)]
+    assert state.failed == ()
+
+
+def test_mandatory_release_restarts_now() -> None:
+    """A release signed as mandatory asks for a restart once staged; others wait."""
+    state = installed(fresh(), 3)
+    assert state.pending is not None
+    assert state.pending.mandatory
+    _, actions = run(installed(fresh(), 0), ApplyRequested())
+    assert actions == [RestartApp()]
+    archive = RELEASES[3].manifest.archive
+    _, actions = run(
+        fresh(),
+        CheckStarted(),
+        CheckAnswered(ENVELOPES[3], FIXED_TIME),
+        DownloadFinished(archive.sha256, archive.length),
+        InstallFinished(),
+    )
+    assert RestartApp() in actions
+
+
+def test_unsigned_wrapper_fields_ignored() -> None:
+    """Only signed bytes reach the machine: a check answer has no field for wrapper claims (A7)."""
+    assert {f.name for f in attrs.fields(CheckAnswered)} == {"envelope", "now"}
+    archive = RELEASES[0].manifest.archive
+    _, actions = run(
+        fresh(),
+        CheckStarted(),
+        CheckAnswered(ENVELOPES[0], FIXED_TIME),
+        DownloadFinished(archive.sha256, archive.length),
+        InstallFinished(),
+    )
+    assert RestartApp() not in actions  # the signed manifest is not mandatory
+
+
+def test_rejected_manifest_never_downloads() -> None:
+    """A forged or older manifest yields Reject and no Download (A1, A8, A18)."""
+    state, actions = run(fresh(), CheckStarted(), CheckAnswered(FORGED, FIXED_TIME))
+    assert [type(a) for a in actions] == [RequestCheck, Reject]
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, UnknownKeyError)
+    state = installed(state, 2)
+    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[1], FIXED_TIME))
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, RollbackError)
+    assert not any(isinstance(a, Download) for a in actions)
+
+
+def test_corrupt_download_discarded_not_blacklisted() -> None:
+    """Bytes that do not match the signed hash are discarded; the release stays eligible."""
+    state, _ = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, actions = run(state, DownloadFinished("0" * 64, 10))
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, HashMismatchError)
+    assert state.failed == ()
+    assert state.offer is None
+    assert installed(state, 0).pending is not None
+
+
+def test_download_failure_keeps_offer_for_resume() -> None:
+    """An interrupted download leaves the offer so the next check resumes it."""
+    state, _ = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, actions = run(state, DownloadFailed("connection reset"))
+    assert state.offer is not None
+    assert isinstance(actions[0], Report)
+    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    assert isinstance(actions[-1], Download)
+    assert not any(isinstance(a, DiscardDownload) for a in actions)
+
+
+def test_binary_upgrade_discards_ota_bundles() -> None:
+    """A new native version drops every OTA bundle and runs the embedded one."""
+    state = installed(fresh(), 0)
+    state, _ = run(state, Launched(V1), Ready())
+    confirmed = state.confirmed
+    assert confirmed is not None
+    state, actions = run(state, Launched(V2))
+    assert DeleteBundle(confirmed.manifest_id) in actions
+    assert actions[-1] == RunBundle(None)
+    assert state.confirmed is None
+    assert state.high_water[CONFIG.scope_key].sequence == 1  # the mark survives
+
+
+def test_permanent_install_failure_marks_release_failed() -> None:
+    """Signed content that cannot be installed is never tried again; a full disk is retried."""
+    archive = RELEASES[0].manifest.archive
+    prefix = (
+        CheckStarted(),
+        CheckAnswered(ENVELOPES[0], FIXED_TIME),
+        DownloadFinished(archive.sha256, archive.length),
+    )
+    state, _ = run(fresh(), *prefix, InstallFailed("No space left on device", permanent=False))
+    assert state.failed == ()
+    state, _ = run(fresh(), *prefix, InstallFailed("files differ from manifest", permanent=True))
+    assert state.failed == (state.high_water[CONFIG.scope_key].manifest_id,)
+
+
+def test_bundle_staged_before_first_launch_is_dropped_on_unknown_binary() -> None:
+    """A bundle installed before any recorded launch does not survive into a launch."""
+    state = installed(DeviceState(), 0)
+    assert state.pending is not None
+    state, actions = run(state, Launched(V2))
+    assert actions[-1] == RunBundle(None)
+    assert state.installed() == ()
+
+
+def test_illegal_events_raise_and_change_nothing() -> None:
+    """Every (phase, event) pair missing from the table raises IllegalTransitionError."""
+    samples: list[Event] = [
+        Launched(V1),
+        Ready(),
+        CheckStarted(),
+        CheckAnswered(None, FIXED_TIME),
+        CheckFailed("x"),
+        DownloadFinished("0" * 64, 1),
+        DownloadFailed("x"),
+        InstallFinished(),
+        InstallFailed("x", permanent=False),
+        ApplyRequested(),
+    ]
+    checked = 0
+    for phase in Phase:
+        state = attrs.evolve(fresh(), phase=phase)
+        for event in samples:
+            if (phase, type(event)) in TRANSITIONS:
+                continue
+            with pytest.raises(IllegalTransitionError):
+                step(state, event, CONFIG)
+            checked += 1
+    assert checked > 20
+    with pytest.raises(IllegalTransitionError):
+        step(DeviceState(), Ready(), CONFIG)  # notify_ready before on_launch
+    with pytest.raises(IllegalTransitionError):
+        step(fresh(), ApplyRequested(), CONFIG)  # nothing staged
+
+
+def test_diagram_is_generated_from_the_table() -> None:
+    """Every non-lifecycle row of the table appears as an edge in the diagram."""
+    diagram = mermaid_diagram()
+    for (source, event), transition in TRANSITIONS.items():
+        if event in (Launched, Ready):
+            continue
+        for target in transition.targets:
+            assert f"{source.value} --> {target.value}: {event.__name__}" in diagram
+
+
+class DeviceMachine(RuleBasedStateMachine):
+    """Random event sequences against the invariants of SECURITY.md A8 and A19."""
+
+    @initialize()
+    def boot(self) -> None:
+        self.state = DeviceState()
+        self.installed_ids: set[str] = set()
+        self.mark = (0, 0)
+        self.unconfirmed_launches = 0
+        self.last_run: object = None
+        self.native = V1
+
+    def _step(self, event: Event) -> list[object]:
+        before = self.state
+        try:
+            self.state, actions = step(self.state, event, CONFIGS[self.native])
+        except IllegalTransitionError:
+            assert self.state == before
+            return []
+        for action in actions:
+            if isinstance(action, RunBundle):
+                self.last_run = action.bundle
+        return list(actions)
+
+    @rule(upgrade=st.booleans())
+    def launch(self, upgrade: bool) -> None:
+        if upgrade:
+            self.native = V2 if self.native == V1 else V1
+            self.installed_ids.clear()
+        trial_before = self.state.trial if self.state.pending is None else self.state.pending
+        confirmed_before = self.state.confirmed
+        launches_before = self.state.trial_launches if self.state.pending is None else 0
+        self._step(Launched(self.native))
+        if trial_before is not None and not upgrade:
+            if launches_before >= CONFIG.crash_threshold:
+                assert self.last_run == confirmed_before
+                assert trial_before.manifest_id in self.state.failed
+            else:
+                assert self.last_run == trial_before
+        if confirmed_before is not None and not upgrade:
+            assert self.state.confirmed == confirmed_before  # never auto-reverted
+
+    @precondition(lambda self: self.state.launched)
+    @rule()
+    def ready(self) -> None:
+        self._step(Ready())
+
+    @rule(answer=st.sampled_from([*range(len(ENVELOPES)), None, -1]))
+    def check(self, answer: int | None) -> None:
+        self._step(CheckStarted())
+        envelope = None if answer is None else FORGED if answer == -1 else ENVELOPES[answer]
+        self._step(CheckAnswered(envelope, FIXED_TIME))
+
+    @rule(ok=st.booleans(), corrupt=st.booleans())
+    def download(self, ok: bool, corrupt: bool) -> None:
+        offer = self.state.offer
+        if self.state.phase is not Phase.DOWNLOADING or offer is None:
+            self._step(DownloadFailed("stray"))  # must be illegal here
+            return
+        if not ok:
+            self._step(DownloadFailed("reset"))
+            return
+        archive = next(
+            r.manifest.archive
+            for r, e in zip(RELEASES, ENVELOPES, strict=True)
+            if e == offer.envelope
+        )
+        sha = "f" * 64 if corrupt else archive.sha256
+        actions = self._step(DownloadFinished(sha, archive.length))
+        assert any(isinstance(a, Install) for a in actions) != corrupt
+
+    @rule(ok=st.booleans(), permanent=st.booleans())
+    def install(self, ok: bool, permanent: bool) -> None:
+        offer = self.state.offer
+        if self.state.phase is not Phase.INSTALLING or offer is None:
+            self._step(InstallFinished())  # must be illegal here
+            return
+        if ok:
+            self._step(InstallFinished())
+            self.installed_ids.add(offer.bundle.manifest_id)
+        else:
+            self._step(InstallFailed("disk", permanent=permanent))
+
+    @rule()
+    def apply(self) -> None:
+        self._step(ApplyRequested())
+
+    @invariant()
+    def runs_only_verified_bundles(self) -> None:
+        running = self.state.running
+        assert running is None or running.manifest_id in self.installed_ids
+
+    @invariant()
+    def high_water_never_decreases(self) -> None:
+        mark = self.state.high_water.get(CONFIG.scope_key)
+        position = mark.position() if mark else (0, 0)
+        assert position >= self.mark
+        self.mark = position
+
+    @invariant()
+    def failed_releases_never_installed(self) -> None:
+        for bundle in self.state.installed():
+            assert bundle.manifest_id not in self.state.failed
+
+    @invariant()
+    def trial_counter_bounded(self) -> None:
+        assert 0 <= self.state.trial_launches <= CONFIG.crash_threshold
+
+
+DeviceMachine.TestCase.settings = settings(stateful_step_count=40)  # examples from the profile
+test_device_machine = DeviceMachine.TestCase
