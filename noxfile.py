@@ -71,3 +71,10 @@ def docs(session: nox.Session) -> None:
     """Build the Sphinx + MyST docs with warnings as errors."""
     _sync(session, "docs")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(python="3.11")
+def vectors(session: nox.Session) -> None:
+    """Regenerate the golden vectors in docs/spec/vectors/ after a deliberate format change."""
+    _sync(session)
+    session.run("python", "packages/hotpatch-core/tests/golden.py")
