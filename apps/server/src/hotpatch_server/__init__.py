@@ -1,8 +1,11 @@
-"""The HotPatch reference server (not yet implemented).
+"""The HotPatch reference server.
 
-This distribution will hold the Litestar application factory
-``create_app(settings)``. Until then it exports nothing and installs no
-console script.
+``create_app(settings)`` builds the Litestar application; ``hotpatch-server``
+runs it (zero configuration: SQLite + bundles on local disk) and bootstraps
+apps, trust roots and API keys.
 """
 
-__all__: list[str] = []
+from hotpatch_server.app import create_app
+from hotpatch_server.settings import ConfigurationError, Settings
+
+__all__ = ["ConfigurationError", "Settings", "create_app"]

@@ -1,0 +1,224 @@
+"""``hotpatch-server``: run the server and bootstrap it without a database shell.
+
+Commands::
+
+    hotpatch-server [serve]                     run (embedded default: SQLite + local disk)
+    hotpatch-server migrate                     apply schema migrations
+    hotpatch-server create-app ID --trust-root FILE [--name NAME]
+    hotpatch-server rotate-trust-root ID --trust-root FILE
+    hotpatch-server create-key --name NAME --role ROLE --app ID [--app ID ...] [--expires-days N]
+    hotpatch-server list-keys
+    hotpatch-server revoke-key KEY_ID
+
+Settings come from the environment (see :mod:`hotpatch_server.settings`).
+Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from hotpatch_server.admin_api import install_trust_root
+from hotpatch_server.audit import record_raw
+from hotpatch_server.auth import Role, create_api_key
+from hotpatch_server.migrate import upgrade
+from hotpatch_server.models import ApiKey, App
+from hotpatch_server.problems import Problem
+from hotpatch_server.settings import ConfigurationError, Settings
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+ACTOR = "hotpatch-server (local admin)"
+
+
+class AdminError(Exception):
+    """A bootstrap command cannot do what was asked."""
+
+
+def _run(settings: Settings, work: Callable[[AsyncSession, datetime], Awaitable[T]]) -> T:
+    upgrade(settings.database_url)
+
+    async def go() -> T:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+                result = await work(session, datetime.now(UTC))
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise AdminError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs it
+
+    from hotpatch_server.app import create_app  # noqa: PLC0415 - keeps admin commands light
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"HotPatch server on http://{host}:{port}  (data: {settings.data_dir})")  # noqa: T201
+    print(f"database: {settings.database_url.split('@')[-1]}")  # noqa: T201
+    print("first steps: hotpatch-server create-app ID --trust-root root.json")  # noqa: T201
+    print("             hotpatch-server create-key --name ci --role publisher --app ID")  # noqa: T201
+    print(f"API schema:  http://{host}:{port}/schema")  # noqa: T201
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _create_app(settings: Settings, args: argparse.Namespace) -> int:
+    envelope = _read(args.trust_root)
+
+    async def work(session: AsyncSession, now: datetime) -> App:
+        if await session.get(App, args.id) is not None:
+            raise AdminError(f"app {args.id!r} already exists; rotate its trust root instead")
+        root = install_trust_root(None, envelope)
+        app = App(
+            id=args.id,
+            name=args.name or args.id,
+            trust_root=envelope,
+            trust_root_version=root.version,
+            created_at=now,
+        )
+        session.add(app)
+        record_raw(session, ACTOR, "create-app", app.id, app.id, now, {"rootVersion": root.version})
+        return app
+
+    app = _run(settings, work)
+    print(f"created app {app.id} (trust root v{app.trust_root_version})")  # noqa: T201
+    return 0
+
+
+def _rotate(settings: Settings, args: argparse.Namespace) -> int:
+    envelope = _read(args.trust_root)
+
+    async def work(session: AsyncSession, now: datetime) -> int:
+        app = await session.get(App, args.id)
+        if app is None:
+            raise AdminError(f"no app {args.id!r}")
+        root = install_trust_root(app, envelope)
+        app.trust_root, app.trust_root_version = envelope, root.version
+        record_raw(session, ACTOR, "rotate-trust-root", app.id, app.id, now, {"to": root.version})
+        return root.version
+
+    version = _run(settings, work)
+    print(f"app {args.id} now trusts root v{version}")  # noqa: T201
+    return 0
+
+
+def _create_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, now: datetime) -> tuple[ApiKey, str]:
+        for app_id in args.app:
+            if app_id != "*" and await session.get(App, app_id) is None:
+                raise AdminError(f"no app {app_id!r}; create it first")
+        expires = now + timedelta(days=args.expires_days) if args.expires_days else None
+        row, plaintext = await create_api_key(
+            session, name=args.name, role=Role(args.role), apps=args.app, now=now, expires_at=expires
+        )
+        record_raw(session, ACTOR, "create-key", None, row.id, now, {"role": args.role})
+        return row, plaintext
+
+    row, plaintext = _run(settings, work)
+    print(f"key {row.id} ({row.role} for {', '.join(row.apps)}); shown once, store it now:")  # noqa: T201
+    print(plaintext)  # noqa: T201
+    return 0
+
+
+def _list_keys(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, _now: datetime) -> list[ApiKey]:
+        return list((await session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars())
+
+    for row in _run(settings, work):
+        state = "revoked" if row.revoked_at else "active"
+        print(f"{row.id}  {row.role:<9}  {state:<7}  {','.join(row.apps):<30}  {row.name}")  # noqa: T201
+    return 0
+
+
+def _revoke_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession, now: datetime) -> None:
+        row = await session.get(ApiKey, args.key_id)
+        if row is None:
+            raise AdminError(f"no key {args.key_id!r}")
+        row.revoked_at = row.revoked_at or now
+        record_raw(session, ACTOR, "revoke-key", None, row.id, now, {})
+
+    _run(settings, work)
+    print(f"revoked key {args.key_id}")  # noqa: T201
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print("database schema is up to date")  # noqa: T201
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotpatch-server", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the server (the default)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+    commands.add_parser("migrate", help="apply schema migrations").set_defaults(handler=_migrate)
+    create = commands.add_parser("create-app", help="create an app with its trust root")
+    create.add_argument("id")
+    create.add_argument("--trust-root", required=True, help="signed trust root envelope file")
+    create.add_argument("--name")
+    create.set_defaults(handler=_create_app)
+    rotate = commands.add_parser("rotate-trust-root", help="install trust root N+1")
+    rotate.add_argument("id")
+    rotate.add_argument("--trust-root", required=True)
+    rotate.set_defaults(handler=_rotate)
+    key = commands.add_parser("create-key", help="create an API key")
+    key.add_argument("--name", required=True)
+    key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    key.add_argument("--app", action="append", required=True, help="app id, or '*' (repeatable)")
+    key.add_argument("--expires-days", type=int)
+    key.set_defaults(handler=_create_key)
+    commands.add_parser("list-keys", help="list API keys").set_defaults(handler=_list_keys)
+    revoke = commands.add_parser("revoke-key", help="revoke an API key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_revoke_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """Entry point of the ``hotpatch-server`` command."""
+    args = _parser().parse_args(argv)
+    handler: Callable[[Settings, argparse.Namespace], int] = getattr(args, "handler", _serve)
+    if not hasattr(args, "host"):
+        args.host, args.port = None, None
+    try:
+        settings = Settings.from_env(dict(os.environ) if env is None else env)
+        return handler(settings, args)
+    except (ConfigurationError, AdminError) as exc:
+        print(f"hotpatch-server: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except Problem as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"hotpatch-server: {exc.detail}{where}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

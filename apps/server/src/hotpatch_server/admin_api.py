@@ -1,0 +1,292 @@
+"""Apps, trust roots and API keys over HTTP (admin role), plus token exchange."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
+from hotpatch_server.audit import record_raw
+from hotpatch_server.auth import (
+    Action,
+    Principal,
+    Role,
+    create_api_key,
+    exchange_api_key,
+    refresh_tokens,
+)
+from hotpatch_server.deps import DbSession, Now, PrincipalDep, SettingsDep
+from hotpatch_server.models import ApiKey, App
+from hotpatch_server.problems import Problem, problem_for
+from hotpatch_server.settings import Settings
+
+__all__ = ["AppController", "AuthController", "KeyController", "app_json", "install_trust_root"]
+
+
+def _b64(text: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise Problem(422, "invalid", f"{field} must be base64", field=field) from None
+
+
+def app_json(app: App) -> dict[str, Any]:
+    """The API's view of an app and its trust root."""
+    root = load_trust_root(app.trust_root)
+    return {
+        "id": app.id,
+        "name": app.name,
+        "trustRootVersion": app.trust_root_version,
+        "epoch": root.epoch,
+        "publishers": [
+            {
+                "keyId": p.key_id,
+                "name": p.name,
+                "scope": {
+                    "apps": list(p.scope.apps),
+                    "platforms": list(p.scope.platforms),
+                    "channels": list(p.scope.channels),
+                },
+                "expiresAt": p.expires_at.isoformat() if p.expires_at else None,
+            }
+            for p in root.publishers
+        ],
+        "trustRoot": base64.b64encode(app.trust_root).decode(),
+        "createdAt": app.created_at.isoformat(),
+    }
+
+
+def install_trust_root(app: App | None, envelope: bytes) -> TrustRoot:
+    """Check a trust root for a new app (self-signed) or as the next rotation of ``app``'s."""
+    try:
+        if app is None:
+            return load_trust_root(envelope)
+        return rotate_trust_root(load_trust_root(app.trust_root), envelope)
+    except HotPatchError as exc:
+        raise problem_for(exc, field="trustRoot") from None
+
+
+class NewApp(msgspec.Struct, rename="camel"):
+    """An app to create, with its trust root envelope (base64)."""
+
+    id: str
+    trust_root: str
+    name: str = ""
+
+
+class NewTrustRoot(msgspec.Struct, rename="camel"):
+    """The next version of an app's trust root (base64 envelope)."""
+
+    trust_root: str
+
+
+class AppController(Controller):
+    """``/apps``: apps and their trust roots. Private keys never come here (S7)."""
+
+    path = "/apps"
+    tags = ["apps"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", status_code=201, summary="Create an app")
+    async def create(
+        self, data: JSONBody[NewApp], principal: PrincipalDep, db_session: DbSession, now: Now
+    ) -> dict[str, Any]:
+        """Create an app with its trust root (admin of that app id)."""
+        principal.require(Action.ADMIN, data.id)
+        if await db_session.get(App, data.id) is not None:
+            raise Problem(409, "app-exists", f"app {data.id!r} exists", field="id")
+        envelope = _b64(data.trust_root, "trustRoot")
+        root = install_trust_root(None, envelope)
+        app = App(
+            id=data.id,
+            name=data.name or data.id,
+            trust_root=envelope,
+            trust_root_version=root.version,
+            created_at=now,
+        )
+        db_session.add(app)
+        record_raw(
+            db_session, principal.label, "create-app", app.id, app.id, now, {"rootVersion": root.version}
+        )
+        await db_session.commit()
+        return app_json(app)
+
+    @get("/", summary="List apps")
+    async def list_apps(self, principal: PrincipalDep, db_session: DbSession) -> list[dict[str, Any]]:
+        """Apps the caller may read."""
+        query = select(App).order_by(App.id)
+        if "*" not in principal.apps:
+            query = query.where(App.id.in_(principal.apps))
+        return [app_json(a) for a in (await db_session.execute(query)).scalars()]
+
+    @get("/{app_id:str}", summary="Show an app")
+    async def show(self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession) -> dict[str, Any]:
+        """One app and its trust root."""
+        principal.require(Action.READ, app_id)
+        app = await db_session.get(App, app_id)
+        if app is None:
+            raise Problem(404, "not-found", f"no app {app_id!r}")
+        return app_json(app)
+
+    @put("/{app_id:str}/trust-root", summary="Rotate an app's trust root")
+    async def rotate(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[NewTrustRoot],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
+        principal.require(Action.ADMIN, app_id)
+        app = await db_session.get(App, app_id)
+        if app is None:
+            raise Problem(404, "not-found", f"no app {app_id!r}")
+        envelope = _b64(data.trust_root, "trustRoot")
+        root = install_trust_root(app, envelope)
+        before = app.trust_root_version
+        app.trust_root = envelope
+        app.trust_root_version = root.version
+        record_raw(
+            db_session,
+            principal.label,
+            "rotate-trust-root",
+            app_id,
+            app_id,
+            now,
+            {"from": before, "to": root.version, "epoch": root.epoch},
+        )
+        await db_session.commit()
+        return app_json(app)
+
+
+class NewKey(msgspec.Struct, rename="camel"):
+    """An API key to create."""
+
+    name: str
+    role: str
+    apps: list[str]
+    expires_at: datetime | None = None
+
+
+def key_json(row: ApiKey) -> dict[str, Any]:
+    """The API's view of a key: never its plaintext or hash."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "apps": list(row.apps),
+        "createdAt": row.created_at.isoformat(),
+        "expiresAt": row.expires_at.isoformat() if row.expires_at else None,
+        "revokedAt": row.revoked_at.isoformat() if row.revoked_at else None,
+        "lastUsedAt": row.last_used_at.isoformat() if row.last_used_at else None,
+    }
+
+
+class KeyController(Controller):
+    """``/keys``: API keys (admin)."""
+
+    path = "/keys"
+    tags = ["keys"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", status_code=201, summary="Create an API key")
+    async def create(
+        self, data: JSONBody[NewKey], principal: PrincipalDep, db_session: DbSession, now: Now
+    ) -> dict[str, Any]:
+        """Create a key; the plaintext is in this response only."""
+        try:
+            role = Role(data.role)
+        except ValueError:
+            raise Problem(422, "invalid", "role is admin, publisher or viewer", field="role") from None
+        if not data.apps:
+            raise Problem(422, "invalid", "list at least one app, or '*'", field="apps")
+        for app_id in data.apps:
+            principal.require(Action.ADMIN, app_id)
+        row, plaintext = await create_api_key(
+            db_session, name=data.name, role=role, apps=data.apps, now=now, expires_at=data.expires_at
+        )
+        record_raw(
+            db_session, principal.label, "create-key", None, row.id, now, {"role": role, "apps": data.apps}
+        )
+        await db_session.commit()
+        return key_json(row) | {"key": plaintext}
+
+    @get("/", summary="List API keys")
+    async def list_keys(self, principal: PrincipalDep, db_session: DbSession) -> list[dict[str, Any]]:
+        """Keys whose apps the caller administers."""
+        rows = (await db_session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars()
+        return [key_json(r) for r in rows if all(principal.can(Action.ADMIN, a) for a in r.apps)]
+
+    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key")
+    async def revoke(
+        self, key_id: FromPath[str], principal: PrincipalDep, db_session: DbSession, now: Now
+    ) -> dict[str, Any]:
+        """Revoke a key; it stops working at once, also for tokens issued from it."""
+        row = await db_session.get(ApiKey, key_id)
+        if row is None:
+            raise Problem(404, "not-found", f"no key {key_id!r}")
+        for app_id in row.apps:
+            principal.require(Action.ADMIN, app_id)
+        row.revoked_at = row.revoked_at or now
+        record_raw(db_session, principal.label, "revoke-key", None, row.id, now, {})
+        await db_session.commit()
+        return key_json(row)
+
+
+class TokenRequest(msgspec.Struct, rename="camel"):
+    """An API key to exchange for tokens."""
+
+    api_key: str
+
+
+class RefreshRequest(msgspec.Struct, rename="camel"):
+    """A refresh token to use once."""
+
+    refresh_token: str
+
+
+class AuthController(Controller):
+    """``/auth``: API key -> short-lived access token + single-use refresh token."""
+
+    path = "/auth"
+    tags = ["auth"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/token", status_code=200, summary="Exchange an API key for tokens")
+    async def token(
+        self, data: JSONBody[TokenRequest], db_session: DbSession, settings: SettingsDep, now: Now
+    ) -> dict[str, Any]:
+        """Return an access token (JWT) and a refresh token."""
+        tokens = await exchange_api_key(
+            db_session,
+            data.api_key,
+            secret=settings.jwt_secret,
+            now=now,
+            access=settings.access_token_seconds,
+            refresh=settings.refresh_token_seconds,
+        )
+        await db_session.commit()
+        return tokens
+
+    @post("/refresh", status_code=200, summary="Rotate a refresh token")
+    async def refresh(
+        self, data: JSONBody[RefreshRequest], db_session: DbSession, settings: SettingsDep, now: Now
+    ) -> dict[str, Any]:
+        """Use a refresh token once; return a new access and refresh token."""
+        tokens = await refresh_tokens(
+            db_session,
+            data.refresh_token,
+            secret=settings.jwt_secret,
+            now=now,
+            access=settings.access_token_seconds,
+            refresh=settings.refresh_token_seconds,
+        )
+        await db_session.commit()
+        return tokens

@@ -1,0 +1,133 @@
+"""The application factory: ``create_app(settings)``.
+
+Settings are passed in, never read at import time. The app owns its engine,
+blob store, active-release cache and device tracker through its lifespan;
+request handlers get them as dependencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from hotpatch_core.errors import HotPatchError
+from hotpatch_server.admin_api import AppController, AuthController, KeyController
+from hotpatch_server.audit import list_audit
+from hotpatch_server.auth import Principal, authenticate
+from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
+from hotpatch_server.cache import ActiveReleases
+from hotpatch_server.deps import DbSession, Now
+from hotpatch_server.downloads import download_blob
+from hotpatch_server.migrate import upgrade
+from hotpatch_server.ops import Metrics, health, metrics
+from hotpatch_server.problems import Problem, http_exception_handler, problem_handler
+from hotpatch_server.releases import ReleaseController
+from hotpatch_server.settings import Settings
+from hotpatch_server.updates import DeviceController, DeviceTracker
+
+__all__ = ["create_app"]
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = _utcnow,
+    migrate: bool | None = None,
+    blob_store: BlobStore | None = None,
+) -> Litestar:
+    """Build the HotPatch server for ``settings``.
+
+    ``migrate`` runs the schema migrations at startup (default: only for the
+    embedded SQLite setup; run ``hotpatch-server migrate`` for PostgreSQL).
+    ``clock`` is injectable so tests can move time.
+    """
+    engine = create_async_engine(settings.database_url, pool_pre_ping=True)
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    store = blob_store or LocalBlobStore(
+        settings.blob_dir, UrlSigner(settings.jwt_secret, settings.download_url_seconds), settings.public_url
+    )
+    active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
+    tracker = DeviceTracker(sessionmaker)
+    app_metrics = Metrics()
+    run_migrations = settings.embedded if migrate is None else migrate
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if run_migrations:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        flusher = asyncio.create_task(tracker.run(settings.device_flush_seconds))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await engine.dispose()
+
+    async def provide_session() -> AsyncGenerator[AsyncSession, None]:
+        async with sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except Exception:
+                await session.rollback()
+                raise
+
+    async def provide_principal(
+        request: Request[Any, Any, Any], db_session: DbSession, now: Now
+    ) -> Principal:
+        return await authenticate(
+            db_session, request.headers.get("authorization"), secret=settings.jwt_secret, now=now
+        )
+
+    def provide_now() -> datetime:
+        return clock()
+
+    return Litestar(
+        route_handlers=[
+            AuthController,
+            AppController,
+            KeyController,
+            ReleaseController,
+            DeviceController,
+            download_blob,
+            list_audit,
+            health,
+            metrics,
+        ],
+        dependencies={
+            "db_session": Provide(provide_session),
+            "principal": Provide(provide_principal),
+            "now": Provide(provide_now, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "sessionmaker": Provide(lambda: sessionmaker, sync_to_thread=False),
+            "blob_store": Provide(lambda: store, sync_to_thread=False),
+            "active_releases": Provide(lambda: active, sync_to_thread=False),
+            "device_tracker": Provide(lambda: tracker, sync_to_thread=False),
+            "app_metrics": Provide(lambda: app_metrics, sync_to_thread=False),
+        },
+        exception_handlers={
+            Problem: problem_handler,
+            HotPatchError: problem_handler,
+            HTTPException: http_exception_handler,
+        },
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="HotPatch", version="0.1.0", path="/schema"),
+        request_max_body_size=1024 * 1024,
+    )

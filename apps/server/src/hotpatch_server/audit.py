@@ -1,0 +1,88 @@
+"""The audit log: every publish, rollback, rollout change, promote and key change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import get
+from litestar.params import QueryParameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotpatch_server.auth import Action, Principal
+from hotpatch_server.deps import DbSession, PrincipalDep
+from hotpatch_server.models import AuditEntry, Release
+
+__all__ = ["list_audit", "record", "record_raw"]
+
+
+def record_raw(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    app_id: str | None,
+    target: str,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """Add an audit entry to the caller's transaction (it commits with the change)."""
+    session.add(
+        AuditEntry(at=now, actor=actor, action=action, app_id=app_id, target=target, details=details)
+    )
+
+
+def record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    release: Release,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """Audit an action on a release, with the hashes that identify it."""
+    record_raw(
+        session,
+        principal.label,
+        action,
+        release.app_id,
+        f"{release.app_id}/{release.platform}/{release.channel}@{release.version}",
+        now,
+        {
+            **details,
+            "manifestId": release.manifest_id,
+            "sequence": release.sequence,
+            "epoch": release.epoch,
+        },
+    )
+
+
+@get("/audit", summary="Read the audit log", tags=["audit"])
+async def list_audit(
+    principal: PrincipalDep,
+    db_session: DbSession,
+    app_id: Annotated[str, QueryParameter(name="appId")],
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Audit entries of one app, newest first."""
+    principal.require(Action.READ, app_id)
+    rows = (
+        await db_session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.app_id == app_id)
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+    ).scalars()
+    return [
+        {
+            "id": r.id,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "action": r.action,
+            "appId": r.app_id,
+            "target": r.target,
+            "details": r.details,
+        }
+        for r in rows
+    ]

@@ -1,0 +1,277 @@
+"""Credentials: API keys, short-lived JWT access tokens, rotating refresh tokens.
+
+- **API keys** look like ``hp_<43 url-safe chars><8 hex crc32>``: at least 32
+  random bytes, a prefix secret scanners can match, and a checksum that
+  rejects typos before touching the database. Only their sha256 is stored
+  (SECURITY.md S2). Each has a role (admin, publisher, viewer), a list of apps
+  (``*`` for all), an optional expiry, and can be revoked.
+- **Access tokens** are JWTs with the algorithm pinned to HS256 server-side,
+  and ``exp``, ``aud``, ``iss`` and ``sub`` required (S3).
+- **Refresh tokens** are opaque, single-use, stored as sha256, and replaced
+  on every use.
+
+A request authenticates with ``Authorization: Bearer <access token or API
+key>``; API keys work directly so CI needs no token exchange.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import uuid
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotpatch_server.models import ApiKey, RefreshToken
+from hotpatch_server.problems import Problem
+
+__all__ = [
+    "KEY_PREFIX",
+    "Action",
+    "Principal",
+    "Role",
+    "authenticate",
+    "checksum_ok",
+    "create_api_key",
+    "issue_tokens",
+    "refresh_tokens",
+]
+
+KEY_PREFIX = "hp_"
+AUDIENCE = "hotpatch-api"
+ISSUER = "hotpatch-server"
+ALGORITHM = "HS256"
+
+
+class Role(enum.StrEnum):
+    """What a credential may do."""
+
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+    VIEWER = "viewer"
+
+
+class Action(enum.StrEnum):
+    """Actions guarded per app."""
+
+    READ = "read"
+    PUBLISH = "publish"
+    ROLLOUT = "rollout"
+    ROLLBACK = "rollback"
+    PROMOTE = "promote"
+    ADMIN = "admin"
+
+
+_ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.PUBLISHER: frozenset(Action) - {Action.ADMIN},
+    Role.VIEWER: frozenset({Action.READ}),
+}
+
+
+@attrs.frozen
+class Principal:
+    """Who is calling: the API key behind the credential, its role and apps."""
+
+    key_id: str
+    name: str
+    role: Role
+    apps: tuple[str, ...]
+
+    def can(self, action: Action, app_id: str) -> bool:
+        """Return whether this principal may perform ``action`` on ``app_id``."""
+        in_scope = "*" in self.apps or app_id in self.apps
+        return in_scope and action in _ALLOWED[self.role]
+
+    def require(self, action: Action, app_id: str) -> None:
+        """Raise 403 unless this principal may perform ``action`` on ``app_id``."""
+        if not self.can(action, app_id):
+            raise Problem(
+                403,
+                "forbidden",
+                f"credential {self.name!r} ({self.role}) may not {action} app {app_id!r}",
+            )
+
+    @property
+    def label(self) -> str:
+        """How the audit log names this principal."""
+        return f"{self.name} ({self.key_id})"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _crc(body: str) -> str:
+    return f"{zlib.crc32(body.encode()) & 0xFFFFFFFF:08x}"
+
+
+def checksum_ok(key: str) -> bool:
+    """Return whether ``key`` has the API-key shape and a valid checksum."""
+    if not key.startswith(KEY_PREFIX) or len(key) != len(KEY_PREFIX) + 43 + 8:
+        return False
+    body, check = key[:-8], key[-8:]
+    return secrets.compare_digest(_crc(body), check)
+
+
+async def create_api_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: Role,
+    apps: Sequence[str],
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; return its row and the plaintext, which is never stored."""
+    body = KEY_PREFIX + secrets.token_urlsafe(32)
+    plaintext = body + _crc(body)
+    row = ApiKey(
+        id=uuid.uuid4().hex[:16],
+        key_hash=_hash(plaintext),
+        name=name,
+        role=role.value,
+        apps=list(apps),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    return row, plaintext
+
+
+def _principal(row: ApiKey) -> Principal:
+    return Principal(row.id, row.name, Role(row.role), tuple(row.apps))
+
+
+def _usable(row: ApiKey | None, now: datetime) -> ApiKey:
+    if row is None:
+        raise Problem(401, "unauthorized", "unknown credential")
+    if row.revoked_at is not None:
+        raise Problem(401, "unauthorized", f"API key {row.id} was revoked")
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        raise Problem(401, "unauthorized", f"API key {row.id} expired")
+    return row
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes for timezone-aware columns; they are UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def principal_for_key(session: AsyncSession, key: str, now: datetime) -> Principal:
+    """Authenticate an API key, record its use, return its principal."""
+    if not checksum_ok(key):
+        raise Problem(401, "unauthorized", "malformed API key (wrong prefix, length or checksum)")
+    row = _usable(
+        (await session.execute(select(ApiKey).where(ApiKey.key_hash == _hash(key)))).scalar(),
+        now,
+    )
+    await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+    return _principal(row)
+
+
+def _access_token(row: ApiKey, secret: bytes, now: datetime, lifetime: int) -> str:
+    claims = {
+        "sub": row.id,
+        "name": row.name,
+        "role": row.role,
+        "apps": list(row.apps),
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+async def issue_tokens(
+    session: AsyncSession, row: ApiKey, *, secret: bytes, now: datetime, access: int, refresh: int
+) -> dict[str, Any]:
+    """Issue an access token and a fresh single-use refresh token for ``row``."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            token_hash=_hash(token),
+            api_key_id=row.id,
+            expires_at=now + timedelta(seconds=refresh),
+        )
+    )
+    await session.flush()
+    return {
+        "accessToken": _access_token(row, secret, now, access),
+        "refreshToken": token,
+        "tokenType": "Bearer",
+        "expiresIn": access,
+    }
+
+
+async def exchange_api_key(
+    session: AsyncSession, key: str, *, secret: bytes, now: datetime, access: int, refresh: int
+) -> dict[str, Any]:
+    """``POST /auth/token``: trade an API key for tokens."""
+    principal = await principal_for_key(session, key, now)
+    row = await session.get(ApiKey, principal.key_id)
+    assert row is not None  # noqa: S101 - just authenticated
+    return await issue_tokens(session, row, secret=secret, now=now, access=access, refresh=refresh)
+
+
+async def refresh_tokens(
+    session: AsyncSession, token: str, *, secret: bytes, now: datetime, access: int, refresh: int
+) -> dict[str, Any]:
+    """``POST /auth/refresh``: use a refresh token once, get a new pair."""
+    # Mark used atomically so two concurrent refreshes cannot both succeed.
+    used = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == _hash(token), RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .returning(RefreshToken.api_key_id, RefreshToken.expires_at)
+    )
+    found = used.first()
+    if found is None:
+        raise Problem(401, "unauthorized", "unknown or already used refresh token")
+    key_id, expires_at = found
+    if _aware(expires_at) <= now:
+        raise Problem(401, "unauthorized", "refresh token expired")
+    row = _usable(await session.get(ApiKey, key_id), now)
+    return await issue_tokens(session, row, secret=secret, now=now, access=access, refresh=refresh)
+
+
+async def authenticate(
+    session: AsyncSession, authorization: str | None, *, secret: bytes, now: datetime
+) -> Principal:
+    """Resolve an ``Authorization`` header to a principal, or raise 401."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Problem(
+            401,
+            "unauthorized",
+            "send 'Authorization: Bearer <token or API key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    credential = authorization.removeprefix("Bearer ").strip()
+    if credential.startswith(KEY_PREFIX):
+        return await principal_for_key(session, credential, now)
+    try:
+        claims = jwt.decode(
+            credential,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "aud", "iss", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Problem(401, "unauthorized", "access token expired; refresh it") from None
+    except jwt.InvalidTokenError as exc:
+        raise Problem(401, "unauthorized", f"invalid access token: {exc}") from None
+    # Revocation takes effect at once, also for tokens already issued.
+    row = _usable(await session.get(ApiKey, str(claims["sub"])), now)
+    return _principal(row)

@@ -1,0 +1,122 @@
+"""Content-addressed archive storage and the download URLs devices use.
+
+Archives live under their sha256 and never change, so URLs are immutable and
+cacheable (ARCHITECTURE.md idea 5). Two backends:
+
+- :class:`LocalBlobStore` keeps files under the data directory; devices
+  download them from ``/blobs/{sha256}`` with an HMAC-signed, expiring query
+  (``exp``, ``sig``; constant-time compare; expired -> 410, tampered -> 403)
+  and HTTP Range support for resuming (:mod:`hotpatch_server.downloads`).
+- S3 / R2 (presigned URLs straight at the bucket) — see :mod:`hotpatch_server.s3`.
+
+The server is trusted for availability, not integrity: devices verify every
+byte against the signed manifest anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from hotpatch_server.problems import Problem
+
+__all__ = ["BlobStore", "LocalBlobStore", "UrlSigner"]
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobStore(Protocol):
+    """Where archives live, by sha256."""
+
+    async def put(self, sha256: str, source: Path) -> bool:
+        """Store ``source`` under ``sha256``; return False if it was already there."""
+
+    async def exists(self, sha256: str) -> bool:
+        """Return whether ``sha256`` is stored."""
+
+    async def delete(self, sha256: str) -> None:
+        """Remove ``sha256`` (used only to undo a failed publish)."""
+
+    def url(self, sha256: str, now: datetime) -> str:
+        """A URL a device can download ``sha256`` from."""
+
+
+class UrlSigner:
+    """HMAC-signs ``(sha256, expiry)`` pairs for local download URLs."""
+
+    def __init__(self, secret: bytes, lifetime: int) -> None:
+        """Sign with a key derived from ``secret``; URLs live ``lifetime`` seconds."""
+        self._key = hmac.new(secret, b"hotpatch-download-url", hashlib.sha256).digest()
+        self.lifetime = lifetime
+
+    def signature(self, sha256: str, expires: int) -> str:
+        """Return the hex HMAC of ``sha256`` and ``expires``."""
+        return hmac.new(self._key, f"{sha256}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def query(self, sha256: str, now: datetime) -> str:
+        """Return ``exp=...&sig=...`` for a URL valid from ``now``."""
+        expires = int(now.timestamp()) + self.lifetime
+        return f"exp={expires}&sig={self.signature(sha256, expires)}"
+
+    def check(self, sha256: str, exp: str | None, sig: str | None, now: datetime) -> None:
+        """Raise 403 for a missing or wrong signature, 410 for an expired one."""
+        if not exp or not sig or not exp.isdigit():
+            raise Problem(403, "forbidden", "download URL is not signed")
+        if not hmac.compare_digest(self.signature(sha256, int(exp)), sig):
+            raise Problem(403, "forbidden", "download URL signature does not match")
+        if int(exp) <= now.timestamp():
+            raise Problem(410, "url-expired", "download URL expired; check for updates again")
+
+
+class LocalBlobStore:
+    """Archives on local disk: ``<root>/<sha[:2]>/<sha>``, written atomically."""
+
+    def __init__(self, root: Path, signer: UrlSigner, public_url: str) -> None:
+        """Keep blobs under ``root``; build URLs on ``public_url``."""
+        self.root = root
+        self.signer = signer
+        self.public_url = public_url
+
+    def path(self, sha256: str) -> Path:
+        """Where ``sha256`` lives on disk."""
+        if not _SHA.match(sha256):
+            raise Problem(404, "not-found", "no such archive")
+        return self.root / sha256[:2] / sha256
+
+    async def put(self, sha256: str, source: Path) -> bool:
+        """Move ``source`` into place (fsynced) unless the blob exists already."""
+        return await asyncio.to_thread(self._put, sha256, source)
+
+    def _put(self, sha256: str, source: Path) -> bool:
+        target = self.path(sha256)
+        if target.exists():
+            source.unlink(missing_ok=True)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(source, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return True
+
+    async def exists(self, sha256: str) -> bool:
+        """Return whether the blob is on disk."""
+        return self.path(sha256).exists()
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the blob if present."""
+        self.path(sha256).unlink(missing_ok=True)
+
+    def url(self, sha256: str, now: datetime) -> str:
+        """A signed, expiring URL of the download route."""
+        return f"{self.public_url}/blobs/{sha256}?{self.signer.query(sha256, now)}"

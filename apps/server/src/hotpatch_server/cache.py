@@ -1,0 +1,135 @@
+"""The active-release cache: what the update check reads instead of the database.
+
+Each process keeps, per (app, platform, channel), the active releases newest
+first, already parsed (binary ranges, base64 manifests), for
+``active_cache_seconds``. A publish, rollback, rollout change or archive in
+this process invalidates its entry at once; other processes see it within
+the cache lifetime (or at once where Redis carries invalidations, see
+:mod:`hotpatch_server.app`). A miss costs one SELECT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+
+import attrs
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_core.envelope import decode_envelope
+from hotpatch_core.versions import BinaryRange
+from hotpatch_server.models import Release
+
+__all__ = ["ActiveReleases", "Candidate"]
+
+Key = tuple[str, str, str]
+
+
+@attrs.frozen
+class Candidate:
+    """An active release as the update check needs it."""
+
+    id: int
+    manifest_id: str
+    epoch: int
+    sequence: int
+    version: str
+    binary_range: BinaryRange
+    rollout_basis_points: int
+    paused: bool
+    mandatory: bool
+    archive_sha256: str
+    archive_length: int
+    manifest_b64: str
+    signature_b64: str
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """``(epoch, sequence)``."""
+        return (self.epoch, self.sequence)
+
+
+def _candidate(row: Release) -> Candidate:
+    envelope = decode_envelope(row.manifest)
+    first = envelope.signatures[0].sig if envelope.signatures else b""
+    return Candidate(
+        id=row.id,
+        manifest_id=row.manifest_id,
+        epoch=row.epoch,
+        sequence=row.sequence,
+        version=row.version,
+        binary_range=BinaryRange.parse(row.binary_range),
+        rollout_basis_points=row.rollout_basis_points,
+        paused=row.paused,
+        mandatory=row.mandatory,
+        archive_sha256=row.archive_sha256,
+        archive_length=row.archive_length,
+        manifest_b64=base64.b64encode(row.manifest).decode(),
+        signature_b64=base64.b64encode(first).decode(),
+    )
+
+
+class ActiveReleases:
+    """Per-process cache of active releases, invalidated on every change."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read through ``sessionmaker``; keep entries ``ttl`` seconds."""
+        self._sessionmaker = sessionmaker
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[Key, tuple[float, tuple[Candidate, ...]]] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self.publish_invalidation: Callable[[Key], Awaitable[None]] | None = None
+
+    async def get(self, app_id: str, platform: str, channel: str) -> tuple[Candidate, ...]:
+        """Active releases for the key, newest first."""
+        key = (app_id, platform, channel)
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        # One loader per key: a burst of checks after expiry costs one SELECT.
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry[0] < self._ttl:
+                return entry[1]
+            loaded = await self._load(key)
+            self._entries[key] = (self._clock(), loaded)
+            return loaded
+
+    async def _load(self, key: Key) -> tuple[Candidate, ...]:
+        app_id, platform, channel = key
+        async with self._sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(Release)
+                    .where(
+                        Release.app_id == app_id,
+                        Release.platform == platform,
+                        Release.channel == channel,
+                        Release.active.is_(True),
+                    )
+                    .order_by(Release.epoch.desc(), Release.sequence.desc())
+                    .limit(50)
+                )
+            ).scalars()
+            return tuple(_candidate(r) for r in rows)
+
+    def forget(self, key: Key) -> None:
+        """Drop one entry (an invalidation from another process)."""
+        self._entries.pop(key, None)
+
+    async def invalidate(self, app_id: str, platform: str, channel: str) -> None:
+        """Drop the entry here and tell other processes to drop theirs."""
+        key = (app_id, platform, channel)
+        self.forget(key)
+        if self.publish_invalidation is not None:
+            await self.publish_invalidation(key)

@@ -1,0 +1,86 @@
+"""The download route for the local-disk backend: signed, expiring, immutable, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, get
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from hotpatch_server.blobs import LocalBlobStore
+from hotpatch_server.deps import BlobStoreDep, Now
+from hotpatch_server.problems import Problem
+
+__all__ = ["download_blob"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 256 * 1024
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Parse a single ``Range: bytes=a-b``; return inclusive bounds or None for the whole file."""
+    if header is None:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        raise Problem(416, "range-not-satisfiable", "only a single 'bytes=a-b' range is supported")
+    if match[1]:
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+    else:
+        start, end = max(size - int(match[2]), 0), size - 1
+    if start > end or start >= size:
+        raise Problem(
+            416,
+            "range-not-satisfiable",
+            f"range outside the {size}-byte archive",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+async def _read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = await asyncio.to_thread(handle.read, min(_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+@get("/blobs/{sha256:str}", include_in_schema=True, summary="Download an archive (signed URL)")
+async def download_blob(
+    request: Request[Any, Any, Any], sha256: FromPath[str], blob_store: BlobStoreDep, now: Now
+) -> Stream:
+    """Serve an archive from local storage: signed, expiring, immutable, Range-capable."""
+    store = blob_store
+    if not isinstance(store, LocalBlobStore):
+        raise Problem(404, "not-found", "archives are served by the object store")
+    store.signer.check(sha256, request.query_params.get("exp"), request.query_params.get("sig"), now)
+    path = store.path(sha256)
+    if not path.exists():
+        raise Problem(404, "not-found", "no such archive")
+    size = path.stat().st_size
+    bounds = _byte_range(request.headers.get("range"), size)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": f'"{sha256}"',
+    }
+    if bounds is None:
+        headers["Content-Length"] = str(size)
+        return Stream(_read(path, 0, size - 1), media_type="application/zip", headers=headers)
+    start, end = bounds
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return Stream(
+        _read(path, start, end), status_code=206, media_type="application/zip", headers=headers
+    )

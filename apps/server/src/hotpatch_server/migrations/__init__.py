@@ -1,0 +1,1 @@
+"""Alembic migrations for the HotPatch schema (run on SQLite and PostgreSQL)."""

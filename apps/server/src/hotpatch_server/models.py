@@ -1,0 +1,166 @@
+"""The database schema (SQLAlchemy 2), shared by every slice and by Alembic.
+
+The seed's four tables (apps, releases, devices, installations) are here;
+api_keys, refresh_tokens and audit_log are HotPatch's additions. Everything
+runs unchanged on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ApiKey",
+    "App",
+    "AuditEntry",
+    "Base",
+    "Device",
+    "Installation",
+    "RefreshToken",
+    "Release",
+]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every HotPatch table."""
+
+
+class App(Base):
+    """An app: its id (``com.acme.shop``) and its current trust root."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    trust_root: Mapped[bytes] = mapped_column(LargeBinary)
+    trust_root_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Release(Base):
+    """A published, signed release; the manifest envelope is stored exactly as uploaded."""
+
+    __tablename__ = "releases"
+    __table_args__ = (
+        UniqueConstraint("app_id", "platform", "channel", "epoch", "sequence"),
+        # Re-publishing a version is a conflict; rollbacks re-use a version label.
+        Index(
+            "uq_release_version",
+            "app_id",
+            "platform",
+            "channel",
+            "version",
+            unique=True,
+            sqlite_where=text("rollback_of IS NULL"),
+            postgresql_where=text("rollback_of IS NULL"),
+        ),
+        Index("ix_release_lookup", "app_id", "platform", "channel", "active"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(256))
+    binary_range: Mapped[str] = mapped_column(String(256))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    manifest_id: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    archive_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    archive_length: Mapped[int] = mapped_column(BigInteger)
+    mandatory: Mapped[bool] = mapped_column(Boolean, default=False)
+    rollout_basis_points: Mapped[int] = mapped_column(Integer, default=10_000)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    rollback_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Device(Base):
+    """A device last seen by the update check (written in batches, never on the hot path)."""
+
+    __tablename__ = "devices"
+
+    app_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64))
+    native_version: Mapped[str] = mapped_column(String(64))
+    current_manifest_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Installation(Base):
+    """A device's report: applied, failed or rolled back; idempotent on the client's id."""
+
+    __tablename__ = "installations"
+    __table_args__ = (Index("ix_installation_device", "app_id", "device_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[str] = mapped_column(String(128))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
+    manifest_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 is stored; role and app scope decide what it may do."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    apps: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RefreshToken(Base):
+    """A single-use refresh token (stored as its sha256), rotated on every use."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what to which target, when, with which hashes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    app_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)

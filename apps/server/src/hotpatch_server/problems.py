@@ -1,0 +1,118 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Handlers raise :class:`Problem` (or a core ``HotPatchError``, mapped by
+:func:`problem_for`); :func:`problem_handler` renders them with the field at
+fault. Bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+from hotpatch_core import errors as core
+
+__all__ = ["Problem", "http_exception_handler", "problem_for", "problem_handler"]
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("hotpatch_server")
+
+
+class Problem(Exception):  # noqa: N818 - named for what it renders, RFC 9457
+    """An HTTP error with a stable ``type`` slug, a human ``detail`` and optional ``field``."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the problem; ``kind`` becomes the ``type`` URI's last segment."""
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The problem document."""
+        document: dict[str, Any] = {
+            "type": f"https://hotpatch.dev/problems/{self.kind}",
+            "title": self.kind.replace("-", " "),
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.field:
+            document["field"] = self.field
+        return document
+
+
+# Which HTTP status each core error earns when it comes from a request body.
+_STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
+    (core.TooLargeError, 413, "too-large"),
+    (core.KeyScopeError, 403, "key-out-of-scope"),
+    (core.ExpiredError, 422, "expired"),
+    (core.VerificationError, 422, "signature-rejected"),
+    (core.IdentityMismatchError, 422, "identity-mismatch"),
+    (core.EpochError, 409, "wrong-epoch"),
+    (core.RollbackError, 409, "sequence-not-increasing"),
+    (core.EquivocationError, 409, "sequence-taken"),
+    (core.HashMismatchError, 422, "hash-mismatch"),
+    (core.ArchiveError, 422, "archive-rejected"),
+    (core.FormatError, 400, "malformed"),
+]
+
+
+def problem_for(error: core.HotPatchError, field: str | None = None) -> Problem:
+    """Map a core error to the problem it is for an HTTP client."""
+    for kind, status, slug in _STATUS:
+        if isinstance(error, kind):
+            schema_field = getattr(error, "field", None) or None
+            return Problem(status, slug, str(error), field=field or schema_field)
+    return Problem(400, "bad-request", str(error), field=field)
+
+
+def problem_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Render a :class:`Problem` or core error as problem+json."""
+    problem = exc if isinstance(exc, Problem) else problem_for(exc)  # type: ignore[arg-type]
+    return Response(
+        problem.body(),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def http_exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Render Litestar's own errors (validation, 401, 404, 413, ...) as problem+json."""
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    if exc.status_code >= 500:
+        # An unexpected failure: keep the traceback for operators, not for clients.
+        log.error("unhandled error on %s %s", _request.method, _request.url.path, exc_info=exc.__cause__ or exc)
+    field = None
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        first = exc.extra[0]
+        if isinstance(first, dict):
+            field = str(first.get("key") or "") or None
+            detail = str(first.get("message") or detail)
+    kind = {
+        400: "bad-request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "too-large",
+        429: "rate-limited",
+    }.get(exc.status_code, "error")
+    if isinstance(exc, NotAuthorizedException):
+        kind = "unauthorized"
+    problem = Problem(exc.status_code, kind, detail, field=field, headers=dict(exc.headers or {}))
+    return problem_handler(_request, problem)

@@ -1,0 +1,490 @@
+"""Releases: publish, list, inspect, roll out, roll back, promote, archive.
+
+Publishing verifies everything the core can verify before anything is kept:
+the envelope against the app's trust root and the key's scope, the archive's
+sha256 and length against the manifest, the archive itself through the core's
+strict extractor, and ``(epoch, sequence)`` increasing per (app, platform,
+channel). Any rejection leaves no row and no blob behind. The manifest is
+stored and served as the exact bytes uploaded.
+
+The server never signs: a rollback or a promote is a *new manifest* signed
+by the publisher (the CLI does it) that points at content already stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_core.archive import NullSink, extract_archive
+from hotpatch_core.cohort import percent_to_basis_points
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.release import VerifiedRelease, verify_publication
+from hotpatch_core.trust import load_trust_root
+from hotpatch_server.audit import record
+from hotpatch_server.auth import Action, Principal
+from hotpatch_server.blobs import BlobStore
+from hotpatch_server.cache import ActiveReleases
+from hotpatch_server.deps import (
+    ActiveReleasesDep,
+    BlobStoreDep,
+    DbSession,
+    Now,
+    PrincipalDep,
+    SettingsDep,
+)
+from hotpatch_server.models import App, Release
+from hotpatch_server.problems import Problem, problem_for
+from hotpatch_server.settings import Settings
+from hotpatch_server.upload import read_upload
+
+__all__ = ["ReleaseController", "release_json"]
+
+
+def release_json(release: Release, store: BlobStore, now: datetime) -> dict[str, Any]:
+    """The API's view of a release (camelCase, like the seed)."""
+    return {
+        "id": release.id,
+        "appId": release.app_id,
+        "platform": release.platform,
+        "channel": release.channel,
+        "version": release.version,
+        "binaryRange": release.binary_range,
+        "epoch": release.epoch,
+        "sequence": release.sequence,
+        "manifestId": release.manifest_id,
+        "hash": release.archive_sha256,
+        "size": release.archive_length,
+        "mandatory": release.mandatory,
+        "rolloutPercent": release.rollout_basis_points / 100,
+        "paused": release.paused,
+        "active": release.active,
+        "rollbackOf": release.rollback_of,
+        "createdAt": release.created_at.isoformat(),
+        "createdBy": release.created_by,
+        "downloadUrl": store.url(release.archive_sha256, now),
+    }
+
+
+async def _app(session: AsyncSession, app_id: str) -> App:
+    app = await session.get(App, app_id)
+    if app is None:
+        raise Problem(404, "not-found", f"no app {app_id!r}; create it first", field="appId")
+    return app
+
+
+def _verify(app: App, envelope: bytes, now: datetime) -> VerifiedRelease:
+    try:
+        release = verify_publication(envelope, load_trust_root(app.trust_root), now)
+    except HotPatchError as exc:
+        raise problem_for(exc, field="manifest") from None
+    if release.manifest.app_id != app.id:
+        raise Problem(
+            422,
+            "identity-mismatch",
+            f"manifest is for app {release.manifest.app_id!r}, uploaded to {app.id!r}",
+            field="appId",
+        )
+    return release
+
+
+async def _check_sequence(session: AsyncSession, release: VerifiedRelease) -> None:
+    m = release.manifest
+    newest = (
+        await session.execute(
+            select(Release.epoch, Release.sequence)
+            .where(
+                Release.app_id == m.app_id,
+                Release.platform == m.platform.value,
+                Release.channel == m.channel,
+            )
+            .order_by(Release.epoch.desc(), Release.sequence.desc())
+            .limit(1)
+        )
+    ).first()
+    if newest is not None and (m.epoch, m.sequence) <= (newest[0], newest[1]):
+        raise Problem(
+            409,
+            "sequence-not-increasing",
+            f"sequence ({m.epoch}, {m.sequence}) is not above the newest published "
+            f"({newest[0]}, {newest[1]}) for {m.app_id}/{m.platform}/{m.channel}",
+            field="manifest",
+        )
+    if m.rollback_of is None:
+        taken = await session.scalar(
+            select(Release.id).where(
+                Release.app_id == m.app_id,
+                Release.platform == m.platform.value,
+                Release.channel == m.channel,
+                Release.version == m.version,
+                Release.rollback_of.is_(None),
+            )
+        )
+        if taken is not None:
+            raise _version_conflict(release)
+
+
+def _version_conflict(release: VerifiedRelease) -> Problem:
+    m = release.manifest
+    return Problem(
+        409,
+        "version-exists",
+        f"version {m.version} is already published on {m.app_id}/{m.platform}/{m.channel}; "
+        "bump the version, or roll back with a new sequence",
+        field="version",
+    )
+
+
+def _row(
+    release: VerifiedRelease, principal: Principal, now: datetime, rollout_basis_points: int
+) -> Release:
+    m = release.manifest
+    return Release(
+        app_id=m.app_id,
+        platform=m.platform.value,
+        channel=m.channel,
+        version=m.version,
+        binary_range=m.binary_range,
+        epoch=m.epoch,
+        sequence=m.sequence,
+        manifest_id=release.manifest_id,
+        manifest=release.envelope,
+        archive_sha256=m.archive.sha256,
+        archive_length=m.archive.length,
+        mandatory=m.mandatory,
+        rollout_basis_points=rollout_basis_points,
+        paused=False,
+        active=True,
+        rollback_of=m.rollback_of,
+        created_at=now,
+        created_by=principal.label,
+    )
+
+
+def _rollout(fields: dict[str, str]) -> int:
+    text = fields.get("rollout", fields.get("rolloutPercent", "100"))
+    try:
+        return percent_to_basis_points(float(text))
+    except ValueError:
+        raise Problem(
+            422, "invalid", "rollout must be a percentage from 0 to 100", field="rollout"
+        ) from None
+
+
+def _mandatory_matches(fields: dict[str, str], release: VerifiedRelease) -> None:
+    given = fields.get("mandatory")
+    if given is None:
+        return
+    if given.lower() not in ("true", "false"):
+        raise Problem(422, "invalid", "mandatory must be true or false", field="mandatory")
+    if (given.lower() == "true") != release.manifest.mandatory:
+        raise Problem(
+            422,
+            "mandatory-is-signed",
+            "mandatory differs from the signed manifest; it is set when signing",
+            field="mandatory",
+        )
+
+
+class PublishRequest(msgspec.Struct, rename="camel"):
+    """A new signed manifest for content the server already stores."""
+
+    manifest: str
+    rollout_percent: float = 100.0
+
+
+class RolloutChange(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Advisory rollout settings of a release (not signed, never decide what runs)."""
+
+    rollout_percent: float | None = None
+    paused: bool | None = None
+
+
+class ReleaseController(Controller):
+    """``/releases``: the publisher's API."""
+
+    path = "/releases"
+    tags = ["releases"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", status_code=201, request_max_body_size=None, summary="Publish a release")
+    async def publish(
+        self,
+        request: Request[Any, Any, Any],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        settings: SettingsDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%)."""
+        _cap_body(request, settings)
+        upload = await read_upload(request, settings.data_dir / "tmp", settings.max_archive_bytes)
+        try:
+            app_id = upload.fields.get("appId") or upload.fields.get("app_id")
+            if not app_id:
+                raise Problem(422, "invalid", "appId is required", field="appId")
+            principal.require(Action.PUBLISH, app_id)
+            if upload.manifest is None:
+                raise Problem(422, "invalid", "the signed manifest is required", field="manifest")
+            if upload.archive is None:
+                raise Problem(422, "invalid", "the archive is required", field="archive")
+            rollout = _rollout(upload.fields)
+            release = _verify(await _app(db_session, app_id), upload.manifest, now)
+            _mandatory_matches(upload.fields, release)
+            await _check_archive(release, upload.archive, upload.archive_sha256, upload.archive_length)
+            await _check_sequence(db_session, release)
+            row = _row(release, principal, now, rollout)
+            db_session.add(row)
+            try:
+                await db_session.flush()
+            except IntegrityError:
+                raise _version_conflict(release) from None
+            created = await blob_store.put(release.manifest.archive.sha256, upload.archive)
+            upload.archive = None  # the store owns the file now
+            record(db_session, principal, "publish", row, now, {"archive": row.archive_sha256})
+            try:
+                await db_session.commit()
+            except IntegrityError:
+                if created:
+                    await blob_store.delete(row.archive_sha256)
+                raise _version_conflict(release) from None
+        finally:
+            upload.discard()
+        await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        return release_json(row, blob_store, now)
+
+    @get("/", summary="List releases")
+    async def list_releases(
+        self,
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        now: Now,
+        app_id: Annotated[str | None, QueryParameter(name="appId")] = None,
+        platform: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        version: FromQuery[str | None] = None,
+        active: FromQuery[bool | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Releases the caller may read, newest first, filtered."""
+        query = select(Release).order_by(Release.app_id, Release.epoch.desc(), Release.sequence.desc())
+        if app_id is not None:
+            principal.require(Action.READ, app_id)
+            query = query.where(Release.app_id == app_id)
+        elif "*" not in principal.apps:
+            query = query.where(Release.app_id.in_(principal.apps))
+        for column, value in (
+            (Release.platform, platform),
+            (Release.channel, channel),
+            (Release.version, version),
+            (Release.active, active),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        rows = (await db_session.execute(query.limit(limit))).scalars()
+        return [release_json(r, blob_store, now) for r in rows]
+
+    @get("/{release_id:int}", summary="Show a release")
+    async def show(
+        self,
+        release_id: FromPath[int],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """One release, with its signed manifest (base64, exactly as uploaded)."""
+        row = await _release(db_session, release_id, principal, Action.READ)
+        document = release_json(row, blob_store, now)
+        document["manifest"] = base64.b64encode(row.manifest).decode()
+        return document
+
+    @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
+    async def change_rollout(
+        self,
+        release_id: FromPath[int],
+        data: JSONBody[RolloutChange],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Widen, narrow, pause or resume a rollout. Advisory: never changes what is signed."""
+        row = await _release(db_session, release_id, principal, Action.ROLLOUT)
+        before = {"rolloutPercent": row.rollout_basis_points / 100, "paused": row.paused}
+        if data.rollout_percent is not None:
+            try:
+                row.rollout_basis_points = percent_to_basis_points(data.rollout_percent)
+            except ValueError as exc:
+                raise Problem(422, "invalid", str(exc), field="rolloutPercent") from None
+        if data.paused is not None:
+            row.paused = data.paused
+        record(db_session, principal, "rollout", row, now, {"before": before})
+        await db_session.commit()
+        await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        return release_json(row, blob_store, now)
+
+    @patch("/{release_id:int}/rollback", summary="Roll back to this release's content")
+    async def rollback(
+        self,
+        release_id: FromPath[int],
+        data: JSONBody[PublishRequest],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Activate a new signed manifest (next sequence) for release ``release_id``'s content."""
+        source = await _release(db_session, release_id, principal, Action.ROLLBACK)
+        row = await _republish(
+            db_session, source, data, principal, now, same_channel=True, action="rollback"
+        )
+        await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        return release_json(row, blob_store, now)
+
+    @post("/{release_id:int}/promote", status_code=201, summary="Promote to another channel")
+    async def promote(
+        self,
+        release_id: FromPath[int],
+        data: JSONBody[PublishRequest],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Publish release ``release_id``'s content on another channel under a new manifest."""
+        source = await _release(db_session, release_id, principal, Action.PROMOTE)
+        row = await _republish(
+            db_session, source, data, principal, now, same_channel=False, action="promote"
+        )
+        await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        return release_json(row, blob_store, now)
+
+    @delete("/{release_id:int}", status_code=200, summary="Archive a release (soft delete)")
+    async def archive(
+        self,
+        release_id: FromPath[int],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Stop offering a release; its row, manifest and archive are kept."""
+        row = await _release(db_session, release_id, principal, Action.PUBLISH)
+        row.active = False
+        record(db_session, principal, "archive", row, now, {})
+        await db_session.commit()
+        await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        return release_json(row, blob_store, now)
+
+
+def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:
+    # The route disables Litestar's fixed default; the cap follows the setting.
+    limit = settings.max_archive_bytes + 8 * 1024 * 1024
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise Problem(413, "too-large", f"request body exceeds {limit} bytes")
+
+
+async def _check_archive(release: VerifiedRelease, path: Path, sha256: str, length: int) -> None:
+    signed = release.manifest.archive
+    if (sha256, length) != (signed.sha256, signed.length):
+        raise Problem(
+            422,
+            "hash-mismatch",
+            f"archive sha256/length {sha256}/{length} differ from the signed "
+            f"{signed.sha256}/{signed.length}",
+            field="archive",
+        )
+    try:
+        with path.open("rb") as handle:
+            extract_archive(handle, release.manifest.files, NullSink())
+    except HotPatchError as exc:
+        raise problem_for(exc, field="archive") from None
+
+
+async def _release(
+    session: AsyncSession, release_id: int, principal: Principal, action: Action
+) -> Release:
+    row = await session.get(Release, release_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no release {release_id}")
+    principal.require(action, row.app_id)
+    return row
+
+
+def _decode_manifest_field(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise Problem(422, "invalid", "manifest must be base64 of the envelope", field="manifest") from None
+
+
+async def _republish(
+    session: AsyncSession,
+    source: Release,
+    data: JSONBody[PublishRequest],
+    principal: Principal,
+    now: datetime,
+    *,
+    same_channel: bool,
+    action: str,
+) -> Release:
+    release = _verify(await _app(session, source.app_id), _decode_manifest_field(data.manifest), now)
+    m = release.manifest
+    if m.archive.sha256 != source.archive_sha256:
+        raise Problem(
+            422,
+            "content-mismatch",
+            f"the new manifest points at archive {m.archive.sha256[:12]}…, release {source.id} "
+            f"has {source.archive_sha256[:12]}…",
+            field="manifest",
+        )
+    if m.platform.value != source.platform:
+        raise Problem(422, "identity-mismatch", "platform differs from the source", field="manifest")
+    if same_channel and m.channel != source.channel:
+        raise Problem(422, "identity-mismatch", "a rollback stays on its channel", field="manifest")
+    if not same_channel and m.channel == source.channel:
+        raise Problem(422, "identity-mismatch", "promote to a different channel", field="manifest")
+    if same_channel and m.rollback_of != source.manifest_id:
+        raise Problem(
+            422,
+            "invalid",
+            "a rollback manifest must name the release it restores in rollbackOf",
+            field="manifest",
+        )
+    await _check_sequence(session, release)
+    try:
+        rollout = percent_to_basis_points(data.rollout_percent)
+    except ValueError as exc:
+        raise Problem(422, "invalid", str(exc), field="rolloutPercent") from None
+    row = _row(release, principal, now, rollout)
+    session.add(row)
+    record(session, principal, action, row, now, {"source": source.manifest_id})
+    try:
+        await session.commit()
+    except IntegrityError:
+        raise _version_conflict(release) from None
+    return row
+
+
+async def count_releases(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Return the number of release rows (health and metrics)."""
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count(Release.id))) or 0)

@@ -1,0 +1,130 @@
+"""Server settings: read once from the environment, passed into ``create_app``.
+
+Nothing reads the environment at import time. :func:`Settings.from_env`
+takes a mapping (``os.environ`` in production, a dict in tests) and applies
+the seed's variable names:
+
+==========================  ===================================================
+``DATABASE_URL``            SQLAlchemy async URL; default SQLite in the data dir
+``JWT_SECRET``              HMAC key for access tokens and download URLs
+``S3_BUCKET``               store bundles in S3 / R2 instead of local disk
+``S3_ENDPOINT``             S3-compatible endpoint override (R2, MinIO, ...)
+``AWS_ACCESS_KEY_ID``       S3 credentials
+``AWS_SECRET_ACCESS_KEY``
+``REDIS_URL``               shared cache and rate limits across processes
+``PORT``                    listen port (default 8080)
+``HOTPATCH_DATA_DIR``       the embedded default's data directory
+``HOTPATCH_PUBLIC_URL``     the base URL devices reach this server at
+==========================  ===================================================
+
+The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
+keeps it in the data directory, so ``hotpatch-server`` runs with zero
+configuration. Outside it, a missing or short ``JWT_SECRET`` is a startup
+error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+__all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings"]
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a server that can start safely."""
+
+
+@attrs.frozen
+class Settings:
+    """Everything the server needs to know, fixed at startup."""
+
+    database_url: str
+    jwt_secret: bytes = attrs.field(repr=False)
+    data_dir: Path
+    public_url: str = "http://127.0.0.1:8080"
+    port: int = 8080
+    host: str = "127.0.0.1"
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
+    aws_access_key_id: str | None = attrs.field(default=None, repr=False)
+    aws_secret_access_key: str | None = attrs.field(default=None, repr=False)
+    redis_url: str | None = None
+    max_archive_bytes: int = 256 * 1024 * 1024
+    access_token_seconds: int = 15 * 60
+    refresh_token_seconds: int = 30 * 24 * 3600
+    download_url_seconds: int = 24 * 3600
+    active_cache_seconds: float = 2.0
+    device_flush_seconds: float = 2.0
+    rate_limits: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the zero-configuration SQLite + local disk setup."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where the local-disk backend keeps archives."""
+        return self.data_dir / "blobs"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables (see the module docstring)."""
+        data_dir = Path(env.get("HOTPATCH_DATA_DIR", "./hotpatch-data")).resolve()
+        database_url = env.get("DATABASE_URL", "").strip()
+        if not database_url:
+            database_url = f"sqlite+aiosqlite:///{data_dir / 'hotpatch.db'}"
+        elif database_url.startswith("postgres://") or database_url.startswith("postgresql://"):
+            # The seed's plain URLs name no driver; the server is async.
+            database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
+        try:
+            port = int(env.get("PORT", "8080"))
+        except ValueError:
+            raise ConfigurationError(f"PORT must be a number, got {env['PORT']!r}") from None
+        secret = env.get("JWT_SECRET", "")
+        if not secret:
+            if not database_url.startswith("sqlite"):
+                raise ConfigurationError(
+                    "JWT_SECRET is required with DATABASE_URL; generate one with "
+                    "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            jwt_secret = _embedded_secret(data_dir)
+        else:
+            jwt_secret = secret.encode()
+            if len(jwt_secret) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; it is "
+                    f"{len(jwt_secret)}"
+                )
+        s3_bucket = env.get("S3_BUCKET") or None
+        return cls(
+            database_url=database_url,
+            jwt_secret=jwt_secret,
+            data_dir=data_dir,
+            public_url=env.get("HOTPATCH_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+            port=port,
+            host=env.get("HOST", "127.0.0.1"),
+            s3_bucket=s3_bucket,
+            s3_endpoint=env.get("S3_ENDPOINT") or None,
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            redis_url=env.get("REDIS_URL") or None,
+        )
+
+
+def _embedded_secret(data_dir: Path) -> bytes:
+    """Create (once) and read the embedded default's secret, private to this user."""
+    path = data_dir / "jwt-secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip().encode()

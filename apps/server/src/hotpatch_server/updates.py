@@ -1,0 +1,393 @@
+"""The device API: update check (the hot path), device registration, installation reports.
+
+The update check does no write on its critical path: the device's last-seen
+data goes into an in-memory buffer (:class:`DeviceTracker`) flushed in
+batches, and the candidate releases come from :class:`~hotpatch_server.cache.ActiveReleases`.
+The one database read it may make is the device's rolled-back set, and only
+when a release would otherwise be offered.
+
+Choosing: among the channel's active releases, newest first, the first that
+is not paused, whose binary range contains the device's native version, is
+newer than what the device runs, has the device inside its rollout cohort
+(salt: the release's manifest id, ADR 0001), and was not reported rolled
+back by this device. Cohorts are advisory: they only choose among releases
+already signed for the channel (SECURITY.md A18, S9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+import attrs
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter, SkipValidation
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_core.cohort import bucket, in_rollout
+from hotpatch_core.errors import VersionSyntaxError
+from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.versions import Version
+from hotpatch_server.blobs import BlobStore
+from hotpatch_server.cache import ActiveReleases, Candidate
+from hotpatch_server.deps import ActiveReleasesDep, BlobStoreDep, DbSession, Now, SessionMaker
+from hotpatch_server.models import Device, Installation, Release
+from hotpatch_server.problems import Problem
+
+__all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
+
+log = logging.getLogger(__name__)
+_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_MANIFEST_ID: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+@attrs.frozen
+class CheckQuery:
+    """A validated update check."""
+
+    app_id: str
+    platform: str
+    channel: str
+    device_id: str
+    native_version: Version
+    native_text: str
+    current_manifest_id: str | None
+    current_position: tuple[int, int] | None
+
+
+def _field(params: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = params.get(name)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _required(params: dict[str, Any], pattern: re.Pattern[str], *names: str) -> str:
+    value = _field(params, *names)
+    if value is None:
+        raise Problem(422, "invalid", f"{names[0]} is required", field=names[0])
+    if not pattern.match(value):
+        raise Problem(422, "invalid", f"{names[0]} {value[:40]!r} is not valid", field=names[0])
+    return value
+
+
+def parse_check(params: dict[str, Any]) -> CheckQuery:
+    """Validate check parameters (query string or JSON body); seed names accepted too."""
+    platform = _required(params, re.compile(r"^(android|ios)$"), "platform")
+    native_text = _required(
+        params, re.compile(r"^[0-9A-Za-z.+-]{1,64}$"), "nativeVersion", "appVersion", "binaryVersion"
+    )
+    try:
+        native = Version.parse_native(native_text)
+    except VersionSyntaxError as exc:
+        raise Problem(422, "invalid", str(exc), field="nativeVersion") from None
+    current = _field(params, "currentManifestId", "currentReleaseId")
+    if current is not None and not _MANIFEST_ID.match(current):
+        raise Problem(422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId")
+    position: tuple[int, int] | None = None
+    epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
+    if sequence is not None:
+        if not sequence.isdigit() or (epoch is not None and not epoch.isdigit()):
+            raise Problem(422, "invalid", "currentSequence must be a number", field="currentSequence")
+        position = (int(epoch or 1), int(sequence))
+    return CheckQuery(
+        app_id=_required(params, _ID, "appId"),
+        platform=platform,
+        channel=_field(params, "channel") or "production",
+        device_id=_required(params, _ID, "deviceId"),
+        native_version=native,
+        native_text=native_text,
+        current_manifest_id=current,
+        current_position=position,
+    )
+
+
+def choose(
+    query: CheckQuery, candidates: tuple[Candidate, ...], rolled_back: frozenset[str] | None
+) -> Candidate | None:
+    """The release to offer this device, or None. ``rolled_back=None``: not yet looked up."""
+    floor = query.current_position
+    if query.current_manifest_id is not None:
+        for candidate in candidates:
+            if candidate.manifest_id == query.current_manifest_id:
+                floor = candidate.position
+                break
+    for candidate in candidates:
+        if floor is not None and candidate.position <= floor:
+            return None  # candidates are newest first: nothing newer is left
+        if candidate.paused or not candidate.binary_range.contains(query.native_version):
+            continue
+        if not in_rollout(bucket(query.device_id, candidate.manifest_id), candidate.rollout_basis_points):
+            continue
+        if rolled_back is not None and candidate.manifest_id in rolled_back:
+            continue
+        return candidate
+    return None
+
+
+@attrs.define
+class _Seen:
+    platform: str
+    channel: str
+    native_version: str
+    current_manifest_id: str | None
+    at: datetime
+
+
+class DeviceTracker:
+    """Buffers device last-seen data and writes it in batches, off the hot path."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Flush through ``sessionmaker``."""
+        self._sessionmaker = sessionmaker
+        self._pending: dict[tuple[str, str], _Seen] = {}
+        self.flushed = 0
+
+    def note(self, query: CheckQuery, at: datetime) -> None:
+        """Remember that a device checked (O(1), no I/O)."""
+        self._pending[(query.app_id, query.device_id)] = _Seen(
+            query.platform, query.channel, query.native_text, query.current_manifest_id, at
+        )
+
+    async def flush(self) -> int:
+        """Upsert everything buffered; return how many devices were written."""
+        if not self._pending:
+            return 0
+        batch, self._pending = self._pending, {}
+        async with self._sessionmaker() as session:
+            dialect = session.bind.dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            rows = [
+                {
+                    "app_id": app_id,
+                    "device_id": device_id,
+                    "platform": seen.platform,
+                    "channel": seen.channel,
+                    "native_version": seen.native_version,
+                    "current_manifest_id": seen.current_manifest_id,
+                    "first_seen": seen.at,
+                    "last_seen": seen.at,
+                }
+                for (app_id, device_id), seen in sorted(batch.items())
+            ]
+            for start in range(0, len(rows), 500):
+                statement = insert(Device).values(rows[start : start + 500])
+                statement = statement.on_conflict_do_update(
+                    index_elements=["app_id", "device_id"],
+                    set_={
+                        name: statement.excluded[name]
+                        for name in (
+                            "platform",
+                            "channel",
+                            "native_version",
+                            "current_manifest_id",
+                            "last_seen",
+                        )
+                    },
+                )
+                await session.execute(statement)
+            await session.commit()
+        self.flushed += len(rows)
+        return len(rows)
+
+    async def run(self, interval: float) -> None:
+        """Flush every ``interval`` seconds until cancelled (then flush once more)."""
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.flush()
+                except Exception:  # a failed flush must not stop tracking
+                    log.exception("device flush failed; will retry")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.flush())
+
+
+class InstallationReport(msgspec.Struct, rename="camel"):
+    """A device's report of what happened to a release (idempotent on ``id``)."""
+
+    id: str
+    app_id: str
+    device_id: str
+    manifest_id: str
+    status: str
+    phase: str | None = None
+    reason: str = ""
+
+
+class DeviceRegistration(msgspec.Struct, rename="camel"):
+    """A device announcing itself (the seed's POST /devices)."""
+
+    app_id: str
+    device_id: str
+    platform: str
+    native_version: str
+    channel: str = "production"
+    current_manifest_id: str | None = None
+
+
+async def _rolled_back(session: AsyncSession, app_id: str, device_id: str) -> frozenset[str]:
+    rows = await session.execute(
+        select(Installation.manifest_id).where(
+            Installation.app_id == app_id,
+            Installation.device_id == device_id,
+            Installation.status == ReportStatus.ROLLED_BACK.value,
+        )
+    )
+    return frozenset(rows.scalars())
+
+
+def _answer(candidate: Candidate | None, store: BlobStore, now: datetime) -> dict[str, Any]:
+    if candidate is None:
+        return {"updateAvailable": False}
+    return {
+        "updateAvailable": True,
+        "version": candidate.version,
+        "bundleUrl": store.url(candidate.archive_sha256, now),
+        "hash": candidate.archive_sha256,
+        "size": candidate.archive_length,
+        "signature": candidate.signature_b64,
+        "mandatory": candidate.mandatory,
+        "manifest": candidate.manifest_b64,
+        "manifestId": candidate.manifest_id,
+        "sequence": candidate.sequence,
+        "epoch": candidate.epoch,
+    }
+
+
+class DeviceController(Controller):
+    """Endpoints devices call: no credentials, nothing leaks across apps."""
+
+    tags = ["devices"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    async def _check(
+        self,
+        params: dict[str, Any],
+        active_releases: ActiveReleases,
+        device_tracker: DeviceTracker,
+        blob_store: BlobStore,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        now: datetime,
+    ) -> dict[str, Any]:
+        query = parse_check(params)
+        device_tracker.note(query, now)
+        candidates = await active_releases.get(query.app_id, query.platform, query.channel)
+        chosen = choose(query, candidates, None)
+        if chosen is not None:
+            async with sessionmaker() as session:
+                rolled_back = await _rolled_back(session, query.app_id, query.device_id)
+            if rolled_back:
+                chosen = choose(query, candidates, rolled_back)
+        return _answer(chosen, blob_store, now)
+
+    @get("/update/check", summary="Check for an update (query parameters)")
+    async def check_get(
+        self,
+        request: Request[Any, Any, Any],
+        active_releases: ActiveReleasesDep,
+        device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
+        blob_store: BlobStoreDep,
+        sessionmaker: SessionMaker,
+        now: Now,
+        app_id: Annotated[str, QueryParameter(name="appId")],
+        platform: Annotated[str, QueryParameter(name="platform")],
+        device_id: Annotated[str, QueryParameter(name="deviceId")],
+    ) -> dict[str, Any]:
+        """Answer whether a newer signed release is available to this device."""
+        del app_id, platform, device_id  # declared for the schema; parsed with the rest
+        params = dict(request.query_params)
+        return await self._check(
+            params, active_releases, device_tracker, blob_store, sessionmaker, now
+        )
+
+    @post("/update/check", status_code=200, summary="Check for an update (JSON body)")
+    async def check_post(
+        self,
+        data: JSONBody[dict[str, Any]],
+        active_releases: ActiveReleasesDep,
+        device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
+        blob_store: BlobStoreDep,
+        sessionmaker: SessionMaker,
+        now: Now,
+    ) -> dict[str, Any]:
+        """The same check with a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
+        return await self._check(
+            data, active_releases, device_tracker, blob_store, sessionmaker, now
+        )
+
+    @post("/devices", status_code=201, summary="Register a device")
+    async def register(
+        self, data: JSONBody[DeviceRegistration], device_tracker: NamedDependency[SkipValidation[DeviceTracker]], now: Now
+    ) -> dict[str, Any]:
+        """Record a device (buffered like the check's tracking)."""
+        query = parse_check(
+            {
+                "appId": data.app_id,
+                "deviceId": data.device_id,
+                "platform": data.platform,
+                "channel": data.channel,
+                "nativeVersion": data.native_version,
+                "currentManifestId": data.current_manifest_id,
+            }
+        )
+        device_tracker.note(query, now)
+        return {"appId": query.app_id, "deviceId": query.device_id}
+
+    @post("/installations", summary="Report an installation result")
+    async def report(
+        self, data: JSONBody[InstallationReport], db_session: DbSession, now: Now
+    ) -> Response[dict[str, Any]]:
+        """Record applied / failed / rolled_back; repeating a report id changes nothing."""
+        try:
+            status = ReportStatus(data.status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in ReportStatus)
+            raise Problem(422, "invalid", f"status must be one of {allowed}", field="status") from None
+        if data.phase is not None and data.phase not in {p.value for p in ReportPhase}:
+            raise Problem(422, "invalid", "unknown phase", field="phase")
+        for name, value in (("id", data.id), ("appId", data.app_id), ("deviceId", data.device_id)):
+            if not _ID.match(value):
+                raise Problem(422, "invalid", f"{name} is not valid", field=name)
+        if not _MANIFEST_ID.match(data.manifest_id):
+            raise Problem(422, "invalid", "manifestId is a 64-digit hex id", field="manifestId")
+        existing = await db_session.get(Installation, data.id)
+        if existing is not None:
+            return Response({"id": existing.id, "duplicate": True}, status_code=200)
+        release = await db_session.scalar(
+            select(Release).where(
+                Release.manifest_id == data.manifest_id, Release.app_id == data.app_id
+            )
+        )
+        db_session.add(
+            Installation(
+                id=data.id,
+                app_id=data.app_id,
+                device_id=data.device_id,
+                release_id=release.id if release else None,
+                manifest_id=data.manifest_id,
+                status=status.value,
+                phase=data.phase,
+                reason=data.reason[:500],
+                created_at=now,
+            )
+        )
+        try:
+            await db_session.commit()
+        except Exception:  # a concurrent duplicate: the first one won, which is the contract
+            await db_session.rollback()
+            if await db_session.get(Installation, data.id) is None:
+                raise
+            return Response({"id": data.id, "duplicate": True}, status_code=200)
+        return Response({"id": data.id, "duplicate": False}, status_code=201)
