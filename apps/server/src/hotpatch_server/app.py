@@ -25,7 +25,7 @@ from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
 from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
 from hotpatch_server.cache import ActiveReleases
-from hotpatch_server.deps import DbSession, Now
+from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.ops import Metrics, health, metrics
@@ -71,13 +71,13 @@ def create_app(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if run_migrations:
             await asyncio.to_thread(upgrade, settings.database_url)
-        flusher = asyncio.create_task(tracker.run(settings.device_flush_seconds))
+        stop = asyncio.Event()
+        flusher = asyncio.create_task(tracker.run(settings.device_flush_seconds, stop))
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            stop.set()
+            await flusher
             await engine.dispose()
 
     async def provide_session() -> AsyncGenerator[AsyncSession, None]:
@@ -89,12 +89,15 @@ def create_app(
                 await session.rollback()
                 raise
 
-    async def provide_principal(
-        request: Request[Any, Any, Any], db_session: DbSession, now: Now
-    ) -> Principal:
-        return await authenticate(
-            db_session, request.headers.get("authorization"), secret=settings.jwt_secret, now=now
-        )
+    async def provide_principal(request: Request[Any, Any, Any], now: Now) -> Principal:
+        # Its own short session: a failed authentication must not depend on
+        # the request session's cleanup, and last-used is committed at once.
+        async with sessionmaker() as session:
+            principal = await authenticate(
+                session, request.headers.get("authorization"), secret=settings.jwt_secret, now=now
+            )
+            await session.commit()
+            return principal
 
     def provide_now() -> datetime:
         return clock()

@@ -201,18 +201,19 @@ class DeviceTracker:
         self.flushed += len(rows)
         return len(rows)
 
-    async def run(self, interval: float) -> None:
-        """Flush every ``interval`` seconds until cancelled (then flush once more)."""
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.flush()
-                except Exception:  # a failed flush must not stop tracking
-                    log.exception("device flush failed; will retry")
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.flush())
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Flush every ``interval`` seconds until ``stop`` is set, then flush once more.
+
+        Stopping by event rather than cancellation lets an in-flight flush
+        finish and return its connection, instead of abandoning it mid-query.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            try:
+                await self.flush()
+            except Exception:  # a failed flush must not stop tracking
+                log.exception("device flush failed; will retry")
 
 
 class InstallationReport(msgspec.Struct, rename="camel"):

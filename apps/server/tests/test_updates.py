@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from hotpatch_core.cohort import bucket
+from hotpatch_core.release import sign_release
+from hotpatch_server.models import Device
+
+from .conftest import APP_ID, Server
+
+
+def _publish(server: Server, sequence: int, **kwargs: object) -> dict[str, object]:
+    rollout = kwargs.pop("rollout", None)
+    built = server.build(sequence=sequence, version=f"1.0.{sequence}", **kwargs)
+    response = server.publish(built, fields={"rollout": str(rollout)} if rollout is not None else None)
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_newest_eligible_release_is_offered(server: Server) -> None:
+    """The newest active release newer than what the device runs is offered."""
+    first = _publish(server, 1)
+    second = _publish(server, 2)
+    assert server.check()["manifestId"] == second["manifestId"]
+    assert server.check(currentManifestId=second["manifestId"]) == {"updateAvailable": False}
+    assert server.check(currentManifestId=first["manifestId"])["manifestId"] == second["manifestId"]
+
+
+def test_binary_range_decides(server: Server) -> None:
+    """A release is offered only to native versions inside its binary range."""
+    _publish(server, 1, binary_range="1.x")
+    newer = _publish(server, 2, binary_range="2.x")
+    assert server.check(nativeVersion="2.1")["manifestId"] == newer["manifestId"]
+    assert server.check(nativeVersion="1.4.0")["version"] == "1.0.1"
+    assert server.check(nativeVersion="3.0.0") == {"updateAvailable": False}
+
+
+def test_rollout_cohort_is_stable_and_monotone(server: Server) -> None:
+    """At 10 % a fixed set of devices gets it; at 50 % a superset; at 0 % nobody (S9)."""
+    release = _publish(server, 1, rollout=10)
+    devices = [f"device-{i}" for i in range(300)]
+    inside = {d for d in devices if server.check(d)["updateAvailable"]}
+    expected = {d for d in devices if bucket(d, str(release["manifestId"])) < 1000}
+    assert inside == expected
+    assert 10 < len(inside) < 60
+    key = server.auth()
+    server.client.patch(f"/releases/{release['id']}/rollout", json={"rolloutPercent": 50}, headers=key)
+    widened = {d for d in devices if server.check(d)["updateAvailable"]}
+    assert inside < widened
+    server.client.patch(f"/releases/{release['id']}/rollout", json={"rolloutPercent": 0}, headers=key)
+    assert not any(server.check(d)["updateAvailable"] for d in devices[:50])
+
+
+def test_paused_release_falls_back_to_the_previous(server: Server) -> None:
+    """Pausing the newest release offers the one before it; resuming restores it."""
+    _publish(server, 1)
+    newest = _publish(server, 2)
+    key = server.auth()
+    server.client.patch(f"/releases/{newest['id']}/rollout", json={"paused": True}, headers=key)
+    assert server.check()["version"] == "1.0.1"
+    server.client.patch(f"/releases/{newest['id']}/rollout", json={"paused": False}, headers=key)
+    assert server.check()["version"] == "1.0.2"
+
+
+def test_rolled_back_release_never_offered_again_to_that_device(server: Server) -> None:
+    """A device that reported rolled_back is not offered that release again; others still are."""
+    _publish(server, 1)
+    bad = _publish(server, 2)
+    report = {
+        "id": str(uuid.uuid4()),
+        "appId": APP_ID,
+        "deviceId": "device-1",
+        "manifestId": bad["manifestId"],
+        "status": "rolled_back",
+        "phase": "first_launch",
+        "reason": "2 launches without notify_ready",
+    }
+    assert server.client.post("/installations", json=report).status_code == 201
+    assert server.client.post("/installations", json=report).status_code == 200  # idempotent
+    assert server.check("device-1")["version"] == "1.0.1"
+    assert server.check("device-2")["version"] == "1.0.2"
+
+
+def test_archived_release_not_offered(server: Server) -> None:
+    """DELETE archives a release: it stops being offered but stays listed."""
+    release = _publish(server, 1)
+    assert server.client.delete(f"/releases/{release['id']}", headers=server.auth()).status_code == 200
+    assert server.check() == {"updateAvailable": False}
+    shown = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
+    assert shown["active"] is False
+
+
+def test_check_leaks_nothing_across_apps(server: Server) -> None:
+    """A device of another app, or another channel, never sees this app's releases (S9)."""
+    _publish(server, 1)
+    assert server.check(appId="com.other.app") == {"updateAvailable": False}
+    assert server.check(channel="staging") == {"updateAvailable": False}
+    assert server.check(platform="ios") == {"updateAvailable": False}
+
+
+def test_post_check_matches_get(server: Server) -> None:
+    """POST /update/check with a JSON body answers like GET."""
+    release = _publish(server, 1)
+    body = {
+        "appId": APP_ID,
+        "platform": "android",
+        "deviceId": "device-9",
+        "nativeVersion": "1.0.0",
+    }
+    answer = server.client.post("/update/check", json=body).json()
+    assert answer["manifestId"] == release["manifestId"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"platform": "web"}, "platform"),
+        ({"nativeVersion": "not a version"}, "nativeVersion"),
+        ({"deviceId": "x" * 200}, "deviceId"),
+        ({"currentManifestId": "zz"}, "currentManifestId"),
+    ],
+)
+def test_bad_check_parameters_are_problems(server: Server, params: dict[str, str], field: str) -> None:
+    """Bad check input gets 422 problem+json naming the field, never a 500."""
+    query = {"appId": APP_ID, "platform": "android", "deviceId": "d", "nativeVersion": "1.0.0", **params}
+    response = server.client.get("/update/check", params=query)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+def test_download_url_signed_expiring_and_resumable(server: Server) -> None:
+    """Signed URL: Range gives 206; tampered -> 403; other sha -> 403; expired -> 410 (S6)."""
+    built = server.build(sequence=1, files={"index.android.bundle": bytes(range(256)) * 100})
+    assert server.publish(built).status_code == 201
+    url = server.check()["bundleUrl"]
+    partial = server.client.get(url, headers={"Range": "bytes=100-"})
+    assert partial.status_code == 206
+    assert partial.content == built.archive[100:]
+    assert partial.headers["content-range"] == f"bytes 100-{len(built.archive) - 1}/{len(built.archive)}"
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    tampered = f"{parts.path}?exp={query['exp'][0]}&sig={'0' * 64}"
+    assert server.client.get(tampered).status_code == 403
+    other = parts.path.replace(built.manifest.archive.sha256, "a" * 64) + "?" + parts.query
+    assert server.client.get(other).status_code == 403
+    assert server.client.get(parts.path).status_code == 403
+    server.clock.advance(seconds=server.settings.download_url_seconds + 1)
+    assert server.client.get(url).status_code == 410
+
+
+def test_device_tracking_is_batched(server: Server) -> None:
+    """Checks record devices through the batch flusher, not on the request."""
+    _publish(server, 1)
+    server.check("tracked-device", nativeVersion="1.2")
+
+    async def rows() -> list[Device]:
+        engine = create_async_engine(server.settings.database_url)
+        async with async_sessionmaker(engine)() as session:
+            found = list((await session.execute(select(Device))).scalars())
+        await engine.dispose()
+        return found
+
+    deadline = time.monotonic() + 10
+    found: list[Device] = []
+    while time.monotonic() < deadline and not found:
+        time.sleep(0.1)
+        found = asyncio.run(rows())
+    assert [(d.device_id, d.native_version) for d in found] == [("tracked-device", "1.2")]
+
+
+def test_installation_reports_validate(server: Server) -> None:
+    """Reports with an unknown status are 422 naming the field."""
+    report = {
+        "id": "r1",
+        "appId": APP_ID,
+        "deviceId": "d1",
+        "manifestId": "a" * 64,
+        "status": "exploded",
+    }
+    response = server.client.post("/installations", json=report)
+    assert response.status_code == 422
+    assert response.json()["field"] == "status"
+
+
+def test_rollback_publishes_a_new_manifest_for_old_content(server: Server) -> None:
+    """PATCH /releases/{id}/rollback activates a new signed manifest pointing at old content."""
+    first = server.build(sequence=1, version="1.0.1")
+    assert server.publish(first).status_code == 201
+    assert server.publish(server.build(sequence=2, version="1.0.2")).status_code == 201
+    import attrs  # noqa: PLC0415
+    import base64  # noqa: PLC0415
+
+    listing = server.client.get("/releases", headers=server.auth()).json()
+    old = next(r for r in listing if r["version"] == "1.0.1")
+    rollback = attrs.evolve(first.manifest, sequence=3, rollback_of=old["manifestId"])
+    envelope = sign_release(rollback, [server.pki.publisher])
+    response = server.client.patch(
+        f"/releases/{old['id']}/rollback",
+        json={"manifest": base64.b64encode(envelope).decode()},
+        headers=server.auth(),
+    )
+    assert response.status_code == 200, response.text
+    answer = server.check()
+    assert answer["sequence"] == 3
+    assert answer["hash"] == first.manifest.archive.sha256
+    audit = server.client.get(f"/audit?appId={APP_ID}", headers=server.auth()).json()
+    assert [e["action"] for e in audit][:3] == ["rollback", "publish", "publish"]
+    assert timedelta(0) == timedelta(0)
