@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotpatch_server.auth import AUDIENCE, ISSUER, checksum_ok
 from hotpatch_server.models import ApiKey
-
-from .conftest import APP_ID, OTHER_APP, Server
+from hotpatch_server.testing import APP_ID, OTHER_APP, Server
 
 
 def _columns(server: Server, query: str) -> list[tuple[object, ...]]:
@@ -50,7 +49,10 @@ def test_revoked_key_rejected_at_once(server: Server) -> None:
     tokens = server.client.post("/auth/token", json={"apiKey": key}).json()
     listing = server.client.get("/keys", headers=server.auth(server.admin_key)).json()
     key_id = [k["id"] for k in listing][-1]
-    assert server.client.delete(f"/keys/{key_id}", headers=server.auth(server.admin_key)).status_code == 200
+    assert (
+        server.client.delete(f"/keys/{key_id}", headers=server.auth(server.admin_key)).status_code
+        == 200
+    )
     assert server.client.get("/releases", headers=server.auth(key)).status_code == 401
     bearer = {"Authorization": f"Bearer {tokens['accessToken']}"}
     assert server.client.get("/releases", headers=bearer).status_code == 401
@@ -94,8 +96,8 @@ def _forge(server: Server, **changes: object) -> str:
     claims.update(changes)
     claims = {k: v for k, v in claims.items() if v is not None}
     if algorithm == "none":
-        return jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
-    return jwt.encode(claims, secret, algorithm=algorithm)  # type: ignore[arg-type]
+        return jwt.encode(claims, None, algorithm="none")
+    return jwt.encode(claims, secret, algorithm=algorithm)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,15 @@ def _forge(server: Server, **changes: object) -> str:
         {"exp": 1},
         {"secret": b"y" * 48},
     ],
-    ids=["alg-none", "wrong-alg", "missing-aud", "missing-iss", "wrong-aud", "expired", "wrong-key"],
+    ids=[
+        "alg-none",
+        "wrong-alg",
+        "missing-aud",
+        "missing-iss",
+        "wrong-aud",
+        "expired",
+        "wrong-key",
+    ],
 )
 def test_bad_jwts_rejected(server: Server, changes: dict[str, object]) -> None:
     """alg=none, another algorithm, missing or wrong aud/iss, expiry, wrong key -> 401 (S3)."""
@@ -121,7 +131,10 @@ def test_bad_jwts_rejected(server: Server, changes: dict[str, object]) -> None:
 def test_a_good_forged_claim_set_is_accepted(server: Server) -> None:
     """The forging helper itself makes valid tokens, so the rejections above mean something."""
     token = _forge(server)
-    assert server.client.get("/releases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        server.client.get("/releases", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
 
 
 def test_credentials_for_one_app_get_403_on_another(server: Server) -> None:
@@ -134,21 +147,33 @@ def test_credentials_for_one_app_get_403_on_another(server: Server) -> None:
     from hotpatch_core.release import sign_release  # noqa: PLC0415
 
     other_key = server.create_key("admin", [OTHER_APP])
-    published = server.publish(built, envelope=sign_release(built.manifest, [other.publisher]), key=other_key)
+    published = server.publish(
+        built, envelope=sign_release(built.manifest, [other.publisher]), key=other_key
+    )
     assert published.status_code == 201, published.text
     release_id = published.json()["id"]
     mine = server.publisher_key
     denied = [
         server.client.get(f"/releases/{release_id}", headers=server.auth(mine)),
         server.client.get(f"/releases?appId={OTHER_APP}", headers=server.auth(mine)),
-        server.client.patch(f"/releases/{release_id}/rollout", json={"paused": True}, headers=server.auth(mine)),
-        server.client.patch(f"/releases/{release_id}/rollback", json={"manifest": ""}, headers=server.auth(mine)),
-        server.client.post(f"/releases/{release_id}/promote", json={"manifest": ""}, headers=server.auth(mine)),
+        server.client.patch(
+            f"/releases/{release_id}/rollout", json={"paused": True}, headers=server.auth(mine)
+        ),
+        server.client.patch(
+            f"/releases/{release_id}/rollback", json={"manifest": ""}, headers=server.auth(mine)
+        ),
+        server.client.post(
+            f"/releases/{release_id}/promote", json={"manifest": ""}, headers=server.auth(mine)
+        ),
         server.client.delete(f"/releases/{release_id}", headers=server.auth(mine)),
         server.client.get(f"/apps/{OTHER_APP}", headers=server.auth(mine)),
         server.client.get(f"/audit?appId={OTHER_APP}", headers=server.auth(mine)),
         server.publish(server.build(app_id=OTHER_APP, sequence=2, version="2.0.0"), key=mine),
-        server.client.post("/keys", json={"name": "x", "role": "admin", "apps": [OTHER_APP]}, headers=server.auth(mine)),
+        server.client.post(
+            "/keys",
+            json={"name": "x", "role": "admin", "apps": [OTHER_APP]},
+            headers=server.auth(mine),
+        ),
     ]
     assert [r.status_code for r in denied] == [403] * len(denied), [r.text for r in denied]
     listing = server.client.get("/releases", headers=server.auth(mine)).json()

@@ -12,8 +12,7 @@ import pytest
 from hotpatch_core.envelope import decode_envelope, encode_envelope
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.release import sign_release
-
-from .conftest import APP_ID, Server
+from hotpatch_server.testing import APP_ID, Server
 
 
 def test_publish_then_check_offers_the_release(server: Server) -> None:
@@ -58,7 +57,11 @@ def test_upload_rejections_leave_nothing_behind(server: Server) -> None:
     forged = encode_envelope(attrs.evolve(envelope, payload=envelope.payload + b" "))
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"envelope": forged}, 422, "signature-rejected"),
-        ({"envelope": sign_release(built.manifest, [SigningKey.generate()])}, 422, "signature-rejected"),
+        (
+            {"envelope": sign_release(built.manifest, [SigningKey.generate()])},
+            422,
+            "signature-rejected",
+        ),
         ({"archive": built.archive[:-1] + b"\x01"}, 422, "hash-mismatch"),
         ({"archive": _zip_slip()}, 422, "hash-mismatch"),
         ({"envelope": b"console.log('not an envelope')"}, 400, "malformed"),
@@ -96,14 +99,18 @@ def test_over_cap_upload_is_413_before_buffering(server: Server) -> None:
     response = server.client.post(
         "/releases",
         content=b"x",
-        headers={**server.auth(), "Content-Length": str(limit + 1), "Content-Type": "multipart/form-data; boundary=b"},
+        headers={
+            **server.auth(),
+            "Content-Length": str(limit + 1),
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
     )
     assert response.status_code == 413
     small = attrs.evolve(server.settings, max_archive_bytes=1000)
     del small
 
     def chunks() -> Any:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="archive"; filename="a.zip"\r\n\r\n'
         for _ in range(40):
             yield b"\0" * (8 * 1024 * 1024)
 

@@ -13,14 +13,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from hotpatch_core.cohort import bucket
 from hotpatch_core.release import sign_release
 from hotpatch_server.models import Device
-
-from .conftest import APP_ID, Server
+from hotpatch_server.testing import APP_ID, Server
 
 
 def _publish(server: Server, sequence: int, **kwargs: object) -> dict[str, object]:
     rollout = kwargs.pop("rollout", None)
     built = server.build(sequence=sequence, version=f"1.0.{sequence}", **kwargs)
-    response = server.publish(built, fields={"rollout": str(rollout)} if rollout is not None else None)
+    response = server.publish(
+        built, fields={"rollout": str(rollout)} if rollout is not None else None
+    )
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
@@ -53,10 +54,14 @@ def test_rollout_cohort_is_stable_and_monotone(server: Server) -> None:
     assert inside == expected
     assert 10 < len(inside) < 60
     key = server.auth()
-    server.client.patch(f"/releases/{release['id']}/rollout", json={"rolloutPercent": 50}, headers=key)
+    server.client.patch(
+        f"/releases/{release['id']}/rollout", json={"rolloutPercent": 50}, headers=key
+    )
     widened = {d for d in devices if server.check(d)["updateAvailable"]}
     assert inside < widened
-    server.client.patch(f"/releases/{release['id']}/rollout", json={"rolloutPercent": 0}, headers=key)
+    server.client.patch(
+        f"/releases/{release['id']}/rollout", json={"rolloutPercent": 0}, headers=key
+    )
     assert not any(server.check(d)["updateAvailable"] for d in devices[:50])
 
 
@@ -93,7 +98,9 @@ def test_rolled_back_release_never_offered_again_to_that_device(server: Server) 
 def test_archived_release_not_offered(server: Server) -> None:
     """DELETE archives a release: it stops being offered but stays listed."""
     release = _publish(server, 1)
-    assert server.client.delete(f"/releases/{release['id']}", headers=server.auth()).status_code == 200
+    assert (
+        server.client.delete(f"/releases/{release['id']}", headers=server.auth()).status_code == 200
+    )
     assert server.check() == {"updateAvailable": False}
     shown = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
     assert shown["active"] is False
@@ -129,9 +136,17 @@ def test_post_check_matches_get(server: Server) -> None:
         ({"currentManifestId": "zz"}, "currentManifestId"),
     ],
 )
-def test_bad_check_parameters_are_problems(server: Server, params: dict[str, str], field: str) -> None:
+def test_bad_check_parameters_are_problems(
+    server: Server, params: dict[str, str], field: str
+) -> None:
     """Bad check input gets 422 problem+json naming the field, never a 500."""
-    query = {"appId": APP_ID, "platform": "android", "deviceId": "d", "nativeVersion": "1.0.0", **params}
+    query = {
+        "appId": APP_ID,
+        "platform": "android",
+        "deviceId": "d",
+        "nativeVersion": "1.0.0",
+        **params,
+    }
     response = server.client.get("/update/check", params=query)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
@@ -145,7 +160,10 @@ def test_download_url_signed_expiring_and_resumable(server: Server) -> None:
     partial = server.client.get(url, headers={"Range": "bytes=100-"})
     assert partial.status_code == 206
     assert partial.content == built.archive[100:]
-    assert partial.headers["content-range"] == f"bytes 100-{len(built.archive) - 1}/{len(built.archive)}"
+    assert (
+        partial.headers["content-range"]
+        == f"bytes 100-{len(built.archive) - 1}/{len(built.archive)}"
+    )
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     tampered = f"{parts.path}?exp={query['exp'][0]}&sig={'0' * 64}"
@@ -196,8 +214,9 @@ def test_rollback_publishes_a_new_manifest_for_old_content(server: Server) -> No
     first = server.build(sequence=1, version="1.0.1")
     assert server.publish(first).status_code == 201
     assert server.publish(server.build(sequence=2, version="1.0.2")).status_code == 201
-    import attrs  # noqa: PLC0415
     import base64  # noqa: PLC0415
+
+    import attrs  # noqa: PLC0415
 
     listing = server.client.get("/releases", headers=server.auth()).json()
     old = next(r for r in listing if r["version"] == "1.0.1")

@@ -132,7 +132,12 @@ def _create_key(settings: Settings, args: argparse.Namespace) -> int:
                 raise AdminError(f"no app {app_id!r}; create it first")
         expires = now + timedelta(days=args.expires_days) if args.expires_days else None
         row, plaintext = await create_api_key(
-            session, name=args.name, role=Role(args.role), apps=args.app, now=now, expires_at=expires
+            session,
+            name=args.name,
+            role=Role(args.role),
+            apps=args.app,
+            now=now,
+            expires_at=expires,
         )
         record_raw(session, ACTOR, "create-key", None, row.id, now, {"role": args.role})
         return row, plaintext

@@ -11,14 +11,12 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import (
     Action,
-    Principal,
     Role,
     create_api_key,
     exchange_api_key,
@@ -27,7 +25,6 @@ from hotpatch_server.auth import (
 from hotpatch_server.deps import DbSession, Now, PrincipalDep, SettingsDep
 from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem, problem_for
-from hotpatch_server.settings import Settings
 
 __all__ = ["AppController", "AuthController", "KeyController", "app_json", "install_trust_root"]
 
@@ -40,7 +37,7 @@ def _b64(text: str, field: str) -> bytes:
 
 
 def app_json(app: App) -> dict[str, Any]:
-    """The API's view of an app and its trust root."""
+    """Return the API's view of an app and its trust root."""
     root = load_trust_root(app.trust_root)
     return {
         "id": app.id,
@@ -114,13 +111,21 @@ class AppController(Controller):
         )
         db_session.add(app)
         record_raw(
-            db_session, principal.label, "create-app", app.id, app.id, now, {"rootVersion": root.version}
+            db_session,
+            principal.label,
+            "create-app",
+            app.id,
+            app.id,
+            now,
+            {"rootVersion": root.version},
         )
         await db_session.commit()
         return app_json(app)
 
     @get("/", summary="List apps")
-    async def list_apps(self, principal: PrincipalDep, db_session: DbSession) -> list[dict[str, Any]]:
+    async def list_apps(
+        self, principal: PrincipalDep, db_session: DbSession
+    ) -> list[dict[str, Any]]:
         """Apps the caller may read."""
         query = select(App).order_by(App.id)
         if "*" not in principal.apps:
@@ -128,7 +133,9 @@ class AppController(Controller):
         return [app_json(a) for a in (await db_session.execute(query)).scalars()]
 
     @get("/{app_id:str}", summary="Show an app")
-    async def show(self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession) -> dict[str, Any]:
+    async def show(
+        self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession
+    ) -> dict[str, Any]:
         """One app and its trust root."""
         principal.require(Action.READ, app_id)
         app = await db_session.get(App, app_id)
@@ -178,7 +185,7 @@ class NewKey(msgspec.Struct, rename="camel"):
 
 
 def key_json(row: ApiKey) -> dict[str, Any]:
-    """The API's view of a key: never its plaintext or hash."""
+    """Return the API's view of a key: never its plaintext or hash."""
     return {
         "id": row.id,
         "name": row.name,
@@ -205,22 +212,37 @@ class KeyController(Controller):
         try:
             role = Role(data.role)
         except ValueError:
-            raise Problem(422, "invalid", "role is admin, publisher or viewer", field="role") from None
+            raise Problem(
+                422, "invalid", "role is admin, publisher or viewer", field="role"
+            ) from None
         if not data.apps:
             raise Problem(422, "invalid", "list at least one app, or '*'", field="apps")
         for app_id in data.apps:
             principal.require(Action.ADMIN, app_id)
         row, plaintext = await create_api_key(
-            db_session, name=data.name, role=role, apps=data.apps, now=now, expires_at=data.expires_at
+            db_session,
+            name=data.name,
+            role=role,
+            apps=data.apps,
+            now=now,
+            expires_at=data.expires_at,
         )
         record_raw(
-            db_session, principal.label, "create-key", None, row.id, now, {"role": role, "apps": data.apps}
+            db_session,
+            principal.label,
+            "create-key",
+            None,
+            row.id,
+            now,
+            {"role": role, "apps": data.apps},
         )
         await db_session.commit()
         return key_json(row) | {"key": plaintext}
 
     @get("/", summary="List API keys")
-    async def list_keys(self, principal: PrincipalDep, db_session: DbSession) -> list[dict[str, Any]]:
+    async def list_keys(
+        self, principal: PrincipalDep, db_session: DbSession
+    ) -> list[dict[str, Any]]:
         """Keys whose apps the caller administers."""
         rows = (await db_session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars()
         return [key_json(r) for r in rows if all(principal.can(Action.ADMIN, a) for a in r.apps)]

@@ -59,7 +59,9 @@ def create_app(
     engine = create_async_engine(settings.database_url, pool_pre_ping=True)
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     store = blob_store or LocalBlobStore(
-        settings.blob_dir, UrlSigner(settings.jwt_secret, settings.download_url_seconds), settings.public_url
+        settings.blob_dir,
+        UrlSigner(settings.jwt_secret, settings.download_url_seconds),
+        settings.public_url,
     )
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
     tracker = DeviceTracker(sessionmaker)

@@ -28,7 +28,9 @@ def record_raw(
 ) -> None:
     """Add an audit entry to the caller's transaction (it commits with the change)."""
     session.add(
-        AuditEntry(at=now, actor=actor, action=action, app_id=app_id, target=target, details=details)
+        AuditEntry(
+            at=now, actor=actor, action=action, app_id=app_id, target=target, details=details
+        )
     )
 
 

@@ -268,7 +268,11 @@ async def authenticate(
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "aud", "iss", "sub"], "verify_exp": False, "verify_iat": False},
+            options={
+                "require": ["exp", "aud", "iss", "sub"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
     except jwt.InvalidTokenError as exc:
         raise Problem(401, "unauthorized", f"invalid access token: {exc}") from None

@@ -44,7 +44,7 @@ class BlobStore(Protocol):
         """Remove ``sha256`` (used only to undo a failed publish)."""
 
     def url(self, sha256: str, now: datetime) -> str:
-        """A URL a device can download ``sha256`` from."""
+        """Return a URL a device can download ``sha256`` from."""
 
 
 class UrlSigner:
@@ -101,7 +101,7 @@ class LocalBlobStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         with source.open("rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(source, target)
+        source.replace(target)
         directory = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
@@ -118,5 +118,5 @@ class LocalBlobStore:
         self.path(sha256).unlink(missing_ok=True)
 
     def url(self, sha256: str, now: datetime) -> str:
-        """A signed, expiring URL of the download route."""
+        """Return a signed, expiring URL of the download route."""
         return f"{self.public_url}/blobs/{sha256}?{self.signer.query(sha256, now)}"

@@ -64,7 +64,9 @@ async def download_blob(
     store = blob_store
     if not isinstance(store, LocalBlobStore):
         raise Problem(404, "not-found", "archives are served by the object store")
-    store.signer.check(sha256, request.query_params.get("exp"), request.query_params.get("sig"), now)
+    store.signer.check(
+        sha256, request.query_params.get("exp"), request.query_params.get("sig"), now
+    )
     path = store.path(sha256)
     if not path.exists():
         raise Problem(404, "not-found", "no such archive")

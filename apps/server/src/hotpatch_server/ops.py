@@ -9,7 +9,6 @@ from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_server.deps import SessionMaker
 from hotpatch_server.updates import DeviceTracker
@@ -29,7 +28,7 @@ class Metrics:
         self.counters[(name, tuple(sorted(labels.items())))] += 1
 
     def render(self, tracker: DeviceTracker) -> str:
-        """The exposition text."""
+        """Return the exposition text."""
         lines = [
             "# HELP hotpatch_events_total Events seen by this process.",
             "# TYPE hotpatch_events_total counter",
@@ -57,6 +56,9 @@ async def health(sessionmaker: SessionMaker) -> Response[dict[str, Any]]:
 
 
 @get("/metrics", media_type=MediaType.TEXT, summary="Prometheus metrics", tags=["ops"])
-async def metrics(app_metrics: NamedDependency[SkipValidation[Metrics]], device_tracker: NamedDependency[SkipValidation[DeviceTracker]]) -> str:
+async def metrics(
+    app_metrics: NamedDependency[SkipValidation[Metrics]],
+    device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
+) -> str:
     """Counters of this process in the Prometheus text format."""
     return app_metrics.render(device_tracker)

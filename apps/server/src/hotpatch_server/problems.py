@@ -42,7 +42,7 @@ class Problem(Exception):  # noqa: N818 - named for what it renders, RFC 9457
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """The problem document."""
+        """Return the problem document."""
         document: dict[str, Any] = {
             "type": f"https://hotpatch.dev/problems/{self.kind}",
             "title": self.kind.replace("-", " "),
@@ -95,7 +95,12 @@ def http_exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> 
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
     if exc.status_code >= 500:
         # An unexpected failure: keep the traceback for operators, not for clients.
-        log.error("unhandled error on %s %s", _request.method, _request.url.path, exc_info=exc.__cause__ or exc)
+        log.error(
+            "unhandled error on %s %s",
+            _request.method,
+            _request.url.path,
+            exc_info=exc.__cause__ or exc,
+        )
     field = None
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:

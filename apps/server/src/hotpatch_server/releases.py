@@ -34,7 +34,6 @@ from hotpatch_core.trust import load_trust_root
 from hotpatch_server.audit import record
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.blobs import BlobStore
-from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.deps import (
     ActiveReleasesDep,
     BlobStoreDep,
@@ -52,7 +51,7 @@ __all__ = ["ReleaseController", "release_json"]
 
 
 def release_json(release: Release, store: BlobStore, now: datetime) -> dict[str, Any]:
-    """The API's view of a release (camelCase, like the seed)."""
+    """Return the API's view of a release (camelCase, like the seed)."""
     return {
         "id": release.id,
         "appId": release.app_id,
@@ -242,7 +241,9 @@ class ReleaseController(Controller):
             rollout = _rollout(upload.fields)
             release = _verify(await _app(db_session, app_id), upload.manifest, now)
             _mandatory_matches(upload.fields, release)
-            await _check_archive(release, upload.archive, upload.archive_sha256, upload.archive_length)
+            await _check_archive(
+                release, upload.archive, upload.archive_sha256, upload.archive_length
+            )
             await _check_sequence(db_session, release)
             row = _row(release, principal, now, rollout)
             db_session.add(row)
@@ -279,7 +280,9 @@ class ReleaseController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Releases the caller may read, newest first, filtered."""
-        query = select(Release).order_by(Release.app_id, Release.epoch.desc(), Release.sequence.desc())
+        query = select(Release).order_by(
+            Release.app_id, Release.epoch.desc(), Release.sequence.desc()
+        )
         if app_id is not None:
             principal.require(Action.READ, app_id)
             query = query.where(Release.app_id == app_id)
@@ -433,7 +436,9 @@ def _decode_manifest_field(text: str) -> bytes:
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
-        raise Problem(422, "invalid", "manifest must be base64 of the envelope", field="manifest") from None
+        raise Problem(
+            422, "invalid", "manifest must be base64 of the envelope", field="manifest"
+        ) from None
 
 
 async def _republish(
@@ -446,7 +451,9 @@ async def _republish(
     same_channel: bool,
     action: str,
 ) -> Release:
-    release = _verify(await _app(session, source.app_id), _decode_manifest_field(data.manifest), now)
+    release = _verify(
+        await _app(session, source.app_id), _decode_manifest_field(data.manifest), now
+    )
     m = release.manifest
     if m.archive.sha256 != source.archive_sha256:
         raise Problem(
@@ -457,7 +464,9 @@ async def _republish(
             field="manifest",
         )
     if m.platform.value != source.platform:
-        raise Problem(422, "identity-mismatch", "platform differs from the source", field="manifest")
+        raise Problem(
+            422, "identity-mismatch", "platform differs from the source", field="manifest"
+        )
     if same_channel and m.channel != source.channel:
         raise Problem(422, "identity-mismatch", "a rollback stays on its channel", field="manifest")
     if not same_channel and m.channel == source.channel:

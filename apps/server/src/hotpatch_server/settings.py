@@ -80,7 +80,7 @@ class Settings:
         database_url = env.get("DATABASE_URL", "").strip()
         if not database_url:
             database_url = f"sqlite+aiosqlite:///{data_dir / 'hotpatch.db'}"
-        elif database_url.startswith("postgres://") or database_url.startswith("postgresql://"):
+        elif database_url.startswith(("postgres://", "postgresql://")):
             # The seed's plain URLs name no driver; the server is async.
             database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
         try:
@@ -99,8 +99,7 @@ class Settings:
             jwt_secret = secret.encode()
             if len(jwt_secret) < MIN_SECRET_BYTES:
                 raise ConfigurationError(
-                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; it is "
-                    f"{len(jwt_secret)}"
+                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; it is {len(jwt_secret)}"
                 )
         s3_bucket = env.get("S3_BUCKET") or None
         return cls(

@@ -86,7 +86,11 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     """Validate check parameters (query string or JSON body); seed names accepted too."""
     platform = _required(params, re.compile(r"^(android|ios)$"), "platform")
     native_text = _required(
-        params, re.compile(r"^[0-9A-Za-z.+-]{1,64}$"), "nativeVersion", "appVersion", "binaryVersion"
+        params,
+        re.compile(r"^[0-9A-Za-z.+-]{1,64}$"),
+        "nativeVersion",
+        "appVersion",
+        "binaryVersion",
     )
     try:
         native = Version.parse_native(native_text)
@@ -94,12 +98,16 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
         raise Problem(422, "invalid", str(exc), field="nativeVersion") from None
     current = _field(params, "currentManifestId", "currentReleaseId")
     if current is not None and not _MANIFEST_ID.match(current):
-        raise Problem(422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId")
+        raise Problem(
+            422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId"
+        )
     position: tuple[int, int] | None = None
     epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
     if sequence is not None:
         if not sequence.isdigit() or (epoch is not None and not epoch.isdigit()):
-            raise Problem(422, "invalid", "currentSequence must be a number", field="currentSequence")
+            raise Problem(
+                422, "invalid", "currentSequence must be a number", field="currentSequence"
+            )
         position = (int(epoch or 1), int(sequence))
     return CheckQuery(
         app_id=_required(params, _ID, "appId"),
@@ -116,7 +124,7 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
 def choose(
     query: CheckQuery, candidates: tuple[Candidate, ...], rolled_back: frozenset[str] | None
 ) -> Candidate | None:
-    """The release to offer this device, or None. ``rolled_back=None``: not yet looked up."""
+    """Return the release to offer this device, or None (``rolled_back=None``: not looked up)."""
     floor = query.current_position
     if query.current_manifest_id is not None:
         for candidate in candidates:
@@ -128,7 +136,9 @@ def choose(
             return None  # candidates are newest first: nothing newer is left
         if candidate.paused or not candidate.binary_range.contains(query.native_version):
             continue
-        if not in_rollout(bucket(query.device_id, candidate.manifest_id), candidate.rollout_basis_points):
+        if not in_rollout(
+            bucket(query.device_id, candidate.manifest_id), candidate.rollout_basis_points
+        ):
             continue
         if rolled_back is not None and candidate.manifest_id in rolled_back:
             continue
@@ -166,7 +176,7 @@ class DeviceTracker:
             return 0
         batch, self._pending = self._pending, {}
         async with self._sessionmaker() as session:
-            dialect = session.bind.dialect.name
+            dialect = session.get_bind().dialect.name
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
             rows = [
                 {
@@ -323,14 +333,17 @@ class DeviceController(Controller):
         sessionmaker: SessionMaker,
         now: Now,
     ) -> dict[str, Any]:
-        """The same check with a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
+        """Answer the same check from a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
         return await self._check(
             data, active_releases, device_tracker, blob_store, sessionmaker, now
         )
 
     @post("/devices", status_code=201, summary="Register a device")
     async def register(
-        self, data: JSONBody[DeviceRegistration], device_tracker: NamedDependency[SkipValidation[DeviceTracker]], now: Now
+        self,
+        data: JSONBody[DeviceRegistration],
+        device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
+        now: Now,
     ) -> dict[str, Any]:
         """Record a device (buffered like the check's tracking)."""
         query = parse_check(
@@ -355,7 +368,9 @@ class DeviceController(Controller):
             status = ReportStatus(data.status)
         except ValueError:
             allowed = ", ".join(s.value for s in ReportStatus)
-            raise Problem(422, "invalid", f"status must be one of {allowed}", field="status") from None
+            raise Problem(
+                422, "invalid", f"status must be one of {allowed}", field="status"
+            ) from None
         if data.phase is not None and data.phase not in {p.value for p in ReportPhase}:
             raise Problem(422, "invalid", "unknown phase", field="phase")
         for name, value in (("id", data.id), ("appId", data.app_id), ("deviceId", data.device_id)):

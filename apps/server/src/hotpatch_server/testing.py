@@ -1,0 +1,158 @@
+"""Test helpers for integrators and our own tests: a clock, an admin key, a harness.
+
+``Server`` wraps Litestar's ``TestClient`` (an ``httpx.Client``) around the real
+app and acts as admin, publisher and device::
+
+    with TestClient(create_app(settings, clock=clock, migrate=False)) as client:
+        server = Server(client, settings, clock, make_pki(), bootstrap_admin(settings), "")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from hotpatch_core.release import sign_release
+from hotpatch_core.testing import PKI, BuiltRelease, build_release
+from hotpatch_server.auth import Role, create_api_key
+from hotpatch_server.settings import Settings
+
+__all__ = ["APP_ID", "OTHER_APP", "Clock", "Server", "bootstrap_admin"]
+
+APP_ID = "com.example.app"
+OTHER_APP = "com.other.app"
+
+
+class Clock:
+    """A settable clock for the app."""
+
+    def __init__(self) -> None:
+        """Start at a fixed moment."""
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        """Return the current fake time."""
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        """Move time forward by ``timedelta(**delta)``."""
+        self.now += timedelta(**delta)
+
+
+@attrs.define
+class Server:
+    """The app under test, with helpers to act as an admin, a publisher and a device."""
+
+    client: TestClient[Any]
+    settings: Settings
+    clock: Clock
+    pki: PKI
+    admin_key: str
+    publisher_key: str
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        """Return an Authorization header for ``key`` (default: the publisher key)."""
+        return {"Authorization": f"Bearer {key or self.publisher_key}"}
+
+    def create_app(self, app_id: str, pki: PKI) -> Any:
+        """Create ``app_id`` with ``pki``'s trust root as the admin."""
+        return self.client.post(
+            "/apps",
+            json={"id": app_id, "trustRoot": base64.b64encode(pki.root_bytes).decode()},
+            headers=self.auth(self.admin_key),
+        )
+
+    def create_key(self, role: str, apps: list[str], **extra: Any) -> str:
+        """Create an API key as the admin; return its plaintext."""
+        response = self.client.post(
+            "/keys",
+            json={"name": f"{role}-key", "role": role, "apps": apps, **extra},
+            headers=self.auth(self.admin_key),
+        )
+        response.raise_for_status()
+        key: str = response.json()["key"]
+        return key
+
+    def build(self, **kwargs: Any) -> BuiltRelease:
+        """Build an unsigned release of this app (override any field)."""
+        files = kwargs.pop("files", None) or {
+            "index.android.bundle": f"release {kwargs.get('sequence', 1)}".encode() * 20,
+            "assets/logo.png": b"\x89PNG" + bytes(100),
+        }
+        return build_release(files, app_id=kwargs.pop("app_id", APP_ID), **kwargs)
+
+    def publish(
+        self,
+        built: BuiltRelease,
+        *,
+        envelope: bytes | None = None,
+        archive: bytes | None = None,
+        key: str | None = None,
+        app_id: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> Any:
+        """Publish ``built`` (signed by the PKI's publisher unless ``envelope``)."""
+        envelope = (
+            envelope if envelope is not None else sign_release(built.manifest, [self.pki.publisher])
+        )
+        data = {"appId": app_id or built.manifest.app_id, "rollout": "100", **(fields or {})}
+        return self.client.post(
+            "/releases",
+            data=data,
+            files={
+                "manifest": ("manifest.json", envelope, "application/json"),
+                "archive": (
+                    "release.zip",
+                    archive if archive is not None else built.archive,
+                    "application/zip",
+                ),
+            },
+            headers=self.auth(key),
+        )
+
+    def check(self, device_id: str = "device-1", **params: Any) -> Any:
+        """Check for an update as a device; return the JSON answer."""
+        query = {
+            "appId": APP_ID,
+            "platform": "android",
+            "channel": "production",
+            "deviceId": device_id,
+            "nativeVersion": "1.0.0",
+            **params,
+        }
+        response = self.client.get("/update/check", params=query)
+        response.raise_for_status()
+        return response.json()
+
+    def release_rows(self) -> int:
+        """Return how many releases the admin can list."""
+        listing = self.client.get("/releases", headers=self.auth(self.admin_key))
+        return len(listing.json())
+
+    def blobs(self) -> list[Path]:
+        """Return the archive files on disk."""
+        root = self.settings.blob_dir
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def bootstrap_admin(settings: Settings) -> str:
+    """Create an admin API key for every app directly in the database; return it."""
+
+    async def go() -> str:
+        engine = create_async_engine(settings.database_url)
+        async with async_sessionmaker(engine)() as session:
+            _, key = await create_api_key(
+                session, name="admin", role=Role.ADMIN, apps=["*"], now=datetime.now(UTC)
+            )
+            await session.commit()
+        await engine.dispose()
+        return key
+
+    return asyncio.run(go())
