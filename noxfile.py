@@ -74,6 +74,13 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def serve(session: nox.Session) -> None:
+    """Run the server on its embedded default (SQLite + ./hotpatch-data); args go to it."""
+    _sync(session)
+    session.run("hotpatch-server", *session.posargs)
+
+
+@nox.session(python="3.11")
 def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors in docs/spec/vectors/ after a deliberate format change."""
     _sync(session)

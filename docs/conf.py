@@ -35,3 +35,25 @@ nitpicky = False
 _generated = Path(__file__).parent / "_generated"
 _generated.mkdir(exist_ok=True)
 (_generated / "machine.mmd").write_text(mermaid_diagram())
+
+
+def _api_table() -> str:
+    """Render the server's routes from its OpenAPI schema as a Markdown table."""
+    import tempfile  # noqa: PLC0415 - only the docs build needs these
+
+    from hotpatch_server import Settings, create_app  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(Settings.from_env({"HOTPATCH_DATA_DIR": data_dir}))
+        schema = app.openapi_schema.to_schema()
+    rows = ["| method | path | what it does |", "|---|---|---|"]
+    for path, item in sorted(schema["paths"].items()):
+        for method in ("get", "post", "put", "patch", "delete"):
+            operation = item.get(method)
+            if operation:
+                summary = operation.get("summary", "")
+                rows.append(f"| `{method.upper()}` | `{path}` | {summary} |")
+    return "\n".join(rows) + "\n"
+
+
+(_generated / "api.md").write_text(_api_table())

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hotpatch_core.testing import make_pki
+from hotpatch_server.settings import ConfigurationError, Settings
+
+COMMAND = str(Path(sys.executable).with_name("hotpatch-server"))
+
+
+def _run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(data_dir)}
+    environment.pop("DATABASE_URL", None)
+    environment.update(env)
+    return subprocess.run(
+        [COMMAND, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_bootstrap_commands(tmp_path: Path) -> None:
+    """create-app, create-key, list-keys and revoke-key work without a database shell."""
+    root = tmp_path / "root.json"
+    root.write_bytes(make_pki().root_bytes)
+    created = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "created app com.acme.shop (trust root v1)" in created.stdout
+    again = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    key = _run(
+        ["create-key", "--name", "ci", "--role", "publisher", "--app", "com.acme.shop"], tmp_path
+    )
+    assert key.returncode == 0, key.stderr
+    plaintext = key.stdout.strip().splitlines()[-1]
+    assert plaintext.startswith("hp_")
+    listing = _run(["list-keys"], tmp_path)
+    key_id = listing.stdout.split()[0]
+    assert "publisher" in listing.stdout
+    assert "active" in listing.stdout
+    assert _run(["revoke-key", key_id], tmp_path).returncode == 0
+    assert "revoked" in _run(["list-keys"], tmp_path).stdout
+
+
+def test_bad_trust_root_is_one_clear_line(tmp_path: Path) -> None:
+    """A tampered trust root is refused with one line and exit 2, no traceback."""
+    root = tmp_path / "root.json"
+    root.write_bytes(make_pki().root_bytes.replace(b'"sig":"', b'"sig":"AAAA', 1))
+    result = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    missing = _run(["create-app", "x", "--trust-root", str(tmp_path / "nope")], tmp_path)
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+
+
+def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
+    """`hotpatch-server` serves /health on SQLite + local disk with no settings at all."""
+    port = _free_port()
+    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(tmp_path), "PORT": str(port)}
+    environment.pop("DATABASE_URL", None)
+    environment.pop("JWT_SECRET", None)
+    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [COMMAND], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("server did not start")
+                time.sleep(0.3)
+        assert response.json() == {"status": "ok", "database": "ok"}
+        assert (tmp_path / "hotpatch.db").exists()
+        assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert f"HotPatch server on http://127.0.0.1:{port}" in output
+
+
+def test_missing_or_weak_jwt_secret_is_a_startup_error(tmp_path: Path) -> None:
+    """Outside the embedded default, JWT_SECRET must be set and at least 32 bytes."""
+    base = {"HOTPATCH_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql://db/hotpatch"}
+    with pytest.raises(ConfigurationError, match="JWT_SECRET is required"):
+        Settings.from_env(base)
+    with pytest.raises(ConfigurationError, match="at least 32 bytes"):
+        Settings.from_env({**base, "JWT_SECRET": "short"})
+    settings = Settings.from_env({**base, "JWT_SECRET": "s" * 32})
+    assert settings.database_url == "postgresql+asyncpg://db/hotpatch"
+    result = _run(["migrate"], tmp_path, DATABASE_URL="postgresql://db/hotpatch", JWT_SECRET="")
+    assert result.returncode == 2
+    assert "JWT_SECRET is required" in result.stderr
+
+
+def test_settings_come_from_the_seed_variable_names(tmp_path: Path) -> None:
+    """The seed's environment variable names configure the server."""
+    settings = Settings.from_env(
+        {
+            "HOTPATCH_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgresql+asyncpg://u@h/db",
+            "JWT_SECRET": "k" * 40,
+            "S3_BUCKET": "bundles",
+            "S3_ENDPOINT": "https://r2.example",
+            "AWS_ACCESS_KEY_ID": "id",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+            "REDIS_URL": "redis://localhost:6379/0",
+            "PORT": "9000",
+        }
+    )
+    assert (settings.s3_bucket, settings.s3_endpoint, settings.redis_url, settings.port) == (
+        "bundles",
+        "https://r2.example",
+        "redis://localhost:6379/0",
+        9000,
+    )
+    assert "secret" not in repr(settings)
+    with pytest.raises(ConfigurationError, match="PORT"):
+        Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path), "PORT": "http"})
