@@ -77,7 +77,7 @@ def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
     environment = {**os.environ, "HOTPATCH_DATA_DIR": str(tmp_path), "PORT": str(port)}
     environment.pop("DATABASE_URL", None)
     environment.pop("JWT_SECRET", None)
-    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+    process = subprocess.Popen(
         [COMMAND], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
