@@ -234,3 +234,28 @@ def test_rollback_publishes_a_new_manifest_for_old_content(server: Server) -> No
     audit = server.client.get(f"/audit?appId={APP_ID}", headers=server.auth()).json()
     assert [e["action"] for e in audit][:3] == ["rollback", "publish", "publish"]
     assert timedelta(0) == timedelta(0)
+
+
+def test_metrics_count_checks_publishes_and_reports(server: Server) -> None:
+    """/metrics reports what this process saw, in the Prometheus text format."""
+    release = _publish(server, 1)
+    server.check("m-1")
+    server.check("m-2", currentManifestId=release["manifestId"])
+    report = {
+        "id": "metrics-report",
+        "appId": APP_ID,
+        "deviceId": "m-1",
+        "manifestId": release["manifestId"],
+        "status": "applied",
+    }
+    server.client.post("/installations", json=report)
+    text = server.client.get("/metrics").text
+    assert 'hotpatch_events_total{event="update_check",offered="true"} 1' in text
+    assert 'hotpatch_events_total{event="update_check",offered="false"} 1' in text
+    assert f'hotpatch_events_total{{event="publish",app="{APP_ID}"}} 1' in text
+    assert 'hotpatch_events_total{event="installation_report",status="applied"} 1' in text
+
+
+def test_health_reports_the_database(server: Server) -> None:
+    """/health is 200 with the database reachable."""
+    assert server.client.get("/health").json() == {"status": "ok", "database": "ok"}

@@ -27,9 +27,15 @@ from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
+from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
-from hotpatch_server.ops import Metrics, health, metrics
-from hotpatch_server.problems import Problem, http_exception_handler, problem_handler
+from hotpatch_server.ops import health, metrics
+from hotpatch_server.problems import (
+    Problem,
+    http_exception_handler,
+    problem_handler,
+    unexpected_error_handler,
+)
 from hotpatch_server.releases import ReleaseController
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import DeviceController, DeviceTracker
@@ -131,6 +137,7 @@ def create_app(
             Problem: problem_handler,
             HotPatchError: problem_handler,
             HTTPException: http_exception_handler,
+            Exception: unexpected_error_handler,
         },
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="HotPatch", version="0.1.0", path="/schema"),

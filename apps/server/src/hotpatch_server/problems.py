@@ -15,7 +15,13 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 
 from hotpatch_core import errors as core
 
-__all__ = ["Problem", "http_exception_handler", "problem_for", "problem_handler"]
+__all__ = [
+    "Problem",
+    "http_exception_handler",
+    "problem_for",
+    "problem_handler",
+    "unexpected_error_handler",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("hotpatch_server")
@@ -88,6 +94,13 @@ def problem_handler(_request: Request[Any, Any, Any], exc: Exception) -> Respons
         media_type=PROBLEM_JSON,
         headers=problem.headers,
     )
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Log an unexpected error with its traceback; answer a bare 500 problem."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = Problem(500, "internal-error", "the server failed; the error was logged")
+    return problem_handler(request, problem)
 
 
 def http_exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -21,7 +21,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,12 +43,16 @@ from hotpatch_server.deps import (
     PrincipalDep,
     SettingsDep,
 )
+from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Release
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.settings import Settings
 from hotpatch_server.upload import read_upload
 
 __all__ = ["ReleaseController", "release_json"]
+
+# Ids beyond the 64-bit range cannot exist; bounding them keeps them out of the database driver.
+ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 def release_json(release: Release, store: BlobStore, now: datetime) -> dict[str, Any]:
@@ -225,6 +230,7 @@ class ReleaseController(Controller):
         settings: SettingsDep,
         active_releases: ActiveReleasesDep,
         now: Now,
+        app_metrics: NamedDependency[SkipValidation[Metrics]],
     ) -> dict[str, Any]:
         """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%)."""
         _cap_body(request, settings)
@@ -263,6 +269,7 @@ class ReleaseController(Controller):
         finally:
             upload.discard()
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
+        app_metrics.inc("publish", app=row.app_id)
         return release_json(row, blob_store, now)
 
     @get("/", summary="List releases")
@@ -302,7 +309,7 @@ class ReleaseController(Controller):
     @get("/{release_id:int}", summary="Show a release")
     async def show(
         self,
-        release_id: FromPath[int],
+        release_id: ReleaseId,
         principal: PrincipalDep,
         db_session: DbSession,
         blob_store: BlobStoreDep,
@@ -317,7 +324,7 @@ class ReleaseController(Controller):
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
     async def change_rollout(
         self,
-        release_id: FromPath[int],
+        release_id: ReleaseId,
         data: JSONBody[RolloutChange],
         principal: PrincipalDep,
         db_session: DbSession,
@@ -343,7 +350,7 @@ class ReleaseController(Controller):
     @patch("/{release_id:int}/rollback", summary="Roll back to this release's content")
     async def rollback(
         self,
-        release_id: FromPath[int],
+        release_id: ReleaseId,
         data: JSONBody[PublishRequest],
         principal: PrincipalDep,
         db_session: DbSession,
@@ -362,7 +369,7 @@ class ReleaseController(Controller):
     @post("/{release_id:int}/promote", status_code=201, summary="Promote to another channel")
     async def promote(
         self,
-        release_id: FromPath[int],
+        release_id: ReleaseId,
         data: JSONBody[PublishRequest],
         principal: PrincipalDep,
         db_session: DbSession,
@@ -381,7 +388,7 @@ class ReleaseController(Controller):
     @delete("/{release_id:int}", status_code=200, summary="Archive a release (soft delete)")
     async def archive(
         self,
-        release_id: FromPath[int],
+        release_id: ReleaseId,
         principal: PrincipalDep,
         db_session: DbSession,
         blob_store: BlobStoreDep,

@@ -40,6 +40,7 @@ from hotpatch_core.versions import Version
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import ActiveReleasesDep, BlobStoreDep, DbSession, Now, SessionMaker
+from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Device, Installation, Release
 from hotpatch_server.problems import Problem
 
@@ -291,6 +292,7 @@ class DeviceController(Controller):
         blob_store: BlobStore,
         sessionmaker: async_sessionmaker[AsyncSession],
         now: datetime,
+        metrics: Metrics,
     ) -> dict[str, Any]:
         query = parse_check(params)
         device_tracker.note(query, now)
@@ -301,6 +303,7 @@ class DeviceController(Controller):
                 rolled_back = await _rolled_back(session, query.app_id, query.device_id)
             if rolled_back:
                 chosen = choose(query, candidates, rolled_back)
+        metrics.inc("update_check", offered=str(chosen is not None).lower())
         return _answer(chosen, blob_store, now)
 
     @get("/update/check", summary="Check for an update (query parameters)")
@@ -312,6 +315,7 @@ class DeviceController(Controller):
         blob_store: BlobStoreDep,
         sessionmaker: SessionMaker,
         now: Now,
+        app_metrics: NamedDependency[SkipValidation[Metrics]],
         app_id: Annotated[str, QueryParameter(name="appId")],
         platform: Annotated[str, QueryParameter(name="platform")],
         device_id: Annotated[str, QueryParameter(name="deviceId")],
@@ -320,7 +324,7 @@ class DeviceController(Controller):
         del app_id, platform, device_id  # declared for the schema; parsed with the rest
         params = dict(request.query_params)
         return await self._check(
-            params, active_releases, device_tracker, blob_store, sessionmaker, now
+            params, active_releases, device_tracker, blob_store, sessionmaker, now, app_metrics
         )
 
     @post("/update/check", status_code=200, summary="Check for an update (JSON body)")
@@ -332,10 +336,11 @@ class DeviceController(Controller):
         blob_store: BlobStoreDep,
         sessionmaker: SessionMaker,
         now: Now,
+        app_metrics: NamedDependency[SkipValidation[Metrics]],
     ) -> dict[str, Any]:
         """Answer the same check from a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
         return await self._check(
-            data, active_releases, device_tracker, blob_store, sessionmaker, now
+            data, active_releases, device_tracker, blob_store, sessionmaker, now, app_metrics
         )
 
     @post("/devices", status_code=201, summary="Register a device")
@@ -361,7 +366,11 @@ class DeviceController(Controller):
 
     @post("/installations", summary="Report an installation result")
     async def report(
-        self, data: JSONBody[InstallationReport], db_session: DbSession, now: Now
+        self,
+        data: JSONBody[InstallationReport],
+        db_session: DbSession,
+        now: Now,
+        app_metrics: NamedDependency[SkipValidation[Metrics]],
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
         try:
@@ -406,4 +415,5 @@ class DeviceController(Controller):
             if await db_session.get(Installation, data.id) is None:
                 raise
             return Response({"id": data.id, "duplicate": True}, status_code=200)
+        app_metrics.inc("installation_report", status=status.value)
         return Response({"id": data.id, "duplicate": False}, status_code=201)

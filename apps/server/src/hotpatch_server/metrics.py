@@ -1,0 +1,39 @@
+"""In-process counters, rendered in the Prometheus text format by ``/metrics``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hotpatch_server.updates import DeviceTracker
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """In-process counters, exposed in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        """Start every counter at zero."""
+        self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+
+    def inc(self, name: str, **labels: str) -> None:
+        """Add one to ``name`` with ``labels``."""
+        self.counters[(name, tuple(sorted(labels.items())))] += 1
+
+    def render(self, tracker: DeviceTracker) -> str:
+        """Return the exposition text."""
+        lines = [
+            "# HELP hotpatch_events_total Events seen by this process.",
+            "# TYPE hotpatch_events_total counter",
+        ]
+        for (name, labels), value in sorted(self.counters.items()):
+            rendered = ",".join(f'{k}="{v}"' for k, v in (("event", name), *labels))
+            lines.append(f"hotpatch_events_total{{{rendered}}} {value}")
+        lines += [
+            "# HELP hotpatch_devices_flushed_total Device rows written by the batch tracker.",
+            "# TYPE hotpatch_devices_flushed_total counter",
+            f"hotpatch_devices_flushed_total {tracker.flushed}",
+        ]
+        return "\n".join(lines) + "\n"
