@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
 
 from hotpatch_core.errors import HotPatchError
@@ -25,6 +26,7 @@ from hotpatch_server.auth import (
 from hotpatch_server.deps import DbSession, Now, PrincipalDep, SettingsDep
 from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem, problem_for
+from hotpatch_server.ratelimit import Limits
 
 __all__ = ["AppController", "AuthController", "KeyController", "app_json", "install_trust_root"]
 
@@ -275,6 +277,10 @@ class RefreshRequest(msgspec.Struct, rename="camel"):
     refresh_token: str
 
 
+def _client(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 class AuthController(Controller):
     """``/auth``: API key -> short-lived access token + single-use refresh token."""
 
@@ -283,9 +289,16 @@ class AuthController(Controller):
 
     @post("/token", status_code=200, summary="Exchange an API key for tokens")
     async def token(
-        self, data: JSONBody[TokenRequest], db_session: DbSession, settings: SettingsDep, now: Now
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenRequest],
+        db_session: DbSession,
+        settings: SettingsDep,
+        now: Now,
+        limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Return an access token (JWT) and a refresh token."""
+        await limits.auth.enforce(_client(request))
         tokens = await exchange_api_key(
             db_session,
             data.api_key,
@@ -299,9 +312,16 @@ class AuthController(Controller):
 
     @post("/refresh", status_code=200, summary="Rotate a refresh token")
     async def refresh(
-        self, data: JSONBody[RefreshRequest], db_session: DbSession, settings: SettingsDep, now: Now
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RefreshRequest],
+        db_session: DbSession,
+        settings: SettingsDep,
+        now: Now,
+        limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Use a refresh token once; return a new access and refresh token."""
+        await limits.auth.enforce(_client(request))
         tokens = await refresh_tokens(
             db_session,
             data.refresh_token,

@@ -17,6 +17,7 @@ from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from hotpatch_core.errors import HotPatchError
@@ -24,7 +25,7 @@ from hotpatch_server.admin_api import AppController, AuthController, KeyControll
 from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
 from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
-from hotpatch_server.cache import ActiveReleases
+from hotpatch_server.cache import INVALIDATIONS, ActiveReleases, listen_for_invalidations
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.metrics import Metrics
@@ -36,6 +37,7 @@ from hotpatch_server.problems import (
     problem_handler,
     unexpected_error_handler,
 )
+from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.releases import ReleaseController
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import DeviceController, DeviceTracker
@@ -70,6 +72,16 @@ def create_app(
         settings.public_url,
     )
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    limits = build_limits(redis, scale=settings.rate_limit_scale, prefix=settings.redis_prefix)
+    channel = f"{settings.redis_prefix}:{INVALIDATIONS}"
+    if redis is not None:
+        shared = redis
+
+        async def announce(key: tuple[str, str, str]) -> None:
+            await shared.publish(channel, "/".join(key))
+
+        active.publish_invalidation = announce
     tracker = DeviceTracker(sessionmaker)
     app_metrics = Metrics()
     run_migrations = settings.embedded if migrate is None else migrate
@@ -80,12 +92,18 @@ def create_app(
         if run_migrations:
             await asyncio.to_thread(upgrade, settings.database_url)
         stop = asyncio.Event()
-        flusher = asyncio.create_task(tracker.run(settings.device_flush_seconds, stop))
+        tasks = [asyncio.create_task(tracker.run(settings.device_flush_seconds, stop))]
+        if redis is not None:
+            tasks.append(
+                asyncio.create_task(listen_for_invalidations(redis, channel, active, stop))
+            )
         try:
             yield
         finally:
             stop.set()
-            await flusher
+            await asyncio.gather(*tasks)
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     async def provide_session() -> AsyncGenerator[AsyncSession, None]:
@@ -132,6 +150,7 @@ def create_app(
             "active_releases": Provide(lambda: active, sync_to_thread=False),
             "device_tracker": Provide(lambda: tracker, sync_to_thread=False),
             "app_metrics": Provide(lambda: app_metrics, sync_to_thread=False),
+            "limits": Provide(lambda: limits, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

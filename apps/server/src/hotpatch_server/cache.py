@@ -4,18 +4,23 @@ Each process keeps, per (app, platform, channel), the active releases newest
 first, already parsed (binary ranges, base64 manifests), for
 ``active_cache_seconds``. A publish, rollback, rollout change or archive in
 this process invalidates its entry at once; other processes see it within
-the cache lifetime (or at once where Redis carries invalidations, see
-:mod:`hotpatch_server.app`). A miss costs one SELECT.
+the cache lifetime, or at once where ``REDIS_URL`` is set: invalidations are
+then published on a Redis channel every process listens to
+(:func:`listen_for_invalidations`). A miss costs one SELECT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import attrs
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +28,10 @@ from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server.models import Release
 
-__all__ = ["ActiveReleases", "Candidate"]
+__all__ = ["INVALIDATIONS", "ActiveReleases", "Candidate", "listen_for_invalidations"]
+
+INVALIDATIONS = "invalidate"  # the channel is "<redis prefix>:invalidate"
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
 
@@ -133,3 +141,29 @@ class ActiveReleases:
         self.forget(key)
         if self.publish_invalidation is not None:
             await self.publish_invalidation(key)
+
+
+async def listen_for_invalidations(
+    redis: Redis, channel: str, cache: ActiveReleases, stop: asyncio.Event
+) -> None:
+    """Drop cache entries other processes announce, until ``stop`` is set.
+
+    If Redis goes away, entries still expire after the cache lifetime; the
+    listener reconnects with a pause.
+    """
+    while not stop.is_set():
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                    if message is not None:
+                        raw = message["data"]
+                        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                        parts = text.split("/")
+                        if len(parts) == 3:
+                            cache.forget((parts[0], parts[1], parts[2]))
+        except (RedisError, OSError):
+            log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)

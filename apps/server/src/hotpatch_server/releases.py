@@ -46,6 +46,7 @@ from hotpatch_server.deps import (
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Release
 from hotpatch_server.problems import Problem, problem_for
+from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
 from hotpatch_server.upload import read_upload
 
@@ -231,8 +232,10 @@ class ReleaseController(Controller):
         active_releases: ActiveReleasesDep,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
+        limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%)."""
+        await limits.publish.enforce(principal.key_id)
         _cap_body(request, settings)
         upload = await read_upload(request, settings.data_dir / "tmp", settings.max_archive_bytes)
         try:

@@ -15,6 +15,8 @@ the seed's variable names:
 ``PORT``                    listen port (default 8080)
 ``HOTPATCH_DATA_DIR``       the embedded default's data directory
 ``HOTPATCH_PUBLIC_URL``     the base URL devices reach this server at
+``HOTPATCH_RATE_LIMIT_SCALE`` multiply every rate-limit budget (default 1)
+``HOTPATCH_REDIS_PREFIX``   namespace of this deployment's Redis keys (default hotpatch)
 ==========================  ===================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
@@ -61,7 +63,8 @@ class Settings:
     download_url_seconds: int = 24 * 3600
     active_cache_seconds: float = 2.0
     device_flush_seconds: float = 2.0
-    rate_limits: bool = True
+    rate_limit_scale: float = 1.0
+    redis_prefix: str = "hotpatch"
 
     @property
     def embedded(self) -> bool:
@@ -114,7 +117,22 @@ class Settings:
             aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             redis_url=env.get("REDIS_URL") or None,
+            rate_limit_scale=_positive_float(env, "HOTPATCH_RATE_LIMIT_SCALE", 1.0),
+            redis_prefix=env.get("HOTPATCH_REDIS_PREFIX", "hotpatch"),
         )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {value}")
+    return value
 
 
 def _embedded_secret(data_dir: Path) -> bytes:

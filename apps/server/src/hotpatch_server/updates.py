@@ -43,6 +43,7 @@ from hotpatch_server.deps import ActiveReleasesDep, BlobStoreDep, DbSession, Now
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Device, Installation, Release
 from hotpatch_server.problems import Problem
+from hotpatch_server.ratelimit import Limits
 
 __all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
 
@@ -293,8 +294,10 @@ class DeviceController(Controller):
         sessionmaker: async_sessionmaker[AsyncSession],
         now: datetime,
         metrics: Metrics,
+        limits: Limits,
     ) -> dict[str, Any]:
         query = parse_check(params)
+        await limits.check.enforce(f"{query.app_id}/{query.device_id}")
         device_tracker.note(query, now)
         candidates = await active_releases.get(query.app_id, query.platform, query.channel)
         chosen = choose(query, candidates, None)
@@ -316,6 +319,7 @@ class DeviceController(Controller):
         sessionmaker: SessionMaker,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
+        limits: NamedDependency[SkipValidation[Limits]],
         app_id: Annotated[str, QueryParameter(name="appId")],
         platform: Annotated[str, QueryParameter(name="platform")],
         device_id: Annotated[str, QueryParameter(name="deviceId")],
@@ -324,7 +328,14 @@ class DeviceController(Controller):
         del app_id, platform, device_id  # declared for the schema; parsed with the rest
         params = dict(request.query_params)
         return await self._check(
-            params, active_releases, device_tracker, blob_store, sessionmaker, now, app_metrics
+            params,
+            active_releases,
+            device_tracker,
+            blob_store,
+            sessionmaker,
+            now,
+            app_metrics,
+            limits,
         )
 
     @post("/update/check", status_code=200, summary="Check for an update (JSON body)")
@@ -337,10 +348,18 @@ class DeviceController(Controller):
         sessionmaker: SessionMaker,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
+        limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Answer the same check from a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
         return await self._check(
-            data, active_releases, device_tracker, blob_store, sessionmaker, now, app_metrics
+            data,
+            active_releases,
+            device_tracker,
+            blob_store,
+            sessionmaker,
+            now,
+            app_metrics,
+            limits,
         )
 
     @post("/devices", status_code=201, summary="Register a device")
@@ -371,8 +390,10 @@ class DeviceController(Controller):
         db_session: DbSession,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
+        limits: NamedDependency[SkipValidation[Limits]],
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
+        await limits.report.enforce(f"{data.app_id}/{data.device_id}")
         try:
             status = ReportStatus(data.status)
         except ValueError:

@@ -1,0 +1,119 @@
+"""Rate limits (SECURITY.md S5): fixed windows, answered with 429 and ``Retry-After``.
+
+Two stores:
+
+- :class:`MemoryLimiter` counts in this process;
+- :class:`RedisLimiter` counts in Redis, so several server processes share
+  one budget (one ``INCR`` + ``EXPIRE`` round trip, pipelined).
+
+Which store each limit uses is decided in :func:`build_limits`: with
+``REDIS_URL`` set, authentication, publishing and installation reports are
+shared; the update check stays per process, because it is the hot path and a
+device id is chosen by the client anyway (put a per-IP limit in the load
+balancer for that).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+from redis.asyncio import Redis
+
+from hotpatch_server.problems import Problem
+
+__all__ = ["Limit", "Limiter", "Limits", "MemoryLimiter", "RedisLimiter", "build_limits"]
+
+
+class Limiter(Protocol):
+    """Counts hits per key and window."""
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        """Record a hit for ``key`` in the window containing ``now``; return the count."""
+
+
+class MemoryLimiter:
+    """Per-process fixed-window counters."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._counts: dict[tuple[str, int], int] = {}
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        """Count locally; old windows are dropped as new ones start."""
+        slot = int(now // window)
+        if len(self._counts) > 100_000:
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot}
+        count = self._counts.get((key, slot), 0) + 1
+        self._counts[(key, slot)] = count
+        return count
+
+
+class RedisLimiter:
+    """Fixed-window counters shared through Redis."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        """Count in ``redis`` under keys starting with ``prefix``."""
+        self._redis = redis
+        self._prefix = prefix
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        """``INCR`` the window's key (expiring with the window) in one round trip."""
+        slot = int(now // window)
+        name = f"{self._prefix}:rl:{key}:{slot}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, window + 1)
+            count, _ = await pipe.execute()
+        return int(count)
+
+
+@attrs.frozen
+class Limit:
+    """At most ``count`` hits per ``window`` seconds for one key."""
+
+    name: str
+    count: int
+    window: int
+    limiter: Limiter
+
+    async def enforce(self, key: str, clock: Callable[[], float] = time.time) -> None:
+        """Raise 429 with ``Retry-After`` when ``key`` is over the limit."""
+        now = clock()
+        if await self.limiter.hit(f"{self.name}:{key}", self.window, now) > self.count:
+            retry = max(1, math.ceil(self.window - now % self.window))
+            raise Problem(
+                429,
+                "rate-limited",
+                f"too many {self.name} requests; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+
+@attrs.frozen
+class Limits:
+    """The server's limits, one per kind of request."""
+
+    auth: Limit
+    publish: Limit
+    check: Limit
+    report: Limit
+
+
+def build_limits(redis: Redis | None, *, scale: float = 1.0, prefix: str = "hotpatch") -> Limits:
+    """Default limits; ``scale`` multiplies every budget (tests and big fleets)."""
+    local = MemoryLimiter()
+    shared: Limiter = RedisLimiter(redis, prefix) if redis is not None else local
+
+    def n(count: int) -> int:
+        return max(1, int(count * scale))
+
+    return Limits(
+        auth=Limit("auth", n(20), 60, shared),
+        publish=Limit("publish", n(30), 60, shared),
+        check=Limit("check", n(30), 60, local),
+        report=Limit("report", n(60), 60, shared),
+    )
