@@ -259,3 +259,29 @@ def test_metrics_count_checks_publishes_and_reports(server: Server) -> None:
 def test_health_reports_the_database(server: Server) -> None:
     """/health is 200 with the database reachable."""
     assert server.client.get("/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_release_stats(server: Server) -> None:
+    """Stats count reports by status and devices that last checked in on the release."""
+    release = _publish(server, 1)
+    for index, status in enumerate(["applied", "applied", "rolled_back"]):
+        report = {
+            "id": f"s{index}",
+            "appId": APP_ID,
+            "deviceId": f"d{index}",
+            "manifestId": release["manifestId"],
+            "status": status,
+            "phase": "first_launch" if status == "rolled_back" else None,
+        }
+        assert server.client.post("/installations", json=report).status_code == 201
+    server.check("d0", currentManifestId=release["manifestId"])
+    deadline = time.monotonic() + 10
+    stats: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        stats = server.client.get(f"/releases/{release['id']}/stats", headers=server.auth()).json()
+        if stats["devicesRunning"] == 1:
+            break
+        time.sleep(0.1)
+    assert stats["installations"] == {"applied": 2, "failed": 0, "rolled_back": 1}
+    assert stats["failuresByPhase"] == {"rolled_back/first_launch": 1}
+    assert stats["devicesRunning"] == 1

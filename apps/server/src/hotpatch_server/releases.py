@@ -44,7 +44,7 @@ from hotpatch_server.deps import (
     SettingsDep,
 )
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.models import App, Release
+from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
@@ -323,6 +323,37 @@ class ReleaseController(Controller):
         document = release_json(row, blob_store, now)
         document["manifest"] = base64.b64encode(row.manifest).decode()
         return document
+
+    @get("/{release_id:int}/stats", summary="Installation statistics of a release")
+    async def stats(
+        self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
+    ) -> dict[str, Any]:
+        """Count reports per status and phase, and devices last seen running the release."""
+        row = await _release(db_session, release_id, principal, Action.READ)
+        by_status = await db_session.execute(
+            select(Installation.status, Installation.phase, func.count())
+            .where(Installation.manifest_id == row.manifest_id, Installation.app_id == row.app_id)
+            .group_by(Installation.status, Installation.phase)
+        )
+        counts: dict[str, int] = {"applied": 0, "failed": 0, "rolled_back": 0}
+        phases: dict[str, int] = {}
+        for status, phase, count in by_status.all():
+            counts[status] = counts.get(status, 0) + count
+            if phase:
+                phases[f"{status}/{phase}"] = count
+        running = await db_session.scalar(
+            select(func.count())
+            .select_from(Device)
+            .where(Device.app_id == row.app_id, Device.current_manifest_id == row.manifest_id)
+        )
+        return {
+            "id": row.id,
+            "manifestId": row.manifest_id,
+            "installations": counts,
+            "failuresByPhase": phases,
+            "devicesRunning": int(running or 0),
+            "rolloutPercent": row.rollout_basis_points / 100,
+        }
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
     async def change_rollout(
