@@ -39,6 +39,7 @@ from hotpatch_server.problems import (
 )
 from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.releases import ReleaseController
+from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import DeviceController, DeviceTracker
 
@@ -49,6 +50,19 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _blob_store(settings: Settings) -> BlobStore:
+    if settings.s3_bucket:
+        return S3BlobStore(
+            settings.s3_bucket,
+            endpoint=settings.s3_endpoint,
+            access_key=settings.aws_access_key_id,
+            secret_key=settings.aws_secret_access_key,
+            url_lifetime=settings.download_url_seconds,
+        )
+    signer = UrlSigner(settings.jwt_secret, settings.download_url_seconds)
+    return LocalBlobStore(settings.blob_dir, signer, settings.public_url)
 
 
 def create_app(
@@ -66,11 +80,7 @@ def create_app(
     """
     engine = create_async_engine(settings.database_url, pool_pre_ping=True)
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    store = blob_store or LocalBlobStore(
-        settings.blob_dir,
-        UrlSigner(settings.jwt_secret, settings.download_url_seconds),
-        settings.public_url,
-    )
+    store = blob_store or _blob_store(settings)
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     limits = build_limits(redis, scale=settings.rate_limit_scale, prefix=settings.redis_prefix)

@@ -1,0 +1,107 @@
+"""Archives in S3-compatible object storage (AWS S3, Cloudflare R2, MinIO).
+
+Objects live at ``archives/<sha256>`` with an immutable cache policy; devices
+download them through presigned URLs straight from the bucket, so bundles
+never stream through the server process. boto3 is synchronous, so every call
+runs in a worker thread. The bucket must exist; the server never creates or
+reconfigures buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hotpatch_server.problems import Problem
+
+__all__ = ["S3BlobStore"]
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class S3BlobStore:
+    """Content-addressed archives in one bucket."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str | None,
+        access_key: str | None,
+        secret_key: str | None,
+        url_lifetime: int,
+        region: str = "auto",
+    ) -> None:
+        """Use ``bucket`` at ``endpoint`` (None: AWS); presigned URLs live ``url_lifetime`` s."""
+        self.bucket = bucket
+        self.url_lifetime = url_lifetime
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=None if region == "auto" and endpoint is None else region,
+            config=Config(
+                signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"}
+            ),
+        )
+
+    @staticmethod
+    def key(sha256: str) -> str:
+        """Return the object key of an archive."""
+        return f"archives/{sha256}"
+
+    def _exists(self, sha256: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _put(self, sha256: str, source: Path) -> bool:
+        if self._exists(sha256):
+            source.unlink(missing_ok=True)
+            return False
+        self._client.upload_file(
+            str(source),
+            self.bucket,
+            self.key(sha256),
+            ExtraArgs={"ContentType": "application/zip", "CacheControl": _IMMUTABLE},
+        )
+        source.unlink(missing_ok=True)
+        return True
+
+    async def put(self, sha256: str, source: Path) -> bool:
+        """Upload ``source`` (multipart for large files) unless the object exists."""
+        try:
+            return await asyncio.to_thread(self._put, sha256, source)
+        except (BotoCoreError, ClientError) as exc:
+            raise Problem(503, "storage-unavailable", f"object storage failed: {exc}") from None
+
+    async def exists(self, sha256: str) -> bool:
+        """Return whether the object exists."""
+        return await asyncio.to_thread(self._exists, sha256)
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the object (undoing a failed publish)."""
+        await asyncio.to_thread(
+            self._client.delete_object, Bucket=self.bucket, Key=self.key(sha256)
+        )
+
+    def url(self, sha256: str, now: datetime) -> str:
+        """Return a presigned GET URL straight at the bucket (no I/O: signed locally)."""
+        del now  # presigning uses the SDK's clock
+        url: str = self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.key(sha256)},
+            ExpiresIn=self.url_lifetime,
+        )
+        return url

@@ -1,0 +1,131 @@
+"""The S3 backend against a real S3-compatible server process (moto's server)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import boto3
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from hotpatch_core.testing import make_pki
+from hotpatch_server.app import create_app
+from hotpatch_server.migrate import upgrade
+from hotpatch_server.settings import Settings
+from hotpatch_server.testing import APP_ID, Clock, Server, bootstrap_admin
+
+MOTO = str(Path(sys.executable).with_name("moto_server"))
+BUCKET = "hotpatch-bundles"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server process on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(endpoint, timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _bucket(endpoint: str) -> Any:
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if BUCKET in existing:
+        for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    else:
+        client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def s3_server(s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[Server, Any]]:
+    """The app storing archives in the moto bucket."""
+    client = _bucket(s3_endpoint)
+    settings = attrs.evolve(
+        Settings.from_env(
+            {
+                "HOTPATCH_DATA_DIR": str(tmp_path / "data"),
+                "S3_BUCKET": BUCKET,
+                "S3_ENDPOINT": s3_endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+            }
+        ),
+    )
+    upgrade(settings.database_url)
+    admin = bootstrap_admin(settings)
+    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as test_client:
+        server = Server(test_client, settings, Clock(), make_pki(), admin, "")
+        assert server.create_app(APP_ID, server.pki).status_code == 201
+        server.publisher_key = server.create_key("publisher", [APP_ID])
+        yield server, client
+
+
+def _objects(client: Any) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def test_archives_go_to_the_bucket_and_devices_download_from_it(
+    s3_server: tuple[Server, Any], s3_endpoint: str
+) -> None:
+    """Publish stores archives/<sha256>; the check's URL is presigned, straight at the bucket."""
+    server, client = s3_server
+    built = server.build(sequence=1)
+    assert server.publish(built).status_code == 201
+    assert _objects(client) == [f"archives/{built.manifest.archive.sha256}"]
+    head = client.head_object(Bucket=BUCKET, Key=f"archives/{built.manifest.archive.sha256}")
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    url = server.check()["bundleUrl"]
+    assert url.startswith(f"{s3_endpoint}/{BUCKET}/archives/")
+    assert "X-Amz-Signature" in url
+    assert httpx.get(url).content == built.archive
+    assert not server.settings.blob_dir.exists()
+
+
+def test_rejected_publish_leaves_no_object(s3_server: tuple[Server, Any]) -> None:
+    """A refused upload leaves the bucket untouched (S4)."""
+    server, client = s3_server
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../x.js", b"x")
+    response = server.publish(server.build(sequence=1), archive=evil.getvalue())
+    assert response.status_code == 422
+    duplicate_ok = server.publish(server.build(sequence=1))
+    assert duplicate_ok.status_code == 201
+    again = server.publish(server.build(sequence=2))  # same version -> 409
+    assert again.status_code == 409
+    assert len(_objects(client)) == 1
