@@ -93,10 +93,11 @@ def _forge(server: Server, **changes: object) -> str:
     claims["sub"] = listing[0]["id"]
     algorithm = str(changes.pop("alg", "HS256"))
     secret = changes.pop("secret", server.settings.jwt_secret)
+    assert isinstance(secret, bytes)
     claims.update(changes)
     claims = {k: v for k, v in claims.items() if v is not None}
     if algorithm == "none":
-        return jwt.encode(claims, None, algorithm="none")
+        return jwt.encode(claims, "", algorithm="none")
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
