@@ -8,6 +8,7 @@ the lockfile pins. Run ``nox -l`` to list the sessions.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -85,3 +86,15 @@ def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors in docs/spec/vectors/ after a deliberate format change."""
     _sync(session)
     session.run("python", "packages/hotpatch-core/tests/golden.py")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks (timings never live in tests). Server: the update check vs a bare route."""
+    _sync(session)
+    if shutil.which("wrk") is None:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
+        else:
+            session.error("the server benchmark needs wrk: apt-get install wrk")
+    session.run("python", "bench/server_check.py", *session.posargs)

@@ -43,7 +43,7 @@ from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import DeviceController, DeviceTracker
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 Clock = Callable[[], datetime]
 
@@ -172,3 +172,10 @@ def create_app(
         openapi_config=OpenAPIConfig(title="HotPatch", version="0.1.0", path="/schema"),
         request_max_body_size=1024 * 1024,
     )
+
+
+def app_from_env() -> Litestar:
+    """Build the app from ``os.environ``: a factory for ASGI servers (``uvicorn --factory``)."""
+    import os  # noqa: PLC0415 - read only when a server process asks for the app
+
+    return create_app(Settings.from_env(os.environ))

@@ -1,7 +1,8 @@
 """The active-release cache: what the update check reads instead of the database.
 
 Each process keeps, per (app, platform, channel), the active releases newest
-first, already parsed (binary ranges, base64 manifests), for
+first, already parsed (binary ranges, base64 manifests) and with the devices
+that reported rolling each back, for
 ``active_cache_seconds``. A publish, rollback, rollout change or archive in
 this process invalidates its entry at once; other processes see it within
 the cache lifetime, or at once where ``REDIS_URL`` is set: invalidations are
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.models import Release
+from hotpatch_server.models import Installation, Release
 
 __all__ = ["INVALIDATIONS", "ActiveReleases", "Candidate", "listen_for_invalidations"]
 
@@ -53,6 +54,7 @@ class Candidate:
     archive_length: int
     manifest_b64: str
     signature_b64: str
+    rolled_back_devices: frozenset[str] = frozenset()
 
     @property
     def position(self) -> tuple[int, int]:
@@ -60,7 +62,7 @@ class Candidate:
         return (self.epoch, self.sequence)
 
 
-def _candidate(row: Release) -> Candidate:
+def _candidate(row: Release, rolled_back: frozenset[str]) -> Candidate:
     envelope = decode_envelope(row.manifest)
     first = envelope.signatures[0].sig if envelope.signatures else b""
     return Candidate(
@@ -77,6 +79,7 @@ def _candidate(row: Release) -> Candidate:
         archive_length=row.archive_length,
         manifest_b64=base64.b64encode(row.manifest).decode(),
         signature_b64=base64.b64encode(first).decode(),
+        rolled_back_devices=rolled_back,
     )
 
 
@@ -129,7 +132,20 @@ class ActiveReleases:
                     .limit(50)
                 )
             ).scalars()
-            return tuple(_candidate(r) for r in rows)
+            releases = list(rows)
+            # Devices that rolled a release back are never offered it again;
+            # loading them with the release keeps the check off the database.
+            reports = await session.execute(
+                select(Installation.manifest_id, Installation.device_id).where(
+                    Installation.app_id == app_id,
+                    Installation.status == "rolled_back",
+                    Installation.manifest_id.in_([r.manifest_id for r in releases]),
+                )
+            )
+            devices: dict[str, set[str]] = {}
+            for manifest_id, device_id in reports.all():
+                devices.setdefault(manifest_id, set()).add(device_id)
+            return tuple(_candidate(r, frozenset(devices.get(r.manifest_id, ()))) for r in releases)
 
     def forget(self, key: Key) -> None:
         """Drop one entry (an invalidation from another process)."""

@@ -4,20 +4,20 @@ Nothing reads the environment at import time. :func:`Settings.from_env`
 takes a mapping (``os.environ`` in production, a dict in tests) and applies
 the seed's variable names:
 
-==========================  ===================================================
-``DATABASE_URL``            SQLAlchemy async URL; default SQLite in the data dir
-``JWT_SECRET``              HMAC key for access tokens and download URLs
-``S3_BUCKET``               store bundles in S3 / R2 instead of local disk
-``S3_ENDPOINT``             S3-compatible endpoint override (R2, MinIO, ...)
-``AWS_ACCESS_KEY_ID``       S3 credentials
+=============================  ============================================================
+``DATABASE_URL``               SQLAlchemy async URL; default SQLite in the data dir
+``JWT_SECRET``                 HMAC key for access tokens and download URLs
+``S3_BUCKET``                  store bundles in S3 / R2 instead of local disk
+``S3_ENDPOINT``                S3-compatible endpoint override (R2, MinIO, ...)
+``AWS_ACCESS_KEY_ID``          S3 credentials
 ``AWS_SECRET_ACCESS_KEY``
-``REDIS_URL``               shared cache and rate limits across processes
-``PORT``                    listen port (default 8080)
-``HOTPATCH_DATA_DIR``       the embedded default's data directory
-``HOTPATCH_PUBLIC_URL``     the base URL devices reach this server at
-``HOTPATCH_RATE_LIMIT_SCALE`` multiply every rate-limit budget (default 1)
-``HOTPATCH_REDIS_PREFIX``   namespace of this deployment's Redis keys (default hotpatch)
-==========================  ===================================================
+``REDIS_URL``                  shared cache and rate limits across processes
+``PORT``                       listen port (default 8080)
+``HOTPATCH_DATA_DIR``          the embedded default's data directory
+``HOTPATCH_PUBLIC_URL``        the base URL devices reach this server at
+``HOTPATCH_RATE_LIMIT_SCALE``  multiply every rate-limit budget (default 1)
+``HOTPATCH_REDIS_PREFIX``      namespace of this deployment's Redis keys (default hotpatch)
+=============================  ============================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
 keeps it in the data directory, so ``hotpatch-server`` runs with zero

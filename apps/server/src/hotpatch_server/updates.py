@@ -39,7 +39,7 @@ from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.versions import Version
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
-from hotpatch_server.deps import ActiveReleasesDep, BlobStoreDep, DbSession, Now, SessionMaker
+from hotpatch_server.deps import ActiveReleasesDep, BlobStoreDep, DbSession, Now
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Device, Installation, Release
 from hotpatch_server.problems import Problem
@@ -123,10 +123,8 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     )
 
 
-def choose(
-    query: CheckQuery, candidates: tuple[Candidate, ...], rolled_back: frozenset[str] | None
-) -> Candidate | None:
-    """Return the release to offer this device, or None (``rolled_back=None``: not looked up)."""
+def choose(query: CheckQuery, candidates: tuple[Candidate, ...]) -> Candidate | None:
+    """Return the release to offer this device, or None."""
     floor = query.current_position
     if query.current_manifest_id is not None:
         for candidate in candidates:
@@ -142,7 +140,7 @@ def choose(
             bucket(query.device_id, candidate.manifest_id), candidate.rollout_basis_points
         ):
             continue
-        if rolled_back is not None and candidate.manifest_id in rolled_back:
+        if query.device_id in candidate.rolled_back_devices:
             continue
         return candidate
     return None
@@ -251,17 +249,6 @@ class DeviceRegistration(msgspec.Struct, rename="camel"):
     current_manifest_id: str | None = None
 
 
-async def _rolled_back(session: AsyncSession, app_id: str, device_id: str) -> frozenset[str]:
-    rows = await session.execute(
-        select(Installation.manifest_id).where(
-            Installation.app_id == app_id,
-            Installation.device_id == device_id,
-            Installation.status == ReportStatus.ROLLED_BACK.value,
-        )
-    )
-    return frozenset(rows.scalars())
-
-
 def _answer(candidate: Candidate | None, store: BlobStore, now: datetime) -> dict[str, Any]:
     if candidate is None:
         return {"updateAvailable": False}
@@ -291,7 +278,6 @@ class DeviceController(Controller):
         active_releases: ActiveReleases,
         device_tracker: DeviceTracker,
         blob_store: BlobStore,
-        sessionmaker: async_sessionmaker[AsyncSession],
         now: datetime,
         metrics: Metrics,
         limits: Limits,
@@ -300,12 +286,7 @@ class DeviceController(Controller):
         await limits.check.enforce(f"{query.app_id}/{query.device_id}")
         device_tracker.note(query, now)
         candidates = await active_releases.get(query.app_id, query.platform, query.channel)
-        chosen = choose(query, candidates, None)
-        if chosen is not None:
-            async with sessionmaker() as session:
-                rolled_back = await _rolled_back(session, query.app_id, query.device_id)
-            if rolled_back:
-                chosen = choose(query, candidates, rolled_back)
+        chosen = choose(query, candidates)
         metrics.inc("update_check", offered=str(chosen is not None).lower())
         return _answer(chosen, blob_store, now)
 
@@ -316,7 +297,6 @@ class DeviceController(Controller):
         active_releases: ActiveReleasesDep,
         device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
         blob_store: BlobStoreDep,
-        sessionmaker: SessionMaker,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
         limits: NamedDependency[SkipValidation[Limits]],
@@ -332,7 +312,6 @@ class DeviceController(Controller):
             active_releases,
             device_tracker,
             blob_store,
-            sessionmaker,
             now,
             app_metrics,
             limits,
@@ -345,7 +324,6 @@ class DeviceController(Controller):
         active_releases: ActiveReleasesDep,
         device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
         blob_store: BlobStoreDep,
-        sessionmaker: SessionMaker,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
         limits: NamedDependency[SkipValidation[Limits]],
@@ -356,7 +334,6 @@ class DeviceController(Controller):
             active_releases,
             device_tracker,
             blob_store,
-            sessionmaker,
             now,
             app_metrics,
             limits,
@@ -391,6 +368,7 @@ class DeviceController(Controller):
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
         limits: NamedDependency[SkipValidation[Limits]],
+        active_releases: ActiveReleasesDep,
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
         await limits.report.enforce(f"{data.app_id}/{data.device_id}")
@@ -436,5 +414,7 @@ class DeviceController(Controller):
             if await db_session.get(Installation, data.id) is None:
                 raise
             return Response({"id": data.id, "duplicate": True}, status_code=200)
+        if status is ReportStatus.ROLLED_BACK and release is not None:
+            await active_releases.invalidate(release.app_id, release.platform, release.channel)
         app_metrics.inc("installation_report", status=status.value)
         return Response({"id": data.id, "duplicate": False}, status_code=201)

@@ -1,0 +1,228 @@
+"""Benchmark the update check against a bare Litestar route, in one run.
+
+Setup: PostgreSQL with 1,000,000 device rows, one app with an active
+release at a 50 % rollout (so about half the checks are offered an update),
+device tracking on. Both servers run under the same ASGI server
+configuration (uvicorn, one worker, no access log) and take the same load:
+wrk, 2 threads, 64 connections, random device ids. Prints requests/s and
+latency percentiles for both, and the ratios the issue targets.
+
+Usage: python bench/server_check.py [--seconds 15] [--devices 1000000]
+Needs: PostgreSQL (HOTPATCH_BENCH_DATABASE_URL, default the machine's test
+server) and wrk (``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hotpatch_core.release import sign_release
+from hotpatch_core.testing import build_release, make_pki
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get(
+    "HOTPATCH_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+DATABASE = "hotpatch_bench"
+APP_ID = "com.bench.app"
+
+
+async def _sql(url: str, *statements: str, autocommit: bool = False) -> list[object]:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT" if autocommit else None)
+    results: list[object] = []
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                result = await connection.execute(text(statement))
+                results.append(result.scalar() if result.returns_rows else None)
+    finally:
+        await engine.dispose()
+    return results
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            str(BIN / "uvicorn"),
+            *args,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/update/check", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit("server did not start")
+
+
+def _wrk(port: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            "-c64",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "check.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+        assert match, out
+        value = float(match[1])
+        return value / 1000 if match[2] == "us" else value * 1000 if match[2] == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert rps, out
+    return {
+        "rps": float(rps[1]),
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "non2xx": float(errors[1]) if errors else 0.0,
+    }
+
+
+def main() -> int:
+    """Run both servers under the same load and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--devices", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    asyncio.run(
+        _sql(
+            ADMIN_URL,
+            f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)',
+            f'CREATE DATABASE "{DATABASE}"',
+            autocommit=True,
+        )
+    )
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+    with tempfile.TemporaryDirectory() as data:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "JWT_SECRET": "b" * 48,
+            "HOTPATCH_DATA_DIR": data,
+            "HOTPATCH_RATE_LIMIT_SCALE": "100000",
+        }
+        env.pop("REDIS_URL", None)
+        root = Path(data) / "root.json"
+        pki = make_pki()
+        root.write_bytes(pki.root_bytes)
+        admin = BIN / "hotpatch-server"
+        subprocess.run([admin, "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [admin, "create-app", APP_ID, "--trust-root", root],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        key = (
+            subprocess.run(
+                [admin, "create-key", "--name", "bench", "--role", "publisher", "--app", APP_ID],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        started = time.monotonic()
+        asyncio.run(
+            _sql(
+                url,
+                f"""
+            INSERT INTO devices (app_id, device_id, platform, channel, native_version,
+                                 current_manifest_id, first_seen, last_seen)
+            SELECT '{APP_ID}', 'device-' || g, 'android', 'production', '1.0.0', NULL, now(), now()
+            FROM generate_series(0, {args.devices - 1}) AS g
+        """,
+                "ANALYZE devices",
+            )
+        )
+        print(f"seeded {args.devices:,} devices in {time.monotonic() - started:.1f} s")
+        port = _port()
+        server = _start(["--factory", "hotpatch_server.app:app_from_env"], env, port)
+        try:
+            built = build_release({"index.android.bundle": b"x" * 200_000}, app_id=APP_ID)
+            published = httpx.post(
+                f"http://127.0.0.1:{port}/releases",
+                data={"appId": APP_ID, "rollout": "50"},
+                files={
+                    "manifest": ("m", sign_release(built.manifest, [pki.publisher])),
+                    "archive": ("a", built.archive),
+                },
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+            published.raise_for_status()
+            _wrk(port, 3)  # warm up
+            hotpatch = _wrk(port, args.seconds)
+            tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        port = _port()
+        bare_env = {**env, "PYTHONPATH": str(HERE)}
+        bare_server = _start(["--factory", "bare_app:app"], bare_env, port)
+        try:
+            _wrk(port, 3)
+            bare = _wrk(port, args.seconds)
+        finally:
+            bare_server.send_signal(signal.SIGTERM)
+            bare_server.wait(timeout=30)
+    print()
+    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    for name, r in (("bare Litestar route", bare), ("HotPatch update check", hotpatch)):
+        print(f"{name:24}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['non2xx']:>10.0f}")
+    print()
+    print(f"throughput ratio (check / bare): {hotpatch['rps'] / bare['rps']:.2f}  (target >= 0.70)")
+    print(f"p99 ratio (check / bare):        {hotpatch['p99'] / bare['p99']:.2f}  (target <= 1.50)")
+    print(f"device rows after the run: {tracked:,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
