@@ -41,7 +41,7 @@ from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.releases import ReleaseController
 from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings
-from hotpatch_server.updates import DeviceController, DeviceTracker
+from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -95,6 +95,7 @@ def create_app(
     tracker = DeviceTracker(sessionmaker)
     app_metrics = Metrics()
     run_migrations = settings.embedded if migrate is None else migrate
+    check_service = CheckService(active, tracker, store, app_metrics, limits, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -161,6 +162,7 @@ def create_app(
             "device_tracker": Provide(lambda: tracker, sync_to_thread=False),
             "app_metrics": Provide(lambda: app_metrics, sync_to_thread=False),
             "limits": Provide(lambda: limits, sync_to_thread=False),
+            "check_service": Provide(lambda: check_service, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

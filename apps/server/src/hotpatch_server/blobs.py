@@ -54,15 +54,27 @@ class UrlSigner:
         """Sign with a key derived from ``secret``; URLs live ``lifetime`` seconds."""
         self._key = hmac.new(secret, b"hotpatch-download-url", hashlib.sha256).digest()
         self.lifetime = lifetime
+        self._recent: dict[str, tuple[int, str]] = {}
 
     def signature(self, sha256: str, expires: int) -> str:
         """Return the hex HMAC of ``sha256`` and ``expires``."""
         return hmac.new(self._key, f"{sha256}:{expires}".encode(), hashlib.sha256).hexdigest()
 
     def query(self, sha256: str, now: datetime) -> str:
-        """Return ``exp=...&sig=...`` for a URL valid from ``now``."""
-        expires = int(now.timestamp()) + self.lifetime
-        return f"exp={expires}&sig={self.signature(sha256, expires)}"
+        """Return ``exp=...&sig=...`` for a URL valid at least ``lifetime - 60`` s from ``now``.
+
+        Expiries are rounded up to the minute, so one signature serves every
+        device for a minute (the check signs nothing per request).
+        """
+        expires = (int(now.timestamp()) // 60 + 1) * 60 + self.lifetime - 60
+        cached = self._recent.get(sha256)
+        if cached is not None and cached[0] == expires:
+            return cached[1]
+        query = f"exp={expires}&sig={self.signature(sha256, expires)}"
+        if len(self._recent) > 1024:
+            self._recent.clear()
+        self._recent[sha256] = (expires, query)
+        return query
 
     def check(self, sha256: str, exp: str | None, sig: str | None, now: datetime) -> None:
         """Raise 403 for a missing or wrong signature, 410 for an expired one."""

@@ -98,23 +98,45 @@ class ActiveReleases:
         self._clock = clock
         self._entries: dict[Key, tuple[float, tuple[Candidate, ...]]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._refreshing: dict[Key, asyncio.Task[None]] = {}
+        self._generation = 0
         self.publish_invalidation: Callable[[Key], Awaitable[None]] | None = None
 
     async def get(self, app_id: str, platform: str, channel: str) -> tuple[Candidate, ...]:
-        """Active releases for the key, newest first."""
+        """Active releases for the key, newest first.
+
+        An expired entry is still served while one background task reloads
+        it, so checks never queue behind a reload; only a key with no entry
+        (first use, or just invalidated by a change) waits for its load.
+        """
         key = (app_id, platform, channel)
         entry = self._entries.get(key)
-        if entry is not None and self._clock() - entry[0] < self._ttl:
+        if entry is not None:
+            if self._clock() - entry[0] >= self._ttl and key not in self._refreshing:
+                self._refreshing[key] = asyncio.create_task(self._refresh(key))
             return entry[1]
-        # One loader per key: a burst of checks after expiry costs one SELECT.
+        # One loader per key: a burst of checks on a cold key costs one SELECT.
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry[0] < self._ttl:
+            if entry is not None:
                 return entry[1]
             loaded = await self._load(key)
             self._entries[key] = (self._clock(), loaded)
             return loaded
+
+    async def _refresh(self, key: Key) -> None:
+        generation = self._generation
+        try:
+            loaded = await self._load(key)
+        except Exception:  # the stale entry keeps serving; the next check retries
+            log.warning("refreshing active releases for %s failed", key, exc_info=True)
+            return
+        finally:
+            self._refreshing.pop(key, None)
+        # An invalidation during the reload wins: its next load sees the change.
+        if generation == self._generation and key in self._entries:
+            self._entries[key] = (self._clock(), loaded)
 
     async def _load(self, key: Key) -> tuple[Candidate, ...]:
         app_id, platform, channel = key
@@ -148,7 +170,8 @@ class ActiveReleases:
             return tuple(_candidate(r, frozenset(devices.get(r.manifest_id, ()))) for r in releases)
 
     def forget(self, key: Key) -> None:
-        """Drop one entry (an invalidation from another process)."""
+        """Drop one entry (an invalidation, here or from another process)."""
+        self._generation += 1
         self._entries.pop(key, None)
 
     async def invalidate(self, app_id: str, platform: str, channel: str) -> None:

@@ -41,12 +41,15 @@ class MemoryLimiter:
     def __init__(self) -> None:
         """Start empty."""
         self._counts: dict[tuple[str, int], int] = {}
+        self._newest: dict[int, int] = {}
 
     async def hit(self, key: str, window: int, now: float) -> int:
-        """Count locally; old windows are dropped as new ones start."""
+        """Count locally; a window's counters are dropped once the next window starts."""
         slot = int(now // window)
-        if len(self._counts) > 100_000:
+        if self._newest.get(window, slot) != slot:
+            # Once per window change, not per hit: pruning is O(keys).
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot}
+        self._newest[window] = slot
         count = self._counts.get((key, slot), 0) + 1
         self._counts[(key, slot)] = count
         return count

@@ -4,20 +4,22 @@ Nothing reads the environment at import time. :func:`Settings.from_env`
 takes a mapping (``os.environ`` in production, a dict in tests) and applies
 the seed's variable names:
 
-=============================  ============================================================
-``DATABASE_URL``               SQLAlchemy async URL; default SQLite in the data dir
-``JWT_SECRET``                 HMAC key for access tokens and download URLs
-``S3_BUCKET``                  store bundles in S3 / R2 instead of local disk
-``S3_ENDPOINT``                S3-compatible endpoint override (R2, MinIO, ...)
-``AWS_ACCESS_KEY_ID``          S3 credentials
+=================================  ============================================================
+``DATABASE_URL``                   SQLAlchemy async URL; default SQLite in the data dir
+``JWT_SECRET``                     HMAC key for access tokens and download URLs
+``S3_BUCKET``                      store bundles in S3 / R2 instead of local disk
+``S3_ENDPOINT``                    S3-compatible endpoint override (R2, MinIO, ...)
+``AWS_ACCESS_KEY_ID``              S3 credentials
 ``AWS_SECRET_ACCESS_KEY``
-``REDIS_URL``                  shared cache and rate limits across processes
-``PORT``                       listen port (default 8080)
-``HOTPATCH_DATA_DIR``          the embedded default's data directory
-``HOTPATCH_PUBLIC_URL``        the base URL devices reach this server at
-``HOTPATCH_RATE_LIMIT_SCALE``  multiply every rate-limit budget (default 1)
-``HOTPATCH_REDIS_PREFIX``      namespace of this deployment's Redis keys (default hotpatch)
-=============================  ============================================================
+``REDIS_URL``                      shared cache and rate limits across processes
+``PORT``                           listen port (default 8080)
+``HOTPATCH_DATA_DIR``              the embedded default's data directory
+``HOTPATCH_PUBLIC_URL``            the base URL devices reach this server at
+``HOTPATCH_RATE_LIMIT_SCALE``      multiply every rate-limit budget (default 1)
+``HOTPATCH_REDIS_PREFIX``          namespace of this deployment's Redis keys (default hotpatch)
+``HOTPATCH_CACHE_SECONDS``         lifetime of the active-release cache (default 2)
+``HOTPATCH_DEVICE_FLUSH_SECONDS``  interval of device last-seen batch writes (default 2)
+=================================  ============================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
 keeps it in the data directory, so ``hotpatch-server`` runs with zero
@@ -119,6 +121,8 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             rate_limit_scale=_positive_float(env, "HOTPATCH_RATE_LIMIT_SCALE", 1.0),
             redis_prefix=env.get("HOTPATCH_REDIS_PREFIX", "hotpatch"),
+            active_cache_seconds=_positive_float(env, "HOTPATCH_CACHE_SECONDS", 2.0),
+            device_flush_seconds=_positive_float(env, "HOTPATCH_DEVICE_FLUSH_SECONDS", 2.0),
         )
 
 
