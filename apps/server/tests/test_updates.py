@@ -285,3 +285,26 @@ def test_release_stats(server: Server) -> None:
     assert stats["installations"] == {"applied": 2, "failed": 0, "rolled_back": 1}
     assert stats["failuresByPhase"] == {"rolled_back/first_launch": 1}
     assert stats["devicesRunning"] == 1
+
+
+def test_forged_crash_flood_changes_nothing(server: Server) -> None:
+    """Reports are advisory: a flood of forged ones moves no rollout, and sizes are capped (S10)."""
+    release = _publish(server, 1, rollout=10)
+    for index in range(20):
+        report = {
+            "id": f"forged-{index}",
+            "appId": APP_ID,
+            "deviceId": f"bot-{index}",
+            "manifestId": release["manifestId"],
+            "status": "applied" if index % 2 else "rolled_back",
+            "reason": "x" * 5000,
+        }
+        assert server.client.post("/installations", json=report).status_code == 201
+    shown = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
+    assert (shown["rolloutPercent"], shown["paused"], shown["active"]) == (10.0, False, True)
+    huge = server.client.post(
+        "/installations",
+        content=b'{"id":"big","reason":"' + b"y" * (2 * 1024 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
