@@ -28,7 +28,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from hotpatch_server.admin_api import install_trust_root
+from hotpatch_server.admin_api import add_app, rotate_root
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.migrate import upgrade
@@ -89,19 +89,7 @@ def _create_app(settings: Settings, args: argparse.Namespace) -> int:
     envelope = _read(args.trust_root)
 
     async def work(session: AsyncSession, now: datetime) -> App:
-        if await session.get(App, args.id) is not None:
-            raise AdminError(f"app {args.id!r} already exists; rotate its trust root instead")
-        root = install_trust_root(None, envelope)
-        app = App(
-            id=args.id,
-            name=args.name or args.id,
-            trust_root=envelope,
-            trust_root_version=root.version,
-            created_at=now,
-        )
-        session.add(app)
-        record_raw(session, ACTOR, "create-app", app.id, app.id, now, {"rootVersion": root.version})
-        return app
+        return await add_app(session, args.id, args.name or "", envelope, ACTOR, now)
 
     app = _run(settings, work)
     print(f"created app {app.id} (trust root v{app.trust_root_version})")  # noqa: T201
@@ -112,13 +100,8 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     envelope = _read(args.trust_root)
 
     async def work(session: AsyncSession, now: datetime) -> int:
-        app = await session.get(App, args.id)
-        if app is None:
-            raise AdminError(f"no app {args.id!r}")
-        root = install_trust_root(app, envelope)
-        app.trust_root, app.trust_root_version = envelope, root.version
-        record_raw(session, ACTOR, "rotate-trust-root", app.id, app.id, now, {"to": root.version})
-        return root.version
+        app = await rotate_root(session, args.id, envelope, ACTOR, now)
+        return app.trust_root_version
 
     version = _run(settings, work)
     print(f"app {args.id} now trusts root v{version}")  # noqa: T201

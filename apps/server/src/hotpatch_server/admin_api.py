@@ -12,6 +12,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
@@ -28,7 +29,15 @@ from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 
-__all__ = ["AppController", "AuthController", "KeyController", "app_json", "install_trust_root"]
+__all__ = [
+    "AppController",
+    "AuthController",
+    "KeyController",
+    "add_app",
+    "app_json",
+    "install_trust_root",
+    "rotate_root",
+]
 
 
 def _b64(text: str, field: str) -> bytes:
@@ -74,6 +83,53 @@ def install_trust_root(app: App | None, envelope: bytes) -> TrustRoot:
         raise problem_for(exc, field="trustRoot") from None
 
 
+async def add_app(
+    session: AsyncSession, app_id: str, name: str, envelope: bytes, actor: str, now: datetime
+) -> App:
+    """Create an app trusting ``envelope`` (a self-signed trust root); audited."""
+    if await session.get(App, app_id) is not None:
+        raise Problem(
+            409,
+            "app-exists",
+            f"app {app_id!r} already exists; rotate its trust root instead",
+            field="id",
+        )
+    root = install_trust_root(None, envelope)
+    app = App(
+        id=app_id,
+        name=name or app_id,
+        trust_root=envelope,
+        trust_root_version=root.version,
+        created_at=now,
+    )
+    session.add(app)
+    record_raw(session, actor, "create-app", app.id, app.id, now, {"rootVersion": root.version})
+    return app
+
+
+async def rotate_root(
+    session: AsyncSession, app_id: str, envelope: bytes, actor: str, now: datetime
+) -> App:
+    """Move ``app_id`` to trust root N+1 (signed by N's and its own root keys); audited."""
+    app = await session.get(App, app_id)
+    if app is None:
+        raise Problem(404, "not-found", f"no app {app_id!r}")
+    root = install_trust_root(app, envelope)
+    before = app.trust_root_version
+    app.trust_root = envelope
+    app.trust_root_version = root.version
+    record_raw(
+        session,
+        actor,
+        "rotate-trust-root",
+        app_id,
+        app_id,
+        now,
+        {"from": before, "to": root.version, "epoch": root.epoch},
+    )
+    return app
+
+
 class NewApp(msgspec.Struct, rename="camel"):
     """An app to create, with its trust root envelope (base64)."""
 
@@ -100,27 +156,8 @@ class AppController(Controller):
     ) -> dict[str, Any]:
         """Create an app with its trust root (admin of that app id)."""
         principal.require(Action.ADMIN, data.id)
-        if await db_session.get(App, data.id) is not None:
-            raise Problem(409, "app-exists", f"app {data.id!r} exists", field="id")
         envelope = _b64(data.trust_root, "trustRoot")
-        root = install_trust_root(None, envelope)
-        app = App(
-            id=data.id,
-            name=data.name or data.id,
-            trust_root=envelope,
-            trust_root_version=root.version,
-            created_at=now,
-        )
-        db_session.add(app)
-        record_raw(
-            db_session,
-            principal.label,
-            "create-app",
-            app.id,
-            app.id,
-            now,
-            {"rootVersion": root.version},
-        )
+        app = await add_app(db_session, data.id, data.name, envelope, principal.label, now)
         await db_session.commit()
         return app_json(app)
 
@@ -156,23 +193,8 @@ class AppController(Controller):
     ) -> dict[str, Any]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
         principal.require(Action.ADMIN, app_id)
-        app = await db_session.get(App, app_id)
-        if app is None:
-            raise Problem(404, "not-found", f"no app {app_id!r}")
         envelope = _b64(data.trust_root, "trustRoot")
-        root = install_trust_root(app, envelope)
-        before = app.trust_root_version
-        app.trust_root = envelope
-        app.trust_root_version = root.version
-        record_raw(
-            db_session,
-            principal.label,
-            "rotate-trust-root",
-            app_id,
-            app_id,
-            now,
-            {"from": before, "to": root.version, "epoch": root.epoch},
-        )
+        app = await rotate_root(db_session, app_id, envelope, principal.label, now)
         await db_session.commit()
         return app_json(app)
 
