@@ -198,3 +198,18 @@ def test_unauthenticated_requests_get_401_problem(server: Server) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.headers["www-authenticate"] == "Bearer"
     assert select(ApiKey) is not None
+
+
+def test_key_changes_are_in_the_apps_audit_log(server: Server) -> None:
+    """Creating and revoking a key shows in the audit log of each app it is scoped to."""
+    server.create_key("viewer", [APP_ID])
+    listing = server.client.get("/keys", headers=server.auth(server.admin_key)).json()
+    viewer = next(k for k in listing if k["role"] == "viewer")
+    server.client.delete(f"/keys/{viewer['id']}", headers=server.auth(server.admin_key))
+    audit = server.client.get(
+        f"/audit?appId={APP_ID}", headers=server.auth(server.admin_key)
+    ).json()
+    actions = [(e["action"], e["details"].get("key")) for e in audit]
+    assert ("revoke-key", viewer["id"]) in actions
+    assert ("create-key", viewer["id"]) in actions
+    assert audit[0]["action"] == "revoke-key"

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from hotpatch_server.admin_api import add_app, rotate_root
-from hotpatch_server.audit import record_raw
+from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App
@@ -122,7 +122,7 @@ def _create_key(settings: Settings, args: argparse.Namespace) -> int:
             now=now,
             expires_at=expires,
         )
-        record_raw(session, ACTOR, "create-key", None, row.id, now, {"role": args.role})
+        record_key_change(session, ACTOR, "create-key", row, now)
         return row, plaintext
 
     row, plaintext = _run(settings, work)
@@ -147,7 +147,7 @@ def _revoke_key(settings: Settings, args: argparse.Namespace) -> int:
         if row is None:
             raise AdminError(f"no key {args.key_id!r}")
         row.revoked_at = row.revoked_at or now
-        record_raw(session, ACTOR, "revoke-key", None, row.id, now, {})
+        record_key_change(session, ACTOR, "revoke-key", row, now)
 
     _run(settings, work)
     print(f"revoked key {args.key_id}")  # noqa: T201

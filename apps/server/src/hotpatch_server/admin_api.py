@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
-from hotpatch_server.audit import record_raw
+from hotpatch_server.audit import record_key_change, record_raw
 from hotpatch_server.auth import (
     Action,
     Role,
@@ -251,15 +251,7 @@ class KeyController(Controller):
             now=now,
             expires_at=data.expires_at,
         )
-        record_raw(
-            db_session,
-            principal.label,
-            "create-key",
-            None,
-            row.id,
-            now,
-            {"role": role, "apps": data.apps},
-        )
+        record_key_change(db_session, principal.label, "create-key", row, now)
         await db_session.commit()
         return key_json(row) | {"key": plaintext}
 
@@ -282,7 +274,7 @@ class KeyController(Controller):
         for app_id in row.apps:
             principal.require(Action.ADMIN, app_id)
         row.revoked_at = row.revoked_at or now
-        record_raw(db_session, principal.label, "revoke-key", None, row.id, now, {})
+        record_key_change(db_session, principal.label, "revoke-key", row, now)
         await db_session.commit()
         return key_json(row)
 

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.deps import DbSession, PrincipalDep
-from hotpatch_server.models import AuditEntry, Release
+from hotpatch_server.models import ApiKey, AuditEntry, Release
 
-__all__ = ["list_audit", "record", "record_raw"]
+__all__ = ["list_audit", "record", "record_key_change", "record_raw"]
 
 
 def record_raw(
@@ -32,6 +32,22 @@ def record_raw(
             at=now, actor=actor, action=action, app_id=app_id, target=target, details=details
         )
     )
+
+
+def record_key_change(
+    session: AsyncSession, actor: str, action: str, key: ApiKey, now: datetime
+) -> None:
+    """Audit a key change under every app the key is scoped to, so each app's log shows it."""
+    for app_id in key.apps:
+        record_raw(
+            session,
+            actor,
+            action,
+            app_id,
+            f"key {key.id}",
+            now,
+            {"key": key.id, "name": key.name, "role": key.role, "apps": list(key.apps)},
+        )
 
 
 def record(
@@ -66,7 +82,7 @@ async def list_audit(
     app_id: Annotated[str, QueryParameter(name="appId")],
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Audit entries of one app, newest first."""
+    """Audit entries of one app (``*``: changes to keys scoped to every app), newest first."""
     principal.require(Action.READ, app_id)
     rows = (
         await db_session.execute(
