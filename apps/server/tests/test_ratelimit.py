@@ -50,7 +50,7 @@ def test_auth_burst_gets_429_with_retry_after(tmp_path: Path) -> None:
     """Bursts on /auth/token are limited: 429 with Retry-After (S5)."""
     settings = _settings(tmp_path, rate_limit_scale=0.1)  # 2 per minute
     upgrade(settings.database_url)
-    with TestClient(create_app(settings, migrate=False)) as client:
+    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as client:
         statuses = [
             client.post("/auth/token", json={"apiKey": "hp_x"}).status_code for _ in range(4)
         ]
@@ -66,7 +66,7 @@ def test_device_checks_and_reports_are_limited_per_device(tmp_path: Path) -> Non
     """One device flooding checks or reports is limited; another device is not (S5, S10)."""
     settings = _settings(tmp_path, rate_limit_scale=0.1)  # 3 checks, 6 reports per minute
     upgrade(settings.database_url)
-    with TestClient(create_app(settings, migrate=False)) as client:
+    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as client:
         params = {
             "appId": APP_ID,
             "platform": "android",
@@ -107,8 +107,12 @@ def test_redis_shares_budgets_and_invalidations_across_instances(
     upgrade(settings.database_url)
     admin = bootstrap_admin(settings)
     with (
-        TestClient(create_app(settings, migrate=False), base_url="http://testserver.local") as one,
-        TestClient(create_app(settings, migrate=False), base_url="http://testserver.local") as two,
+        TestClient(
+            create_app(settings, clock=Clock(), migrate=False), base_url="http://testserver.local"
+        ) as one,
+        TestClient(
+            create_app(settings, clock=Clock(), migrate=False), base_url="http://testserver.local"
+        ) as two,
     ):
         first = _server(settings, one, admin)
         assert first.create_app(APP_ID, first.pki).status_code == 201

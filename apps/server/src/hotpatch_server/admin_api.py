@@ -312,7 +312,7 @@ class AuthController(Controller):
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Return an access token (JWT) and a refresh token."""
-        await limits.auth.enforce(_client(request))
+        await limits.auth.enforce(_client(request), now.timestamp())
         tokens = await exchange_api_key(
             db_session,
             data.api_key,
@@ -335,7 +335,7 @@ class AuthController(Controller):
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Use a refresh token once; return a new access and refresh token."""
-        await limits.auth.enforce(_client(request))
+        await limits.auth.enforce(_client(request), now.timestamp())
         tokens = await refresh_tokens(
             db_session,
             data.refresh_token,

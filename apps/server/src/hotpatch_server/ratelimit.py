@@ -16,8 +16,6 @@ balancer for that).
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -83,9 +81,8 @@ class Limit:
     window: int
     limiter: Limiter
 
-    async def enforce(self, key: str, clock: Callable[[], float] = time.time) -> None:
-        """Raise 429 with ``Retry-After`` when ``key`` is over the limit."""
-        now = clock()
+    async def enforce(self, key: str, now: float) -> None:
+        """Raise 429 with ``Retry-After`` when ``key`` is over the limit at ``now`` (epoch s)."""
         if await self.limiter.hit(f"{self.name}:{key}", self.window, now) > self.count:
             retry = max(1, math.ceil(self.window - now % self.window))
             raise Problem(

@@ -235,7 +235,7 @@ class ReleaseController(Controller):
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%)."""
-        await limits.publish.enforce(principal.key_id)
+        await limits.publish.enforce(principal.key_id, now.timestamp())
         _cap_body(request, settings)
         upload = await read_upload(request, settings.data_dir / "tmp", settings.max_archive_bytes)
         try:

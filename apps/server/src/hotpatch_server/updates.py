@@ -326,8 +326,8 @@ class CheckService:
     async def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate, rate-limit, note the device, choose from the cache, answer."""
         query = parse_check(params)
-        await self.limits.check.enforce(f"{query.app_id}/{query.device_id}")
         now = self.clock()
+        await self.limits.check.enforce(f"{query.app_id}/{query.device_id}", now.timestamp())
         self.device_tracker.note(query, now)
         candidates = await self.active_releases.get(query.app_id, query.platform, query.channel)
         chosen = choose(query, candidates)
@@ -400,7 +400,7 @@ class DeviceController(Controller):
         active_releases: ActiveReleasesDep,
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
-        await limits.report.enforce(f"{data.app_id}/{data.device_id}")
+        await limits.report.enforce(f"{data.app_id}/{data.device_id}", now.timestamp())
         try:
             status = ReportStatus(data.status)
         except ValueError:
