@@ -2,9 +2,9 @@
 
 The update check does no write on its critical path: the device's last-seen
 data goes into an in-memory buffer (:class:`DeviceTracker`) flushed in
-batches, and the candidate releases come from :class:`~hotpatch_server.cache.ActiveReleases`.
-The one database read it may make is the device's rolled-back set, and only
-when a release would otherwise be offered.
+batches, and the candidate releases, with the devices that rolled each one
+back, come from :class:`~hotpatch_server.cache.ActiveReleases`. The check
+reads no database unless its (app, platform, channel) was just invalidated.
 
 Choosing: among the channel's active releases, newest first, the first that
 is not paused, whose binary range contains the device's native version, is
