@@ -266,6 +266,10 @@ class ReleaseController(Controller):
             try:
                 await db_session.commit()
             except IntegrityError:
+                # Unique violations normally surface at the flush above; a
+                # commit-time conflict is rare. Known gap: if another publish
+                # of the same archive found our fresh blob and commits after
+                # this delete, its row points at a missing blob.
                 if created:
                     await blob_store.delete(row.archive_sha256)
                 raise _version_conflict(release) from None
