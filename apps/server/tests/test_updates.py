@@ -134,6 +134,7 @@ def test_post_check_matches_get(server: Server) -> None:
         ({"nativeVersion": "not a version"}, "nativeVersion"),
         ({"deviceId": "x" * 200}, "deviceId"),
         ({"currentManifestId": "zz"}, "currentManifestId"),
+        ({"channel": "Prod Channel!"}, "channel"),
     ],
 )
 def test_bad_check_parameters_are_problems(

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 _ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MANIFEST_ID: Final = re.compile(r"^[0-9a-f]{64}$")
+_PLATFORM: Final = re.compile(r"^(android|ios)$")
+_NATIVE_TEXT: Final = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
 
 
 @attrs.frozen
@@ -93,14 +95,8 @@ def _native(text: str) -> Version:
 
 def parse_check(params: dict[str, Any]) -> CheckQuery:
     """Validate check parameters (query string or JSON body); seed names accepted too."""
-    platform = _required(params, re.compile(r"^(android|ios)$"), "platform")
-    native_text = _required(
-        params,
-        re.compile(r"^[0-9A-Za-z.+-]{1,64}$"),
-        "nativeVersion",
-        "appVersion",
-        "binaryVersion",
-    )
+    platform = _required(params, _PLATFORM, "platform")
+    native_text = _required(params, _NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
     try:
         native = _native(native_text)
     except VersionSyntaxError as exc:
@@ -110,6 +106,9 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
         raise Problem(
             422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId"
         )
+    channel = _field(params, "channel") or "production"
+    if not _CHANNEL.match(channel):
+        raise Problem(422, "invalid", f"channel {channel[:40]!r} is not valid", field="channel")
     position: tuple[int, int] | None = None
     epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
     if sequence is not None:
@@ -121,7 +120,7 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     return CheckQuery(
         app_id=_required(params, _ID, "appId"),
         platform=platform,
-        channel=_field(params, "channel") or "production",
+        channel=channel,
         device_id=_required(params, _ID, "deviceId"),
         native_version=native,
         native_text=native_text,
