@@ -13,6 +13,7 @@ by the publisher (the CLI does it) that points at content already stored.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from datetime import datetime
@@ -25,7 +26,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.archive import NullSink, extract_archive
 from hotpatch_core.cohort import percent_to_basis_points
@@ -460,11 +461,17 @@ async def _check_archive(release: VerifiedRelease, path: Path, sha256: str, leng
             f"{signed.sha256}/{signed.length}",
             field="archive",
         )
+    # Decompressing and hashing up to the archive cap is CPU and disk work:
+    # in a thread, so update checks on this process keep being answered.
     try:
-        with path.open("rb") as handle:
-            extract_archive(handle, release.manifest.files, NullSink())
+        await asyncio.to_thread(_validate_archive, path, release)
     except HotPatchError as exc:
         raise problem_for(exc, field="archive") from None
+
+
+def _validate_archive(path: Path, release: VerifiedRelease) -> None:
+    with path.open("rb") as handle:
+        extract_archive(handle, release.manifest.files, NullSink())
 
 
 async def _release(
@@ -536,9 +543,3 @@ async def _republish(
     except IntegrityError:
         raise _version_conflict(release) from None
     return row
-
-
-async def count_releases(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
-    """Return the number of release rows (health and metrics)."""
-    async with sessionmaker() as session:
-        return int(await session.scalar(select(func.count(Release.id))) or 0)
