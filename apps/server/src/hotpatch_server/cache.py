@@ -91,11 +91,13 @@ class ActiveReleases:
         sessionmaker: async_sessionmaker[AsyncSession],
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
     ) -> None:
-        """Read through ``sessionmaker``; keep entries ``ttl`` seconds."""
+        """Read through ``sessionmaker``; keep entries ``ttl`` seconds, at most ``max_keys``."""
         self._sessionmaker = sessionmaker
         self._ttl = ttl
         self._clock = clock
+        self._max_keys = max_keys
         self._entries: dict[Key, tuple[float, tuple[Candidate, ...]]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._refreshing: dict[Key, asyncio.Task[None]] = {}
@@ -122,8 +124,21 @@ class ActiveReleases:
             if entry is not None:
                 return entry[1]
             loaded = await self._load(key)
+            if len(self._entries) >= self._max_keys:
+                self._evict()
             self._entries[key] = (self._clock(), loaded)
             return loaded
+
+    def _evict(self) -> None:
+        # Checks name any app id they like: keep junk keys from growing the
+        # cache without bound. Empty entries go first; if that is not
+        # enough, everything goes and is reloaded on demand.
+        empty = [k for k, (_, candidates) in self._entries.items() if not candidates]
+        for key in empty:
+            del self._entries[key]
+        if len(self._entries) >= self._max_keys:
+            self._entries.clear()
+        self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
 
     async def _refresh(self, key: Key) -> None:
         generation = self._generation
