@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import build_release, make_pki
+from hotpatch_server.testing import ServerDidNotStartError, free_port, wait_until_serving
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -56,13 +56,6 @@ async def _sql(url: str, *statements: str, autocommit: bool = False) -> list[obj
     return results
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
@@ -76,15 +69,12 @@ def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[
         ],
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/update/check", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("server did not start")
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/update/check", process)
+    except ServerDidNotStartError as exc:
+        process.kill()
+        raise SystemExit(f"benchmark server did not start: {exc}") from None
+    return process
 
 
 def _wrk(port: int, seconds: int) -> dict[str, float]:
@@ -183,7 +173,7 @@ def main() -> int:
             )
         )
         print(f"seeded {args.devices:,} devices in {time.monotonic() - started:.1f} s")
-        port = _port()
+        port = free_port()
         server = _start(["--factory", "hotpatch_server.app:app_from_env"], env, port)
         try:
             built = build_release({"index.android.bundle": b"x" * 200_000}, app_id=APP_ID)
@@ -204,7 +194,7 @@ def main() -> int:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-        port = _port()
+        port = free_port()
         bare_env = {**env, "PYTHONPATH": str(HERE)}
         bare_server = _start(["--factory", "bare_app:app"], bare_env, port)
         try:

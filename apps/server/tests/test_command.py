@@ -2,17 +2,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hotpatch_core.testing import make_pki
 from hotpatch_server.settings import ConfigurationError, Settings
+from hotpatch_server.testing import free_port, wait_until_serving
 
 COMMAND = str(Path(sys.executable).with_name("hotpatch-server"))
 
@@ -24,13 +22,6 @@ def _run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedPro
     return subprocess.run(
         [COMMAND, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_bootstrap_commands(tmp_path: Path) -> None:
@@ -73,7 +64,7 @@ def test_bad_trust_root_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
     """`hotpatch-server` serves /health on SQLite + local disk with no settings at all."""
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ, "HOTPATCH_DATA_DIR": str(tmp_path), "PORT": str(port)}
     environment.pop("DATABASE_URL", None)
     environment.pop("JWT_SECRET", None)
@@ -81,15 +72,7 @@ def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
         [COMMAND], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("server did not start")
-                time.sleep(0.3)
+        response = wait_until_serving(f"http://127.0.0.1:{port}/health", process)
         assert response.json() == {"status": "ok", "database": "ok"}
         assert (tmp_path / "hotpatch.db").exists()
         assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import build_release, make_pki
+from hotpatch_server.testing import free_port, wait_until_serving
 
 COMMAND = str(Path(sys.executable).with_name("hotpatch-server"))
 PG_URL = os.environ.get("HOTPATCH_TEST_DATABASE_URL", "")
@@ -49,26 +49,6 @@ def shared_database() -> Iterator[str]:
     asyncio.run(_execute(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait(base: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            pytest.fail(f"server at {base} did not start")
-        time.sleep(0.3)
-
-
 def test_publish_on_one_process_check_on_another(shared_database: str, tmp_path: Path) -> None:
     """A release published through process A is offered, and downloadable, through process B."""
     env = {
@@ -94,7 +74,7 @@ def test_publish_on_one_process_check_on_another(shared_database: str, tmp_path:
     admin("create-app", "com.example.app", "--trust-root", str(root))
     key = admin("create-key", "--name", "ci", "--role", "publisher", "--app", "com.example.app")
     key = key.strip().splitlines()[-1]
-    ports = [_port(), _port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
             [COMMAND, "serve", "--port", str(port)],
@@ -108,7 +88,7 @@ def test_publish_on_one_process_check_on_another(shared_database: str, tmp_path:
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for base, process in zip(bases, processes, strict=True):
-            _wait(base, process)
+            assert wait_until_serving(f"{base}/health", process).status_code == 200
         params = {
             "appId": "com.example.app",
             "platform": "android",

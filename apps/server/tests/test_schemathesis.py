@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
 from hotpatch_core.testing import make_pki
+from hotpatch_server.testing import free_port, wait_until_serving
 
 COMMAND = str(Path(sys.executable).with_name("hotpatch-server"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         timeout=120,
     )
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [COMMAND, "serve", "--port", str(port)],
         env=env,
@@ -58,15 +49,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/health", timeout=2)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("server did not start")
-            time.sleep(0.3)
+    wait_until_serving(f"{base}/health", process)
     yield base, key
     process.send_signal(signal.SIGTERM)
     _, errors = process.communicate(timeout=30)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -24,7 +28,16 @@ from hotpatch_core.testing import PKI, BuiltRelease, build_release
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.settings import Settings
 
-__all__ = ["APP_ID", "OTHER_APP", "Clock", "Server", "bootstrap_admin"]
+__all__ = [
+    "APP_ID",
+    "OTHER_APP",
+    "Clock",
+    "Server",
+    "ServerDidNotStartError",
+    "bootstrap_admin",
+    "free_port",
+    "wait_until_serving",
+]
 
 APP_ID = "com.example.app"
 OTHER_APP = "com.other.app"
@@ -156,3 +169,31 @@ def bootstrap_admin(settings: Settings) -> str:
         return key
 
     return asyncio.run(go())
+
+
+class ServerDidNotStartError(RuntimeError):
+    """A server process exited, or did not answer in time."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[Any], timeout: float = 60.0
+) -> httpx.Response:
+    """Poll ``url`` until the server in ``process`` answers; return that first response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise ServerDidNotStartError(f"server exited with {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise ServerDidNotStartError(f"no answer from {url} in {timeout} s") from None
+            time.sleep(0.3)
