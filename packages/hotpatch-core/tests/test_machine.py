@@ -30,6 +30,7 @@ from hotpatch_core.machine import (
     Install,
     InstallFailed,
     InstallFinished,
+    Interrupted,
     Launched,
     Phase,
     Ready,
@@ -271,6 +272,7 @@ def test_illegal_events_raise_and_change_nothing() -> None:
         InstallFinished(),
         InstallFailed("x", permanent=False),
         ApplyRequested(),
+        Interrupted(),
     ]
     checked = 0
     for phase in Phase:
@@ -385,6 +387,13 @@ class DeviceMachine(RuleBasedStateMachine):
     def apply(self) -> None:
         self._step(ApplyRequested())
 
+    @rule()
+    def interrupt(self) -> None:
+        offer_before = self.state.offer
+        self._step(Interrupted())  # illegal when idle, which _step accepts
+        assert self.state.phase is Phase.IDLE
+        assert self.state.offer == offer_before  # kept, so the next check resumes it
+
     @invariant()
     def runs_only_verified_bundles(self) -> None:
         running = self.state.running
@@ -409,3 +418,18 @@ class DeviceMachine(RuleBasedStateMachine):
 
 DeviceMachine.TestCase.settings = settings(stateful_step_count=40)  # examples from the profile
 test_device_machine = DeviceMachine.TestCase
+
+
+def test_interrupted_work_returns_to_idle_and_keeps_the_offer() -> None:
+    """A restart mid-download leaves the offer, so the same release resumes at the next check."""
+    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, actions = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
+    assert any(isinstance(a, Download) for a in actions)
+    state, actions = step(state, Interrupted(), CONFIG)
+    assert (state.phase, actions) == (Phase.IDLE, [])
+    assert state.offer is not None
+    state, _ = step(state, CheckStarted(), CONFIG)
+    state, actions = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
+    assert [type(a) for a in actions] == [Download]  # same offer: nothing discarded
+    with pytest.raises(IllegalTransitionError):
+        step(attrs.evolve(state, phase=Phase.IDLE), Interrupted(), CONFIG)

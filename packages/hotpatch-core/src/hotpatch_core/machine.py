@@ -66,6 +66,7 @@ __all__ = [
     "Install",
     "InstallFailed",
     "InstallFinished",
+    "Interrupted",
     "Launched",
     "Offer",
     "Phase",
@@ -242,6 +243,17 @@ class InstallFailed:
 
 
 @attrs.frozen
+class Interrupted:
+    """The work in flight stopped: the process died, or storage failed mid-step.
+
+    The agent feeds it when the state it loads is not idle. The pipeline
+    returns to idle and keeps any offer, so the next check that offers the
+    same release resumes its download from the partial file; a check that
+    offers something else (or nothing) discards it.
+    """
+
+
+@attrs.frozen
 class ApplyRequested:
     """The app asks to switch to the staged bundle now, by restarting."""
 
@@ -257,6 +269,7 @@ Event: TypeAlias = (
     | InstallFinished
     | InstallFailed
     | ApplyRequested
+    | Interrupted
 )
 
 # --- actions ---------------------------------------------------------------
@@ -518,6 +531,10 @@ def _on_install_failed(state: DeviceState, event: InstallFailed, _config: Device
     ]
 
 
+def _on_interrupted(state: DeviceState, _event: Interrupted, _config: DeviceConfig) -> Result:
+    return attrs.evolve(state, phase=Phase.IDLE), []
+
+
 def _on_apply_requested(
     state: DeviceState, _event: ApplyRequested, _config: DeviceConfig
 ) -> Result:
@@ -557,6 +574,10 @@ TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     (Phase.DOWNLOADING, DownloadFailed): _row(_on_download_failed, Phase.IDLE),
     (Phase.INSTALLING, InstallFinished): _row(_on_install_finished, Phase.IDLE),
     (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),
+    **{
+        (phase, Interrupted): _row(_on_interrupted, Phase.IDLE)
+        for phase in (Phase.CHECKING, Phase.DOWNLOADING, Phase.INSTALLING)
+    },
 }
 
 
