@@ -1,8 +1,46 @@
-"""The HotPatch device agent (not yet implemented).
+"""HotPatch device agent: the reference implementation of the device protocol.
 
-This distribution will hold ``Agent``, the driver of
-:func:`hotpatch_core.machine.step` that performs HTTP and disk I/O on a device,
-and the fleet simulator. Until then it exports nothing.
+:class:`Agent` is what a native SDK does, in Python: pick the bundle at
+launch, confirm it when the app is ready, check, download, verify and stage
+updates, revert a crashing one, and report what happened. See
+``docs/integrating-device.md`` and ``docs/spec/device-protocol.md``.
 """
 
-__all__: list[str] = []
+from hotpatch_client.agent import (
+    Agent,
+    AgentConfig,
+    Clock,
+    Progress,
+    SyncResult,
+    SyncStatus,
+    SystemClock,
+    UpdateInfo,
+)
+from hotpatch_client.errors import (
+    AgentError,
+    AgentLockedError,
+    NetworkError,
+    SlowDownloadError,
+    StorageError,
+)
+from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.transfer import DownloadPolicy
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "AgentError",
+    "AgentLockedError",
+    "Clock",
+    "DownloadPolicy",
+    "FileSystem",
+    "NetworkError",
+    "OsFileSystem",
+    "Progress",
+    "SlowDownloadError",
+    "StorageError",
+    "SyncResult",
+    "SyncStatus",
+    "SystemClock",
+    "UpdateInfo",
+]

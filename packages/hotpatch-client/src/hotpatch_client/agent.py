@@ -1,0 +1,621 @@
+"""The device agent: the reference implementation of the HotPatch device protocol.
+
+:class:`Agent` feeds events into the core state machine
+(:func:`hotpatch_core.machine.step`), saves the state it returns, and only
+then performs the actions it asks for. Its public calls mirror what a
+native SDK exposes to an app::
+
+    agent = Agent(config, http=httpx.Client(), storage_dir=app_files / "ota")
+    path = agent.on_launch()        # before the JS engine starts
+    # ... start the engine on `path`, or on the embedded bundle when None ...
+    agent.notify_ready()            # after the first screen rendered
+    result = agent.sync()           # in the background: check, download, stage
+
+Three rules hold everywhere:
+
+1. *State before action.* Reports are queued and the new state is saved
+   (temp file, fsync, rename, fsync the directory) before any other action
+   runs, so a crash at any point restarts from a state that describes what is
+   on disk. The high-water mark is raised before a byte is downloaded (A8).
+2. *One source of truth.* The in-memory state is always the last one saved.
+   When a save fails, the agent re-reads the state from disk before its next
+   call, exactly as after a restart.
+3. *Nothing half-done is used.* Downloads go to ``downloads/``, installs to a
+   staging directory; a bundle becomes launchable only through the state
+   file, which names directories that were complete and fsynced before it
+   was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import enum
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+import attrs
+import httpx
+
+from hotpatch_client.errors import NetworkError, SlowDownloadError, StorageError
+from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.install import FILES, LocalTamperingError, install_release
+from hotpatch_client.reports import ReportQueue
+from hotpatch_client.storage import (
+    DOWNLOADS,
+    StoredState,
+    download_path,
+    load_state,
+    recover,
+    release_dir,
+    save_state,
+)
+from hotpatch_client.transfer import DownloadPolicy, fetch_archive, raw_chunks
+from hotpatch_core.errors import (
+    ArchiveMismatchError,
+    FormatError,
+    HotPatchError,
+    IllegalTransitionError,
+    TooLargeError,
+)
+from hotpatch_core.machine import (
+    Action,
+    ApplyRequested,
+    CheckAnswered,
+    CheckFailed,
+    CheckStarted,
+    DeleteBundle,
+    DeviceConfig,
+    DeviceState,
+    DiscardDownload,
+    Download,
+    DownloadFailed,
+    DownloadFinished,
+    Event,
+    Install,
+    InstallFailed,
+    InstallFinished,
+    Interrupted,
+    Launched,
+    Phase,
+    Ready,
+    Reject,
+    Report,
+    RequestCheck,
+    RestartApp,
+    RunBundle,
+    step,
+)
+from hotpatch_core.manifest import Platform
+from hotpatch_core.release import DeviceIdentity, VerifiedRelease
+from hotpatch_core.strictjson import loads
+from hotpatch_core.trust import TrustRoot
+from hotpatch_core.versions import Version
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "Clock",
+    "Progress",
+    "SyncResult",
+    "SyncStatus",
+    "SystemClock",
+    "UpdateInfo",
+]
+
+log = logging.getLogger("hotpatch_client")
+
+#: The largest update-check answer read (the envelope is capped far below this).
+MAX_CHECK_BYTES: Final = 512 * 1024
+ENTRY_FILES: Final = {Platform.ANDROID: "index.android.bundle", Platform.IOS: "main.jsbundle"}
+
+
+class Clock(Protocol):
+    """Wall time for verification, monotonic time and sleep for downloads."""
+
+    def now(self) -> datetime:
+        """The current time (timezone-aware)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        ...
+
+
+class SystemClock:
+    """The real clocks."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Return :func:`time.monotonic`."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        time.sleep(seconds)
+
+
+def _native(value: str) -> str:
+    Version.parse_native(value)
+    return value
+
+
+@attrs.frozen
+class AgentConfig:
+    """What an app build fixes: where its server is, what it is, and whom it trusts.
+
+    ``native_version`` is the binary's own version (``versionName`` /
+    ``CFBundleShortVersionString``). ``device_id`` defaults to a random id
+    generated once and kept in the storage directory. ``bundle_file`` is the
+    archive entry the JS engine loads (``index.android.bundle`` on Android,
+    ``main.jsbundle`` on iOS).
+    """
+
+    server_url: str
+    app_id: str
+    platform: Platform
+    native_version: str = attrs.field(converter=_native)
+    trust_root: TrustRoot
+    channel: str = "production"
+    device_id: str | None = None
+    crash_threshold: int = 2
+    bundle_file: str | None = None
+    download: DownloadPolicy = DownloadPolicy()
+
+    @property
+    def entry_file(self) -> str:
+        """The archive path of the bundle the JS engine loads."""
+        return self.bundle_file or ENTRY_FILES[self.platform]
+
+    def device_config(self) -> DeviceConfig:
+        """The state machine's view of this build."""
+        identity = DeviceIdentity(
+            self.app_id, self.platform, self.channel, Version.parse_native(self.native_version)
+        )
+        return DeviceConfig(identity, self.trust_root, self.crash_threshold)
+
+
+@attrs.frozen
+class Progress:
+    """Progress of long work: ``stage`` is ``download``, ``install`` or ``verify``."""
+
+    stage: str
+    done: int
+    total: int
+
+
+@attrs.frozen
+class UpdateInfo:
+    """A verified release the server offered (every field from the signed manifest)."""
+
+    manifest_id: str
+    version: str
+    sequence: int
+    mandatory: bool
+    size: int
+
+    @classmethod
+    def of(cls, release: VerifiedRelease) -> UpdateInfo:
+        """Describe ``release``."""
+        m = release.manifest
+        return cls(release.manifest_id, m.version, m.sequence, m.mandatory, m.archive.length)
+
+
+class SyncStatus(enum.StrEnum):
+    """How a :meth:`Agent.sync` ended."""
+
+    UP_TO_DATE = "up_to_date"
+    STAGED = "staged"  # installed; runs at the next launch
+    RESTART_REQUESTED = "restart_requested"  # mandatory: the restart callback was called
+    FAILED = "failed"
+
+
+@attrs.frozen
+class SyncResult:
+    """The outcome of :meth:`Agent.sync`; ``error`` is set when it failed."""
+
+    status: SyncStatus
+    update: UpdateInfo | None = None
+    error: HotPatchError | None = None
+    reports_sent: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _ignore(_progress: Progress) -> None:
+    return
+
+
+class Agent:
+    """Drives one device's updates in ``storage_dir`` (or a supplied :class:`FileSystem`).
+
+    ``restart`` is called when the app should restart onto a staged bundle
+    now (a mandatory update, or :meth:`apply`). One agent owns a storage
+    directory at a time (an exclusive lock); :meth:`close` releases it.
+    Calls are serialised by an internal lock, so an app may call
+    :meth:`sync` from a background thread.
+    """
+
+    def __init__(  # noqa: PLR0913 - the integration points, all keyword-only
+        self,
+        config: AgentConfig,
+        *,
+        http: httpx.Client,
+        storage_dir: str | os.PathLike[str] | None = None,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+        restart: Callable[[], None] | None = None,
+    ) -> None:
+        """Lock the storage, load the state, and clean up after any crash."""
+        if (storage_dir is None) == (fs is None):
+            msg = "give exactly one of storage_dir and fs"
+            raise ValueError(msg)
+        self.config = config
+        self._device = config.device_config()
+        self._fs: FileSystem = fs if fs is not None else OsFileSystem(storage_dir or "")
+        self._http = http
+        self._clock: Clock = clock or SystemClock()
+        self._restart = restart
+        self._mutex = threading.RLock()
+        self._offered: tuple[VerifiedRelease, str] | None = None
+        self._reload_needed = False
+        self.restart_requested = False
+        self._lock = self._fs.lock()
+        self._lock.__enter__()
+        try:
+            self._state = DeviceState()
+            self._load()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+
+    # --- lifecycle -------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the storage lock."""
+        self._lock.__exit__(None, None, None)
+
+    def __enter__(self) -> Agent:
+        """Use the agent as a context manager that closes it."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the agent."""
+        self.close()
+
+    @property
+    def state(self) -> DeviceState:
+        """The last saved state (for diagnostics and tests)."""
+        return self._state
+
+    @property
+    def device_id(self) -> str:
+        """This installation's id, as reported to the server."""
+        return self._device_id
+
+    # --- the app's calls -------------------------------------------------
+
+    def on_launch(self) -> str | None:
+        """Pick the bundle for this launch; return its path, or None for the embedded one.
+
+        Call it when the process starts, before the JS engine: it counts the
+        launch of a trial bundle durably, and reverts a bundle that reached
+        the crash threshold without :meth:`notify_ready`. If it raises
+        (:class:`StorageError`), start the embedded bundle.
+        """
+        with self._mutex:
+            self._ensure_loaded()
+            self._feed(Launched(Version.parse_native(self.config.native_version)))
+            self.restart_requested = False
+            return self.bundle_path()
+
+    def bundle_path(self) -> str | None:
+        """What ``getJSBundleFile()`` / ``sourceURL(for:)`` return for this launch.
+
+        The entry file of the bundle :meth:`on_launch` chose, or None for the
+        bundle embedded in the binary. A chosen bundle whose entry file has
+        gone missing also yields None: falling back beats crashing.
+        """
+        with self._mutex:
+            if not self._state.launched:
+                raise IllegalTransitionError("bundle_path() before on_launch()")
+            running = self._state.running
+            if running is None:
+                return None
+            path = f"{release_dir(running.manifest_id)}/{FILES}/{self.config.entry_file}"
+            if self._fs.size(path) is None:
+                log.error("bundle %s has no %s; using the embedded bundle", running.manifest_id,
+                          self.config.entry_file)
+                return None
+            return self._fs.display_path(path)
+
+    def notify_ready(self) -> None:
+        """Confirm the running bundle: call it once the app has rendered its first screen."""
+        with self._mutex:
+            self._ensure_loaded()
+            self._feed(Ready())
+
+    def check(self) -> UpdateInfo | None:
+        """Ask the server for an update; return the verified offer, or None.
+
+        Raises the verification error of a refused answer (its type names
+        the attack: ``RollbackError``, ``BadSignatureError`` ...) or
+        :class:`NetworkError`. A refused answer fetches nothing.
+        """
+        with self._mutex:
+            self._ensure_loaded()
+            if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
+                return UpdateInfo.of(self._offered[0])
+            work = self._feed(CheckStarted())
+            request = next(a for a in work if isinstance(a, RequestCheck))
+            try:
+                envelope, url = self._ask(request)
+            except NetworkError as exc:
+                self._feed(CheckFailed(str(exc)))
+                raise
+            work = self._feed(CheckAnswered(envelope, self._clock.now()))
+            for action in work:
+                if isinstance(action, Reject):
+                    raise action.error
+                if isinstance(action, Download):
+                    self._offered = (action.release, url or "")
+                    return UpdateInfo.of(action.release)
+            return None
+
+    def download(self, progress: ProgressCallback = _ignore) -> None:
+        """Download, verify and install the offered release; it runs at the next launch.
+
+        Calls the ``restart`` callback when the signed manifest says
+        ``mandatory``. Raises :class:`NetworkError`, :class:`SlowDownloadError`,
+        :class:`TooLargeError`, :class:`HashMismatchError`, an
+        :class:`ArchiveError` or :class:`StorageError`; nothing is installed then.
+        """
+        with self._mutex:
+            self._ensure_loaded()
+            if self._state.phase is not Phase.DOWNLOADING or self._offered is None:
+                raise IllegalTransitionError("download() needs an update offered by check()")
+            release, url = self._offered
+            self._offered = None
+            self._download_and_install(release, url, progress)
+
+    def apply(self) -> None:
+        """Switch to the staged bundle now: calls the ``restart`` callback."""
+        with self._mutex:
+            self._ensure_loaded()
+            self._perform(self._feed(ApplyRequested()))
+
+    def sync(self, progress: ProgressCallback = _ignore) -> SyncResult:
+        """Check, download and stage an update, then send queued reports. Never raises for update failures.
+
+        A mandatory release restarts the app at once (``restart`` callback);
+        any other waits for the next launch.
+        """
+        info: UpdateInfo | None = None
+        try:
+            info = self.check()
+            if info is not None:
+                self.download(progress)
+                status = (
+                    SyncStatus.RESTART_REQUESTED if self.restart_requested else SyncStatus.STAGED
+                )
+            else:
+                status = SyncStatus.UP_TO_DATE
+            result = SyncResult(status, info)
+        except HotPatchError as exc:
+            result = SyncResult(SyncStatus.FAILED, info, exc)
+        return attrs.evolve(result, reports_sent=self.flush_reports())
+
+    def flush_reports(self) -> int:
+        """Send queued installation reports; return how many the server took."""
+        with self._mutex:
+            try:
+                return self._reports.send(self._http, self._url("/installations"))
+            except OSError as exc:
+                log.warning("reports could not be read or removed: %s", exc)
+                return 0
+
+    def pending_reports(self) -> int:
+        """How many installation reports wait to be sent."""
+        with self._mutex:
+            return len(self._reports.pending())
+
+    # --- internals -------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self.config.server_url.rstrip("/") + path
+
+    def _load(self) -> None:
+        """Read the state from disk, clean up leftovers, and interrupt unfinished work."""
+        try:
+            stored = load_state(self._fs)
+            if stored is None or (
+                self.config.device_id is not None and stored.device_id != self.config.device_id
+            ):
+                device_id = self.config.device_id or (
+                    stored.device_id if stored else secrets.token_hex(16)
+                )
+                stored = StoredState(device_id, stored.state if stored else DeviceState())
+                save_state(self._fs, stored)
+            # launched / running describe this process, never a previous one.
+            state = attrs.evolve(
+                stored.state, launched=self._state.launched, running=self._state.running
+            )
+            removed = recover(self._fs, state)
+        except OSError as exc:
+            self._reload_needed = True
+            raise StorageError(f"the update state could not be read: {exc}") from exc
+        if removed:
+            log.info("recovered after an interrupted update: removed %s", ", ".join(removed))
+        self._device_id = stored.device_id
+        self._reports = ReportQueue(self._fs, self.config.app_id, stored.device_id)
+        self._state = state
+        self._reload_needed = False
+        self._offered = None
+        if state.phase is not Phase.IDLE:
+            self._feed(Interrupted())
+
+    def _ensure_loaded(self) -> None:
+        if self._reload_needed:
+            self._load()
+
+    def _feed(self, event: Event) -> list[Action]:
+        """Step the machine, queue its reports, save its state; return the remaining work."""
+        new, actions = step(self._state, event, self._device)
+        try:
+            for action in actions:
+                if isinstance(action, Report):
+                    self._reports.put(action)
+            if new != self._state:
+                save_state(self._fs, StoredState(self._device_id, new))
+        except OSError as exc:
+            self._reload_needed = True
+            self._offered = None
+            raise StorageError(f"could not save the update state: {exc}") from exc
+        self._state = new
+        work: list[Action] = []
+        for action in actions:
+            if isinstance(action, DiscardDownload):
+                self._tidy(self._fs.remove, download_path(action.manifest_id))
+            elif isinstance(action, DeleteBundle):
+                running = self._state.running
+                if running is None or running.manifest_id != action.manifest_id:
+                    self._tidy(self._fs.rmtree, release_dir(action.manifest_id))
+            elif not isinstance(action, Report | RunBundle):
+                work.append(action)
+        return work
+
+    def _feed_after_failure(self, event: Event) -> None:
+        """Record a failure; if even that cannot be saved, the reload will redo it."""
+        with contextlib.suppress(StorageError):
+            self._feed(event)
+
+    @staticmethod
+    def _tidy(remove: Callable[[str], None], path: str) -> None:
+        try:
+            remove(path)
+        except OSError as exc:  # startup recovery removes what is left
+            log.warning("could not remove %s: %s", path, exc)
+
+    def _perform(self, work: list[Action]) -> None:
+        for action in work:
+            if isinstance(action, RestartApp):
+                self.restart_requested = True
+                if self._restart is not None:
+                    self._restart()
+            elif isinstance(action, Reject):
+                raise action.error
+
+    def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None]:
+        """Send the update check; return (envelope bytes, archive URL) or (None, None)."""
+        c = self.config
+        params: dict[str, Any] = {
+            "appId": c.app_id,
+            "platform": c.platform.value,
+            "channel": c.channel,
+            "deviceId": self._device_id,
+            "nativeVersion": request.native_version or c.native_version,
+        }
+        if request.current is not None:
+            params["currentManifestId"] = request.current.manifest_id
+        try:
+            with self._http.stream(
+                "GET", self._url("/update/check"), params=params,
+                timeout=httpx.Timeout(c.download.read_timeout),
+            ) as response:
+                if response.status_code != httpx.codes.OK:
+                    raise NetworkError(
+                        f"update check got HTTP {response.status_code}",
+                        retryable=response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR
+                        or response.status_code == httpx.codes.TOO_MANY_REQUESTS,
+                    )
+                body = bytearray()
+                for chunk in raw_chunks(response):
+                    body += chunk
+                    if len(body) > MAX_CHECK_BYTES:
+                        raise NetworkError(
+                            f"update check answer exceeds {MAX_CHECK_BYTES} bytes", retryable=False
+                        )
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"update check failed: {exc}") from exc
+        try:
+            answer = loads(bytes(body))
+        except FormatError as exc:
+            raise NetworkError(f"update check answer is not JSON: {exc}", retryable=False) from None
+        if not isinstance(answer, dict) or answer.get("updateAvailable") is not True:
+            return None, None
+        manifest, url = answer.get("manifest"), answer.get("bundleUrl")
+        if not isinstance(manifest, str) or not isinstance(url, str):
+            raise NetworkError("update check answer lacks manifest or bundleUrl", retryable=False)
+        try:
+            envelope = base64.b64decode(manifest, validate=True)
+        except (binascii.Error, ValueError):
+            envelope = manifest.encode()  # verification rejects it as a malformed envelope
+        return envelope, str(httpx.URL(self._url("/")).join(url))
+
+    def _download_and_install(
+        self, release: VerifiedRelease, url: str, progress: ProgressCallback
+    ) -> None:
+        manifest_id = release.manifest_id
+        try:
+            self._fs.mkdir(DOWNLOADS)
+            fetched = fetch_archive(
+                http=self._http,
+                url=url,
+                fs=self._fs,
+                path=download_path(manifest_id),
+                length=release.manifest.archive.length,
+                policy=self.config.download,
+                timer=self._clock,
+                progress=lambda done, total: progress(Progress("download", done, total)),
+            )
+        except (NetworkError, SlowDownloadError, TooLargeError) as exc:
+            self._feed_after_failure(DownloadFailed(f"{type(exc).__name__}: {exc}"))
+            raise
+        except OSError as exc:
+            error = StorageError(f"the download could not be written: {exc}")
+            self._feed_after_failure(DownloadFailed(str(error)))
+            raise error from exc
+        with fetched.handle:
+            work = self._feed(DownloadFinished(fetched.sha256, fetched.length))
+            self._perform([a for a in work if isinstance(a, Reject)])
+            install = next(a for a in work if isinstance(a, Install))
+            try:
+                if self.config.entry_file not in {f.path for f in release.manifest.files}:
+                    raise ArchiveMismatchError(
+                        f"the archive has no {self.config.entry_file} for the JS engine to load"
+                    )
+                install_release(
+                    self._fs,
+                    install.release,
+                    fetched.handle,
+                    lambda stage, done, total: progress(Progress(stage, done, total)),
+                )
+            except LocalTamperingError as exc:
+                self._feed_after_failure(InstallFailed(str(exc), permanent=False))
+                raise
+            except HotPatchError as exc:
+                # The archive matched its signed hash: the signed content is unusable.
+                self._feed_after_failure(
+                    InstallFailed(f"{type(exc).__name__}: {exc}", permanent=True)
+                )
+                raise
+            except OSError as exc:
+                error = StorageError(f"the bundle could not be installed: {exc}")
+                self._feed_after_failure(InstallFailed(str(error), permanent=False))
+                raise error from exc
+        self._perform(self._feed(InstallFinished()))

@@ -1,0 +1,108 @@
+"""The durable queue of installation reports: written before the state moves, sent at least once.
+
+A report's id is derived from (device, release, status, phase), so queueing
+the same outcome twice (say, a crash after the report was written but before
+the state was saved, and the same decision taken again at restart) yields
+one file and, on the server, one row: ``POST /installations`` is idempotent
+on the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Final
+
+import httpx
+
+from hotpatch_client.fs import FileSystem
+from hotpatch_client.storage import REPORTS, write_atomic
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.machine import Report
+from hotpatch_core.strictjson import canonical, loads
+
+__all__ = ["ReportQueue", "report_id"]
+
+log = logging.getLogger("hotpatch_client")
+MAX_REASON: Final = 500
+MAX_REPORT_BYTES: Final = 16 * 1024
+
+
+def report_id(device_id: str, report: Report) -> str:
+    """The stable id of ``report`` from ``device_id``."""
+    phase = report.phase.value if report.phase is not None else ""
+    key = f"{device_id}\n{report.manifest_id}\n{report.status.value}\n{phase}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class ReportQueue:
+    """Reports on disk under ``reports/``, one file each."""
+
+    def __init__(self, fs: FileSystem, app_id: str, device_id: str) -> None:
+        """Queue reports of ``device_id`` for ``app_id`` in ``fs``."""
+        self.fs = fs
+        self.app_id = app_id
+        self.device_id = device_id
+
+    def put(self, report: Report) -> str:
+        """Write ``report`` durably; return its id."""
+        rid = report_id(self.device_id, report)
+        body: dict[str, Any] = {
+            "id": rid,
+            "appId": self.app_id,
+            "deviceId": self.device_id,
+            "manifestId": report.manifest_id,
+            "status": report.status.value,
+            "reason": report.reason[:MAX_REASON],
+        }
+        if report.phase is not None:
+            body["phase"] = report.phase.value
+        self.fs.mkdir(REPORTS)
+        write_atomic(self.fs, f"{REPORTS}/{rid}.json", canonical(body))
+        return rid
+
+    def pending(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return the queued reports as (path, body), by name; unreadable ones are dropped."""
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        for name in self.fs.listdir(REPORTS):
+            if not name.endswith(".json"):
+                continue
+            path = f"{REPORTS}/{name}"
+            try:
+                if (self.fs.size(path) or 0) > MAX_REPORT_BYTES:
+                    raise HotPatchError("report too large")
+                with self.fs.open_read(path) as handle:
+                    body = loads(handle.read())
+                if not isinstance(body, dict):
+                    raise HotPatchError("report is not an object")
+            except HotPatchError as exc:
+                log.warning("dropping unreadable report %s: %s", name, exc)
+                self.fs.remove(path)
+                continue
+            bodies.append((path, body))
+        return bodies
+
+    def send(self, http: httpx.Client, url: str) -> int:
+        """POST every queued report once; remove the ones the server took. Return that count.
+
+        A network failure, a 5xx or a 429 leaves a report queued for the next
+        call. Another 4xx means the server will never accept it (say, the
+        release was deleted): it is logged and dropped.
+        """
+        sent = 0
+        for path, body in self.pending():
+            try:
+                response = http.post(url, json=body)
+            except httpx.HTTPError as exc:
+                log.info("report %s not sent (%s); will retry", body.get("id"), exc)
+                break  # the server is unreachable: keep the rest for later too
+            status = response.status_code
+            if status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.TOO_MANY_REQUESTS:
+                log.info("report %s got HTTP %s; will retry", body.get("id"), status)
+                break
+            if status >= httpx.codes.BAD_REQUEST:
+                log.warning("server refused report %s (HTTP %s): dropped", body.get("id"), status)
+            else:
+                sent += 1
+            self.fs.remove(path)
+        return sent

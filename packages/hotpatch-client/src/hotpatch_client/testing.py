@@ -1,0 +1,504 @@
+"""Test doubles for the device side: a crashable file system, a fake clock, a lying server.
+
+They are shipped (not hidden in our test suite) so a native SDK's authors
+can run the same adversarial scenarios against their own reasoning.
+
+- :class:`MemoryFileSystem` models POSIX durability strictly: file contents
+  survive a crash only as of their last ``fsync``, directory entries only as
+  of their directory's last ``fsync``. It counts operations and can crash at
+  operation *k* (:class:`SimulatedCrash`) or fail with an ``errno`` there
+  (``ENOSPC``, ``EROFS``, ``EIO``); :meth:`MemoryFileSystem.after_crash`
+  returns what a rebooted device would find.
+- :class:`FakeClock` is wall time, monotonic time and a ``sleep`` that only
+  moves the clock.
+- :class:`RepositorySimulator` is an ``httpx`` transport that serves signed
+  releases from memory and can lie in every way SECURITY.md lists, recording
+  each request (after python-tuf's ``RepositorySimulator``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO, cast
+
+import attrs
+import httpx
+
+from hotpatch_client.errors import AgentLockedError
+from hotpatch_core.manifest import encode_manifest, manifest_id
+from hotpatch_core.release import sign_release
+from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+
+__all__ = [
+    "FakeClock",
+    "MemoryFileSystem",
+    "PublishedRelease",
+    "RepositorySimulator",
+    "SimulatedCrash",
+]
+
+
+class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error to handle
+    """The device lost power: nothing after this operation happened."""
+
+
+# --- the file system -------------------------------------------------------
+
+
+class _File:
+    def __init__(self, durable: bytes = b"") -> None:
+        self.data = bytearray(durable)
+        self.durable = durable
+
+
+class _Dir:
+    def __init__(self) -> None:
+        self.entries: dict[str, _File | _Dir] = {}
+        self.durable: dict[str, _File | _Dir] = {}
+
+
+class _Handle(io.BufferedIOBase):
+    """An open file of a :class:`MemoryFileSystem`."""
+
+    def __init__(self, fs: MemoryFileSystem, node: _File, path: str, *, writable: bool) -> None:
+        super().__init__()
+        self._fs = fs
+        self.node = node
+        self.path = path
+        self._writable = writable
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return self._writable
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._fs.check_alive()
+        end = len(self.node.data) if size is None or size < 0 else self._pos + size
+        chunk = bytes(self.node.data[self._pos : end])
+        self._pos += len(chunk)
+        return chunk
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def write(self, data: Any) -> int:
+        if not self._writable:
+            raise io.UnsupportedOperation("not writable")
+        chunk = bytes(data)
+        self._fs.operation("write", self.path)
+        end = self._pos + len(chunk)
+        if self._pos > len(self.node.data):
+            self.node.data.extend(bytes(self._pos - len(self.node.data)))
+        self.node.data[self._pos : end] = chunk
+        self._pos = end
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: len(self.node.data)}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def truncate(self, size: int | None = None) -> int:
+        self._fs.operation("truncate", self.path)
+        size = self._pos if size is None else size
+        del self.node.data[size:]
+        return size
+
+
+class MemoryFileSystem:
+    """A strict-durability in-memory :class:`~hotpatch_client.fs.FileSystem` with fault injection.
+
+    Set ``crash_at`` to crash at that operation, or ``fail_at`` + ``fail_errno``
+    to raise ``OSError`` there (``sticky`` keeps failing every later mutating
+    operation, like a disk gone read-only or full). ``operations`` counts the
+    mutating operations so far; ``trace`` names them.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._root = _Dir()
+        self.operations = 0
+        self.trace: list[str] = []
+        self.crash_at: int | None = None
+        self.fail_at: int | None = None
+        self.fail_errno = errno.ENOSPC
+        self.sticky = False
+        self.crashed = False
+        self._locked = False
+
+    # fault injection
+
+    def check_alive(self) -> None:
+        """Raise :class:`SimulatedCrash` if the device already crashed."""
+        if self.crashed:
+            raise SimulatedCrash("the device is down")
+
+    def operation(self, name: str, path: str) -> None:
+        """Count one mutating operation; crash or fail here if told to."""
+        self.check_alive()
+        self.operations += 1
+        self.trace.append(f"{name} {path}")
+        if self.crash_at is not None and self.operations >= self.crash_at:
+            self.crashed = True
+            raise SimulatedCrash(f"crash at operation {self.operations}: {name} {path}")
+        if self.fail_at is not None and (
+            self.operations == self.fail_at or (self.sticky and self.operations > self.fail_at)
+        ):
+            raise OSError(self.fail_errno, os.strerror(self.fail_errno), path)
+
+    def heal(self) -> None:
+        """Stop injecting faults (the disk has space again, or is writable)."""
+        self.crash_at = self.fail_at = None
+
+    def after_crash(self) -> MemoryFileSystem:
+        """Return the file system a rebooted device finds: only what was fsynced."""
+        image = MemoryFileSystem()
+        image._root = _durable_copy(self._root)  # noqa: SLF001 - same class
+        return image
+
+    # lookups
+
+    def _walk(self, path: str) -> _File | _Dir | None:
+        node: _File | _Dir | None = self._root
+        for part in filter(None, path.split("/")):
+            if not isinstance(node, _Dir):
+                return None
+            node = node.entries.get(part)
+        return node
+
+    def _parent(self, path: str) -> tuple[_Dir, str]:
+        head, _, name = path.rpartition("/")
+        parent = self._walk(head)
+        if not isinstance(parent, _Dir) or not name:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", head)
+        return parent, name
+
+    def _file(self, path: str) -> _File:
+        node = self._walk(path)
+        if not isinstance(node, _File):
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        return node
+
+    def read_file(self, path: str) -> bytes:
+        """Return a file's current content (for assertions)."""
+        return bytes(self._file(path).data)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Overwrite a file's content in place, durably (a test playing attacker)."""
+        node = self._file(path)
+        node.data = bytearray(data)
+        node.durable = bytes(data)
+
+    def files(self) -> list[str]:
+        """Every file path, sorted (for assertions)."""
+        found: list[str] = []
+
+        def walk(directory: _Dir, prefix: str) -> None:
+            for name, node in directory.entries.items():
+                if isinstance(node, _Dir):
+                    walk(node, f"{prefix}{name}/")
+                else:
+                    found.append(prefix + name)
+
+        walk(self._root, "")
+        return sorted(found)
+
+    # the FileSystem protocol
+
+    def open_new(self, path: str) -> BinaryIO:
+        """Create or truncate a file."""
+        self.operation("create", path)
+        parent, name = self._parent(path)
+        node = parent.entries.get(name)
+        if isinstance(node, _Dir):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if node is None:
+            node = parent.entries[name] = _File()
+        node.data = bytearray()
+        return cast("BinaryIO", _Handle(self, node, path, writable=True))
+
+    def open_existing(self, path: str) -> BinaryIO:
+        """Open a file for reading and writing."""
+        self.check_alive()
+        return cast("BinaryIO", _Handle(self, self._file(path), path, writable=True))
+
+    def open_read(self, path: str) -> BinaryIO:
+        """Open a file for reading."""
+        self.check_alive()
+        return cast("BinaryIO", _Handle(self, self._file(path), path, writable=False))
+
+    def fsync(self, handle: BinaryIO) -> None:
+        """Make the file's content durable."""
+        mem = cast("_Handle", handle)
+        self.operation("fsync", mem.path)
+        mem.node.durable = bytes(mem.node.data)
+
+    def truncate(self, handle: BinaryIO, size: int) -> None:
+        """Cut the file and seek to its end."""
+        handle.truncate(size)
+        handle.seek(size)
+
+    def size(self, path: str) -> int | None:
+        """A file's size, or None."""
+        self.check_alive()
+        node = self._walk(path)
+        return len(node.data) if isinstance(node, _File) else None
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory."""
+        return isinstance(self._walk(path), _Dir)
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted names in a directory."""
+        self.check_alive()
+        node = self._walk(path)
+        return sorted(node.entries) if isinstance(node, _Dir) else []
+
+    def mkdir(self, path: str) -> None:
+        """Create a directory if missing."""
+        self.operation("mkdir", path)
+        parent, name = self._parent(path)
+        if name not in parent.entries:
+            parent.entries[name] = _Dir()
+
+    def fsync_dir(self, path: str) -> None:
+        """Make a directory's entries durable."""
+        self.operation("fsync_dir", path)
+        node = self._walk(path)
+        if not isinstance(node, _Dir):
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        node.durable = dict(node.entries)
+
+    def replace(self, source: str, target: str) -> None:
+        """Move ``source`` over ``target``."""
+        self.operation("rename", f"{source} -> {target}")
+        source_parent, source_name = self._parent(source)
+        node = source_parent.entries.get(source_name)
+        if node is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", source)
+        target_parent, target_name = self._parent(target)
+        existing = target_parent.entries.get(target_name)
+        if isinstance(existing, _Dir) and existing.entries:
+            raise OSError(errno.ENOTEMPTY, "directory not empty", target)
+        del source_parent.entries[source_name]
+        target_parent.entries[target_name] = node
+
+    def remove(self, path: str) -> None:
+        """Remove a file if present."""
+        self.operation("unlink", path)
+        with contextlib.suppress(FileNotFoundError):
+            parent, name = self._parent(path)
+            if isinstance(parent.entries.get(name), _File):
+                del parent.entries[name]
+
+    def rmtree(self, path: str) -> None:
+        """Remove a tree if present."""
+        self.operation("rmtree", path)
+        with contextlib.suppress(FileNotFoundError):
+            parent, name = self._parent(path)
+            parent.entries.pop(name, None)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One agent at a time."""
+        if self._locked:
+            raise AgentLockedError("another agent is using this storage")
+        self._locked = True
+        try:
+            yield
+        finally:
+            self._locked = False
+
+    def display_path(self, path: str) -> str:
+        """A memory path."""
+        return f"mem:/{path}"
+
+
+def _durable_copy(directory: _Dir) -> _Dir:
+    copy = _Dir()
+    for name, node in directory.durable.items():
+        copy.entries[name] = (
+            _durable_copy(node) if isinstance(node, _Dir) else _File(node.durable)
+        )
+    copy.durable = dict(copy.entries)
+    return copy
+
+
+# --- the clock -------------------------------------------------------------
+
+
+class FakeClock:
+    """Wall and monotonic time that move only when told (``sleep`` moves them)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        """Start at ``start`` (default 2026-11-29 12:00 UTC)."""
+        self.wall = start or datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+        self.mono = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        """The fake wall time."""
+        return self.wall
+
+    def monotonic(self) -> float:
+        """The fake monotonic time."""
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        """Advance both clocks."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+# --- the server ------------------------------------------------------------
+
+
+@attrs.frozen
+class PublishedRelease:
+    """A release the simulator serves: its archive, manifest and signed envelope."""
+
+    built: BuiltRelease
+    envelope: bytes
+
+    @property
+    def manifest_id(self) -> str:
+        """The manifest id."""
+        return manifest_id(encode_manifest(self.built.manifest))
+
+
+BodyFactory = Callable[[bytes, int], Iterator[bytes]]
+_RANGE = re.compile(r"^bytes=(\d+)-$")
+
+
+@attrs.define
+class RepositorySimulator:
+    """An update server in memory that a test can make lie.
+
+    ``offer`` (default: the newest release) is what the check returns. The
+    knobs, each off by default: ``envelope_override`` (answer with these
+    envelope bytes), ``archive_override`` (serve these archive bytes),
+    ``body`` (a generator of the body from the archive and start offset:
+    endless, trickling ...), ``content_length`` (the header to claim),
+    ``ignore_range`` (always answer 200 with everything), ``statuses`` (the
+    next archive requests fail with these HTTP codes), ``cut_after`` (close
+    the body after this many bytes, once).
+    """
+
+    pki: PKI = attrs.field(factory=lambda: make_pki(seed=7))
+    app_id: str = "com.example.app"
+    base_url: str = "https://updates.example"
+    releases: list[PublishedRelease] = attrs.field(factory=list)
+    requests: list[httpx.Request] = attrs.field(factory=list)
+    reports: list[dict[str, Any]] = attrs.field(factory=list)
+    offer: PublishedRelease | None = None
+    envelope_override: bytes | None = None
+    archive_override: bytes | None = None
+    body: BodyFactory | None = None
+    content_length: int | None = None
+    ignore_range: bool = False
+    statuses: list[int] = attrs.field(factory=list)
+    cut_after: int | None = None
+
+    def publish(self, files: dict[str, bytes], **fields: Any) -> PublishedRelease:
+        """Sign and serve a release of ``files`` (sequence defaults to the next one)."""
+        fields.setdefault("sequence", len(self.releases) + 1)
+        fields.setdefault("version", f"1.0.{fields['sequence']}")
+        fields.setdefault("app_id", self.app_id)
+        built = build_release(files, **fields)
+        release = PublishedRelease(built, sign_release(built.manifest, [self.pki.publisher]))
+        self.releases.append(release)
+        return release
+
+    def client(self) -> httpx.Client:
+        """An ``httpx.Client`` whose transport is this simulator."""
+        return httpx.Client(transport=httpx.MockTransport(self.handle), base_url=self.base_url)
+
+    def archive_requests(self) -> list[httpx.Request]:
+        """The requests that fetched (part of) an archive."""
+        return [r for r in self.requests if r.url.path.startswith("/blobs/")]
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request."""
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/update/check":
+            return self._check(request)
+        if path.startswith("/blobs/"):
+            return self._archive(request, path.removeprefix("/blobs/"))
+        if path == "/installations" and request.method == "POST":
+            body = json.loads(request.content)
+            duplicate = any(r["id"] == body["id"] for r in self.reports)
+            if not duplicate:
+                self.reports.append(body)
+            return httpx.Response(200 if duplicate else 201, json={"id": body["id"]})
+        return httpx.Response(404)
+
+    def _check(self, request: httpx.Request) -> httpx.Response:
+        current = request.url.params.get("currentManifestId")
+        release = self.offer or (self.releases[-1] if self.releases else None)
+        if release is None or (current == release.manifest_id and self.envelope_override is None):
+            return httpx.Response(200, json={"updateAvailable": False})
+        envelope = self.envelope_override or release.envelope
+        m = release.built.manifest
+        return httpx.Response(
+            200,
+            json={
+                "updateAvailable": True,
+                "version": m.version,
+                "bundleUrl": f"/blobs/{release.manifest_id}",
+                "hash": m.archive.sha256,
+                "size": m.archive.length,
+                "mandatory": m.mandatory,
+                "manifest": base64.b64encode(envelope).decode(),
+                "manifestId": release.manifest_id,
+            },
+        )
+
+    def _archive(self, request: httpx.Request, wanted: str) -> httpx.Response:
+        if self.statuses:
+            return httpx.Response(self.statuses.pop(0))
+        release = next((r for r in self.releases if r.manifest_id == wanted), None)
+        if release is None:
+            return httpx.Response(404)
+        archive = self.archive_override if self.archive_override is not None else release.built.archive
+        start = 0
+        match = _RANGE.match(request.headers.get("range", ""))
+        if match and not self.ignore_range:
+            start = int(match.group(1))
+            if start >= len(archive):
+                return httpx.Response(416)
+        if self.body is not None:
+            chunks = self.body(archive, start)
+        else:
+            data = archive[start:]
+            if self.cut_after is not None:
+                data, self.cut_after = data[: self.cut_after], None
+            chunks = iter([data])
+        headers = {"content-length": str(self.content_length or len(archive) - start)}
+        status = 200
+        if start:
+            status = 206
+            headers["content-range"] = f"bytes {start}-{len(archive) - 1}/{len(archive)}"
+        return httpx.Response(status, headers=headers, content=chunks)
