@@ -8,17 +8,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hotpatch_core.testing import make_pki
-from hotpatch_server.app import create_app
 from hotpatch_server.migrate import upgrade
-from hotpatch_server.settings import Settings
-from hotpatch_server.testing import APP_ID, Clock, Server, bootstrap_admin
+from hotpatch_server.testing import Server, in_process_server
 
 PG_URL = os.environ.get("HOTPATCH_TEST_DATABASE_URL", "")
 TABLES = ["installations", "refresh_tokens", "audit_log", "devices", "releases", "api_keys", "apps"]
@@ -63,24 +58,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     """The app on ``database_url`` with an admin key, app com.example.app and a publisher key."""
-    settings = attrs.evolve(
-        Settings.from_env(
-            {
-                "HOTPATCH_DATA_DIR": str(tmp_path / "data"),
-                "DATABASE_URL": database_url,
-                "JWT_SECRET": "x" * 48,
-                "HOTPATCH_PUBLIC_URL": "http://testserver.local",
-            }
-        ),
-        device_flush_seconds=0.05,
-    )
-    upgrade(settings.database_url)
-    admin_key = bootstrap_admin(settings)
-    clock = Clock()
-    app = create_app(settings, clock=clock, migrate=False)
-    pki = make_pki()
-    with TestClient(app, base_url="http://testserver.local") as client:
-        harness = Server(client, settings, clock, pki, admin_key, "")
-        assert harness.create_app(APP_ID, pki).status_code == 201
-        harness.publisher_key = harness.create_key("publisher", [APP_ID])
+    with in_process_server(tmp_path / "data", database_url) as harness:
         yield harness

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,10 @@ from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import PKI, BuiltRelease, build_release
+from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+from hotpatch_server.app import create_app
 from hotpatch_server.auth import Role, create_api_key
+from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
 
 __all__ = [
@@ -34,8 +40,11 @@ __all__ = [
     "Clock",
     "Server",
     "ServerDidNotStartError",
+    "ServerProcess",
     "bootstrap_admin",
     "free_port",
+    "in_process_server",
+    "server_process",
     "wait_until_serving",
 ]
 
@@ -197,3 +206,112 @@ def wait_until_serving(
             if time.monotonic() > deadline:
                 raise ServerDidNotStartError(f"no answer from {url} in {timeout} s") from None
             time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def in_process_server(
+    data_dir: Path, database_url: str | None = None, pki: PKI | None = None
+) -> Iterator[Server]:
+    """The real app in-process (SQLite in ``data_dir`` unless ``database_url``), set up as a harness.
+
+    The app ``com.example.app`` exists with ``pki``'s trust root (default
+    :func:`make_pki`), and the harness holds an admin and a publisher key.
+    Its client is an ``httpx.Client`` at ``http://testserver.local``, which
+    is also the public URL of download links.
+    """
+    settings = attrs.evolve(
+        Settings.from_env(
+            {
+                "HOTPATCH_DATA_DIR": str(data_dir),
+                "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{data_dir / 'hotpatch.db'}",
+                "JWT_SECRET": "x" * 48,
+                "HOTPATCH_PUBLIC_URL": "http://testserver.local",
+            }
+        ),
+        device_flush_seconds=0.05,
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    admin_key = bootstrap_admin(settings)
+    clock = Clock()
+    pki = pki or make_pki()
+    app = create_app(settings, clock=clock, migrate=False)
+    with TestClient(app, base_url="http://testserver.local") as client:
+        harness = Server(client, settings, clock, pki, admin_key, "")
+        created = harness.create_app(APP_ID, pki)
+        if created.status_code != httpx.codes.CREATED:
+            raise ServerDidNotStartError(f"could not create {APP_ID}: {created.text}")
+        harness.publisher_key = harness.create_key("publisher", [APP_ID])
+        yield harness
+
+
+@attrs.frozen
+class ServerProcess:
+    """A real ``hotpatch-server`` process on loopback, set up with one app and a publisher key."""
+
+    base_url: str
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    pki: PKI
+    publisher_key: str
+
+    def admin(self, *args: str) -> str:
+        """Run an admin command against the same data; return its output."""
+        return _admin(self.env, *args)
+
+
+def _admin(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - our own console script
+        [str(Path(sys.executable).with_name("hotpatch-server")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServerDidNotStartError(f"hotpatch-server {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def server_process(
+    data_dir: Path, pki: PKI | None = None, **env: str
+) -> Iterator[ServerProcess]:
+    """Run ``hotpatch-server serve`` on a free loopback port with its embedded defaults.
+
+    ``com.example.app`` is created with ``pki``'s trust root and a publisher
+    key; ``env`` adds or overrides environment variables. The process is
+    stopped (SIGTERM, then SIGKILL) when the block ends.
+    """
+    pki = pki or make_pki()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(data_dir), "HOTPATCH_PUBLIC_URL": base_url}
+    environment.pop("DATABASE_URL", None)
+    environment.update(env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    root = data_dir / "trust-root.json"
+    root.write_bytes(pki.root_bytes)
+    _admin(environment, "migrate")
+    _admin(environment, "create-app", APP_ID, "--trust-root", str(root))
+    key = _admin(
+        environment, "create-key", "--name", "publisher", "--role", "publisher", "--app", APP_ID
+    ).strip().splitlines()[-1]
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [str(Path(sys.executable).with_name("hotpatch-server")), "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"{base_url}/health", process)
+        yield ServerProcess(base_url, process, environment, pki, key)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
