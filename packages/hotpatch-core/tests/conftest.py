@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, settings
 
 from hotpatch_core.manifest import Platform
 from hotpatch_core.release import DeviceIdentity
 from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
 from hotpatch_core.versions import Version
-
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
-)
-settings.register_profile(
-    "thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=1000
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 FILES = {
     "index.android.bundle": b"var a=1;console.log('hotpatch');\n" * 50,

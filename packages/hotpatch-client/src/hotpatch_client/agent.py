@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import enum
+import hashlib
 import logging
 import os
 import secrets
@@ -39,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
 import attrs
 import httpx
@@ -239,6 +240,14 @@ ProgressCallback = Callable[[Progress], None]
 
 def _ignore(_progress: Progress) -> None:
     return
+
+
+def _sha256_of(handle: BinaryIO) -> str:
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while chunk := handle.read(256 * 1024):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Agent:
@@ -609,11 +618,16 @@ class Agent:
                 self._feed_after_failure(InstallFailed(str(exc), permanent=False))
                 raise
             except HotPatchError as exc:
-                # The archive matched its signed hash: the signed content is unusable.
+                # If the archive still has its signed hash, the signed content
+                # itself is unusable: never again. If not, it changed on this
+                # device after it was hashed (A15): not the release's fault.
+                intact = _sha256_of(fetched.handle) == release.manifest.archive.sha256
+                if not intact:
+                    exc = LocalTamperingError(f"the downloaded archive changed on the device: {exc}")
                 self._feed_after_failure(
-                    InstallFailed(f"{type(exc).__name__}: {exc}", permanent=True)
+                    InstallFailed(f"{type(exc).__name__}: {exc}", permanent=intact)
                 )
-                raise
+                raise exc from None
             except OSError as exc:
                 error = StorageError(f"the bundle could not be installed: {exc}")
                 self._feed_after_failure(InstallFailed(str(error), permanent=False))

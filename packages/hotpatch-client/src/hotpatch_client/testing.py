@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -32,13 +33,16 @@ from typing import Any, BinaryIO, cast
 import attrs
 import httpx
 
+from hotpatch_client.agent import AgentConfig
 from hotpatch_client.errors import AgentLockedError
-from hotpatch_core.manifest import encode_manifest, manifest_id
+from hotpatch_core.archive import FileEntry
+from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
 
 __all__ = [
     "FakeClock",
+    "sample_bundle",
     "MemoryFileSystem",
     "PublishedRelease",
     "RepositorySimulator",
@@ -48,6 +52,17 @@ __all__ = [
 
 class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error to handle
     """The device lost power: nothing after this operation happened."""
+
+
+def sample_bundle(label: str, *, extra: int = 0) -> dict[str, bytes]:
+    """A small Android bundle whose JavaScript says ``label``, with ``extra`` more assets."""
+    files = {
+        "index.android.bundle": f"console.log({label!r});\n".encode() * 400,
+        "assets/logo.png": bytes(range(256)),
+    }
+    for index in range(extra):
+        files[f"assets/extra/{index}.png"] = b"\x89PNG" + label.encode() + bytes(index)
+    return files
 
 
 # --- the file system -------------------------------------------------------
@@ -420,6 +435,20 @@ class RepositorySimulator:
     ignore_range: bool = False
     statuses: list[int] = attrs.field(factory=list)
     cut_after: int | None = None
+    answer_extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def config(self, **overrides: Any) -> AgentConfig:
+        """The config of an Android device (``device-1``, binary 1.0.0) of this app."""
+        fields: dict[str, Any] = {
+            "server_url": self.base_url,
+            "app_id": self.app_id,
+            "platform": Platform.ANDROID,
+            "native_version": "1.0.0",
+            "trust_root": self.pki.root,
+            "device_id": "device-1",
+        }
+        fields.update(overrides)
+        return AgentConfig(**fields)
 
     def publish(self, files: dict[str, bytes], **fields: Any) -> PublishedRelease:
         """Sign and serve a release of ``files`` (sequence defaults to the next one)."""
@@ -428,6 +457,28 @@ class RepositorySimulator:
         fields.setdefault("app_id", self.app_id)
         built = build_release(files, **fields)
         release = PublishedRelease(built, sign_release(built.manifest, [self.pki.publisher]))
+        self.releases.append(release)
+        return release
+
+    def publish_archive(
+        self, archive: bytes, files: tuple[FileEntry, ...], **fields: Any
+    ) -> PublishedRelease:
+        """Sign and serve hand-made ``archive`` bytes described by ``files`` (a hostile publisher)."""
+        base = self.publish({"placeholder": b""}, **fields)
+        self.releases.remove(base)
+        manifest = attrs.evolve(
+            base.built.manifest,
+            archive=ArchiveInfo(
+                sha256=hashlib.sha256(archive).hexdigest(),
+                length=len(archive),
+                uncompressed_size=sum(f.size for f in files),
+                file_count=len(files),
+            ),
+            files=files,
+        )
+        release = PublishedRelease(
+            BuiltRelease(manifest, archive), sign_release(manifest, [self.pki.publisher])
+        )
         self.releases.append(release)
         return release
 
@@ -473,6 +524,7 @@ class RepositorySimulator:
                 "mandatory": m.mandatory,
                 "manifest": base64.b64encode(envelope).decode(),
                 "manifestId": release.manifest_id,
+                **self.answer_extra,
             },
         )
 

@@ -1,0 +1,404 @@
+"""Every lie a server can tell (SECURITY.md A1-A19), against the agent through its HTTP client.
+
+Each test asserts the typed error, that nothing was installed (the next
+launch runs what ran before), and, for a refused manifest, that no archive
+was requested at all.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from hotpatch_client import SlowDownloadError, SyncStatus
+from hotpatch_client.testing import FakeClock, MemoryFileSystem, RepositorySimulator
+from hotpatch_core.archive import FileEntry
+from hotpatch_core.envelope import decode_envelope, encode_envelope, sign_envelope
+from hotpatch_core.errors import (
+    ArchiveError,
+    BadSignatureError,
+    EpochError,
+    EquivocationError,
+    ExpiredError,
+    HashMismatchError,
+    HotPatchError,
+    IdentityMismatchError,
+    KeyScopeError,
+    MalformedEnvelopeError,
+    PayloadTypeError,
+    RollbackError,
+    TooLargeError,
+    UnknownKeyError,
+    UnsafePathError,
+    UnsignedError,
+    UnsupportedEntryError,
+)
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.manifest import Platform, encode_manifest
+from hotpatch_core.release import RELEASE_PAYLOAD_TYPE, sign_release
+from hotpatch_core.testing import FIXED_TIME, make_pki
+from hotpatch_core.trust import Scope
+
+from hotpatch_client import Agent
+from hotpatch_client.testing import sample_bundle
+
+V1 = sample_bundle("v1")
+V2 = sample_bundle("v2", extra=2)
+AgentFactory = Callable[..., Agent]
+
+
+def _installed_v1(sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory):  # type: ignore[no-untyped-def]
+    """A device running a confirmed v1; returns (agent, v1)."""
+    v1 = sim.publish(V1)
+    agent = make_agent(fs)
+    agent.on_launch()
+    assert agent.sync().status is SyncStatus.STAGED
+    agent.on_launch()
+    agent.notify_ready()
+    sim.requests.clear()
+    return agent, v1
+
+
+def _assert_untouched(agent, v1, sim: RepositorySimulator, *, fetched: bool) -> None:  # type: ignore[no-untyped-def]
+    state = agent.state
+    assert state.confirmed is not None
+    assert state.confirmed.manifest_id == v1.manifest_id
+    assert state.pending is None
+    assert state.trial is None
+    assert agent.on_launch().endswith("index.android.bundle")
+    assert agent.state.running == state.confirmed
+    if not fetched:
+        assert sim.archive_requests() == [], "an archive was fetched after a refused manifest"
+
+
+def _refuse(sim: RepositorySimulator, agent, error: type[HotPatchError]) -> HotPatchError:  # type: ignore[no-untyped-def]
+    with pytest.raises(error) as caught:
+        agent.check()
+    result = agent.sync()
+    assert result.status is SyncStatus.FAILED
+    assert isinstance(result.error, error)
+    return caught.value
+
+
+# --- A1: arbitrary installation -------------------------------------------------------
+
+
+def _resigned(envelope: bytes, **changes: object) -> bytes:
+    return encode_envelope(attrs.evolve(decode_envelope(envelope), **changes))
+
+
+@pytest.mark.parametrize(
+    ("lie", "error"),
+    [
+        ("no signature", UnsignedError),
+        ("bad signature", BadSignatureError),
+        ("unknown key", UnknownKeyError),
+        ("signature over other bytes", BadSignatureError),
+        ("wrong payload type", PayloadTypeError),
+        ("truncated envelope", MalformedEnvelopeError),
+        ("raw JavaScript", MalformedEnvelopeError),
+    ],
+)
+def test_a1_forged_manifests_are_refused_before_any_download(
+    sim: RepositorySimulator,
+    fs: MemoryFileSystem,
+    make_agent: AgentFactory,
+    lie: str,
+    error: type[HotPatchError],
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    v2 = sim.publish(V2)
+    good = decode_envelope(v2.envelope)
+    if lie == "no signature":
+        forged = _resigned(v2.envelope, signatures=())
+    elif lie == "bad signature":
+        signature = good.signatures[0]
+        flipped = bytes([signature.sig[0] ^ 1]) + signature.sig[1:]
+        forged = _resigned(v2.envelope, signatures=(attrs.evolve(signature, sig=flipped),))
+    elif lie == "unknown key":
+        forged = sign_release(v2.built.manifest, [SigningKey.generate()])
+    elif lie == "signature over other bytes":
+        other = encode_manifest(attrs.evolve(v2.built.manifest, version="9.9.9"))
+        forged = _resigned(v2.envelope, payload=other)
+    elif lie == "wrong payload type":
+        forged = encode_envelope(
+            sign_envelope("application/vnd.other+json", good.payload, [sim.pki.publisher])
+        )
+    elif lie == "truncated envelope":
+        forged = v2.envelope[: len(v2.envelope) // 2]
+    else:
+        forged = V2["index.android.bundle"]
+    sim.envelope_override = forged
+    _refuse(sim, agent, error)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
+def test_a1_key_out_of_scope(fs: MemoryFileSystem, clock: FakeClock) -> None:
+    """A publisher key scoped to another app signs for ours: refused."""
+    sim = RepositorySimulator(pki=make_pki(scope=Scope(("com.other.app",), ("*",), ("*",)), seed=9))
+    sim.publish(V1)
+    with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as device:
+        device.on_launch()
+        with pytest.raises(KeyScopeError):
+            device.check()
+        assert sim.archive_requests() == []
+        assert device.on_launch() is None
+
+
+# --- A8 / A4: rollback, replay, equivocation, fast-forward ----------------------------
+
+
+def test_a8_older_sequence_is_a_rollback(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, _ = _installed_v1(sim, fs, make_agent)
+    older = sim.publish(V2)
+    v3 = sim.publish(sample_bundle("v3"))
+    assert agent.sync().status is SyncStatus.STAGED
+    sim.requests.clear()
+    sim.offer = older  # replay a signed release older than the one accepted
+    with pytest.raises(RollbackError):
+        agent.check()
+    assert sim.archive_requests() == []
+    assert agent.state.pending is not None
+    assert agent.state.pending.manifest_id == v3.manifest_id
+
+
+def test_a8_same_sequence_other_manifest_is_equivocation(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    twin = sim.publish(V2, sequence=v1.built.manifest.sequence)
+    sim.offer = twin
+    _refuse(sim, agent, EquivocationError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
+def test_a4_manifest_from_another_epoch(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    sim.publish(V2, epoch=2, sequence=1)
+    _refuse(sim, agent, EpochError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
+def test_a5_expired_manifest(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    v2 = sim.publish(V2)
+    stale = attrs.evolve(v2.built.manifest, expires_at=FIXED_TIME - timedelta(days=1))
+    sim.envelope_override = sign_release(stale, [sim.pki.publisher])
+    _refuse(sim, agent, ExpiredError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
+# --- A11: wrong software ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"app_id": "com.other.app"}, "app_id"),
+        ({"platform": Platform.IOS}, "platform"),
+        ({"channel": "staging"}, "channel"),
+        ({"binary_range": "2.x"}, "binary_range"),
+    ],
+)
+def test_a11_valid_release_for_another_target(
+    sim: RepositorySimulator,
+    fs: MemoryFileSystem,
+    make_agent: AgentFactory,
+    fields: dict[str, object],
+    field: str,
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    sim.publish(V2, **fields)
+    error = _refuse(sim, agent, IdentityMismatchError)
+    assert isinstance(error, IdentityMismatchError)
+    assert error.field == field
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
+# --- A7: unsigned wrapper fields ------------------------------------------------------------
+
+
+def test_a7_wrapper_cannot_make_a_release_mandatory(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    restarts: list[int] = []
+    sim.publish(V1)
+    sim.answer_extra = {"mandatory": True, "version": "99.0.0"}
+    agent = make_agent(fs, restart=lambda: restarts.append(1))
+    agent.on_launch()
+    result = agent.sync()
+    assert result.status is SyncStatus.STAGED
+    assert result.update is not None
+    assert (result.update.version, result.update.mandatory) == ("1.0.1", False)
+    assert restarts == []
+
+
+# --- download attacks: A1 (hash), A2 (endless / lying lengths), A9 (slow) ---------------
+
+
+def test_a1_archive_with_wrong_hash_is_discarded_not_blacklisted(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    v2 = sim.publish(V2)
+    sim.archive_override = bytes(len(v2.built.archive))  # same length, other bytes
+    result = agent.sync()
+    assert isinstance(result.error, HashMismatchError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert fs.listdir("downloads") == []
+    assert v2.manifest_id not in agent.state.failed  # a MITM must not blacklist a good release
+    sim.archive_override = None
+    assert agent.sync().status is SyncStatus.STAGED  # the honest archive installs later
+
+
+def _endless(_archive: bytes, _start: int) -> Iterator[bytes]:
+    while True:
+        yield b"\0" * 65536
+
+
+@pytest.mark.parametrize("content_length", [None, 10, 10**12])
+def test_a2_endless_body_stops_at_the_signed_length(
+    sim: RepositorySimulator,
+    fs: MemoryFileSystem,
+    make_agent: AgentFactory,
+    content_length: int | None,
+) -> None:
+    """The server streams forever (claiming no, a small, or a huge Content-Length)."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    v2 = sim.publish(V2)
+    sim.body = _endless
+    sim.content_length = content_length
+    result = agent.sync()
+    assert isinstance(result.error, TooLargeError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert fs.listdir("downloads") == []  # the partial file is removed
+    written = sum(len(fs.read_file(p)) for p in fs.files() if p.startswith("downloads/"))
+    assert written <= v2.built.manifest.archive.length
+
+
+def test_a9_trickling_server_is_abandoned(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    sim.publish(V2)
+
+    def trickle(archive: bytes, start: int) -> Iterator[bytes]:
+        for offset in range(start, len(archive)):
+            clock.advance(1.0)  # one byte a second
+            yield archive[offset : offset + 1]
+
+    sim.body = trickle
+    result = agent.sync()
+    assert isinstance(result.error, SlowDownloadError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert clock.mono < 120  # gave up within a few throughput windows
+    reasons = [r["reason"] for r in sim.reports if r["status"] == "failed"]
+    assert any("SlowDownloadError" in reason for reason in reasons)
+
+
+# --- archive attacks (a hostile publisher signed them: A2, archive extraction rules) -----
+
+
+def _zip(entries: list[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return out.getvalue()
+
+
+def _entry(path: str, data: bytes) -> FileEntry:
+    import hashlib  # noqa: PLC0415
+
+    return FileEntry(path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_symlink_entry_is_refused_and_the_release_failed_for_good(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    link = zipfile.ZipInfo("index.android.bundle")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    bad = sim.publish_archive(
+        _zip([(link, b"/etc/passwd")]), (_entry("index.android.bundle", b"/etc/passwd"),)
+    )
+    result = agent.sync()
+    assert isinstance(result.error, UnsupportedEntryError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert bad.manifest_id in agent.state.failed
+    sim.requests.clear()
+    assert agent.sync().status is SyncStatus.UP_TO_DATE  # never fetched again
+    assert sim.archive_requests() == []
+
+
+def test_traversal_entry_is_refused(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    data = b"x"
+    sim.publish_archive(
+        _zip([(zipfile.ZipInfo("index.android.bundle"), data), (zipfile.ZipInfo("../evil"), data)]),
+        (_entry("index.android.bundle", data), _entry("other", data)),
+    )
+    result = agent.sync()
+    assert isinstance(result.error, UnsafePathError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert not any("evil" in path for path in fs.files())
+
+
+def test_zip_bomb_with_lying_sizes_is_stopped(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """An entry whose headers claim 1 KB but whose data inflates to 8 MB."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    big = bytes(8 * 1024 * 1024)
+    info = zipfile.ZipInfo("index.android.bundle")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    honest = _zip([(info, big)])
+    # Rewrite the uncompressed size in the local and central headers to 1024.
+    lying = bytearray(honest)
+    true_size = len(big).to_bytes(4, "little")
+    for offset in [i for i in range(len(lying) - 3) if lying[i : i + 4] == true_size]:
+        lying[offset : offset + 4] = (1024).to_bytes(4, "little")
+    entry = _entry("index.android.bundle", big[:1024])
+    sim.publish_archive(bytes(lying), (entry,))
+    result = agent.sync()
+    assert isinstance(result.error, ArchiveError | TooLargeError | HashMismatchError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert all(len(fs.read_file(p)) <= 64 * 1024 for p in fs.files() if "staging" in p)
+
+
+def test_many_files_bomb_is_capped_by_the_signed_count(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    entries = [(zipfile.ZipInfo(f"f{i}"), b"") for i in range(50)]
+    entries.append((zipfile.ZipInfo("index.android.bundle"), b"x"))
+    sim.publish_archive(_zip(entries), (_entry("index.android.bundle", b"x"),))
+    result = agent.sync()
+    assert isinstance(result.error, ArchiveError | TooLargeError)
+    _assert_untouched(agent, v1, sim, fetched=True)
+
+
+def test_archive_without_the_entry_file_is_refused(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    bad = sim.publish({"main.jsbundle": b"ios only"})
+    result = agent.sync()
+    assert isinstance(result.error, ArchiveError)
+    assert "index.android.bundle" in str(result.error)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert bad.manifest_id in agent.state.failed

@@ -1,0 +1,190 @@
+"""Durable install, proven: crash or fail at every file-system operation (SECURITY.md).
+
+For every k in 1..N operations of a full install (and of a revert), the
+device crashes at operation k, losing whatever was not fsynced; a new agent
+starts on what survived. The launchable bundle must be exactly the old or
+the new one, every file matching its signed hash, and the high-water mark
+must never have gone down. Then the same with an I/O error, a full disk and
+a read-only disk at operation k: the agent reports a typed error, nothing
+half-written is used, and once the disk recovers the update completes.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+import pytest
+
+from hotpatch_client import Agent, StorageError, SyncStatus
+from hotpatch_client.install import FILES, verify_installed
+from hotpatch_client.storage import release_dir
+from hotpatch_client.testing import (
+    FakeClock,
+    MemoryFileSystem,
+    PublishedRelease,
+    RepositorySimulator,
+    SimulatedCrash,
+    sample_bundle,
+)
+from hotpatch_core.machine import DeviceState
+
+AgentFactory = Callable[..., Agent]
+
+
+def _position(state: DeviceState) -> tuple[int, int]:
+    marks = list(state.high_water.values())
+    return marks[0].position() if marks else (0, 0)
+
+
+def _release(sim: RepositorySimulator, manifest_id: str) -> PublishedRelease:
+    return next(r for r in sim.releases if r.manifest_id == manifest_id)
+
+
+def _assert_sound(
+    fs: MemoryFileSystem, sim: RepositorySimulator, clock: FakeClock, allowed: set[str | None]
+) -> Agent:
+    """Restart on ``fs``: the launched bundle is one of ``allowed`` and hash-valid; no leftovers."""
+    agent = Agent(sim.config(), http=sim.client(), fs=fs, clock=clock)
+    path = agent.on_launch()
+    running = agent.state.running
+    running_id = running.manifest_id if running else None
+    assert running_id in allowed
+    for bundle in agent.state.installed():
+        files = _release(sim, bundle.manifest_id).built.manifest.files
+        verify_installed(fs, f"{release_dir(bundle.manifest_id)}/{FILES}", files)
+    if running_id is not None:
+        assert path is not None
+        assert path.endswith(f"{running_id}/{FILES}/index.android.bundle")
+    else:
+        assert path is None
+    on_disk = set(fs.listdir("releases"))
+    assert on_disk == {b.manifest_id for b in agent.state.installed()}, "orphans or missing dirs"
+    assert not [n for n in fs.listdir("") if n.endswith(".tmp")]
+    return agent
+
+
+def _base(sim: RepositorySimulator, clock: FakeClock) -> tuple[MemoryFileSystem, str, str]:
+    """A durable disk with v1 confirmed while the server offers v2; returns (disk, v1, v2)."""
+    v1 = sim.publish(sample_bundle("v1", extra=3))
+    fs = MemoryFileSystem()
+    with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as agent:
+        agent.on_launch()
+        assert agent.sync().status is SyncStatus.STAGED
+        agent.on_launch()
+        agent.notify_ready()
+    v2 = sim.publish(sample_bundle("v2", extra=4))
+    return fs.after_crash(), v1.manifest_id, v2.manifest_id
+
+
+def _install(fs: MemoryFileSystem, sim: RepositorySimulator, clock: FakeClock) -> None:
+    with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as agent:
+        agent.on_launch()
+        result = agent.sync()
+        if result.error is not None:
+            raise result.error
+
+
+def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
+    sim = RepositorySimulator()
+    base, v1, v2 = _base(sim, clock)
+    with Agent(sim.config(), http=sim.client(), fs=base.after_crash(), clock=clock) as probe:
+        mark_before = _position(probe.state)
+    counter = base.after_crash()
+    _install(counter, sim, clock)
+    total = counter.operations
+    assert total > 30  # a real install: files, fsyncs, renames, the state
+    outcomes = {v1: 0, v2: 0}
+    for k in range(1, total + 1):
+        fs = base.after_crash()
+        fs.crash_at = k
+        with pytest.raises(SimulatedCrash):
+            _install(fs, sim, clock)
+        survivor = fs.after_crash()
+        agent = _assert_sound(survivor, sim, clock, {v1, v2})
+        assert _position(agent.state) >= mark_before
+        running = agent.state.running
+        assert running is not None
+        outcomes[running.manifest_id] += 1
+        # Recovery is complete: a healthy sync now finishes the update.
+        if running.manifest_id == v1:
+            assert agent.sync().status in {SyncStatus.STAGED, SyncStatus.UP_TO_DATE}
+            assert agent.state.pending is not None or agent.state.trial is not None
+        agent.close()
+        _assert_sound(survivor, sim, clock, {v2}).close()
+    assert outcomes[v1] > 0
+    assert outcomes[v2] > 0  # crashes after the state pointed at v2 launch v2
+
+
+def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
+    sim = RepositorySimulator()
+    base, v1, v2 = _base(sim, clock)
+    with Agent(sim.config(), http=sim.client(), fs=base, clock=clock) as agent:
+        agent.on_launch()
+        assert agent.sync().status is SyncStatus.STAGED
+    for _ in range(2):  # two launches of v2 that never become ready
+        with Agent(sim.config(), http=sim.client(), fs=base, clock=clock) as agent:
+            assert agent.on_launch() is not None
+            assert agent.state.running is not None
+            assert agent.state.running.manifest_id == v2
+    base = base.after_crash()
+
+    def revert(fs: MemoryFileSystem) -> None:
+        with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as agent:
+            agent.on_launch()
+
+    counter = base.after_crash()
+    revert(counter)
+    total = counter.operations
+    assert total >= 5
+    for k in range(1, total + 1):
+        fs = base.after_crash()
+        fs.crash_at = k
+        with pytest.raises(SimulatedCrash):
+            revert(fs)
+        agent = _assert_sound(fs.after_crash(), sim, clock, {v1})
+        assert v2 in agent.state.failed
+        reports = agent._reports.pending()  # noqa: SLF001 - the durable queue itself
+        assert any(
+            body["status"] == "rolled_back" and body["manifestId"] == v2 for _, body in reports
+        )
+        assert agent.sync().status is SyncStatus.UP_TO_DATE  # v2 is never fetched again
+        assert [r["status"] for r in sim.reports if r["manifestId"] == v2] == ["rolled_back"]
+        sim.reports.clear()
+        agent.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "sticky"),
+    [(errno.EIO, False), (errno.ENOSPC, True), (errno.EROFS, True)],
+    ids=["io-error", "disk-full", "read-only"],
+)
+def test_storage_failure_at_every_operation(clock: FakeClock, code: int, sticky: bool) -> None:
+    """An I/O error once, or a disk that stays full / read-only, at each operation of an install."""
+    sim = RepositorySimulator()
+    base, v1, v2 = _base(sim, clock)
+    counter = base.after_crash()
+    _install(counter, sim, clock)
+    for k in range(1, counter.operations + 1):
+        fs = base.after_crash()
+        fs.fail_at, fs.fail_errno, fs.sticky = k, code, sticky
+        agent = Agent(sim.config(), http=sim.client(), fs=fs, clock=clock)
+        try:
+            agent.on_launch()
+        except StorageError:
+            pass  # the app starts its embedded bundle; nothing else may escape
+        result = agent.sync()
+        if result.error is not None:
+            assert not isinstance(result.error, OSError)
+        # Whatever happened, a crash now leaves a sound device ...
+        _assert_sound(fs.after_crash(), sim, clock, {v1, v2}).close()
+        # ... and once the disk recovers, the same agent completes the update.
+        fs.heal()
+        result = agent.sync()
+        assert result.error is None, (k, result.error)
+        state = agent.state
+        staged = state.pending or state.trial or state.confirmed
+        assert staged is not None
+        assert staged.manifest_id == v2
+        agent.close()
+        _assert_sound(fs.after_crash(), sim, clock, {v2}).close()
