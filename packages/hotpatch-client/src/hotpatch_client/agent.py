@@ -284,6 +284,7 @@ class Agent:
         self._offered: tuple[VerifiedRelease, str] | None = None
         self._reload_needed = False
         self.restart_requested = False
+        self._closed = False
         self._lock = self._fs.lock()
         self._lock.__enter__()
         try:
@@ -296,8 +297,10 @@ class Agent:
     # --- lifecycle -------------------------------------------------------
 
     def close(self) -> None:
-        """Release the storage lock."""
-        self._lock.__exit__(None, None, None)
+        """Release the storage lock (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._lock.__exit__(None, None, None)
 
     def __enter__(self) -> Agent:
         """Use the agent as a context manager that closes it."""

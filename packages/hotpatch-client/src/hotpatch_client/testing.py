@@ -418,7 +418,9 @@ class RepositorySimulator:
     endless, trickling ...), ``content_length`` (the header to claim),
     ``ignore_range`` (always answer 200 with everything), ``statuses`` (the
     next archive requests fail with these HTTP codes), ``cut_after`` (close
-    the body after this many bytes, once).
+    the body after this many bytes, once), ``answer_extra`` (unsigned fields
+    to add to the check's answer), ``reports_status`` (answer reports with
+    this HTTP status instead of taking them).
     """
 
     pki: PKI = attrs.field(factory=lambda: make_pki(seed=7))
@@ -436,6 +438,7 @@ class RepositorySimulator:
     statuses: list[int] = attrs.field(factory=list)
     cut_after: int | None = None
     answer_extra: dict[str, Any] = attrs.field(factory=dict)
+    reports_status: int | None = None
 
     def config(self, **overrides: Any) -> AgentConfig:
         """The config of an Android device (``device-1``, binary 1.0.0) of this app."""
@@ -499,6 +502,8 @@ class RepositorySimulator:
         if path.startswith("/blobs/"):
             return self._archive(request, path.removeprefix("/blobs/"))
         if path == "/installations" and request.method == "POST":
+            if self.reports_status is not None:
+                return httpx.Response(self.reports_status)
             body = json.loads(request.content)
             duplicate = any(r["id"] == body["id"] for r in self.reports)
             if not duplicate:

@@ -1,0 +1,116 @@
+"""The agent against the real server app in-process (its test client is an ``httpx.Client``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotpatch_client import Agent, AgentConfig, SyncStatus
+from hotpatch_client.testing import FakeClock, MemoryFileSystem, sample_bundle
+from hotpatch_core.manifest import Platform
+from hotpatch_server.testing import APP_ID, Server, in_process_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """The real app on SQLite, with com.example.app and a publisher key."""
+    with in_process_server(tmp_path / "server") as harness:
+        yield harness
+
+
+def _agent(server: Server, fs: MemoryFileSystem, device_id: str = "device-1") -> Agent:
+    config = AgentConfig(
+        server_url="http://testserver.local",
+        app_id=APP_ID,
+        platform=Platform.ANDROID,
+        native_version="1.0.0",
+        trust_root=server.pki.root,
+        device_id=device_id,
+    )
+    return Agent(config, http=server.client, fs=fs, clock=FakeClock(server.clock.now))
+
+
+def _publish(server: Server, sequence: int, label: str) -> dict[str, Any]:
+    built = server.build(sequence=sequence, version=f"1.0.{sequence}", files=sample_bundle(label))
+    response = server.publish(built)
+    assert response.status_code == 201, response.text
+    release: dict[str, Any] = response.json()
+    return release
+
+
+def _stats(server: Server, release: dict[str, Any]) -> dict[str, Any]:
+    response = server.client.get(
+        f"/releases/{release['id']}/stats", headers=server.auth(server.admin_key)
+    )
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+def test_publish_check_download_apply_launch_ready_report(server: Server) -> None:
+    release = _publish(server, 1, "v1")
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        assert agent.on_launch() is None
+        result = agent.sync()
+        assert result.status is SyncStatus.STAGED, result.error
+        path = agent.on_launch()
+        assert path is not None
+        assert fs.read_file(path.removeprefix("mem:/")) == sample_bundle("v1")[
+            "index.android.bundle"
+        ]
+        agent.notify_ready()
+        assert agent.flush_reports() == 1
+        assert agent.sync().status is SyncStatus.UP_TO_DATE
+    assert _stats(server, release)["installations"]["applied"] == 1
+
+
+def test_crash_loop_is_reverted_reported_and_never_offered_again(server: Server) -> None:
+    v1 = _publish(server, 1, "v1")
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        agent.on_launch()
+        agent.sync()
+        agent.on_launch()
+        agent.notify_ready()
+        v2 = _publish(server, 2, "v2-crashes")
+        assert agent.sync().status is SyncStatus.STAGED
+        agent.on_launch()  # crashes before the first render ...
+        agent.on_launch()  # ... twice
+        path = agent.on_launch()  # reverted
+        assert path is not None
+        assert v1["manifestId"] in path
+        assert agent.sync().reports_sent == 1
+        assert agent.sync().status is SyncStatus.UP_TO_DATE
+    stats = _stats(server, v2)
+    assert stats["installations"]["rolled_back"] == 1
+    assert stats["failuresByPhase"] == {"rolled_back/first_launch": 1}
+    # The server itself never offers v2 to this device again, but does to others.
+    assert server.check("device-1", currentManifestId=v1["manifestId"]) == {
+        "updateAvailable": False
+    }
+    assert server.check("device-2", currentManifestId=v1["manifestId"])["updateAvailable"]
+
+
+def test_paused_rollout_drops_a_half_finished_download(server: Server) -> None:
+    release = _publish(server, 1, "v1")
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        agent.on_launch()
+        assert agent.check() is not None
+        paused = server.client.patch(
+            f"/releases/{release['id']}/rollout",
+            json={"paused": True},
+            headers=server.auth(),
+        )
+        assert paused.status_code == 200, paused.text
+        server.clock.advance(seconds=60)  # past the check cache's lifetime
+        agent.close()
+        restarted = _agent(server, fs)
+        restarted.on_launch()
+        assert restarted.sync().status is SyncStatus.UP_TO_DATE
+        assert restarted.state.offer is None
+        restarted.close()
