@@ -227,12 +227,17 @@ class SyncStatus(enum.StrEnum):
 
 @attrs.frozen
 class SyncResult:
-    """The outcome of :meth:`Agent.sync`; ``error`` is set when it failed."""
+    """The outcome of :meth:`Agent.sync`; ``error`` is set when it failed.
+
+    ``downloaded_bytes`` counts what came over the network in this sync (a
+    resumed download fetches only the rest).
+    """
 
     status: SyncStatus
     update: UpdateInfo | None = None
     error: HotPatchError | None = None
     reports_sent: int = 0
+    downloaded_bytes: int = 0
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -283,6 +288,7 @@ class Agent:
         self._mutex = threading.RLock()
         self._offered: tuple[VerifiedRelease, str] | None = None
         self._reload_needed = False
+        self._fetched_bytes = 0
         self.restart_requested = False
         self._closed = False
         self._lock = self._fs.lock()
@@ -418,6 +424,7 @@ class Agent:
         any other waits for the next launch.
         """
         info: UpdateInfo | None = None
+        self._fetched_bytes = 0
         try:
             info = self.check()
             if info is not None:
@@ -430,7 +437,9 @@ class Agent:
             result = SyncResult(status, info)
         except HotPatchError as exc:
             result = SyncResult(SyncStatus.FAILED, info, exc)
-        return attrs.evolve(result, reports_sent=self.flush_reports())
+        return attrs.evolve(
+            result, reports_sent=self.flush_reports(), downloaded_bytes=self._fetched_bytes
+        )
 
     def flush_reports(self) -> int:
         """Send queued installation reports; return how many the server took."""
@@ -602,6 +611,7 @@ class Agent:
             error = StorageError(f"the download could not be written: {exc}")
             self._feed_after_failure(DownloadFailed(str(error)))
             raise error from exc
+        self._fetched_bytes += fetched.fetched_bytes
         with fetched.handle:
             work = self._feed(DownloadFinished(fetched.sha256, fetched.length))
             self._perform([a for a in work if isinstance(a, Reject)])

@@ -1,0 +1,135 @@
+"""``hotpatch-client``: run simulated devices against a HotPatch server.
+
+::
+
+    hotpatch-client simulate --server http://127.0.0.1:8000 --app com.example.app \\
+        --trust-root trust-root.json --devices 100 --rounds 3
+
+Exit codes: 0 done, 1 usage, 2 bad trust root, 4 server unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import httpx
+
+from hotpatch_client.agent import AgentConfig
+from hotpatch_client.simulate import Fleet, FleetSummary
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.manifest import Platform
+from hotpatch_core.trust import load_trust_root
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotpatch-client", description="The HotPatch device agent's tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser(
+        "simulate",
+        help="run N simulated devices against a server",
+        description=(
+            "Each round every device launches, renders (or crashes before its first "
+            "render), and syncs in the background, exactly as an app using the agent does."
+        ),
+    )
+    sim.add_argument("--server", required=True, help="the server's base URL")
+    sim.add_argument("--app", required=True, help="the app id")
+    sim.add_argument(
+        "--trust-root", required=True, type=Path, help="the signed trust root the app embeds"
+    )
+    sim.add_argument("--platform", choices=[p.value for p in Platform], default="android")
+    sim.add_argument("--channel", default="production")
+    sim.add_argument("--devices", type=int, default=10, help="how many devices (default 10)")
+    sim.add_argument("--rounds", type=int, default=3, help="launch + sync rounds (default 3)")
+    sim.add_argument(
+        "--native-version",
+        action="append",
+        default=[],
+        help="binary version; repeat to spread devices round-robin (default 1.0.0)",
+    )
+    sim.add_argument(
+        "--crash-version",
+        action="append",
+        default=[],
+        help="a release version whose launches crash before the first render (repeatable)",
+    )
+    sim.add_argument(
+        "--crash-rate", type=float, default=0.0, help="probability any launch crashes (0..1)"
+    )
+    sim.add_argument("--storage", type=Path, help="keep device storage here (default: temporary)")
+    sim.add_argument("--id-prefix", default="sim", help="device ids are PREFIX-00000 ...")
+    sim.add_argument("--seed", type=int, default=1, help="seed for crash-rate rolls")
+    sim.add_argument("--concurrency", type=int, default=4, help="devices run in parallel")
+    sim.add_argument("--json", action="store_true", help="print one JSON summary per round")
+    return parser
+
+
+def _print(summary: FleetSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(attrs.asdict(summary), sort_keys=True), flush=True)
+    else:
+        print(summary.describe(), flush=True)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.devices < 1 or args.rounds < 1:
+        print("hotpatch-client: --devices and --rounds must be at least 1", file=sys.stderr)
+        return 1
+    try:
+        root = load_trust_root(args.trust_root.read_bytes())
+    except (OSError, HotPatchError) as exc:
+        print(f"hotpatch-client: cannot use trust root {args.trust_root}: {exc}", file=sys.stderr)
+        return 2
+    natives = args.native_version or ["1.0.0"]
+    try:
+        config = AgentConfig(
+            server_url=args.server,
+            app_id=args.app,
+            platform=Platform(args.platform),
+            native_version=natives[0],
+            trust_root=root,
+            channel=args.channel,
+        )
+        for native in natives:
+            attrs.evolve(config, native_version=native)
+    except HotPatchError as exc:
+        print(f"hotpatch-client: {exc}", file=sys.stderr)
+        return 1
+    with httpx.Client(timeout=30) as http:
+        try:
+            http.get(args.server.rstrip("/") + "/health").raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"hotpatch-client: server {args.server} unreachable: {exc}", file=sys.stderr)
+            return 4
+        with Fleet(
+            config,
+            http=http,
+            devices=args.devices,
+            storage=args.storage,
+            native_versions=natives,
+            crash_versions=args.crash_version,
+            crash_rate=args.crash_rate,
+            seed=args.seed,
+            id_prefix=args.id_prefix,
+            concurrency=args.concurrency,
+        ) as fleet:
+            for _ in range(args.rounds):
+                _print(fleet.run_round(), args.json)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        return _simulate(args)
+    return 1  # pragma: no cover - argparse requires a command

@@ -1,0 +1,133 @@
+"""The fleet simulator: a staged rollout, a crashing release rolled back by every device."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotpatch_client import AgentConfig
+from hotpatch_client.simulate import Fleet
+from hotpatch_client.testing import sample_bundle
+from hotpatch_core.manifest import Platform
+from hotpatch_server.testing import APP_ID, Server, in_process_server, server_process
+
+COMMAND = str(Path(sys.executable).with_name("hotpatch-client"))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """The real app on SQLite."""
+    with in_process_server(tmp_path / "server") as harness:
+        yield harness
+
+
+def _publish(server: Server, sequence: int, rollout: int) -> int:
+    built = server.build(
+        sequence=sequence, version=f"1.0.{sequence}", files=sample_bundle(f"v{sequence}")
+    )
+    response = server.publish(built, fields={"rollout": str(rollout)})
+    assert response.status_code == 201, response.text
+    release_id: int = response.json()["id"]
+    return release_id
+
+
+def test_rollout_then_crash_rollback(server: Server, tmp_path: Path) -> None:
+    config = AgentConfig(
+        server_url="http://testserver.local",
+        app_id=APP_ID,
+        platform=Platform.ANDROID,
+        native_version="1.0.0",
+        trust_root=server.pki.root,
+    )
+    first = _publish(server, 1, rollout=10)
+    with Fleet(
+        config,
+        http=server.client,
+        devices=40,
+        storage=tmp_path / "fleet",
+        crash_versions={"1.0.2"},
+        concurrency=1,
+    ) as fleet:
+        round1 = fleet.run_round()
+        assert round1.running == {"embedded": 40}
+        assert 0 < round1.staged < 15  # about 10 % of 40
+        widened = server.client.patch(
+            f"/releases/{first}/rollout", json={"rolloutPercent": 100}, headers=server.auth()
+        )
+        assert widened.status_code == 200
+        server.clock.advance(seconds=60)
+        round2 = fleet.run_round()
+        assert round2.running == {"embedded": 40 - round1.staged, "1.0.1": round1.staged}
+        assert round1.staged + round2.staged == 40
+        round3 = fleet.run_round()
+        assert round3.running == {"1.0.1": 40}
+        _publish(server, 2, rollout=100)  # crashes at launch
+        server.clock.advance(seconds=60)
+        assert fleet.run_round().staged == 40
+        crash1 = fleet.run_round()
+        assert (crash1.running, crash1.crashed) == ({"1.0.2": 40}, 40)
+        crash2 = fleet.run_round()
+        assert crash2.crashed == 40
+        reverted = fleet.run_round()
+        assert reverted.running == {"1.0.1": 40}
+        assert reverted.crashed == 0
+        assert reverted.rolled_back_devices == 40
+        assert fleet.run_round().staged == 0  # nobody takes 1.0.2 again
+        assert "40 have rolled back" in reverted.describe()
+
+
+def test_command_against_a_real_server(tmp_path: Path) -> None:
+    with server_process(tmp_path / "server") as srv:
+        import httpx  # noqa: PLC0415
+        from hotpatch_core.release import sign_release  # noqa: PLC0415
+        from hotpatch_core.testing import build_release  # noqa: PLC0415
+
+        built = build_release(sample_bundle("v1"), app_id=APP_ID, version="1.0.1")
+        published = httpx.post(
+            f"{srv.base_url}/releases",
+            data={"appId": APP_ID, "rollout": "100"},
+            files={
+                "manifest": ("m.json", sign_release(built.manifest, [srv.pki.publisher])),
+                "archive": ("a.zip", built.archive),
+            },
+            headers={"Authorization": f"Bearer {srv.publisher_key}"},
+        )
+        assert published.status_code == 201, published.text
+        root = tmp_path / "root.json"
+        root.write_bytes(srv.pki.root_bytes)
+        done = subprocess.run(
+            [COMMAND, "simulate", "--server", srv.base_url, "--app", APP_ID,
+             "--trust-root", str(root), "--devices", "5", "--rounds", "2", "--json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rounds = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [r["staged"] for r in rounds] == [5, 0]
+        assert rounds[1]["running"] == {"1.0.1": 5}
+
+
+def test_command_reports_bad_input(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [COMMAND, "simulate", "--server", "http://127.0.0.1:9", "--app", APP_ID,
+         "--trust-root", str(tmp_path / "nope.json")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "cannot use trust root" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    from hotpatch_core.testing import make_pki  # noqa: PLC0415
+
+    root = tmp_path / "root.json"
+    root.write_bytes(make_pki().root_bytes)
+    down = subprocess.run(
+        [COMMAND, "simulate", "--server", "http://127.0.0.1:9", "--app", APP_ID,
+         "--trust-root", str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert down.returncode == 4
+    assert "unreachable" in down.stderr
