@@ -37,7 +37,9 @@ def make_agent(sim: RepositorySimulator, clock: FakeClock) -> Iterator[Callable[
 
     def build(fs: FileSystem, **overrides: Any) -> Agent:
         restart = overrides.pop("restart", None)
-        agent = Agent(sim.config(**overrides), http=sim.client(), fs=fs, clock=clock, restart=restart)
+        agent = Agent(
+            sim.config(**overrides), http=sim.client(), fs=fs, clock=clock, restart=restart
+        )
         agents.append(agent)
         return agent
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ def _bundle_text(fs: MemoryFileSystem, path: str | None) -> bytes | None:
 def test_first_launch_runs_the_embedded_bundle_then_the_update(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """First launch runs the embedded bundle then the update."""
     agent = make_agent(fs)
     with pytest.raises(IllegalTransitionError):
         agent.bundle_path()
@@ -57,6 +57,7 @@ def test_first_launch_runs_the_embedded_bundle_then_the_update(
 def test_crash_loop_reverts_and_never_fetches_the_release_again(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Crash loop reverts and never fetches the release again."""
     v1 = sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -82,6 +83,7 @@ def test_crash_loop_reverts_and_never_fetches_the_release_again(
 def test_confirmed_bundle_is_never_reverted(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Confirmed bundle is never reverted."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -95,6 +97,7 @@ def test_confirmed_bundle_is_never_reverted(
 def test_mandatory_update_restarts_now_and_apply_restarts_on_request(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Mandatory update restarts now and apply restarts on request."""
     restarts: list[str] = []
     agent = make_agent(fs, restart=lambda: restarts.append("restart"))
     agent.on_launch()
@@ -115,6 +118,7 @@ def test_mandatory_update_restarts_now_and_apply_restarts_on_request(
 def test_binary_update_discards_ota_bundles(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Binary update discards ota bundles."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -130,6 +134,7 @@ def test_binary_update_discards_ota_bundles(
 def test_progress_is_reported_for_every_stage(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Progress is reported for every stage."""
     release = sim.publish(sample_bundle("big", extra=20))
     seen: list[Progress] = []
     agent = make_agent(fs)
@@ -146,6 +151,7 @@ def test_progress_is_reported_for_every_stage(
 def test_interrupted_download_resumes_with_a_range_request(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
 ) -> None:
+    """Interrupted download resumes with a range request."""
     release = sim.publish(sample_bundle("big", extra=40))
     length = release.built.manifest.archive.length
     sim.cut_after = length // 3
@@ -161,6 +167,7 @@ def test_interrupted_download_resumes_with_a_range_request(
 def test_partial_download_survives_a_restart(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Partial download survives a restart."""
     release = sim.publish(sample_bundle("big", extra=40))
     length = release.built.manifest.archive.length
     sim.cut_after = length // 2
@@ -180,6 +187,7 @@ def test_partial_download_survives_a_restart(
 def test_server_ignoring_range_restarts_from_zero(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Server ignoring range restarts from zero."""
     release = sim.publish(sample_bundle("big", extra=40))
     sim.cut_after = release.built.manifest.archive.length // 2
     sim.ignore_range = True
@@ -192,6 +200,7 @@ def test_server_ignoring_range_restarts_from_zero(
 def test_transient_errors_are_retried_with_growing_backoff(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
 ) -> None:
+    """Transient errors are retried with growing backoff."""
     sim.publish(V1)
     sim.statuses = [503, 502, 429]
     agent = make_agent(fs)
@@ -204,6 +213,7 @@ def test_transient_errors_are_retried_with_growing_backoff(
 def test_retries_are_bounded_and_a_client_error_is_not_retried(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
 ) -> None:
+    """Retries are bounded and a client error is not retried."""
     release = sim.publish(V1)
     sim.statuses = [500] * 10
     agent = make_agent(fs)
@@ -222,6 +232,7 @@ def test_retries_are_bounded_and_a_client_error_is_not_retried(
 
 
 def test_unreachable_server_is_a_network_error(fs: MemoryFileSystem, clock: FakeClock) -> None:
+    """Unreachable server is a network error."""
     import httpx  # noqa: PLC0415
 
     def refuse(request: httpx.Request) -> httpx.Response:
@@ -240,6 +251,7 @@ def test_unreachable_server_is_a_network_error(fs: MemoryFileSystem, clock: Fake
 def test_reports_wait_in_a_durable_queue_until_the_server_takes_them(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Reports wait in a durable queue until the server takes them."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -261,6 +273,7 @@ def test_reports_wait_in_a_durable_queue_until_the_server_takes_them(
 def test_a_report_the_server_refuses_is_dropped(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A report the server refuses is dropped."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -298,7 +311,7 @@ def test_archive_changed_between_hashing_and_extraction_is_local_not_the_release
 def test_archive_replaced_by_path_after_hashing_changes_nothing(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
-    """A15: the path is swapped for another file; extraction reads the descriptor that was hashed."""
+    """A15: the path is swapped after hashing; extraction reads the descriptor that was hashed."""
     release = sim.publish(V1)
     part = f"downloads/{release.manifest_id}.part"
     evil = sim.publish(V2)
@@ -319,6 +332,7 @@ def test_archive_replaced_by_path_after_hashing_changes_nothing(
 def test_extracted_file_changed_before_the_rename_fails_the_install(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Extracted file changed before the rename fails the install."""
     release = sim.publish(V1)
 
     def tamper(progress: Progress) -> None:
@@ -337,6 +351,7 @@ def test_extracted_file_changed_before_the_rename_fails_the_install(
 def test_startup_removes_leftovers(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Startup removes leftovers."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -357,6 +372,7 @@ def test_startup_removes_leftovers(
 def test_unreadable_state_starts_over_on_the_embedded_bundle(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Unreadable state starts over on the embedded bundle."""
     sim.publish(V1)
     agent = make_agent(fs)
     agent.on_launch()
@@ -370,8 +386,9 @@ def test_unreadable_state_starts_over_on_the_embedded_bundle(
 
 
 def test_device_id_is_generated_once_and_kept(
-    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+    fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Device id is generated once and kept."""
     first = make_agent(fs, device_id=None)
     generated = first.device_id
     assert len(generated) == 32
@@ -380,6 +397,7 @@ def test_device_id_is_generated_once_and_kept(
 
 
 def test_real_disk_layout_permissions_and_lock(sim: RepositorySimulator, tmp_path: Path) -> None:
+    """Real disk layout permissions and lock."""
     sim.publish(V1)
     storage = tmp_path / "ota"
     clock = FakeClock()
@@ -391,8 +409,8 @@ def test_real_disk_layout_permissions_and_lock(sim: RepositorySimulator, tmp_pat
         path = agent.on_launch()
         assert path is not None
         assert Path(path).read_bytes() == V1["index.android.bundle"]
-        assert stat.S_IMODE(os.stat(storage / "state.json").st_mode) == 0o600
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        assert stat.S_IMODE(os.stat(storage / "releases").st_mode) == 0o700
+        assert stat.S_IMODE((storage / "state.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
+        assert stat.S_IMODE((storage / "releases").stat().st_mode) == 0o700
     # The lock is released on close.
     Agent(sim.config(), http=sim.client(), fs=OsFileSystem(storage), clock=clock).close()

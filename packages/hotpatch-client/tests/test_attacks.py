@@ -12,12 +12,19 @@ import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
 
-from hotpatch_client import SlowDownloadError, SyncStatus
-from hotpatch_client.testing import FakeClock, MemoryFileSystem, RepositorySimulator
+from hotpatch_client import Agent, SlowDownloadError, SyncStatus
+from hotpatch_client.testing import (
+    FakeClock,
+    MemoryFileSystem,
+    PublishedRelease,
+    RepositorySimulator,
+    sample_bundle,
+)
 from hotpatch_core.archive import FileEntry
 from hotpatch_core.envelope import decode_envelope, encode_envelope, sign_envelope
 from hotpatch_core.errors import (
@@ -41,19 +48,18 @@ from hotpatch_core.errors import (
 )
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, encode_manifest
-from hotpatch_core.release import RELEASE_PAYLOAD_TYPE, sign_release
+from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME, make_pki
 from hotpatch_core.trust import Scope
-
-from hotpatch_client import Agent
-from hotpatch_client.testing import sample_bundle
 
 V1 = sample_bundle("v1")
 V2 = sample_bundle("v2", extra=2)
 AgentFactory = Callable[..., Agent]
 
 
-def _installed_v1(sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory):  # type: ignore[no-untyped-def]
+def _installed_v1(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> tuple[Agent, PublishedRelease]:
     """A device running a confirmed v1; returns (agent, v1)."""
     v1 = sim.publish(V1)
     agent = make_agent(fs)
@@ -65,19 +71,23 @@ def _installed_v1(sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: Ag
     return agent, v1
 
 
-def _assert_untouched(agent, v1, sim: RepositorySimulator, *, fetched: bool) -> None:  # type: ignore[no-untyped-def]
+def _assert_untouched(
+    agent: Agent, v1: PublishedRelease, sim: RepositorySimulator, *, fetched: bool
+) -> None:
     state = agent.state
     assert state.confirmed is not None
     assert state.confirmed.manifest_id == v1.manifest_id
     assert state.pending is None
     assert state.trial is None
-    assert agent.on_launch().endswith("index.android.bundle")
+    path = agent.on_launch()
+    assert path is not None
+    assert path.endswith("index.android.bundle")
     assert agent.state.running == state.confirmed
     if not fetched:
         assert sim.archive_requests() == [], "an archive was fetched after a refused manifest"
 
 
-def _refuse(sim: RepositorySimulator, agent, error: type[HotPatchError]) -> HotPatchError:  # type: ignore[no-untyped-def]
+def _refuse(agent: Agent, error: type[HotPatchError]) -> HotPatchError:
     with pytest.raises(error) as caught:
         agent.check()
     result = agent.sync()
@@ -89,7 +99,7 @@ def _refuse(sim: RepositorySimulator, agent, error: type[HotPatchError]) -> HotP
 # --- A1: arbitrary installation -------------------------------------------------------
 
 
-def _resigned(envelope: bytes, **changes: object) -> bytes:
+def _resigned(envelope: bytes, **changes: Any) -> bytes:
     return encode_envelope(attrs.evolve(decode_envelope(envelope), **changes))
 
 
@@ -112,6 +122,7 @@ def test_a1_forged_manifests_are_refused_before_any_download(
     lie: str,
     error: type[HotPatchError],
 ) -> None:
+    """A1: forged manifests are refused before any download."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     v2 = sim.publish(V2)
     good = decode_envelope(v2.envelope)
@@ -135,7 +146,7 @@ def test_a1_forged_manifests_are_refused_before_any_download(
     else:
         forged = V2["index.android.bundle"]
     sim.envelope_override = forged
-    _refuse(sim, agent, error)
+    _refuse(agent, error)
     _assert_untouched(agent, v1, sim, fetched=False)
 
 
@@ -157,6 +168,7 @@ def test_a1_key_out_of_scope(fs: MemoryFileSystem, clock: FakeClock) -> None:
 def test_a8_older_sequence_is_a_rollback(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A8: older sequence is a rollback."""
     agent, _ = _installed_v1(sim, fs, make_agent)
     older = sim.publish(V2)
     v3 = sim.publish(sample_bundle("v3"))
@@ -173,30 +185,33 @@ def test_a8_older_sequence_is_a_rollback(
 def test_a8_same_sequence_other_manifest_is_equivocation(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A8: same sequence other manifest is equivocation."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     twin = sim.publish(V2, sequence=v1.built.manifest.sequence)
     sim.offer = twin
-    _refuse(sim, agent, EquivocationError)
+    _refuse(agent, EquivocationError)
     _assert_untouched(agent, v1, sim, fetched=False)
 
 
 def test_a4_manifest_from_another_epoch(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A4: manifest from another epoch."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     sim.publish(V2, epoch=2, sequence=1)
-    _refuse(sim, agent, EpochError)
+    _refuse(agent, EpochError)
     _assert_untouched(agent, v1, sim, fetched=False)
 
 
 def test_a5_expired_manifest(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A5: expired manifest."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     v2 = sim.publish(V2)
     stale = attrs.evolve(v2.built.manifest, expires_at=FIXED_TIME - timedelta(days=1))
     sim.envelope_override = sign_release(stale, [sim.pki.publisher])
-    _refuse(sim, agent, ExpiredError)
+    _refuse(agent, ExpiredError)
     _assert_untouched(agent, v1, sim, fetched=False)
 
 
@@ -219,9 +234,10 @@ def test_a11_valid_release_for_another_target(
     fields: dict[str, object],
     field: str,
 ) -> None:
+    """A11: valid release for another target."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     sim.publish(V2, **fields)
-    error = _refuse(sim, agent, IdentityMismatchError)
+    error = _refuse(agent, IdentityMismatchError)
     assert isinstance(error, IdentityMismatchError)
     assert error.field == field
     _assert_untouched(agent, v1, sim, fetched=False)
@@ -233,6 +249,7 @@ def test_a11_valid_release_for_another_target(
 def test_a7_wrapper_cannot_make_a_release_mandatory(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A7: wrapper cannot make a release mandatory."""
     restarts: list[int] = []
     sim.publish(V1)
     sim.answer_extra = {"mandatory": True, "version": "99.0.0"}
@@ -251,6 +268,7 @@ def test_a7_wrapper_cannot_make_a_release_mandatory(
 def test_a1_archive_with_wrong_hash_is_discarded_not_blacklisted(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """A1: archive with wrong hash is discarded not blacklisted."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     v2 = sim.publish(V2)
     sim.archive_override = bytes(len(v2.built.archive))  # same length, other bytes
@@ -291,6 +309,7 @@ def test_a2_endless_body_stops_at_the_signed_length(
 def test_a9_trickling_server_is_abandoned(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
 ) -> None:
+    """A9: trickling server is abandoned."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     sim.publish(V2)
 
@@ -328,6 +347,7 @@ def _entry(path: str, data: bytes) -> FileEntry:
 def test_symlink_entry_is_refused_and_the_release_failed_for_good(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Symlink entry is refused and the release failed for good."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     link = zipfile.ZipInfo("index.android.bundle")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -346,6 +366,7 @@ def test_symlink_entry_is_refused_and_the_release_failed_for_good(
 def test_traversal_entry_is_refused(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Traversal entry is refused."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     data = b"x"
     sim.publish_archive(
@@ -383,6 +404,7 @@ def test_zip_bomb_with_lying_sizes_is_stopped(
 def test_many_files_bomb_is_capped_by_the_signed_count(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Many files bomb is capped by the signed count."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     entries = [(zipfile.ZipInfo(f"f{i}"), b"") for i in range(50)]
     entries.append((zipfile.ZipInfo("index.android.bundle"), b"x"))
@@ -395,6 +417,7 @@ def test_many_files_bomb_is_capped_by_the_signed_count(
 def test_archive_without_the_entry_file_is_refused(
     sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
 ) -> None:
+    """Archive without the entry file is refused."""
     agent, v1 = _installed_v1(sim, fs, make_agent)
     bad = sim.publish({"main.jsbundle": b"ios only"})
     result = agent.sync()

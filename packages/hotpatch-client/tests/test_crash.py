@@ -11,6 +11,7 @@ half-written is used, and once the disk recovers the update completes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Callable
 
@@ -86,6 +87,7 @@ def _install(fs: MemoryFileSystem, sim: RepositorySimulator, clock: FakeClock) -
 
 
 def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
+    """Crash at every operation of an install."""
     sim = RepositorySimulator()
     base, v1, v2 = _base(sim, clock)
     with Agent(sim.config(), http=sim.client(), fs=base.after_crash(), clock=clock) as probe:
@@ -117,6 +119,7 @@ def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
 
 
 def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
+    """Crash at every operation of a revert."""
     sim = RepositorySimulator()
     base, v1, v2 = _base(sim, clock)
     with Agent(sim.config(), http=sim.client(), fs=base, clock=clock) as agent:
@@ -144,7 +147,7 @@ def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
             revert(fs)
         agent = _assert_sound(fs.after_crash(), sim, clock, {v1})
         assert v2 in agent.state.failed
-        reports = agent._reports.pending()  # noqa: SLF001 - the durable queue itself
+        reports = agent._reports.pending()
         assert any(
             body["status"] == "rolled_back" and body["manifestId"] == v2 for _, body in reports
         )
@@ -169,10 +172,8 @@ def test_storage_failure_at_every_operation(clock: FakeClock, code: int, sticky:
         fs = base.after_crash()
         fs.fail_at, fs.fail_errno, fs.sticky = k, code, sticky
         agent = Agent(sim.config(), http=sim.client(), fs=fs, clock=clock)
-        try:
+        with contextlib.suppress(StorageError):  # the app starts its embedded bundle
             agent.on_launch()
-        except StorageError:
-            pass  # the app starts its embedded bundle; nothing else may escape
         result = agent.sync()
         if result.error is not None:
             assert not isinstance(result.error, OSError)

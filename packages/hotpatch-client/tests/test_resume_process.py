@@ -37,6 +37,7 @@ with httpx.Client() as http, Agent(config, http=http, storage_dir=storage) as ag
 
 
 def test_killed_download_fetches_only_the_rest(tmp_path: Path) -> None:
+    """Killed download fetches only the rest."""
     with server_process(tmp_path / "server") as server:
         payload = random.Random(4).randbytes(4 * 1024 * 1024)  # incompressible
         built = build_release({"index.android.bundle": payload}, app_id=APP_ID)

@@ -51,6 +51,7 @@ def _stats(server: Server, release: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_publish_check_download_apply_launch_ready_report(server: Server) -> None:
+    """Publish check download apply launch ready report."""
     release = _publish(server, 1, "v1")
     fs = MemoryFileSystem()
     with _agent(server, fs) as agent:
@@ -59,9 +60,9 @@ def test_publish_check_download_apply_launch_ready_report(server: Server) -> Non
         assert result.status is SyncStatus.STAGED, result.error
         path = agent.on_launch()
         assert path is not None
-        assert fs.read_file(path.removeprefix("mem:/")) == sample_bundle("v1")[
-            "index.android.bundle"
-        ]
+        assert (
+            fs.read_file(path.removeprefix("mem:/")) == sample_bundle("v1")["index.android.bundle"]
+        )
         agent.notify_ready()
         assert agent.flush_reports() == 1
         assert agent.sync().status is SyncStatus.UP_TO_DATE
@@ -69,6 +70,7 @@ def test_publish_check_download_apply_launch_ready_report(server: Server) -> Non
 
 
 def test_crash_loop_is_reverted_reported_and_never_offered_again(server: Server) -> None:
+    """Crash loop is reverted reported and never offered again."""
     v1 = _publish(server, 1, "v1")
     fs = MemoryFileSystem()
     with _agent(server, fs) as agent:
@@ -96,6 +98,7 @@ def test_crash_loop_is_reverted_reported_and_never_offered_again(server: Server)
 
 
 def test_paused_rollout_drops_a_half_finished_download(server: Server) -> None:
+    """Paused rollout drops a half finished download."""
     release = _publish(server, 1, "v1")
     fs = MemoryFileSystem()
     with _agent(server, fs) as agent:

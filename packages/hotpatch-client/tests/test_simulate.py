@@ -37,6 +37,7 @@ def _publish(server: Server, sequence: int, rollout: int) -> int:
 
 
 def test_rollout_then_crash_rollback(server: Server, tmp_path: Path) -> None:
+    """Rollout then crash rollback."""
     config = AgentConfig(
         server_url="http://testserver.local",
         app_id=APP_ID,
@@ -82,8 +83,10 @@ def test_rollout_then_crash_rollback(server: Server, tmp_path: Path) -> None:
 
 
 def test_command_against_a_real_server(tmp_path: Path) -> None:
+    """Command against a real server."""
     with server_process(tmp_path / "server") as srv:
         import httpx  # noqa: PLC0415
+
         from hotpatch_core.release import sign_release  # noqa: PLC0415
         from hotpatch_core.testing import build_release  # noqa: PLC0415
 
@@ -112,6 +115,7 @@ def test_command_against_a_real_server(tmp_path: Path) -> None:
 
 
 def test_command_reports_bad_input(tmp_path: Path) -> None:
+    """Command reports bad input."""
     missing = subprocess.run(
         [COMMAND, "simulate", "--server", "http://127.0.0.1:9", "--app", APP_ID,
          "--trust-root", str(tmp_path / "nope.json")],

@@ -212,7 +212,7 @@ def wait_until_serving(
 def in_process_server(
     data_dir: Path, database_url: str | None = None, pki: PKI | None = None
 ) -> Iterator[Server]:
-    """The real app in-process (SQLite in ``data_dir`` unless ``database_url``), set up as a harness.
+    """Run the real app in-process (SQLite in ``data_dir`` unless ``database_url``).
 
     The app ``com.example.app`` exists with ``pki``'s trust root (default
     :func:`make_pki`), and the harness holds an admin and a publisher key.
@@ -275,9 +275,7 @@ def _admin(env: dict[str, str], *args: str) -> str:
 
 
 @contextlib.contextmanager
-def server_process(
-    data_dir: Path, pki: PKI | None = None, **env: str
-) -> Iterator[ServerProcess]:
+def server_process(data_dir: Path, pki: PKI | None = None, **env: str) -> Iterator[ServerProcess]:
     """Run ``hotpatch-server serve`` on a free loopback port with its embedded defaults.
 
     ``com.example.app`` is created with ``pki``'s trust root and a publisher
@@ -287,7 +285,11 @@ def server_process(
     pki = pki or make_pki()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(data_dir), "HOTPATCH_PUBLIC_URL": base_url}
+    environment = {
+        **os.environ,
+        "HOTPATCH_DATA_DIR": str(data_dir),
+        "HOTPATCH_PUBLIC_URL": base_url,
+    }
     environment.pop("DATABASE_URL", None)
     environment.update(env)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -295,9 +297,13 @@ def server_process(
     root.write_bytes(pki.root_bytes)
     _admin(environment, "migrate")
     _admin(environment, "create-app", APP_ID, "--trust-root", str(root))
-    key = _admin(
-        environment, "create-key", "--name", "publisher", "--role", "publisher", "--app", APP_ID
-    ).strip().splitlines()[-1]
+    key = (
+        _admin(
+            environment, "create-key", "--name", "publisher", "--role", "publisher", "--app", APP_ID
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [str(Path(sys.executable).with_name("hotpatch-server")), "serve", "--port", str(port)],
         env=environment,

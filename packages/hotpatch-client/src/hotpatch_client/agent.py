@@ -122,7 +122,7 @@ class Clock(Protocol):
     """Wall time for verification, monotonic time and sleep for downloads."""
 
     def now(self) -> datetime:
-        """The current time (timezone-aware)."""
+        """Return the current time (timezone-aware)."""
         ...
 
     def monotonic(self) -> float:
@@ -175,7 +175,7 @@ class AgentConfig:
     device_id: str | None = None
     crash_threshold: int = 2
     bundle_file: str | None = None
-    download: DownloadPolicy = DownloadPolicy()
+    download: DownloadPolicy = attrs.field(factory=DownloadPolicy)
 
     @property
     def entry_file(self) -> str:
@@ -183,7 +183,7 @@ class AgentConfig:
         return self.bundle_file or ENTRY_FILES[self.platform]
 
     def device_config(self) -> DeviceConfig:
-        """The state machine's view of this build."""
+        """Return the state machine's view of this build."""
         identity = DeviceIdentity(
             self.app_id, self.platform, self.channel, Version.parse_native(self.native_version)
         )
@@ -343,9 +343,9 @@ class Agent:
             return self.bundle_path()
 
     def bundle_path(self) -> str | None:
-        """What ``getJSBundleFile()`` / ``sourceURL(for:)`` return for this launch.
+        """Return the file ``getJSBundleFile()`` / ``sourceURL(for:)`` give the engine.
 
-        The entry file of the bundle :meth:`on_launch` chose, or None for the
+        That is the entry file of the bundle :meth:`on_launch` chose, or None for the
         bundle embedded in the binary. A chosen bundle whose entry file has
         gone missing also yields None: falling back beats crashing.
         """
@@ -357,8 +357,11 @@ class Agent:
                 return None
             path = f"{release_dir(running.manifest_id)}/{FILES}/{self.config.entry_file}"
             if self._fs.size(path) is None:
-                log.error("bundle %s has no %s; using the embedded bundle", running.manifest_id,
-                          self.config.entry_file)
+                log.error(
+                    "bundle %s has no %s; using the embedded bundle",
+                    running.manifest_id,
+                    self.config.entry_file,
+                )
                 return None
             return self._fs.display_path(path)
 
@@ -418,8 +421,9 @@ class Agent:
             self._perform(self._feed(ApplyRequested()))
 
     def sync(self, progress: ProgressCallback = _ignore) -> SyncResult:
-        """Check, download and stage an update, then send queued reports. Never raises for update failures.
+        """Check, download and stage an update, then send queued reports.
 
+        It never raises for a failed update: the result carries the error.
         A mandatory release restarts the app at once (``restart`` callback);
         any other waits for the next launch.
         """
@@ -555,7 +559,9 @@ class Agent:
             params["currentManifestId"] = request.current.manifest_id
         try:
             with self._http.stream(
-                "GET", self._url("/update/check"), params=params,
+                "GET",
+                self._url("/update/check"),
+                params=params,
                 timeout=httpx.Timeout(c.download.read_timeout),
             ) as response:
                 if response.status_code != httpx.codes.OK:
@@ -636,7 +642,9 @@ class Agent:
                 # device after it was hashed (A15): not the release's fault.
                 intact = _sha256_of(fetched.handle) == release.manifest.archive.sha256
                 if not intact:
-                    exc = LocalTamperingError(f"the downloaded archive changed on the device: {exc}")
+                    exc = LocalTamperingError(
+                        f"the downloaded archive changed on the device: {exc}"
+                    )
                 self._feed_after_failure(
                     InstallFailed(f"{type(exc).__name__}: {exc}", permanent=intact)
                 )

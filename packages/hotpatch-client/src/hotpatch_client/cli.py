@@ -1,4 +1,4 @@
-"""``hotpatch-client``: run simulated devices against a HotPatch server.
+r"""``hotpatch-client``: run simulated devices against a HotPatch server.
 
 ::
 
@@ -73,22 +73,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print(summary: FleetSummary, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(attrs.asdict(summary), sort_keys=True), flush=True)
-    else:
-        print(summary.describe(), flush=True)
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _fail(text: str, code: int) -> int:
+    sys.stderr.write(f"hotpatch-client: {text}\n")
+    return code
+
+
+def _print(summary: FleetSummary, *, as_json: bool) -> None:
+    _say(json.dumps(attrs.asdict(summary), sort_keys=True) if as_json else summary.describe())
 
 
 def _simulate(args: argparse.Namespace) -> int:
     if args.devices < 1 or args.rounds < 1:
-        print("hotpatch-client: --devices and --rounds must be at least 1", file=sys.stderr)
-        return 1
+        return _fail("--devices and --rounds must be at least 1", 1)
     try:
         root = load_trust_root(args.trust_root.read_bytes())
     except (OSError, HotPatchError) as exc:
-        print(f"hotpatch-client: cannot use trust root {args.trust_root}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"cannot use trust root {args.trust_root}: {exc}", 2)
     natives = args.native_version or ["1.0.0"]
     try:
         config = AgentConfig(
@@ -102,14 +107,12 @@ def _simulate(args: argparse.Namespace) -> int:
         for native in natives:
             attrs.evolve(config, native_version=native)
     except HotPatchError as exc:
-        print(f"hotpatch-client: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1)
     with httpx.Client(timeout=30) as http:
         try:
             http.get(args.server.rstrip("/") + "/health").raise_for_status()
         except httpx.HTTPError as exc:
-            print(f"hotpatch-client: server {args.server} unreachable: {exc}", file=sys.stderr)
-            return 4
+            return _fail(f"server {args.server} unreachable: {exc}", 4)
         with Fleet(
             config,
             http=http,
@@ -123,7 +126,7 @@ def _simulate(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
         ) as fleet:
             for _ in range(args.rounds):
-                _print(fleet.run_round(), args.json)
+                _print(fleet.run_round(), as_json=args.json)
     return 0
 
 

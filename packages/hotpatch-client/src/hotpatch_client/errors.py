@@ -30,7 +30,10 @@ class AgentError(HotPatchError):
 
 
 class NetworkError(AgentError):
-    """The server could not be reached, or answered with an error; ``retryable`` says if later may work."""
+    """The server could not be reached, or answered with an error.
+
+    ``retryable`` says whether trying again later may work.
+    """
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         """Describe the failure; transient by default."""

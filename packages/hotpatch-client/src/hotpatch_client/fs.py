@@ -145,14 +145,14 @@ class OsFileSystem:
     def listdir(self, path: str) -> list[str]:
         """Return the sorted names in directory ``path`` (empty if it does not exist)."""
         try:
-            return sorted(os.listdir(self._abs(path)))
+            return sorted(entry.name for entry in self._abs(path).iterdir())
         except FileNotFoundError:
             return []
 
     def mkdir(self, path: str) -> None:
         """Create directory ``path`` (0700) if it does not exist; the parent must."""
         with contextlib.suppress(FileExistsError):
-            os.mkdir(self._abs(path), 0o700)
+            self._abs(path).mkdir(mode=0o700)
 
     def fsync_dir(self, path: str) -> None:
         """Make ``path``'s entries durable (fsync on the directory itself)."""
@@ -164,12 +164,12 @@ class OsFileSystem:
 
     def replace(self, source: str, target: str) -> None:
         """Rename ``source`` over ``target`` atomically."""
-        os.replace(self._abs(source), self._abs(target))
+        self._abs(source).replace(self._abs(target))
 
     def remove(self, path: str) -> None:
         """Remove a file if it exists."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._abs(path))
+            self._abs(path).unlink()
 
     def rmtree(self, path: str) -> None:
         """Remove a directory tree if it exists."""

@@ -10,6 +10,7 @@ that save, startup recovery treats the directory as an orphan.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import BinaryIO, Final
@@ -142,9 +143,7 @@ def install_release(
         fs.fsync_dir(RELEASES)
     except BaseException:
         sink.close()
-        try:
+        with contextlib.suppress(OSError):  # startup recovery removes it
             fs.rmtree(staging)
-        except OSError:
-            pass  # startup recovery removes it
         raise
     return final

@@ -29,7 +29,7 @@ MAX_REPORT_BYTES: Final = 16 * 1024
 
 
 def report_id(device_id: str, report: Report) -> str:
-    """The stable id of ``report`` from ``device_id``."""
+    """Return the stable id of ``report`` from ``device_id``."""
     phase = report.phase.value if report.phase is not None else ""
     key = f"{device_id}\n{report.manifest_id}\n{report.status.value}\n{phase}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -69,18 +69,22 @@ class ReportQueue:
                 continue
             path = f"{REPORTS}/{name}"
             try:
-                if (self.fs.size(path) or 0) > MAX_REPORT_BYTES:
-                    raise HotPatchError("report too large")
-                with self.fs.open_read(path) as handle:
-                    body = loads(handle.read())
-                if not isinstance(body, dict):
-                    raise HotPatchError("report is not an object")
+                body = self._read(path)
             except HotPatchError as exc:
                 log.warning("dropping unreadable report %s: %s", name, exc)
                 self.fs.remove(path)
                 continue
             bodies.append((path, body))
         return bodies
+
+    def _read(self, path: str) -> dict[str, Any]:
+        if (self.fs.size(path) or 0) > MAX_REPORT_BYTES:
+            raise HotPatchError("report too large")
+        with self.fs.open_read(path) as handle:
+            body = loads(handle.read())
+        if not isinstance(body, dict):
+            raise HotPatchError("report is not an object")
+        return body
 
     def send(self, http: httpx.Client, url: str) -> int:
         """POST every queued report once; remove the ones the server took. Return that count.
@@ -97,7 +101,10 @@ class ReportQueue:
                 log.info("report %s not sent (%s); will retry", body.get("id"), exc)
                 break  # the server is unreachable: keep the rest for later too
             status = response.status_code
-            if status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.TOO_MANY_REQUESTS:
+            if (
+                status >= httpx.codes.INTERNAL_SERVER_ERROR
+                or status == httpx.codes.TOO_MANY_REQUESTS
+            ):
                 log.info("report %s got HTTP %s; will retry", body.get("id"), status)
                 break
             if status >= httpx.codes.BAD_REQUEST:

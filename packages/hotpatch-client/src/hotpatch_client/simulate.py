@@ -54,7 +54,7 @@ class FleetSummary:
     errors: dict[str, int]  # error type -> count
 
     def describe(self) -> str:
-        """A one-paragraph narration of the round."""
+        """Narrate the round in one paragraph."""
         versions = ", ".join(f"{v}: {n}" for v, n in sorted(self.running.items())) or "none"
         text = (
             f"round {self.round}: {self.devices} devices ran [{versions}]; "
@@ -110,7 +110,7 @@ class Fleet:
         ]
         self._crash_versions = frozenset(crash_versions)
         self._crash_rate = crash_rate
-        self._random = random.Random(seed)
+        self._random = random.Random(seed)  # noqa: S311 - simulated crashes, not secrets
         self._concurrency = max(1, concurrency)
         self.rounds = 0
 
@@ -137,8 +137,13 @@ class Fleet:
             crashed = ran in self._crash_versions or crash_roll < self._crash_rate
             if crashed:  # the process died: no render, no background sync
                 return DeviceOutcome(
-                    config.device_id, config.native_version, ran, True, None, None,
-                    agent.state.failed,
+                    device_id=config.device_id,
+                    native_version=config.native_version,
+                    ran=ran,
+                    crashed=True,
+                    sync=None,
+                    error=None,
+                    rolled_back=agent.state.failed,
                 )
             agent.notify_ready()
             result = agent.sync()

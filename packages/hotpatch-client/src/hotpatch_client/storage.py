@@ -107,21 +107,25 @@ def load_state(fs: FileSystem) -> StoredState | None:
     if size is None:
         return None
     try:
-        if size > MAX_STATE_BYTES:
-            raise HotPatchError(f"state.json is {size} bytes")
-        with fs.open_read(STATE) as handle:
-            document = loads(handle.read())
-        if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
-            raise HotPatchError("state.json has an unknown format")
-        device_id = document.get("deviceId")
-        if not isinstance(device_id, str):
-            raise HotPatchError("state.json has no device id")
-        return StoredState(device_id, structure(document.get("state"), DeviceState))
+        return _parse_state(fs, size)
     except HotPatchError as exc:
-        log.error("device state unreadable (%s); starting over on the embedded bundle", exc)
+        log.error("device state unreadable (%s); starting over on the embedded bundle", exc)  # noqa: TRY400 - the cause is in the message
         fs.replace(STATE, STATE + ".corrupt")
         fs.fsync_dir("")
         return None
+
+
+def _parse_state(fs: FileSystem, size: int) -> StoredState:
+    if size > MAX_STATE_BYTES:
+        raise HotPatchError(f"state.json is {size} bytes")
+    with fs.open_read(STATE) as handle:
+        document = loads(handle.read())
+    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        raise HotPatchError("state.json has an unknown format")
+    device_id = document.get("deviceId")
+    if not isinstance(device_id, str):
+        raise HotPatchError("state.json has no device id")
+    return StoredState(device_id, structure(document.get("state"), DeviceState))
 
 
 def recover(fs: FileSystem, state: DeviceState) -> list[str]:

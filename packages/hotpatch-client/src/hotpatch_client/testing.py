@@ -42,20 +42,20 @@ from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
 
 __all__ = [
     "FakeClock",
-    "sample_bundle",
     "MemoryFileSystem",
     "PublishedRelease",
     "RepositorySimulator",
     "SimulatedCrash",
+    "sample_bundle",
 ]
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error to handle
+class SimulatedCrash(BaseException):
     """The device lost power: nothing after this operation happened."""
 
 
 def sample_bundle(label: str, *, extra: int = 0) -> dict[str, bytes]:
-    """A small Android bundle whose JavaScript says ``label``, with ``extra`` more assets."""
+    """Return a small Android bundle whose JavaScript says ``label``, with ``extra`` more assets."""
     files = {
         "index.android.bundle": f"console.log({label!r});\n".encode() * 400,
         "assets/logo.png": bytes(range(256)),
@@ -185,7 +185,7 @@ class MemoryFileSystem:
     def after_crash(self) -> MemoryFileSystem:
         """Return the file system a rebooted device finds: only what was fsynced."""
         image = MemoryFileSystem()
-        image._root = _durable_copy(self._root)  # noqa: SLF001 - same class
+        image._root = _durable_copy(self._root)
         return image
 
     # lookups
@@ -271,7 +271,7 @@ class MemoryFileSystem:
         handle.seek(size)
 
     def size(self, path: str) -> int | None:
-        """A file's size, or None."""
+        """Return a file's size, or None."""
         self.check_alive()
         node = self._walk(path)
         return len(node.data) if isinstance(node, _File) else None
@@ -342,16 +342,14 @@ class MemoryFileSystem:
             self._locked = False
 
     def display_path(self, path: str) -> str:
-        """A memory path."""
+        """Return a memory path."""
         return f"mem:/{path}"
 
 
 def _durable_copy(directory: _Dir) -> _Dir:
     copy = _Dir()
     for name, node in directory.durable.items():
-        copy.entries[name] = (
-            _durable_copy(node) if isinstance(node, _Dir) else _File(node.durable)
-        )
+        copy.entries[name] = _durable_copy(node) if isinstance(node, _Dir) else _File(node.durable)
     copy.durable = dict(copy.entries)
     return copy
 
@@ -369,11 +367,11 @@ class FakeClock:
         self.slept: list[float] = []
 
     def now(self) -> datetime:
-        """The fake wall time."""
+        """Return the fake wall time."""
         return self.wall
 
     def monotonic(self) -> float:
-        """The fake monotonic time."""
+        """Return the fake monotonic time."""
         return self.mono
 
     def sleep(self, seconds: float) -> None:
@@ -441,7 +439,7 @@ class RepositorySimulator:
     reports_status: int | None = None
 
     def config(self, **overrides: Any) -> AgentConfig:
-        """The config of an Android device (``device-1``, binary 1.0.0) of this app."""
+        """Return the config of an Android device (``device-1``, binary 1.0.0) of this app."""
         fields: dict[str, Any] = {
             "server_url": self.base_url,
             "app_id": self.app_id,
@@ -466,7 +464,7 @@ class RepositorySimulator:
     def publish_archive(
         self, archive: bytes, files: tuple[FileEntry, ...], **fields: Any
     ) -> PublishedRelease:
-        """Sign and serve hand-made ``archive`` bytes described by ``files`` (a hostile publisher)."""
+        """Sign and serve hand-made ``archive`` bytes described by ``files`` (hostile publisher)."""
         base = self.publish({"placeholder": b""}, **fields)
         self.releases.remove(base)
         manifest = attrs.evolve(
@@ -486,11 +484,11 @@ class RepositorySimulator:
         return release
 
     def client(self) -> httpx.Client:
-        """An ``httpx.Client`` whose transport is this simulator."""
+        """Return an ``httpx.Client`` whose transport is this simulator."""
         return httpx.Client(transport=httpx.MockTransport(self.handle), base_url=self.base_url)
 
     def archive_requests(self) -> list[httpx.Request]:
-        """The requests that fetched (part of) an archive."""
+        """Return the requests that fetched (part of) an archive."""
         return [r for r in self.requests if r.url.path.startswith("/blobs/")]
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -539,7 +537,9 @@ class RepositorySimulator:
         release = next((r for r in self.releases if r.manifest_id == wanted), None)
         if release is None:
             return httpx.Response(404)
-        archive = self.archive_override if self.archive_override is not None else release.built.archive
+        archive = (
+            self.archive_override if self.archive_override is not None else release.built.archive
+        )
         start = 0
         match = _RANGE.match(request.headers.get("range", ""))
         if match and not self.ignore_range:

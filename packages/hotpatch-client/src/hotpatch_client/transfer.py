@@ -31,7 +31,7 @@ _CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 def raw_chunks(response: httpx.Response, size: int = CHUNK) -> Iterator[bytes]:
-    """The body as sent (no content decoding), in chunks of at most ``size`` bytes.
+    """Yield the body as sent (no content decoding), in chunks of at most ``size`` bytes.
 
     A transport that already read the body (an in-memory test transport)
     is served from memory.
@@ -151,12 +151,10 @@ def _start_offset(response: httpx.Response, have: int) -> int:
     retryable = response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR or (
         response.status_code in (httpx.codes.TOO_MANY_REQUESTS, httpx.codes.REQUEST_TIMEOUT)
     )
-    raise NetworkError(
-        f"archive download got HTTP {response.status_code}", retryable=retryable
-    )
+    raise NetworkError(f"archive download got HTTP {response.status_code}", retryable=retryable)
 
 
-def _attempt(
+def _attempt(  # noqa: PLR0913, PLR0917 - one attempt's whole context, kept explicit
     http: httpx.Client,
     url: str,
     partial: _Partial,
@@ -224,7 +222,7 @@ def fetch_archive(  # noqa: PLR0913 - the download's inputs, all keyword-only
                 failures = 0  # progress was made: only consecutive failures count
             failures += 1
             if not error.retryable or failures > policy.retries:
-                raise error
+                raise error  # noqa: TRY301 - the loop's verdict, after the bookkeeping
             delay = min(policy.max_backoff, policy.backoff * 2 ** (failures - 1))
             timer.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secrecy
             meter.tick(0)
