@@ -247,6 +247,16 @@ def _ignore(_progress: Progress) -> None:
     return
 
 
+def _durable(state: DeviceState) -> DeviceState:
+    """The part of ``state`` worth a disk write.
+
+    ``launched`` and ``running`` describe this process only, and a non-idle
+    phase is turned into ``Interrupted`` when a state is loaded, so a step
+    that changes nothing else needs no fsync.
+    """
+    return attrs.evolve(state, phase=Phase.IDLE, launched=False, running=None)
+
+
 def _sha256_of(handle: BinaryIO) -> str:
     handle.seek(0)
     digest = hashlib.sha256()
@@ -505,7 +515,7 @@ class Agent:
             for action in actions:
                 if isinstance(action, Report):
                     self._reports.put(action)
-            if new != self._state:
+            if _durable(new) != _durable(self._state):
                 save_state(self._fs, StoredState(self._device_id, new))
         except OSError as exc:
             self._reload_needed = True

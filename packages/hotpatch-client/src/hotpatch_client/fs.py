@@ -27,7 +27,13 @@ __all__ = ["FileSystem", "OsFileSystem"]
 
 
 class FileSystem(Protocol):
-    """The operations the agent needs, each one a potential crash point."""
+    """The operations the agent needs, each one a potential crash point.
+
+    ``concurrent`` says whether two threads may use it at once (the agent
+    then overlaps fsyncs and hash checks with extraction).
+    """
+
+    concurrent: bool
 
     def open_new(self, path: str) -> BinaryIO:
         """Create (or truncate) a private (0600) file for reading and writing."""
@@ -92,6 +98,8 @@ class FileSystem(Protocol):
 
 class OsFileSystem:
     """The real file system below ``root`` (created 0700 if missing)."""
+
+    concurrent = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         """Use ``root`` as the agent's private storage directory."""

@@ -17,7 +17,7 @@ rename it over the target, fsync the directory. Nothing is truncated in place.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import attrs
 
@@ -115,11 +115,25 @@ def load_state(fs: FileSystem) -> StoredState | None:
         return None
 
 
+def _make_durable(fs: FileSystem, handle: BinaryIO) -> None:
+    """Flush the state just read before acting on it.
+
+    A process killed before its directory fsync leaves a state that the next
+    process sees but a power cut would undo.
+    """
+    try:
+        fs.fsync(handle)
+        fs.fsync_dir("")
+    except OSError as exc:  # a read-only disk: the next write will fail loudly instead
+        log.warning("could not flush the state just read: %s", exc)
+
+
 def _parse_state(fs: FileSystem, size: int) -> StoredState:
     if size > MAX_STATE_BYTES:
         raise HotPatchError(f"state.json is {size} bytes")
     with fs.open_read(STATE) as handle:
         document = loads(handle.read())
+        _make_durable(fs, handle)
     if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
         raise HotPatchError("state.json has an unknown format")
     device_id = document.get("deviceId")

@@ -143,8 +143,12 @@ class MemoryFileSystem:
     Set ``crash_at`` to crash at that operation, or ``fail_at`` + ``fail_errno``
     to raise ``OSError`` there (``sticky`` keeps failing every later mutating
     operation, like a disk gone read-only or full). ``operations`` counts the
-    mutating operations so far; ``trace`` names them.
+    mutating operations so far; ``trace`` names them. It is not
+    ``concurrent``: the agent then runs every step in order, so operation *k*
+    is the same operation in every run.
     """
+
+    concurrent = False
 
     def __init__(self) -> None:
         """Start empty."""
