@@ -39,6 +39,9 @@ def _sync(session: nox.Session, *groups: str) -> None:
     )
 
 
+BENCH_PARTS = {"server": "bench/server_check.py", "client": "bench/client_update.py"}
+
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (PostgreSQL / Redis tests run where their URLs are set)."""
@@ -90,11 +93,20 @@ def vectors(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Benchmarks (timings never live in tests). Server: the update check vs a bare route."""
+    """Benchmarks (timings never live in tests); ``nox -s bench -- client`` runs one part.
+
+    server: the update check vs a bare Litestar route (needs wrk and PostgreSQL);
+    client: a full device update vs download + sha256 + unzip, and peak memory.
+    """
     _sync(session)
-    if shutil.which("wrk") is None:
+    parts = [p for p in session.posargs if p in BENCH_PARTS] or list(BENCH_PARTS)
+    extra = [p for p in session.posargs if p not in BENCH_PARTS]
+    if "server" in parts and shutil.which("wrk") is None:
         if os.geteuid() == 0 and shutil.which("apt-get"):
             session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
         else:
             session.error("the server benchmark needs wrk: apt-get install wrk")
-    session.run("python", "bench/server_check.py", *session.posargs)
+    if extra and len(parts) > 1:
+        session.error("options go to one part: nox -s bench -- client --runs 9")
+    for part in parts:
+        session.run("python", BENCH_PARTS[part], *extra)

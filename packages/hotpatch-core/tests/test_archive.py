@@ -99,6 +99,28 @@ def test_extract_round_trip(tmp_path: Path) -> None:
         assert (tmp_path / path).read_bytes() == content
 
 
+def test_extracting_parts_checks_the_whole_archive(tmp_path: Path) -> None:
+    """``only`` streams a subset, yet a bad entry outside it still fails the extraction."""
+    files = {"a.js": b"a" * 1000, "b.js": b"b" * 10, "c/d.png": b"d"}
+    data, entries = _pack(files)
+    first = extract_archive(io.BytesIO(data), entries, DirectorySink(tmp_path), only={"a.js"})
+    second = extract_archive(
+        io.BytesIO(data), entries, DirectorySink(tmp_path), only={"b.js", "c/d.png"}
+    )
+    assert (first, second) == (1000, 11)
+    for path, content in files.items():
+        assert (tmp_path / path).read_bytes() == content
+    lying = tuple(
+        e if e.path != "c/d.png" else FileEntry(e.path, "0" * 64, e.size) for e in entries
+    )
+    with pytest.raises(ArchiveMismatchError):
+        extract_archive(io.BytesIO(data), entries[:2], NullSink(), only={"a.js"})
+    with pytest.raises(HashMismatchError):
+        extract_archive(io.BytesIO(data), lying, NullSink(), only={"c/d.png"})
+    # Hashes are checked as files stream: the parts together must cover every entry.
+    assert extract_archive(io.BytesIO(data), lying, NullSink(), only={"a.js"}) == 1000
+
+
 @pytest.mark.parametrize(
     "name",
     [

@@ -248,7 +248,7 @@ def _ignore(_progress: Progress) -> None:
 
 
 def _durable(state: DeviceState) -> DeviceState:
-    """The part of ``state`` worth a disk write.
+    """Return the part of ``state`` worth a disk write.
 
     ``launched`` and ``running`` describe this process only, and a non-idle
     phase is turned into ``Interrupted`` when a state is loaded, so a step

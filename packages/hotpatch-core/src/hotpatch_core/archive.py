@@ -39,7 +39,7 @@ import struct
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, BinaryIO, Final, Protocol, cast
 
 import attrs
@@ -312,12 +312,17 @@ def extract_archive(
     sink: ExtractSink,
     *,
     limits: ArchiveLimits = DEFAULT_LIMITS,
+    only: Collection[str] | None = None,
 ) -> int:
     """Check the archive in ``fileobj`` against ``expected`` and stream its files to ``sink``.
 
     Returns the total number of bytes written. Raises an :class:`ArchiveError`,
     :class:`TooLargeError` or :class:`HashMismatchError`; the sink may then
     hold partial output, which the caller discards.
+
+    ``only`` streams just those paths, after checking the *whole* archive
+    exactly as without it: a caller may extract disjoint parts of one archive
+    in parallel, each through its own file object over the same bytes.
     """
     if len(expected) > limits.max_files:
         raise TooLargeError("number of files", limits.max_files)
@@ -349,6 +354,8 @@ def extract_archive(
             _check_layout(fileobj, infos, zf.start_dir)
             total = 0
             for info in infos:
+                if only is not None and info.orig_filename not in only:
+                    continue
                 total += _stream(zf, info, by_path[info.orig_filename], sink)
                 if total > declared_total:
                     raise TooLargeError("total bytes written", declared_total)
