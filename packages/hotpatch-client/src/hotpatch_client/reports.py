@@ -26,6 +26,7 @@ __all__ = ["ReportQueue", "report_id"]
 log = logging.getLogger("hotpatch_client")
 MAX_REASON: Final = 500
 MAX_REPORT_BYTES: Final = 16 * 1024
+_RETRY: Final = frozenset({httpx.codes.REQUEST_TIMEOUT, httpx.codes.TOO_MANY_REQUESTS})
 
 
 def report_id(device_id: str, report: Report) -> str:
@@ -89,8 +90,8 @@ class ReportQueue:
     def send(self, http: httpx.Client, url: str) -> int:
         """POST every queued report once; remove the ones the server took. Return that count.
 
-        A network failure, a 5xx or a 429 leaves a report queued for the next
-        call. Another 4xx means the server will never accept it (say, the
+        A network failure, a 5xx, a 408 or a 429 leaves a report queued for
+        the next call. Another 4xx means the server will never accept it (say, the
         release was deleted): it is logged and dropped.
         """
         sent = 0
@@ -101,10 +102,7 @@ class ReportQueue:
                 log.info("report %s not sent (%s); will retry", body.get("id"), exc)
                 break  # the server is unreachable: keep the rest for later too
             status = response.status_code
-            if (
-                status >= httpx.codes.INTERNAL_SERVER_ERROR
-                or status == httpx.codes.TOO_MANY_REQUESTS
-            ):
+            if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in _RETRY:
                 log.info("report %s got HTTP %s; will retry", body.get("id"), status)
                 break
             if status >= httpx.codes.BAD_REQUEST:
