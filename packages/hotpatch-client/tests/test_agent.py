@@ -415,3 +415,18 @@ def test_real_disk_layout_permissions_and_lock(sim: RepositorySimulator, tmp_pat
         assert stat.S_IMODE((storage / "releases").stat().st_mode) == 0o700
     # The lock is released on close.
     Agent(sim.config(), http=sim.client(), fs=OsFileSystem(storage), clock=clock).close()
+
+
+def test_installed_bundles_can_be_re_verified(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """verify_bundles() checks the stored envelope and every file; tampering is named."""
+    release = sim.publish(V1)
+    agent = make_agent(fs)
+    agent.on_launch()
+    agent.sync()
+    assert agent.verify_bundles() == {release.manifest_id: None}
+    fs.write_file(f"releases/{release.manifest_id}/files/assets/logo.png", b"changed")
+    assert isinstance(agent.verify_bundles()[release.manifest_id], LocalTamperingError)
+    fs.write_file(f"releases/{release.manifest_id}/envelope", b"{}")
+    assert agent.verify_bundles()[release.manifest_id] is not None

@@ -54,6 +54,7 @@ def _assert_sound(
     for bundle in agent.state.installed():
         files = _release(sim, bundle.manifest_id).built.manifest.files
         verify_installed(fs, f"{release_dir(bundle.manifest_id)}/{FILES}", files)
+    assert set(agent.verify_bundles().values()) <= {None}  # and the stored envelopes verify
     if running_id is not None:
         assert path is not None
         assert path.endswith(f"{running_id}/{FILES}/index.android.bundle")

@@ -47,7 +47,13 @@ import httpx
 
 from hotpatch_client.errors import NetworkError, SlowDownloadError, StorageError
 from hotpatch_client.fs import FileSystem, OsFileSystem
-from hotpatch_client.install import FILES, LocalTamperingError, install_release
+from hotpatch_client.install import (
+    ENVELOPE,
+    FILES,
+    LocalTamperingError,
+    install_release,
+    verify_installed,
+)
 from hotpatch_client.reports import ReportQueue
 from hotpatch_client.storage import (
     DOWNLOADS,
@@ -59,6 +65,7 @@ from hotpatch_client.storage import (
     save_state,
 )
 from hotpatch_client.transfer import DownloadPolicy, fetch_archive, raw_chunks
+from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import (
     ArchiveMismatchError,
     FormatError,
@@ -94,8 +101,8 @@ from hotpatch_core.machine import (
     RunBundle,
     step,
 )
-from hotpatch_core.manifest import Platform
-from hotpatch_core.release import DeviceIdentity, VerifiedRelease
+from hotpatch_core.manifest import Platform, decode_manifest
+from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
 from hotpatch_core.versions import Version
@@ -463,6 +470,40 @@ class Agent:
             except OSError as exc:
                 log.warning("reports could not be read or removed: %s", exc)
                 return 0
+
+    def verify_bundles(self) -> dict[str, HotPatchError | None]:
+        """Re-verify every installed bundle; map its manifest id to the failure, or None.
+
+        Each bundle is checked against the signed envelope stored beside it:
+        signatures, identity and epoch (judged at the manifest's creation
+        time, so a later expiry does not count), then every file's hash.
+        Reads every byte: meant for diagnostics and support tools, not for
+        the launch path.
+        """
+        with self._mutex:
+            results: dict[str, HotPatchError | None] = {}
+            for bundle in self._state.installed():
+                try:
+                    self._verify_bundle(bundle.manifest_id)
+                except HotPatchError as exc:
+                    results[bundle.manifest_id] = exc
+                except OSError as exc:
+                    results[bundle.manifest_id] = StorageError(f"unreadable: {exc}")
+                else:
+                    results[bundle.manifest_id] = None
+            return results
+
+    def _verify_bundle(self, manifest_id: str) -> None:
+        root = release_dir(manifest_id)
+        with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
+            envelope = handle.read(MAX_CHECK_BYTES + 1)
+        unverified = decode_manifest(decode_envelope(envelope).payload)
+        release = verify_release(
+            envelope, self.config.trust_root, self._device.identity, None, unverified.created_at
+        )
+        if release.manifest_id != manifest_id:
+            raise LocalTamperingError(f"{root} holds the envelope of another release")
+        verify_installed(self._fs, f"{root}/{FILES}", release.manifest.files)
 
     def pending_reports(self) -> int:
         """How many installation reports wait to be sent."""
