@@ -19,6 +19,7 @@ the seed's variable names:
 ``HOTPATCH_REDIS_PREFIX``          namespace of this deployment's Redis keys (default hotpatch)
 ``HOTPATCH_CACHE_SECONDS``         lifetime of the active-release cache (default 2)
 ``HOTPATCH_DEVICE_FLUSH_SECONDS``  interval of device last-seen batch writes (default 2)
+``HOTPATCH_MAX_ARCHIVE_BYTES``     the largest release archive accepted (default 256 MiB)
 =================================  ============================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
@@ -38,6 +39,7 @@ import attrs
 __all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings"]
 
 MIN_SECRET_BYTES = 32
+DEFAULT_MAX_ARCHIVE = 256 * 1024 * 1024
 
 
 class ConfigurationError(Exception):
@@ -59,7 +61,7 @@ class Settings:
     aws_access_key_id: str | None = attrs.field(default=None, repr=False)
     aws_secret_access_key: str | None = attrs.field(default=None, repr=False)
     redis_url: str | None = None
-    max_archive_bytes: int = 256 * 1024 * 1024
+    max_archive_bytes: int = DEFAULT_MAX_ARCHIVE
     access_token_seconds: int = 15 * 60
     refresh_token_seconds: int = 30 * 24 * 3600
     download_url_seconds: int = 24 * 3600
@@ -123,6 +125,9 @@ class Settings:
             redis_prefix=env.get("HOTPATCH_REDIS_PREFIX", "hotpatch"),
             active_cache_seconds=_positive_float(env, "HOTPATCH_CACHE_SECONDS", 2.0),
             device_flush_seconds=_positive_float(env, "HOTPATCH_DEVICE_FLUSH_SECONDS", 2.0),
+            max_archive_bytes=int(
+                _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
+            ),
         )
 
 

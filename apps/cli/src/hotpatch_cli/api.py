@@ -1,0 +1,224 @@
+"""The server's HTTP API as the CLI uses it (over HTTP only: the CLI never imports the server).
+
+Every non-2xx answer becomes a typed :class:`~hotpatch_cli.errors.CliError`
+carrying the server's own one-line ``detail`` (problem+json).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, Final
+
+import httpx
+
+from hotpatch_cli.errors import (
+    AuthError,
+    CliError,
+    ConflictError,
+    NotFoundError,
+    ServerError,
+    TooLargeUploadError,
+    UsageError,
+)
+
+__all__ = ["Api", "ProgressReader"]
+
+_CHUNK: Final = 256 * 1024
+
+
+class ProgressReader:
+    """A binary file wrapper that reports how many bytes were read (for upload progress)."""
+
+    def __init__(self, handle: IO[bytes], progress: Callable[[int], None]) -> None:
+        """Wrap ``handle``; ``progress`` gets the running total."""
+        self._handle = handle
+        self._progress = progress
+        self._done = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and report."""
+        data = self._handle.read(size if size and size > 0 else _CHUNK)
+        self._done += len(data)
+        self._progress(self._done)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the file in chunks."""
+        while chunk := self.read(_CHUNK):
+            yield chunk
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("title")
+        if isinstance(detail, str):
+            return detail
+    return response.reason_phrase
+
+
+class Api:
+    """A client of one server with one credential."""
+
+    def __init__(self, base_url: str, token: str | None, *, timeout: float = 60.0) -> None:
+        """Talk to ``base_url`` as ``token`` (an ``hp_`` API key or an access token)."""
+        if not base_url.startswith(("http://", "https://")):
+            raise UsageError(
+                f"API URL {base_url!r} is not an http(s) URL",
+                hint="e.g. --api-url https://updates.example.com",
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Api:
+        """Use as a context manager."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close."""
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ServerError(
+                f"{self.base_url} did not answer in time", hint="check the server, then retry"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServerError(
+                f"cannot reach {self.base_url}: {exc}", hint="check --api-url and the network"
+            ) from None
+        if response.is_success:
+            return response.json() if response.content else None
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> CliError:
+        detail = _detail(response)
+        status = response.status_code
+        if status == httpx.codes.UNAUTHORIZED:
+            return AuthError(
+                f"the server refused the token: {detail}",
+                hint="run `hotpatch login` or set HOTPATCH_TOKEN",
+            )
+        if status == httpx.codes.FORBIDDEN:
+            return AuthError(f"not allowed: {detail}", hint="use a key with a role for this app")
+        if status == httpx.codes.NOT_FOUND:
+            return NotFoundError(detail)
+        if status == httpx.codes.CONFLICT:
+            return ConflictError(detail)
+        if status == httpx.codes.REQUEST_ENTITY_TOO_LARGE:
+            return TooLargeUploadError(
+                f"the server refused the upload as too large: {detail}",
+                hint="shrink the bundle or raise the server's cap",
+            )
+        if status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.TOO_MANY_REQUESTS:
+            return ServerError(f"the server failed (HTTP {status}): {detail}")
+        return UsageError(f"the server refused the request (HTTP {status}): {detail}")
+
+    # --- reads -------------------------------------------------------------
+
+    def check_credentials(self, app: str | None) -> dict[str, Any]:
+        """Prove the token works (and, given an app, may read it); return what was read."""
+        if app:
+            document: dict[str, Any] = self._send("GET", f"/apps/{app}")
+            return document
+        self._send("GET", "/releases", params={"limit": 1})
+        return {}
+
+    def app(self, app_id: str) -> dict[str, Any]:
+        """Return an app: its epoch and registered publisher keys."""
+        document: dict[str, Any] = self._send("GET", f"/apps/{app_id}")
+        return document
+
+    def releases(self, app_id: str, **filters: Any) -> list[dict[str, Any]]:
+        """Return an app's releases, newest first, filtered by platform / channel / version."""
+        params = {"appId": app_id, **{k: v for k, v in filters.items() if v is not None}}
+        listing: list[dict[str, Any]] = self._send("GET", "/releases", params=params)
+        return listing
+
+    def release(self, release_id: int) -> dict[str, Any]:
+        """Return one release with its signed manifest (base64)."""
+        document: dict[str, Any] = self._send("GET", f"/releases/{release_id}")
+        return document
+
+    def download(self, url: str, target: Path, limit: int) -> None:
+        """Stream ``url`` into ``target``, refusing more than ``limit`` bytes."""
+        written = 0
+        try:
+            with self._http.stream("GET", url) as response, target.open("wb") as out:
+                if not response.is_success:
+                    raise self._error(response)
+                for chunk in response.iter_raw():
+                    written += len(chunk)
+                    if written > limit:
+                        raise ServerError(f"download of {url} exceeds {limit} bytes")
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot download {url}: {exc}") from None
+
+    # --- writes ------------------------------------------------------------
+
+    def publish(
+        self,
+        app_id: str,
+        envelope: bytes,
+        archive: Path,
+        *,
+        rollout: float,
+        mandatory: bool,
+        progress: Callable[[int], None],
+    ) -> dict[str, Any]:
+        """Upload a signed release (multipart, streamed from disk)."""
+        with archive.open("rb") as handle:
+            document: dict[str, Any] = self._send(
+                "POST",
+                "/releases",
+                data={
+                    "appId": app_id,
+                    "rollout": f"{rollout:g}",
+                    "mandatory": "true" if mandatory else "false",
+                },
+                files={
+                    "manifest": ("manifest.json", envelope, "application/json"),
+                    "archive": ("release.zip", ProgressReader(handle, progress), "application/zip"),
+                },
+                timeout=httpx.Timeout(60.0, write=600.0),
+            )
+        return document
+
+    def change_rollout(
+        self, release_id: int, *, percent: float | None, paused: bool | None
+    ) -> dict[str, Any]:
+        """Change a release's rollout percentage, or pause / resume it."""
+        body: dict[str, Any] = {}
+        if percent is not None:
+            body["rolloutPercent"] = percent
+        if paused is not None:
+            body["paused"] = paused
+        document: dict[str, Any] = self._send("PATCH", f"/releases/{release_id}/rollout", json=body)
+        return document
+
+    def rollback(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
+        """Activate a new signed manifest for ``release_id``'s content on its channel."""
+        body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
+        document: dict[str, Any] = self._send(
+            "PATCH", f"/releases/{release_id}/rollback", json=body
+        )
+        return document
+
+    def promote(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
+        """Publish ``release_id``'s content on another channel under a new signed manifest."""
+        body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
+        document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/promote", json=body)
+        return document

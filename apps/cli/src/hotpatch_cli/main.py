@@ -1,0 +1,280 @@
+"""``hotpatch`` (alias ``rn-ota``): build, sign, publish and roll back releases.
+
+The parser built by :func:`build_parser` is the single definition of every
+command and flag; the CLI reference in the docs is generated from it.
+
+Exit codes: 0 ok, 1 usage or invalid input, 2 authentication or
+authorization, 3 conflict (version or sequence exists), 4 server or
+network, 5 build failed, 6 not found, 7 upload too large.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
+
+from hotpatch_cli import commands
+from hotpatch_cli.config import load_settings
+from hotpatch_cli.errors import CliError, ExitCode
+from hotpatch_cli.output import Output
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.manifest import Platform
+
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+Handler = Callable[[commands.Context, argparse.Namespace], None]
+
+EXIT_CODES: Final = {
+    ExitCode.OK: "success",
+    ExitCode.USAGE: "usage error or invalid input (bad flag, version, key, config)",
+    ExitCode.AUTH: "the server refused the credentials, or the key may not sign here",
+    ExitCode.CONFLICT: "the version or sequence exists already",
+    ExitCode.SERVER: "the server is unreachable or failed",
+    ExitCode.BUILD: "the bundle command or hermesc failed",
+    ExitCode.NOT_FOUND: "no such app, release or version",
+    ExitCode.TOO_LARGE: "the upload exceeds the server's cap",
+}
+
+_PLATFORMS = [p.value for p in Platform]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors exit 1 (not argparse's 2, which means auth here)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Add the shared flags; on subcommands they keep what was given before the command."""
+    keep: dict[str, object] = {} if top else {"default": argparse.SUPPRESS}
+    flag: dict[str, object] = {"default": False} if top else {"default": argparse.SUPPRESS}
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--api-url", help="server URL (env HOTPATCH_API_URL; saved by login)", **keep
+    )
+    group.add_argument("--token", help="API key or access token (env HOTPATCH_TOKEN)", **keep)
+    group.add_argument("--app", help="app id, e.g. com.acme.shop (env HOTPATCH_APP)", **keep)
+    group.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout", **flag
+    )
+    group.add_argument(
+        "--verbose", action="store_true", help="more detail; tracebacks on errors", **flag
+    )
+
+
+def _add_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        help="signing key PEM file (default: env HOTPATCH_SIGNING_KEY, then "
+        "HOTPATCH_SIGNING_KEY_FILE, then ~/.hotpatch/signing_key.pem)",
+    )
+
+
+def _add_scope(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default="ci", help="the publisher key's name (default ci)")
+    parser.add_argument("--scope-app", action="append", help="apps the key may sign for (repeat)")
+    parser.add_argument("--scope-platform", action="append", choices=[*_PLATFORMS, "*"])
+    parser.add_argument("--scope-channel", action="append", help="channels (repeat; default *)")
+
+
+def _target(parser: argparse.ArgumentParser, *, channel: bool = True) -> None:
+    parser.add_argument("--platform", required=True, choices=_PLATFORMS)
+    parser.add_argument("--version", required=True, help="the release's version label")
+    if channel:
+        parser.add_argument("--channel", default="production")
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole command tree, in one place
+    """Return the parser of every command."""
+    parser = _Parser(
+        prog="hotpatch",
+        description="Build, sign, publish and roll back HotPatch releases.",
+        epilog="Exit codes: " + "; ".join(f"{int(c)} {t}" for c, t in EXIT_CODES.items()),
+    )
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=text, description=text)
+        _add_common(child)
+        child.set_defaults(handler=handler)
+        return child
+
+    command(
+        "login",
+        commands.login,
+        "Check an API endpoint and token against the server and save them "
+        "(~/.hotpatch/config.toml, 0600). Prompts only on a terminal.",
+    )
+
+    keys = sub.add_parser("keys", help="Ed25519 signing keys", description="Ed25519 signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    def key_command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        child = keys_sub.add_parser(name, help=text, description=text)
+        _add_common(child)
+        child.set_defaults(handler=handler)
+        return child
+
+    generate = key_command(
+        "generate",
+        commands.keys_generate,
+        "Create a signing key (PKCS#8 PEM, 0600); print its public key and trust-root entry.",
+    )
+    generate.add_argument("--out", help="where to write it (default ~/.hotpatch/signing_key.pem)")
+    generate.add_argument("--force", action="store_true", help="replace an existing file")
+    _add_scope(generate)
+    show = key_command(
+        "show", commands.keys_show, "Print the signing key's id, public key and trust-root entry."
+    )
+    _add_key(show)
+    _add_scope(show)
+    export = key_command(
+        "export-public", commands.keys_export_public, "Write the public key (SPKI PEM)."
+    )
+    _add_key(export)
+    export.add_argument("--out", help="file to write (default: stdout)")
+
+    roots = sub.add_parser(
+        "trust-root", help="create or rotate an app's trust root", description="Trust roots"
+    )
+    roots_sub = roots.add_subparsers(dest="root_command", required=True, metavar="ACTION")
+    create = roots_sub.add_parser(
+        "create",
+        help="create and sign an app's first trust root",
+        description="Create trust root v1, signed by its root keys; the app embeds the file.",
+    )
+    _add_common(create)
+    create.set_defaults(handler=commands.trust_root_create)
+    create.add_argument("--root-key", action="append", help="root private key PEM (repeat)")
+    create.add_argument("--threshold", type=int, default=1, help="root keys needed to sign")
+    create.add_argument(
+        "--publisher", action="append", help="publisher key PEM[:name] (repeat)"
+    )
+    create.add_argument("--publisher-days", type=int, help="publisher keys expire after N days")
+    create.add_argument("--epoch", type=int, default=1)
+    create.add_argument("--days", type=int, help="the root expires after N days")
+    create.add_argument("--out", required=True, help="file to write")
+    create.add_argument("--force", action="store_true", help="replace an existing file")
+    _add_scope(create)
+    rotate = roots_sub.add_parser(
+        "rotate",
+        help="sign trust root N+1 with the old and new root keys",
+        description="Sign trust root N+1 with a threshold of N's root keys and of its own; "
+        "--upload installs it on the server (admin key).",
+    )
+    _add_common(rotate)
+    rotate.set_defaults(handler=commands.trust_root_rotate)
+    rotate.add_argument("--current", required=True, help="the current trust root file")
+    rotate.add_argument("--old-root-key", action="append", required=True, help="(repeat)")
+    rotate.add_argument("--root-key", action="append", help="new root keys (default: the old)")
+    rotate.add_argument("--threshold", type=int, help="default: the current threshold")
+    rotate.add_argument("--publisher", action="append", help="replace the publisher keys")
+    rotate.add_argument("--publisher-days", type=int)
+    rotate.add_argument("--bump-epoch", action="store_true", help="start a new epoch (A4)")
+    rotate.add_argument("--days", type=int)
+    rotate.add_argument("--out", required=True)
+    rotate.add_argument("--force", action="store_true")
+    rotate.add_argument("--upload", action="store_true", help="install it on the server")
+    _add_scope(rotate)
+
+    rel = command(
+        "release",
+        commands.release,
+        "Build the JS bundle (npx react-native bundle) or take a prebuilt directory, "
+        "optionally compile it to Hermes bytecode, then pack, sign and publish it.",
+    )
+    _target(rel)
+    rel.add_argument("--mandatory", action=argparse.BooleanOptionalAction, default=False)
+    rel.add_argument("--rollout", type=float, default=100.0, help="percent of devices (0-100)")
+    rel.add_argument("--binary-range", default="*", help='native versions, e.g. "1.2.x"')
+    rel.add_argument("--entry-file", default="index.js")
+    rel.add_argument("--build-dir", default="build", help="where the bundle command writes")
+    rel.add_argument("--project-dir", default=".", help="the React Native app (for npx, hermesc)")
+    source = rel.add_mutually_exclusive_group()
+    source.add_argument("--bundle-dir", help="publish this prebuilt directory as is")
+    source.add_argument("--bundle-command", help="build with this command instead of npx")
+    rel.add_argument("--hermes", action="store_true", help="compile to Hermes bytecode")
+    rel.add_argument("--base-bytecode", help="compile against this .hbc (default: the previous)")
+    rel.add_argument("--compression", type=int, default=9, choices=range(10), metavar="0-9")
+    rel.add_argument("--dry-run", action="store_true", help="do everything but upload")
+    _add_key(rel)
+
+    back = command(
+        "rollback",
+        commands.rollback,
+        "Re-activate a version's content under a new signed manifest (the next sequence): "
+        "devices never step back, they step forward to old content.",
+    )
+    _target(back)
+    back.add_argument("--rollout", type=float, default=100.0)
+    back.add_argument("--mandatory", action=argparse.BooleanOptionalAction, default=None)
+    _add_key(back)
+
+    prom = command(
+        "promote", commands.promote, "Publish a version's content from one channel on another."
+    )
+    _target(prom, channel=False)
+    prom.add_argument("--from", dest="source", required=True, help="e.g. staging")
+    prom.add_argument("--to", dest="target", required=True, help="e.g. production")
+    prom.add_argument("--rollout", type=float, default=100.0)
+    _add_key(prom)
+
+    out = command(
+        "rollout",
+        commands.rollout,
+        "Change who is offered a release (advisory: never changes what is signed).",
+    )
+    _target(out)
+    action = out.add_mutually_exclusive_group(required=True)
+    action.add_argument("--percent", type=float, help="offer it to this percent of devices")
+    action.add_argument("--pause", action="store_true", help="stop offering it")
+    action.add_argument("--resume", action="store_true", help="offer it again")
+
+    listing = sub.add_parser("releases", help="list releases", description="Releases")
+    listing_sub = listing.add_subparsers(dest="releases_command", required=True, metavar="ACTION")
+    ls = listing_sub.add_parser("list", help="list releases, newest first", description="List")
+    _add_common(ls)
+    ls.set_defaults(handler=commands.releases_list)
+    ls.add_argument("--platform", choices=_PLATFORMS)
+    ls.add_argument("--channel")
+    ls.add_argument("--version")
+    ls.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    environment = os.environ if env is None else env
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    output = Output(as_json=args.json, verbose=args.verbose)
+    try:
+        settings = load_settings(environment, api_url=args.api_url, token=args.token, app=args.app)
+        context = commands.Context(settings, output, environment, commands._stdin_is_tty())  # noqa: SLF001
+        handler: Handler = args.handler
+        handler(context, args)
+    except CliError as exc:
+        _report(output, exc.line(), args.verbose)
+        return int(exc.code)
+    except HotPatchError as exc:
+        _report(output, f"{type(exc).__name__}: {exc}", args.verbose)
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return 130
+    except OSError as exc:
+        _report(output, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), args.verbose)
+        return int(ExitCode.USAGE)
+    return int(ExitCode.OK)
+
+
+def _report(output: Output, line: str, verbose: bool) -> None:  # noqa: FBT001 - internal
+    if verbose:
+        traceback.print_exc(file=output.err)
+    output.error(line)

@@ -1,0 +1,125 @@
+"""Bad input gets one clear line and a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hotpatch_server.testing import free_port, server_process
+
+from .conftest import APP, Cli, Stage
+
+
+def _bundle(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "index.android.bundle").write_text("console.log('x');\n" * 100)
+    return directory
+
+
+def _env(stage: Stage) -> dict[str, str]:
+    return {
+        "HOTPATCH_API_URL": stage.server.base_url,
+        "HOTPATCH_TOKEN": stage.publisher_key,
+        "HOTPATCH_APP": APP,
+    }
+
+
+def _fails(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("hotpatch: error:")]
+    assert len(lines) == 1, done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_release_errors(cli: Cli, stage: Stage, tmp_path: Path) -> None:
+    """Missing key, wrong key, invalid version or channel, failing bundle command, 409."""
+    env = _env(stage)
+    bundle = str(_bundle(tmp_path / "b"))
+    release = ["release", "--platform", "android", "--bundle-dir", bundle]
+
+    done = cli.run(*release, "--version", "1.0.0", "--key", str(tmp_path / "nope.pem"), check=False, **env)
+    _fails(done, 1, "no signing key", "keys generate")
+
+    other = tmp_path / "other.pem"
+    cli.run("keys", "generate", "--out", str(other))
+    done = cli.run(*release, "--version", "1.0.0", "--key", str(other), check=False, **env)
+    _fails(done, 2, "not a publisher key", APP)
+
+    done = cli.run(*release, "--version", "1.x", check=False, **env)
+    _fails(done, 1, "invalid --version")
+
+    done = cli.run(*release, "--version", "1.0.0", "--channel", "no such channel!", check=False, **env)
+    _fails(done, 1, "channel")
+
+    build = ["release", "--platform", "android", "--version", "1.0.0", "--build-dir", str(tmp_path / "build")]
+    failing = "python3 -c \"import sys; print('metro: cannot resolve ./App', file=sys.stderr); sys.exit(3)\""
+    done = cli.run(*build, "--bundle-command", failing, check=False, **env)
+    _fails(done, 5, "exited with 3", "cannot resolve ./App")
+
+    cli.run(*release, "--version", "1.0.0", **env)
+    done = cli.run(*release, "--version", "1.0.0", check=False, **env)
+    _fails(done, 3, "1.0.0 is already published", "bump --version")
+    done = cli.run("rollback", "--platform", "android", "--version", "9.9.9", check=False, **env)
+    _fails(done, 6, "no release 9.9.9")
+
+
+def test_server_down_and_bad_token(cli: Cli, stage: Stage) -> None:
+    """An unreachable server is exit 4; a refused token is exit 2."""
+    down = f"http://127.0.0.1:{free_port()}"
+    done = cli.run("releases", "list", "--api-url", down, "--token", "x", "--app", APP, check=False)
+    _fails(done, 4, "cannot reach")
+    done = cli.run("login", "--api-url", stage.server.base_url, "--token", "hp_wrong", check=False)
+    _fails(done, 2, "refused the token", "hotpatch login")
+    assert not (cli.home / "config.toml").exists()
+
+
+def test_no_prompt_without_a_terminal(cli: Cli) -> None:
+    """login asks only on a terminal; in CI it says which flag is missing."""
+    done = cli.run("login", check=False, stdin="")
+    _fails(done, 1, "API endpoint", "not a terminal")
+
+
+def test_key_files_are_private_and_never_overwritten(cli: Cli) -> None:
+    """keys generate writes 0600 and refuses to overwrite without --force."""
+    first = cli.json("keys", "generate")
+    path = Path(first["path"])
+    assert path.stat().st_mode & 0o777 == 0o600
+    done = cli.run("keys", "generate", check=False)
+    _fails(done, 1, "exists already", "--force")
+    assert cli.json("keys", "show")["keyId"] == first["keyId"]
+    again = cli.json("keys", "generate", "--force")
+    assert again["keyId"] != first["keyId"]
+    assert "BEGIN PUBLIC KEY" in cli.run("keys", "export-public").stdout
+
+
+@pytest.mark.parametrize("usage", [["release"], ["rollout", "--platform", "android", "--version", "1.0.0"]])
+def test_usage_errors_exit_1(cli: Cli, usage: list[str]) -> None:
+    """Missing required flags are usage errors (exit 1)."""
+    assert cli.run(*usage, check=False).returncode == 1
+
+
+def test_upload_over_the_server_cap_is_413(cli: Cli, tmp_path: Path) -> None:
+    """A server with a 1 KB cap refuses the upload: exit 7, one line."""
+    with server_process(tmp_path / "small", HOTPATCH_MAX_ARCHIVE_BYTES="1024") as small:
+        root_key, public, root = tmp_path / "root.pem", tmp_path / "pub.pem", tmp_path / "root.json"
+        cli.run("keys", "generate")
+        cli.run("keys", "generate", "--out", str(root_key))
+        cli.run("keys", "export-public", "--out", str(public))
+        cli.run("trust-root", "create", "--root-key", str(root_key), "--publisher", str(public),
+                "--out", str(root))  # fmt: skip
+        small.admin("create-app", APP, "--trust-root", str(root))
+        key = small.admin("create-key", "--name", "p", "--role", "publisher", "--app", APP)
+        big = tmp_path / "big"
+        big.mkdir()
+        (big / "index.android.bundle").write_bytes(os.urandom(64 * 1024))
+        done = cli.run(
+            "release", "--platform", "android", "--version", "1.0.0", "--bundle-dir", str(big),
+            "--api-url", small.base_url, "--token", key.strip().splitlines()[-1], "--app", APP,
+            check=False,
+        )  # fmt: skip
+        _fails(done, 7, "too large")
