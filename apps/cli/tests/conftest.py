@@ -27,11 +27,17 @@ class Cli:
     env: dict[str, str]
     cwd: Path
 
-    def run(self, *args: str, check: bool = True, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``hotpatch ARGS``; with ``check``, fail the test on a non-zero exit."""
         done = subprocess.run(
             [COMMAND, *args],
-            env={**self.env, **env},
+            env={**self.env, **(env or {})},
             cwd=self.cwd,
             capture_output=True,
             text=True,
@@ -43,9 +49,9 @@ class Cli:
             pytest.fail(f"hotpatch {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
         return done
 
-    def json(self, *args: str, **env: str) -> Any:
+    def json(self, *args: str, env: dict[str, str] | None = None) -> Any:
         """Run with ``--json`` and parse stdout."""
-        return json.loads(self.run(*args, "--json", **env).stdout)
+        return json.loads(self.run(*args, "--json", env=env).stdout)
 
 
 @pytest.fixture
@@ -83,8 +89,10 @@ def stage(cli: Cli, tmp_path: Path) -> Iterator[Stage]:
             "--scope-app", APP, "--out", str(root),
         )  # fmt: skip
         server.admin("create-app", APP, "--trust-root", str(root))
-        publisher = server.admin(
-            "create-key", "--name", "cli", "--role", "publisher", "--app", APP
-        ).strip().splitlines()[-1]
+        publisher = (
+            server.admin("create-key", "--name", "cli", "--role", "publisher", "--app", APP)
+            .strip()
+            .splitlines()[-1]
+        )
         admin = server.admin("create-key", "--name", "adm", "--role", "admin", "--app", APP)
         yield Stage(server, publisher, admin.strip().splitlines()[-1], root_key)

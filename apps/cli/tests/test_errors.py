@@ -42,29 +42,44 @@ def test_release_errors(cli: Cli, stage: Stage, tmp_path: Path) -> None:
     bundle = str(_bundle(tmp_path / "b"))
     release = ["release", "--platform", "android", "--bundle-dir", bundle]
 
-    done = cli.run(*release, "--version", "1.0.0", "--key", str(tmp_path / "nope.pem"), check=False, **env)
+    done = cli.run(
+        *release, "--version", "1.0.0", "--key", str(tmp_path / "nope.pem"), check=False, env=env
+    )
     _fails(done, 1, "no signing key", "keys generate")
 
     other = tmp_path / "other.pem"
     cli.run("keys", "generate", "--out", str(other))
-    done = cli.run(*release, "--version", "1.0.0", "--key", str(other), check=False, **env)
+    done = cli.run(*release, "--version", "1.0.0", "--key", str(other), check=False, env=env)
     _fails(done, 2, "not a publisher key", APP)
 
-    done = cli.run(*release, "--version", "1.x", check=False, **env)
+    done = cli.run(*release, "--version", "1.x", check=False, env=env)
     _fails(done, 1, "invalid --version")
 
-    done = cli.run(*release, "--version", "1.0.0", "--channel", "no such channel!", check=False, **env)
+    done = cli.run(
+        *release, "--version", "1.0.0", "--channel", "no such channel!", check=False, env=env
+    )
     _fails(done, 1, "channel")
 
-    build = ["release", "--platform", "android", "--version", "1.0.0", "--build-dir", str(tmp_path / "build")]
-    failing = "python3 -c \"import sys; print('metro: cannot resolve ./App', file=sys.stderr); sys.exit(3)\""
-    done = cli.run(*build, "--bundle-command", failing, check=False, **env)
+    build = [
+        "release",
+        "--platform",
+        "android",
+        "--version",
+        "1.0.0",
+        "--build-dir",
+        str(tmp_path / "build"),
+    ]
+    failing = (
+        "python3 -c \"import sys; print('metro: cannot resolve ./App', file=sys.stderr); "
+        'sys.exit(3)"'
+    )
+    done = cli.run(*build, "--bundle-command", failing, check=False, env=env)
     _fails(done, 5, "exited with 3", "cannot resolve ./App")
 
-    cli.run(*release, "--version", "1.0.0", **env)
-    done = cli.run(*release, "--version", "1.0.0", check=False, **env)
+    cli.run(*release, "--version", "1.0.0", env=env)
+    done = cli.run(*release, "--version", "1.0.0", check=False, env=env)
     _fails(done, 3, "1.0.0 is already published", "bump --version")
-    done = cli.run("rollback", "--platform", "android", "--version", "9.9.9", check=False, **env)
+    done = cli.run("rollback", "--platform", "android", "--version", "9.9.9", check=False, env=env)
     _fails(done, 6, "no release 9.9.9")
 
 
@@ -79,13 +94,13 @@ def test_server_down_and_bad_token(cli: Cli, stage: Stage) -> None:
 
 
 def test_no_prompt_without_a_terminal(cli: Cli) -> None:
-    """login asks only on a terminal; in CI it says which flag is missing."""
+    """Login asks only on a terminal; in CI it says which flag is missing."""
     done = cli.run("login", check=False, stdin="")
     _fails(done, 1, "API endpoint", "not a terminal")
 
 
 def test_key_files_are_private_and_never_overwritten(cli: Cli) -> None:
-    """keys generate writes 0600 and refuses to overwrite without --force."""
+    """Keys generate writes 0600 and refuses to overwrite without --force."""
     first = cli.json("keys", "generate")
     path = Path(first["path"])
     assert path.stat().st_mode & 0o777 == 0o600
@@ -97,7 +112,9 @@ def test_key_files_are_private_and_never_overwritten(cli: Cli) -> None:
     assert "BEGIN PUBLIC KEY" in cli.run("keys", "export-public").stdout
 
 
-@pytest.mark.parametrize("usage", [["release"], ["rollout", "--platform", "android", "--version", "1.0.0"]])
+@pytest.mark.parametrize(
+    "usage", [["release"], ["rollout", "--platform", "android", "--version", "1.0.0"]]
+)
 def test_usage_errors_exit_1(cli: Cli, usage: list[str]) -> None:
     """Missing required flags are usage errors (exit 1)."""
     assert cli.run(*usage, check=False).returncode == 1

@@ -32,8 +32,10 @@ def _server_releases(stage: Stage) -> list[dict[str, object]]:
     return rows
 
 
-def test_login_release_list_rollout_rollback_promote(cli: Cli, stage: Stage, tmp_path: Path) -> None:
-    """login -> release x2 -> list -> rollout -> rollback -> promote, checked on the server."""
+def test_login_release_list_rollout_rollback_promote(
+    cli: Cli, stage: Stage, tmp_path: Path
+) -> None:
+    """Login -> release x2 -> list -> rollout -> rollback -> promote, checked on the server."""
     url = stage.server.base_url
     done = cli.run("login", "--api-url", url, "--token", stage.publisher_key, "--app", APP)
     assert "logged in" in done.stdout
@@ -112,7 +114,7 @@ def test_ci_needs_no_prompt_and_no_key_file(cli: Cli, stage: Stage, tmp_path: Pa
     }
     done = cli.run(
         "release", "--platform", "android", "--version", "2.0.0", "--json",
-        "--bundle-dir", str(_bundle(tmp_path / "b", "ci")), stdin="", **env,
+        "--bundle-dir", str(_bundle(tmp_path / "b", "ci")), stdin="", env=env,
     )  # fmt: skip
     assert '"sequence": 1' in done.stdout
     assert not (cli.home / "signing_key.pem").exists()

@@ -103,7 +103,7 @@ class Api:
             return response.json() if response.content else None
         raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> CliError:
+    def _error(self, response: httpx.Response) -> CliError:  # noqa: PLR0911 - one per status
         detail = _detail(response)
         status = response.status_code
         if status == httpx.codes.UNAUTHORIZED:
@@ -169,7 +169,7 @@ class Api:
 
     # --- writes ------------------------------------------------------------
 
-    def publish(
+    def publish(  # noqa: PLR0913 - the upload's fields, keyword-only after the app
         self,
         app_id: str,
         envelope: bytes,

@@ -34,9 +34,7 @@ HERMES_MAGIC: Final = bytes.fromhex("c61fbc03c103191f")
 _TAIL: Final = 20
 
 
-def default_bundle_command(
-    platform: Platform, entry_file: str, build_dir: Path
-) -> list[str]:
+def default_bundle_command(platform: Platform, entry_file: str, build_dir: Path) -> list[str]:
     """Return the seed's bundle command for ``platform``."""
     return [
         "npx",
@@ -107,9 +105,7 @@ def find_hermesc(project_dir: Path) -> Path:
     return candidate
 
 
-def compile_hermes(
-    hermesc: Path, bundle: Path, *, base_bytecode: Path | None
-) -> None:
+def compile_hermes(hermesc: Path, bundle: Path, *, base_bytecode: Path | None) -> None:
     """Compile ``bundle`` (JavaScript) to Hermes bytecode in place.
 
     With ``base_bytecode`` (the previous release's bytecode), hermesc keeps

@@ -72,12 +72,16 @@ class Context:
     def app(self) -> str:
         """Return the app id from --app, HOTPATCH_APP or the config."""
         if not self.settings.app:
-            raise UsageError("no app", hint="pass --app, set HOTPATCH_APP, or `hotpatch login --app`")
+            raise UsageError(
+                "no app", hint="pass --app, set HOTPATCH_APP, or `hotpatch login --app`"
+            )
         return self.settings.app
 
     def signing_key(self, path: Path | None) -> SigningKey:
         """Return the signing key: HOTPATCH_SIGNING_KEY, else --key, else the default file."""
-        file = path or Path(self.env.get("HOTPATCH_SIGNING_KEY_FILE") or self.settings.default_key_path)
+        file = path or Path(
+            self.env.get("HOTPATCH_SIGNING_KEY_FILE") or self.settings.default_key_path
+        )
         return load_signing_key(None if path else self.settings.signing_key_pem, file)
 
     def ask(self, prompt: str, *, secret: bool = False) -> str:
@@ -135,7 +139,7 @@ def _describe_key(ctx: Context, key: SigningKey, args: argparse.Namespace, path:
         f"key id: {public.key_id}\n"
         f"key file: {path}\n\n{public.to_pem().decode()}\n"
         "Add it to the app's trust root (hotpatch trust-root create --publisher ...), or as\n"
-        "this entry of its \"publishers\":\n\n" + json.dumps(snippet, indent=2),
+        'this entry of its "publishers":\n\n' + json.dumps(snippet, indent=2),
     )
 
 
@@ -150,8 +154,10 @@ def keys_generate(ctx: Context, args: argparse.Namespace) -> None:
 def keys_show(ctx: Context, args: argparse.Namespace) -> None:
     """Print the signing key's id, public key and trust-root entry."""
     key = ctx.signing_key(Path(args.key) if args.key else None)
-    where = "HOTPATCH_SIGNING_KEY" if ctx.settings.signing_key_pem and not args.key else str(
-        args.key or ctx.settings.default_key_path
+    where = (
+        "HOTPATCH_SIGNING_KEY"
+        if ctx.settings.signing_key_pem and not args.key
+        else str(args.key or ctx.settings.default_key_path)
     )
     _describe_key(ctx, key, args, where)
 
@@ -179,7 +185,9 @@ def _publishers(args: argparse.Namespace, ctx: Context) -> list[PublisherKey]:
     for index, item in enumerate(args.publisher or []):
         path, _, name = item.partition(":")
         found.append(
-            PublisherKey(load_public_key(Path(path)), name or f"publisher-{index + 1}", scope, expires)
+            PublisherKey(
+                load_public_key(Path(path)), name or f"publisher-{index + 1}", scope, expires
+            )
         )
     return found
 
@@ -263,9 +271,7 @@ def trust_root_rotate(ctx: Context, args: argparse.Namespace) -> None:
 # --- finding releases -------------------------------------------------------
 
 
-def _one_release(
-    api: Api, app: str, platform: str, channel: str, version: str
-) -> dict[str, Any]:
+def _one_release(api: Api, app: str, platform: str, channel: str, version: str) -> dict[str, Any]:
     rows = api.releases(app, platform=platform, channel=channel, version=version)
     if not rows:
         raise NotFoundError(f"no release {version} of {app} on {platform}/{channel}")
@@ -281,7 +287,9 @@ def _next_position(api: Api, app: str, platform: str, channel: str, epoch: int) 
     return int(newest[0]["sequence"]) + 1
 
 
-def _check_key(ctx: Context, api: Api, app: str, key: SigningKey, platform: str, channel: str) -> int:
+def _check_key(  # noqa: PLR0913, PLR0917 - who signs what, where
+    ctx: Context, api: Api, app: str, key: SigningKey, platform: str, channel: str
+) -> int:
     """Refuse a key the app's trust root does not certify here; return the root's epoch."""
     document = api.app(app)
     key_id = key.public_key.key_id
@@ -349,19 +357,25 @@ def _base_bytecode(
 ) -> Path | None:
     """Fetch the previous release's bytecode to compile against, if it is Hermes bytecode."""
     if previous is None or not previous.get("downloadUrl"):
+        ctx.output.step("no previous release: compiling without a base")
         return None
-    ctx.output.step(f"fetching {previous['version']}'s bytecode as the Hermes base")
+    ctx.output.step(f"looking for {previous['version']}'s Hermes bytecode to compile against")
     archive = work / "previous.zip"
     api.download(str(previous["downloadUrl"]), archive, MAX_BASE_ARCHIVE)
     try:
         with zipfile.ZipFile(archive) as zf:
             data = zf.read(entry)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        ctx.output.step(f"no usable base bytecode ({exc}); compiling without one")
+        ctx.output.step(
+            f"{previous['version']} has no usable {entry} ({exc}); compiling without a base"
+        )
         return None
     base = work / "base.hbc"
     base.write_bytes(data)
-    return base if is_hermes_bytecode(base) else None
+    if not is_hermes_bytecode(base):
+        ctx.output.step(f"{previous['version']} is not Hermes bytecode; compiling without a base")
+        return None
+    return base
 
 
 def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - one pipeline, step by step
@@ -372,7 +386,7 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
         Version.parse(args.version)
     except HotPatchError as exc:
         raise UsageError(f"invalid --version {args.version!r}: {exc}") from None
-    if not 0 <= args.rollout <= 100:  # noqa: PLR2004 - percent
+    if not 0 <= args.rollout <= 100:
         raise UsageError("--rollout is a percentage between 0 and 100")
     key = ctx.signing_key(Path(args.key) if args.key else None)
     out = ctx.output
@@ -380,16 +394,21 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
         work = Path(tmp)
         out.step(f"checking {app} on {api.base_url}")
         epoch = _check_key(ctx, api, app, key, platform.value, args.channel)
-        existing = api.releases(app, platform=platform.value, channel=args.channel, version=args.version)
+        existing = api.releases(
+            app, platform=platform.value, channel=args.channel, version=args.version
+        )
         if existing:
             raise ConflictError(
-                f"version {args.version} is already published on {app}/{platform.value}/{args.channel}",
+                f"version {args.version} is already published on "
+                f"{app}/{platform.value}/{args.channel}",
                 hint="bump --version, or use `hotpatch rollback` to re-activate it",
             )
         newest = api.releases(app, platform=platform.value, channel=args.channel, limit=1)
         if args.bundle_dir:
             bundle_dir = Path(args.bundle_dir)
             out.step(f"using the prebuilt bundle in {bundle_dir}")
+            if args.hermes:  # compile a copy: never change the user's directory
+                bundle_dir = Path(shutil.copytree(bundle_dir, work / "bundle", symlinks=True))
         else:
             bundle_dir = Path(args.build_dir)
             _prepare_build_dir(bundle_dir)
@@ -398,17 +417,23 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
             )
             shown = command if isinstance(command, str) else " ".join(command)
             out.step(f"building: {shown}")
-            run_bundle_command(command, Path(args.project_dir), quiet=out.as_json and not out.verbose)
+            run_bundle_command(
+                command, Path(args.project_dir), quiet=out.as_json and not out.verbose
+            )
         entry = BUNDLE_NAMES[platform]
         if args.hermes:
             bundle = bundle_dir / entry
             if not bundle.is_file():
                 raise UsageError(f"no {entry} in {bundle_dir} to compile")
             hermesc = find_hermesc(Path(args.project_dir))
-            base = Path(args.base_bytecode) if args.base_bytecode else _base_bytecode(
-                ctx, api, newest[0] if newest else None, entry, work
+            base = (
+                Path(args.base_bytecode)
+                if args.base_bytecode
+                else _base_bytecode(ctx, api, newest[0] if newest else None, entry, work)
             )
-            out.step(f"compiling {entry} to Hermes bytecode" + (f" against {base.name}" if base else ""))
+            out.step(
+                f"compiling {entry} to Hermes bytecode" + (f" against {base.name}" if base else "")
+            )
             compile_hermes(hermesc, bundle, base_bytecode=base)
         files = {k: v for k, v in collect_files(bundle_dir).items() if k != BUILD_MARKER}
         if entry not in files:
@@ -440,7 +465,8 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
             out.result(
                 {"dryRun": True, "manifestId": mid, "sequence": manifest.sequence,
                  "archive": attrs.asdict(packed.info), "files": len(packed.files)},
-                f"dry run: nothing uploaded ({len(packed.files)} files, sequence {manifest.sequence})",
+                f"dry run: nothing uploaded ({len(packed.files)} files, "
+                f"sequence {manifest.sequence})",
             )  # fmt: skip
             return
         out.step("uploading")
@@ -513,7 +539,7 @@ def promote(ctx: Context, args: argparse.Namespace) -> None:
 def rollout(ctx: Context, args: argparse.Namespace) -> None:
     """Change a release's rollout percentage, or pause / resume it (advisory, unsigned)."""
     app = ctx.app()
-    if args.percent is not None and not 0 <= args.percent <= 100:  # noqa: PLR2004 - percent
+    if args.percent is not None and not 0 <= args.percent <= 100:
         raise UsageError("--percent is between 0 and 100")
     paused = True if args.pause else False if args.resume else None
     with ctx.api() as api:
@@ -527,7 +553,11 @@ def releases_list(ctx: Context, args: argparse.Namespace) -> None:
     app = ctx.app()
     with ctx.api() as api:
         rows = api.releases(
-            app, platform=args.platform, channel=args.channel, version=args.version, limit=args.limit
+            app,
+            platform=args.platform,
+            channel=args.channel,
+            version=args.version,
+            limit=args.limit,
         )
     lines = [
         [
@@ -539,7 +569,18 @@ def releases_list(ctx: Context, args: argparse.Namespace) -> None:
         ]
         for r in rows
     ]  # fmt: skip
-    headers = ["id", "platform", "channel", "version", "seq", "rollout", "state", "kind", "size", "created"]
+    headers = [
+        "id",
+        "platform",
+        "channel",
+        "version",
+        "seq",
+        "rollout",
+        "state",
+        "kind",
+        "size",
+        "created",
+    ]
     text = table(headers, lines) if rows else f"no releases of {app} match"
     ctx.output.result(rows, text)
 

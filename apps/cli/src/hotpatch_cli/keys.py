@@ -78,7 +78,7 @@ def load_public_key(path: Path) -> PublicKey:
 
 
 def publisher_snippet(key: PublicKey, name: str, scope: Scope) -> dict[str, Any]:
-    """The trust root's ``publishers`` entry for ``key`` (what an app's root must list)."""
+    """Return the trust root's ``publishers`` entry for ``key`` (what an app's root lists)."""
     snippet: dict[str, Any] = unstructure(PublisherKey(key, name, scope))
     return snippet
 

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from hotpatch_cli import commands
 from hotpatch_cli.config import load_settings
@@ -52,8 +52,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     """Add the shared flags; on subcommands they keep what was given before the command."""
-    keep: dict[str, object] = {} if top else {"default": argparse.SUPPRESS}
-    flag: dict[str, object] = {"default": False} if top else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    flag: dict[str, Any] = {"default": False} if top else {"default": argparse.SUPPRESS}
     group = parser.add_argument_group("connection and output")
     group.add_argument(
         "--api-url", help="server URL (env HOTPATCH_API_URL; saved by login)", **keep
@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         epilog="Exit codes: " + "; ".join(f"{int(c)} {t}" for c, t in EXIT_CODES.items()),
     )
     _add_common(parser, top=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=text, description=text)
@@ -154,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     create.set_defaults(handler=commands.trust_root_create)
     create.add_argument("--root-key", action="append", help="root private key PEM (repeat)")
     create.add_argument("--threshold", type=int, default=1, help="root keys needed to sign")
-    create.add_argument(
-        "--publisher", action="append", help="publisher key PEM[:name] (repeat)"
-    )
+    create.add_argument("--publisher", action="append", help="publisher key PEM[:name] (repeat)")
     create.add_argument("--publisher-days", type=int, help="publisher keys expire after N days")
     create.add_argument("--epoch", type=int, default=1)
     create.add_argument("--days", type=int, help="the root expires after N days")

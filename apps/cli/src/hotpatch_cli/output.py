@@ -15,7 +15,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Render rows as an aligned plain-text table."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -64,7 +67,7 @@ class Output:
         if not self.interactive or total <= 0:
             return
         now = time.monotonic()
-        if done < total and now - self._last_draw < 0.1:  # noqa: PLR2004 - 10 Hz
+        if done < total and now - self._last_draw < 0.1:
             return
         self._last_draw = now
         width = 30
@@ -99,7 +102,7 @@ class Output:
 
 def _size(count: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":  # noqa: PLR2004 - decimal units
+        if count < 1000 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000  # type: ignore[assignment]
     return f"{count} B"  # pragma: no cover - the loop returns

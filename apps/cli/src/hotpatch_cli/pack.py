@@ -11,7 +11,13 @@ from typing import Final
 import attrs
 
 from hotpatch_cli.errors import UsageError
-from hotpatch_core.archive import ArchiveInput, FileEntry, check_collisions, check_path, write_archive
+from hotpatch_core.archive import (
+    ArchiveInput,
+    FileEntry,
+    check_collisions,
+    check_path,
+    write_archive,
+)
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
 
@@ -32,7 +38,9 @@ class Packed:
 def collect_files(root: Path) -> dict[str, Path]:
     """Every regular file below ``root`` by archive path; symlinks and odd names are refused."""
     if not root.is_dir():
-        raise UsageError(f"{root} is not a directory", hint="point --bundle-dir at the build output")
+        raise UsageError(
+            f"{root} is not a directory", hint="point --bundle-dir at the build output"
+        )
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
@@ -64,9 +72,7 @@ def _reader(path: Path) -> Callable[[], Iterable[bytes]]:
     return chunks
 
 
-def pack_directory(
-    files: dict[str, Path], out: Path, *, compresslevel: int = 9
-) -> Packed:
+def pack_directory(files: dict[str, Path], out: Path, *, compresslevel: int = 9) -> Packed:
     """Write the deterministic archive of ``files`` to ``out``; hash it."""
     with out.open("wb") as handle:
         entries = write_archive(

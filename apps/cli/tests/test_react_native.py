@@ -1,0 +1,104 @@
+"""The real React Native toolchain: Metro builds the fixture app, hermesc compiles it.
+
+Needs Node.js and the npm registry. The fixture app's dependencies are
+installed once (``npm ci``, about 20 s) into a cache keyed by its lockfile
+(``$HOTPATCH_RN_CACHE`` or ``~/.cache/hotpatch-tests``) and reused by later
+runs. Skipped, with the reason printed, where Node is absent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import APP, Cli, Stage
+
+FIXTURE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "rn-app" / "v1"
+CORPUS = FIXTURE.parents[2] / "corpus" / "rn"
+HERMES_MAGIC = bytes.fromhex("c61fbc03c103191f")
+
+
+@pytest.fixture(scope="session")
+def rn_app() -> Path:
+    """The fixture app with node_modules installed (cached between runs)."""
+    if shutil.which("node") is None or shutil.which("npx") is None:
+        pytest.skip("Node.js is not installed: the React Native bundler test needs node and npx")
+    if not (FIXTURE / "package-lock.json").is_file():
+        pytest.skip(f"the fixture app is not at {FIXTURE}")
+    lock = hashlib.sha256((FIXTURE / "package-lock.json").read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("HOTPATCH_RN_CACHE") or Path.home() / ".cache" / "hotpatch-tests")
+    cache.mkdir(parents=True, exist_ok=True)
+    app = cache / f"rn-app-{lock}"
+    with (cache / f"rn-app-{lock}.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)  # one xdist worker installs, the others wait
+        if not (app / "node_modules" / "react-native" / "package.json").is_file():
+            staging = cache / f"rn-app-{lock}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(FIXTURE, staging)
+            for path in staging.rglob("*"):
+                path.chmod(path.stat().st_mode | 0o200)
+            npm = shutil.which("npm") or "npm"
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=staging, capture_output=True, text=True, timeout=900, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                pytest.skip(f"npm ci failed (is the npm registry reachable?): {done.stderr[-500:]}")
+            shutil.rmtree(app, ignore_errors=True)
+            staging.rename(app)
+    return app
+
+
+def _archive_entries(url: str) -> dict[str, bytes]:
+    data = httpx.get(url, timeout=60).content
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_metro_build_hermes_and_base_bytecode(
+    cli: Cli, stage: Stage, rn_app: Path, tmp_path: Path
+) -> None:
+    """Metro builds the app; hermesc compiles it; the next release compiles against it."""
+    env = {
+        "HOTPATCH_API_URL": stage.server.base_url,
+        "HOTPATCH_TOKEN": stage.publisher_key,
+        "HOTPATCH_APP": APP,
+    }
+    first = cli.json(
+        "release", "--platform", "android", "--version", "1.0.0", "--project-dir", str(rn_app),
+        "--build-dir", str(tmp_path / "build"), env=env,
+    )  # fmt: skip
+    entries = _archive_entries(first["downloadUrl"])
+    bundle = entries["index.android.bundle"]
+    assert b"__d(" in bundle[:200_000] or b"__r(" in bundle  # a Metro module bundle
+    assets = [name for name in entries if name.startswith("drawable-")]
+    assert len(assets) > 10  # React Navigation's icons, copied by --assets-dest
+    assert ".hotpatch-build" not in entries
+
+    # Hermes: the corpus's v1 JS compiled, then v2 compiled against v1's bytecode.
+    for version, source in (("1.0.1", "v1"), ("1.0.2", "v2")):
+        prebuilt = tmp_path / source
+        prebuilt.mkdir()
+        shutil.copy(CORPUS / source / "index.android.bundle", prebuilt / "index.android.bundle")
+        done = cli.run(
+            "release", "--platform", "android", "--version", version, "--hermes",
+            "--project-dir", str(rn_app), "--bundle-dir", str(prebuilt), "--json", env=env,
+        )  # fmt: skip
+        assert (prebuilt / "index.android.bundle").read_bytes()[:8] != HERMES_MAGIC  # untouched
+        published = json.loads(done.stdout)
+        compiled = _archive_entries(published["downloadUrl"])["index.android.bundle"]
+        assert compiled[:8] == HERMES_MAGIC
+        if version == "1.0.2":
+            assert "against base.hbc" in done.stderr  # 1.0.1's bytecode was the base
+        else:
+            assert "1.0.0 is not Hermes bytecode; compiling without a base" in done.stderr
