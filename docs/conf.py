@@ -20,7 +20,7 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 myst_fence_as_directive = ["mermaid"]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "_generated/README.md"]
+exclude_patterns = ["_build", "_generated/**"]
 html_theme = "furo"
 html_title = "HotPatch"
 
@@ -57,3 +57,13 @@ def _api_table() -> str:
 
 
 (_generated / "api.md").write_text(_api_table())
+
+
+def _cli_reference() -> str:
+    """Render the hotpatch command's reference from its argparse definitions."""
+    from hotpatch_cli.main import reference_markdown  # noqa: PLC0415
+
+    return reference_markdown()
+
+
+(_generated / "cli.md").write_text(_cli_reference())

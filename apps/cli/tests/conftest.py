@@ -59,6 +59,7 @@ def cli(tmp_path: Path) -> Cli:
     """The command with an empty ``HOTPATCH_HOME`` and no inherited HotPatch settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_")}
     env["HOTPATCH_HOME"] = str(tmp_path / "home")
+    env["HOME"] = str(tmp_path / "user")  # no real ~/.rn-ota or ~/.hotpatch leaks in
     work = tmp_path / "work"
     work.mkdir()
     return Cli(tmp_path / "home", env, work)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hotpatch_core.trust import load_trust_root, rotate_trust_root
 from hotpatch_server.testing import free_port, server_process
 
 from .conftest import APP, Cli, Stage
@@ -140,3 +141,27 @@ def test_upload_over_the_server_cap_is_413(cli: Cli, tmp_path: Path) -> None:
             check=False,
         )  # fmt: skip
         _fails(done, 7, "too large")
+
+
+def test_trust_root_rotation_chains_from_the_current_root(cli: Cli, tmp_path: Path) -> None:
+    """trust-root rotate signs v2 with the old and new root keys; the core accepts the chain."""
+    old, new, pub = tmp_path / "old.pem", tmp_path / "new.pem", tmp_path / "pub.pem"
+    cli.run("keys", "generate")
+    cli.run("keys", "generate", "--out", str(old))
+    cli.run("keys", "generate", "--out", str(new))
+    cli.run("keys", "export-public", "--out", str(pub))
+    v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
+    cli.run("trust-root", "create", "--root-key", str(old), "--publisher", str(pub),
+            "--out", str(v1))  # fmt: skip
+    rotated = cli.json(
+        "trust-root", "rotate", "--current", str(v1), "--old-root-key", str(old),
+        "--root-key", str(new), "--bump-epoch", "--out", str(v2),
+    )  # fmt: skip
+    assert (rotated["version"], rotated["epoch"]) == (2, 2)
+    accepted = rotate_trust_root(load_trust_root(v1.read_bytes()), v2.read_bytes())
+    assert accepted.epoch == 2
+    done = cli.run(
+        "trust-root", "rotate", "--current", str(v1), "--old-root-key", str(new),
+        "--out", str(tmp_path / "bad.json"), check=False,
+    )  # fmt: skip
+    _fails(done, 1, "would not be accepted")

@@ -27,7 +27,7 @@ KEY_NAME: Final = "signing_key.pem"
 
 def home(env: Mapping[str, str]) -> Path:
     """Return the CLI's directory (``$HOTPATCH_HOME`` or ``~/.hotpatch``)."""
-    return Path(env.get("HOTPATCH_HOME") or Path.home() / ".hotpatch")
+    return Path(env.get("HOTPATCH_HOME") or Path(env.get("HOME") or Path.home()) / ".hotpatch")
 
 
 @attrs.frozen
@@ -70,7 +70,8 @@ def load_settings(
     """Merge flags, environment and config files."""
     directory = home(env)
     mine = _read_toml(directory / CONFIG_NAME)
-    seed = _read_toml(Path.home() / ".rn-ota" / CONFIG_NAME) if "HOTPATCH_HOME" not in env else {}
+    user_home = Path(env.get("HOME") or Path.home())
+    seed = _read_toml(user_home / ".rn-ota" / CONFIG_NAME)
     key_pem = env.get("HOTPATCH_SIGNING_KEY") or None
     return Settings(
         api_url=api_url

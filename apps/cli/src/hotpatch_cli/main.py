@@ -24,7 +24,7 @@ from hotpatch_cli.output import Output
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import Platform
 
-__all__ = ["EXIT_CODES", "build_parser", "main"]
+__all__ = ["EXIT_CODES", "build_parser", "main", "reference_markdown"]
 
 Handler = Callable[[commands.Context, argparse.Namespace], None]
 
@@ -247,6 +247,50 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     ls.add_argument("--version")
     ls.add_argument("--limit", type=int, default=20)
     return parser
+
+
+def _leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found: list[tuple[tuple[str, ...], argparse.ArgumentParser]] = []
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for name, child in action.choices.items():
+                found += _leaves(child, (*path, name))
+    return found or [(path, parser)]
+
+
+def _option_row(action: argparse.Action) -> str:
+    flags = ", ".join(f"`{f}`" for f in action.option_strings) or f"`{action.dest}`"
+    if action.choices is not None and not isinstance(action.choices, range):
+        flags += " `{" + ", ".join(str(c) for c in action.choices) + "}`"
+    default = action.default
+    shown = "" if default in (None, False, argparse.SUPPRESS) else f"`{default}`"
+    required = "yes" if action.required else ""
+    text = (action.help or "").replace("|", "\\|")
+    return f"| {flags} | {required} | {shown} | {text} |"
+
+
+def reference_markdown() -> str:
+    """Render every command, its flags and the exit codes as Markdown (the docs' CLI reference)."""
+    parser = build_parser()
+    lines = ["## Exit codes", "", "| code | meaning |", "|---|---|"]
+    lines += [f"| {int(code)} | {text} |" for code, text in EXIT_CODES.items()]
+    for path, leaf in _leaves(parser, ()):
+        if not path:
+            continue
+        lines += ["", f"## `hotpatch {' '.join(path)}`", "", leaf.description or "", ""]
+        options = [
+            a
+            for a in leaf._actions  # noqa: SLF001 - argparse has no public walk
+            if not isinstance(a, argparse._HelpAction)  # noqa: SLF001
+            and a.dest not in {"api_url", "token", "app", "json", "verbose"}
+        ]
+        if options:
+            lines += ["| option | required | default | meaning |", "|---|---|---|---|"]
+            lines += [_option_row(a) for a in options]
+        lines += ["", "Also: `--api-url`, `--token`, `--app`, `--json`, `--verbose`."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
