@@ -39,7 +39,11 @@ def _sync(session: nox.Session, *groups: str) -> None:
     )
 
 
-BENCH_PARTS = {"server": "bench/server_check.py", "client": "bench/client_update.py"}
+BENCH_PARTS = {
+    "server": "bench/server_check.py",
+    "client": "bench/client_update.py",
+    "cli": "bench/cli_publish.py",
+}
 
 
 @nox.session(python="3.11")
@@ -93,10 +97,11 @@ def vectors(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Benchmarks (timings never live in tests); ``nox -s bench -- client`` runs one part.
+    """Benchmarks (timings never live in tests); ``nox -s bench -- cli`` runs one part.
 
     server: the update check vs a bare Litestar route (needs wrk and PostgreSQL);
-    client: a full device update vs download + sha256 + unzip, and peak memory.
+    client: a full device update vs download + sha256 + unzip, and peak memory;
+    cli: pack + hash + sign of a build directory vs zip -9 + sha256sum.
     """
     _sync(session)
     parts = [p for p in session.posargs if p in BENCH_PARTS] or list(BENCH_PARTS)
