@@ -41,7 +41,7 @@ BIN = Path(sys.executable).parent
 
 
 def build_dir(target: Path, bundle: Path) -> Path:
-    """An Android build directory: the bundle plus the app's assets."""
+    """Make an Android build directory: the bundle plus the app's assets."""
     shutil.copytree(CORPUS / "android-assets", target)
     shutil.copy(bundle, target / "index.android.bundle")
     return target
