@@ -39,6 +39,13 @@ def _sync(session: nox.Session, *groups: str) -> None:
     )
 
 
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """Run the whole loop: server, keys, rollout, a crashing release, rollback."""
+    _sync(session)
+    session.run("python", "demo/run.py", *session.posargs)
+
+
 BENCH_PARTS = {
     "server": "bench/server_check.py",
     "client": "bench/client_update.py",
