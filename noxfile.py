@@ -83,9 +83,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """Build the Sphinx + MyST docs with warnings as errors."""
+    """Build the Sphinx + MyST docs with warnings as errors, and run their doctests."""
     _sync(session, "docs")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    # The pages' code examples run as doctests.
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest"
+    )
 
 
 @nox.session(python="3.11")
