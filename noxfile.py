@@ -79,6 +79,7 @@ def typecheck(session: nox.Session) -> None:
         if (ROOT / path / "tests").is_dir():
             targets.append(f"{path}/tests")
         session.run("mypy", *targets)
+    session.run("mypy", "bench", "demo", "tests/e2e")  # the scripts and end-to-end tests
 
 
 @nox.session(python="3.11")
