@@ -35,8 +35,9 @@ from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform
 from hotpatch_core.release import sign_release
+from hotpatch_server.testing import shared_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "rn"
+CORPUS = (shared_dir() or Path(__file__).resolve().parents[2] / "shared") / "corpus" / "rn"
 BIN = Path(sys.executable).parent
 
 

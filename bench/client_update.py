@@ -44,13 +44,14 @@ from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME
 from hotpatch_core.trust import load_trust_root
+from hotpatch_server.testing import shared_dir
 
 if TYPE_CHECKING:
     from hotpatch_server.testing import ServerProcess
 
 APP_ID = "com.example.app"
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = (shared_dir() or Path(__file__).resolve().parents[2] / "shared") / "corpus"
 CHUNK = 256 * 1024
 
 

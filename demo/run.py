@@ -40,9 +40,10 @@ from hotpatch_client import AgentConfig
 from hotpatch_client.simulate import Fleet, FleetSummary
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
+from hotpatch_server.testing import shared_dir
 
 BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpus" / "rn"
 FIXTURE = SHARED / "fixtures" / "rn-app" / "v1"
 APP = "com.example.hotpatchdemo"
@@ -138,6 +139,10 @@ def build_bundle(demo: Demo, *, prebuilt: bool) -> tuple[Path, str]:
             check=True, capture_output=True, timeout=900,
         )  # fmt: skip
         return target, "a Metro build of the fixture app"
+    if not (CORPUS / "v1" / "index.android.bundle").is_file():
+        raise DemoError(
+            f"no prebuilt bundle at {CORPUS}: set HOTPATCH_SHARED_DIR to the shared corpus"
+        )
     shutil.copytree(CORPUS / "android-assets", target)
     shutil.copy(CORPUS / "v1" / "index.android.bundle", target / "index.android.bundle")
     return target, "the prebuilt fixture-app bundle from ../shared/corpus"

@@ -21,10 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hotpatch_server.testing import shared_dir
+
 from .conftest import APP, Cli, Stage
 
-FIXTURE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "rn-app" / "v1"
-CORPUS = FIXTURE.parents[2] / "corpus" / "rn"
+SHARED = shared_dir() or Path("/nonexistent")
+FIXTURE = SHARED / "fixtures" / "rn-app" / "v1"
+CORPUS = SHARED / "corpus" / "rn"
 HERMES_MAGIC = bytes.fromhex("c61fbc03c103191f")
 
 
@@ -34,7 +37,7 @@ def rn_app() -> Path:
     if shutil.which("node") is None or shutil.which("npx") is None:
         pytest.skip("Node.js is not installed: the React Native bundler test needs node and npx")
     if not (FIXTURE / "package-lock.json").is_file():
-        pytest.skip(f"the fixture app is not at {FIXTURE}")
+        pytest.skip(f"the fixture app is not at {FIXTURE}: set HOTPATCH_SHARED_DIR")
     lock = hashlib.sha256((FIXTURE / "package-lock.json").read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("HOTPATCH_RN_CACHE") or Path.home() / ".cache" / "hotpatch-tests")
     cache.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ __all__ = [
     "free_port",
     "in_process_server",
     "server_process",
+    "shared_dir",
     "wait_until_serving",
 ]
 
@@ -321,3 +322,21 @@ def server_process(data_dir: Path, pki: PKI | None = None, **env: str) -> Iterat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def shared_dir() -> Path | None:
+    """Find the shared corpus and fixtures (``../shared`` beside the repository), or None.
+
+    ``$HOTPATCH_SHARED_DIR`` wins; else the nearest parent of this checkout
+    (or of the current directory) that holds ``shared/corpus``; else
+    ``/work/shared``, where the project's machines keep it.
+    """
+    explicit = os.environ.get("HOTPATCH_SHARED_DIR")
+    if explicit:
+        return Path(explicit) if (Path(explicit) / "corpus").is_dir() else None
+    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
+        for parent in start.parents:
+            if (parent / "shared" / "corpus").is_dir():
+                return parent / "shared"
+    fallback = Path("/work/shared")
+    return fallback if (fallback / "corpus").is_dir() else None
