@@ -1,8 +1,29 @@
-"""Differential updates for HotPatch (not yet implemented).
+"""HotPatch differential updates: per-file patches verified against signed hashes.
 
-This distribution will hold the patch container and per-file bsdiff4 / zstd
-patching (see issue "Differential updates"). Until then it exports nothing,
-so nothing can mistake it for a working engine.
+:func:`make_patch` encodes a release relative to an earlier one, per file,
+with whichever of keep / zstd / bsdiff4 / zstd-with-the-old-file-as-prefix is
+smallest; :func:`apply_patch` rebuilds the new release's files, capped at and
+checked against the signed target manifest. See :mod:`hotpatch_diff.patch`.
 """
 
-__all__: list[str] = []
+from hotpatch_diff.patch import (
+    Op,
+    PatchFormatError,
+    PatchSide,
+    PatchStats,
+    WrongBaseError,
+    apply_patch,
+    make_patch,
+    read_header,
+)
+
+__all__ = [
+    "Op",
+    "PatchFormatError",
+    "PatchSide",
+    "PatchStats",
+    "WrongBaseError",
+    "apply_patch",
+    "make_patch",
+    "read_header",
+]

@@ -1,0 +1,151 @@
+"""The patch engine: round trips, wrong bases, caps, and hostile bytes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hotpatch_core.archive import FileEntry
+from hotpatch_core.errors import HashMismatchError, HotPatchError, TooLargeError
+from hotpatch_diff import Op, PatchFormatError, PatchSide, WrongBaseError, apply_patch, make_patch
+from hotpatch_diff.patch import MAGIC
+from hotpatch_server.testing import shared_dir
+
+SHARED = shared_dir()
+
+
+class MemorySink:
+    """Collects what apply_patch writes."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.current = ""
+
+    def begin(self, entry: FileEntry) -> None:
+        self.current = entry.path
+        self.files[entry.path] = b""
+
+    def write(self, data: bytes) -> None:
+        self.files[self.current] += data
+
+    def end(self, entry: FileEntry) -> None:
+        del entry
+
+
+def side(files: dict[str, bytes], tag: str) -> PatchSide:
+    """Describe ``files`` as one release."""
+    entries = tuple(FileEntry(p, hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.items())
+    manifest_id = hashlib.sha256(tag.encode() + repr(sorted(files.items())).encode()).hexdigest()
+    return PatchSide(manifest_id, entries, lambda e: files[e.path])
+
+
+def roundtrip(old: dict[str, bytes], new: dict[str, bytes]) -> tuple[bytes, dict[str, bytes]]:
+    """Make a patch from ``old`` to ``new`` and apply it; return it and what it produced."""
+    base, target = side(old, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    sink = MemorySink()
+    apply_patch(patch, base, target.manifest_id, target.files, sink)
+    return patch, sink.files
+
+
+paths = st.sampled_from(["index.android.bundle", "a/b.png", "a/c.png", "x.json", "assets/y"])
+contents = st.one_of(
+    st.binary(max_size=600),
+    st.builds(lambda s, n: s * n, st.binary(min_size=1, max_size=40), st.integers(1, 60)),
+)
+trees = st.dictionaries(paths, contents, max_size=5)
+
+
+@given(old=trees, new=trees.filter(bool))
+def test_apply_of_make_is_the_target(old: dict[str, bytes], new: dict[str, bytes]) -> None:
+    """For arbitrary file trees, apply(make(a, b)) == b."""
+    _, produced = roundtrip(old, new)
+    assert produced == new
+
+
+@given(old=trees.filter(bool), other=trees.filter(bool), new=trees.filter(bool))
+def test_patching_the_wrong_base_fails(
+    old: dict[str, bytes], other: dict[str, bytes], new: dict[str, bytes]
+) -> None:
+    """A patch applied to another release than its base fails with a typed error."""
+    base, target = side(old, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    wrong = side(other, "other")
+    with pytest.raises(WrongBaseError):
+        apply_patch(patch, wrong, target.manifest_id, target.files, MemorySink())
+
+
+def test_a_modified_base_file_is_a_wrong_base() -> None:
+    """A base whose installed file changed is refused before it is used as a source."""
+    old = {"index.android.bundle": b"var a = 1;\n" * 100}
+    new = {"index.android.bundle": b"var a = 2;\n" * 100}
+    base, target = side(old, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    tampered = PatchSide(base.manifest_id, base.files, lambda _entry: b"evil" * 10)
+    with pytest.raises(WrongBaseError):
+        apply_patch(patch, tampered, target.manifest_id, target.files, MemorySink())
+
+
+@given(new=trees.filter(bool), shrink=st.integers(1, 50))
+def test_no_output_exceeds_its_declared_size(new: dict[str, bytes], shrink: int) -> None:
+    """If the signed sizes are smaller than what a patch produces, nothing larger is written."""
+    base, target = side({}, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    lying = tuple(
+        FileEntry(e.path, e.sha256, max(0, e.size - shrink)) if e.size else e for e in target.files
+    )
+    sink = MemorySink()
+    if lying == target.files:
+        return
+    with pytest.raises((TooLargeError, HashMismatchError, PatchFormatError)):
+        apply_patch(patch, base, target.manifest_id, lying, sink)
+    for entry in lying:
+        assert len(sink.files.get(entry.path, b"")) <= entry.size
+
+
+def test_a_wrong_signed_hash_fails_verification() -> None:
+    """The patch carries no signature: the signed target hashes are what is trusted."""
+    new = {"index.android.bundle": b"console.log(2)"}
+    base, target = side({}, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    lying = (FileEntry("index.android.bundle", "0" * 64, len(new["index.android.bundle"])),)
+    with pytest.raises(HashMismatchError):
+        apply_patch(patch, base, target.manifest_id, lying, MemorySink())
+
+
+@given(noise=st.binary(max_size=300), cut=st.integers(0, 400))
+def test_hostile_bytes_raise_only_typed_errors(noise: bytes, cut: int) -> None:
+    """Garbage, truncated and spliced patches raise HotPatchError subclasses, nothing else."""
+    old = {"index.android.bundle": b"abc" * 200, "a/b.png": b"png"}
+    new = {"index.android.bundle": b"abd" * 200, "x.json": b"{}"}
+    base, target = side(old, "old"), side(new, "new")
+    patch, _ = make_patch(base, target, level=3)
+    for candidate in (noise, MAGIC + noise, patch[:cut], patch[:cut] + noise):
+        if candidate == patch:
+            continue
+        with pytest.raises(HotPatchError):
+            apply_patch(candidate, base, target.manifest_id, target.files, MemorySink())
+
+
+def test_the_smallest_encoding_is_chosen_per_file() -> None:
+    """Unchanged files are kept, changed ones patched, new ones added, removed ones deleted."""
+    if SHARED is None:
+        pytest.skip("the shared corpus is not here: set HOTPATCH_SHARED_DIR")
+    js = (SHARED / "corpus" / "rn" / "v1" / "index.android.bundle").read_bytes()
+    js2 = (SHARED / "corpus" / "rn" / "v2" / "index.android.bundle").read_bytes()
+    old = {"index.android.bundle": js, "assets/logo.png": b"\x89PNG" * 50, "gone.txt": b"bye"}
+    new = {"index.android.bundle": js2, "assets/logo.png": b"\x89PNG" * 50, "new.txt": b"hi"}
+    base, target = side(old, "old"), side(new, "new")
+    patch, stats = make_patch(base, target)
+    assert stats.ops["KEEP"] == 1
+    assert stats.ops["ADD"] == 1
+    assert stats.ops["ZSTD"] + stats.ops["BSDIFF"] == 1
+    assert stats.ops["DELETE"] == 1
+    assert len(patch) < 500  # a six-line bug fix in a 1.5 MB bundle
+    sink = MemorySink()
+    apply_patch(patch, base, target.manifest_id, target.files, sink)
+    assert sink.files == new
+    assert Op.KEEP.value == 0  # the format's first operation code
