@@ -50,6 +50,7 @@ BENCH_PARTS = {
     "server": "bench/server_check.py",
     "client": "bench/client_update.py",
     "cli": "bench/cli_publish.py",
+    "diff": "bench/diff_corpus.py",
 }
 
 
@@ -113,7 +114,8 @@ def bench(session: nox.Session) -> None:
 
     server: the update check vs a bare Litestar route (needs wrk and PostgreSQL);
     client: a full device update vs download + sha256 + unzip, and peak memory;
-    cli: pack + hash + sign of a build directory vs zip -9 + sha256sum.
+    cli: pack + hash + sign of a build directory vs zip -9 + sha256sum;
+    diff: patch sizes on the corpus vs bsdiff4, zstd, xdelta3 and HDiffPatch.
     """
     _sync(session)
     parts = [p for p in session.posargs if p in BENCH_PARTS] or list(BENCH_PARTS)
@@ -123,6 +125,11 @@ def bench(session: nox.Session) -> None:
             session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
         else:
             session.error("the server benchmark needs wrk: apt-get install wrk")
+    if "diff" in parts and shutil.which("xdelta3") is None:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            session.run("apt-get", "install", "-y", "-q", "xdelta3", "zstd", external=True)
+        else:
+            session.error("the diff benchmark needs xdelta3 and zstd: apt-get install xdelta3 zstd")
     if extra and len(parts) > 1:
         session.error("options go to one part: nox -s bench -- client --runs 9")
     for part in parts:

@@ -142,10 +142,63 @@ def test_the_smallest_encoding_is_chosen_per_file() -> None:
     patch, stats = make_patch(base, target)
     assert stats.ops["KEEP"] == 1
     assert stats.ops["ADD"] == 1
-    assert stats.ops["ZSTD"] + stats.ops["BSDIFF"] == 1
+    assert stats.ops["ZSTD"] + stats.ops["BSDIFF"] + stats.ops["HDIFF"] == 1
     assert stats.ops["DELETE"] == 1
-    assert len(patch) < 500  # a six-line bug fix in a 1.5 MB bundle
+    assert len(patch) < 400  # a six-line bug fix in a 1.5 MB bundle
     sink = MemorySink()
     apply_patch(patch, base, target.manifest_id, target.files, sink)
     assert sink.files == new
     assert Op.KEEP.value == 0  # the format's first operation code
+
+
+def test_an_hdiff_payload_declaring_another_size_is_refused_before_decoding() -> None:
+    """An HDiffPatch header must declare exactly the signed size."""
+    import hdiffpatch  # noqa: PLC0415
+
+    old = {"index.android.bundle": b"var a = 1;\n" * 200}
+    new = {"index.android.bundle": b"var a = 2;\n" * 200}
+    base, target = side(old, "old"), side(new, "new")
+    huge = b"x" * (len(new["index.android.bundle"]) + 1000)
+    payload = hdiffpatch.diff(old["index.android.bundle"], huge, hdiffpatch.COMPRESSION_ZSTD)
+    patch = patch_header(base, target) + _op(5, payload)
+    with pytest.raises(TooLargeError):
+        apply_patch(patch, base, target.manifest_id, target.files, MemorySink())
+
+
+@pytest.mark.parametrize("codec", [0, 1])
+def test_a_bsdiff_payload_that_inflates_past_the_signed_size_is_capped(codec: int) -> None:
+    """Bsdiff blocks larger than the signed size allows stop at the cap, in both encodings."""
+    import bz2  # noqa: PLC0415
+    import lzma  # noqa: PLC0415
+
+    from hotpatch_diff.patch import _LZMA_FILTERS, _varint  # noqa: PLC0415
+
+    old = {"index.android.bundle": b"var a = 1;\n" * 20}
+    new = {"index.android.bundle": b"var a = 2;\n" * 20}
+    base, target = side(old, "old"), side(new, "new")
+    bomb = bytes(50_000_000)  # inflates to 50 MB: far past 24 x 221 bytes
+    if codec == 0:
+        blocks = [bz2.compress(bomb), bz2.compress(b""), bz2.compress(b"")]
+        payload = bytes([0]) + _varint(len(blocks[0])) + _varint(len(blocks[1])) + b"".join(blocks)
+    else:
+        packed = lzma.compress(bomb, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+        payload = bytes([1]) + _varint(24) + _varint(0) + packed
+    patch = patch_header(base, target) + _op(2, payload)
+    with pytest.raises(HotPatchError):
+        apply_patch(patch, base, target.manifest_id, target.files, MemorySink())
+
+
+def _op(kind: int, payload: bytes) -> bytes:
+    from hotpatch_diff.patch import _varint  # noqa: PLC0415
+
+    return _varint(1) + bytes([kind]) + _varint(0) + _varint(0) + _varint(len(payload)) + payload
+
+
+def patch_header(base: PatchSide, target: PatchSide) -> bytes:
+    """The container header for ``base`` -> ``target``."""
+    return (
+        MAGIC
+        + b"\x01"
+        + bytes.fromhex(base.manifest_id)[:4]
+        + bytes.fromhex(target.manifest_id)[:4]
+    )

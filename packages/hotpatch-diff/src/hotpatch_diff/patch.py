@@ -6,18 +6,23 @@ target release the maker picks whichever is smallest:
 
 - ``KEEP``: a base file with the same SHA-256 (at any path);
 - ``ADD``: the content, zstd-compressed;
-- ``BSDIFF``: a bsdiff4 patch against a base file;
+- ``BSDIFF``: bsdiff's control, diff and extra blocks against a base file,
+  each bzip2-compressed (best on Hermes bytecode) or all three as one raw
+  LZMA2 stream (best on minified libraries), whichever is smaller; the
+  output size comes from the signed manifest, not the payload;
 - ``ZSTD``: the content zstd-compressed with a base file as a raw-content
   dictionary (the ``--patch-from`` technique: long-distance matches into
   the old file);
+- ``HDIFF``: an HDiffPatch diff against a base file, zstd-compressed (the
+  smallest on minified JavaScript);
 
 and records ``DELETE`` for base files the target no longer has. Files are
 referred to by their index in the base and target manifests' file lists, so
 a patch carries no paths. Layout (integers are unsigned LEB128 varints)::
 
     b"HPD" + format byte (1)
-    8 bytes  base manifest id (first 8 bytes of its SHA-256)
-    8 bytes  target manifest id (first 8 bytes)
+    4 bytes  base manifest id (its first 4 bytes)
+    4 bytes  target manifest id (its first 4 bytes)
     varint   number of operations
     per op:  kind byte, then
              KEEP   target index, base index
@@ -25,22 +30,32 @@ a patch carries no paths. Layout (integers are unsigned LEB128 varints)::
              BSDIFF target index, base index, payload length, payload
              ZSTD   target index, base index, payload length, payload
              DELETE base index
+             HDIFF  target index, base index, payload length, payload
 
 A patch needs no signature: :func:`apply_patch` caps every output at the
 size the signed target manifest declares and checks every produced file
 against its signed SHA-256, so anything wrong fails verification. The ids in
-the header only make a wrong base fail early and clearly.
+the header only make a wrong base fail early and clearly (a collision of
+their 4-byte prefixes would still fail, at the signed hashes). Before a
+HDiffPatch payload is decoded, the output size its header declares must
+equal the signed size; bsdiff payloads carry no size (the signed one is
+used) and every block is capped before it is inflated; zstd output is read
+to the signed size + 1 byte. No payload can make a decoder allocate more.
 """
 
 from __future__ import annotations
 
+import bz2
 import enum
 import hashlib
+import lzma
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 import attrs
 import bsdiff4
+import bsdiff4.core
+import hdiffpatch
 import zstandard
 
 from hotpatch_core.archive import ExtractSink, FileEntry
@@ -61,9 +76,9 @@ __all__ = [
 
 MAGIC: Final = b"HPD"
 FORMAT: Final = 1
-_ID_BYTES: Final = 8
+_ID_BYTES: Final = 4
 _MAX_WINDOW_LOG: Final = 27  # 128 MiB: base + target of one file must fit
-_BSDIFF_MAGIC: Final = b"BSDIFF40"
+_HDIFF_MAGIC: Final = b"HDIFF13&"
 #: Files above this size are only KEEP / ADD / ZSTD (bsdiff is quadratic-ish in memory).
 _BSDIFF_LIMIT: Final = 64 * 1024 * 1024
 
@@ -84,6 +99,7 @@ class Op(enum.IntEnum):
     BSDIFF = 2
     ZSTD = 3
     DELETE = 4
+    HDIFF = 5
 
 
 @attrs.frozen
@@ -215,8 +231,10 @@ def make_patch(base: PatchSide, target: PatchSide, *, level: int = 19) -> tuple[
             zpatch = _zstd_from(source, data, level)
             choices.append((len(zpatch), Op.ZSTD, source_index, zpatch))
             if max(len(source), len(data)) <= _BSDIFF_LIMIT:
-                bpatch = bsdiff4.diff(source, data)
+                bpatch = _bsdiff_encode(source, data)
                 choices.append((len(bpatch), Op.BSDIFF, source_index, bpatch))
+                hpatch = hdiffpatch.diff(source, data, hdiffpatch.COMPRESSION_ZSTD, validate=False)
+                choices.append((len(hpatch), Op.HDIFF, source_index, hpatch))
         _, kind, source_index, payload = min(choices, key=lambda c: (c[0], c[1]))
         header = bytes([kind]) + _varint(index)
         if source_index is not None:
@@ -253,22 +271,93 @@ def read_header(patch: bytes) -> tuple[bytes, bytes]:
     return patch[start : start + _ID_BYTES], patch[start + _ID_BYTES : start + 2 * _ID_BYTES]
 
 
-def _bsdiff_new_size(payload: bytes) -> int:
-    if len(payload) < 32 or not payload.startswith(_BSDIFF_MAGIC):
-        raise PatchFormatError("a bsdiff payload has no valid header")
-    raw = int.from_bytes(payload[24:32], "little")
-    return -(raw & ~(1 << 63)) if raw & (1 << 63) else raw
+class _BsdiffCodec(enum.IntEnum):
+    BZIP2 = 0  # three bzip2 streams: control, diff, extra
+    LZMA2 = 1  # one raw LZMA2 stream of control + diff + extra
+
+
+_LZMA_FILTERS: Final = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+
+
+def _bsdiff_encode(source: bytes, data: bytes) -> bytes:
+    """Run bsdiff; keep the smaller of its two encodings (no magic, no sizes the manifest has)."""
+    control, diff, extra = bsdiff4.core.diff(source, data)
+    blocks = [bz2.compress(block, 9) for block in (control, diff, extra)]
+    as_bzip2 = bytes([_BsdiffCodec.BZIP2]) + _varint(len(blocks[0])) + _varint(len(blocks[1]))
+    as_bzip2 += b"".join(blocks)
+    packed = lzma.compress(control + diff + extra, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    as_lzma = bytes([_BsdiffCodec.LZMA2]) + _varint(len(control)) + _varint(len(diff)) + packed
+    return min(as_bzip2, as_lzma, key=len)
+
+
+def _capped(
+    decompressor: bz2.BZ2Decompressor | lzma.LZMADecompressor, data: bytes, cap: int
+) -> bytes:
+    out = decompressor.decompress(data, max_length=cap + 1)
+    if len(out) > cap:
+        raise TooLargeError("a bsdiff block", cap)
+    return out
+
+
+def _bsdiff_decode(payload: bytes, source: bytes, size: int) -> bytes:
+    """Rebuild a file of exactly ``size`` bytes; every block is capped before it is inflated."""
+    reader = _Reader(payload)
+    codec = reader.byte()
+    first, second = reader.varint(), reader.varint()
+    control_cap = 24 * (size + 1)  # one 24-byte triple per output byte at most
+    if codec == _BsdiffCodec.BZIP2:
+        control = _capped(bz2.BZ2Decompressor(), reader.take(first), control_cap)
+        diff = _capped(bz2.BZ2Decompressor(), reader.take(second), size)
+        extra = _capped(bz2.BZ2Decompressor(), payload[reader.pos :], size)
+    elif codec == _BsdiffCodec.LZMA2:
+        if first > control_cap or second > size:
+            raise TooLargeError("a bsdiff block", size)
+        decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+        raw = _capped(decompressor, payload[reader.pos :], first + second + size)
+        control, diff, extra = raw[:first], raw[first : first + second], raw[first + second :]
+    else:
+        raise PatchFormatError("unknown bsdiff encoding")
+    if len(control) % 24:
+        raise PatchFormatError("a bsdiff control block is not whole triples")
+    result: bytes = bsdiff4.core.patch(source, size, control, diff, extra)
+    return result
+
+
+def _hdiff_sizes(payload: bytes) -> tuple[int, int]:
+    """Read (new size, old size) from an HDiffPatch header: magic, codec name, NUL, two uints."""
+    if not payload.startswith(_HDIFF_MAGIC) or b"\0" not in payload[:64]:
+        raise PatchFormatError("an HDiffPatch payload has no valid header")
+    position = payload.index(b"\0") + 1
+    sizes: list[int] = []
+    for _ in range(2):
+        value = 0
+        for _byte_count in range(10):
+            if position >= len(payload):
+                raise PatchFormatError("an HDiffPatch header ends early")
+            byte = payload[position]
+            position += 1
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        else:
+            raise PatchFormatError("an HDiffPatch size is too long")
+        sizes.append(value)
+    return sizes[0], sizes[1]
 
 
 def _decode(kind: Op, payload: bytes, source: bytes | None, limit: int) -> bytes:
     """Decode one payload, never producing more than ``limit`` + 1 bytes."""
     try:
+        if kind is Op.HDIFF:
+            assert source is not None  # noqa: S101 - checked by the caller
+            new_size, old_size = _hdiff_sizes(payload)
+            if new_size != limit or old_size != len(source):
+                raise TooLargeError("HDiffPatch output size", limit)
+            patched: bytes = hdiffpatch.apply(source, payload)
+            return patched
         if kind is Op.BSDIFF:
             assert source is not None  # noqa: S101 - checked by the caller
-            if _bsdiff_new_size(payload) != limit:
-                raise TooLargeError("bsdiff output size", limit)
-            result: bytes = bsdiff4.patch(source, payload)
-            return result
+            return _bsdiff_decode(payload, source, limit)
         dictionary = (
             zstandard.ZstdCompressionDict(source, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
             if kind is Op.ZSTD and source is not None
@@ -279,7 +368,13 @@ def _decode(kind: Op, payload: bytes, source: bytes | None, limit: int) -> bytes
         )
         with decompressor.stream_reader(payload) as reader:
             return reader.read(limit + 1)
-    except (zstandard.ZstdError, ValueError, RuntimeError, MemoryError) as exc:
+    except (
+        zstandard.ZstdError,
+        hdiffpatch.HDiffPatchError,
+        ValueError,
+        RuntimeError,
+        MemoryError,
+    ) as exc:
         raise PatchFormatError(f"a {kind.name} payload does not decode: {exc}") from None
 
 
@@ -302,7 +397,7 @@ def _iter_ops(
         if target_index >= target_count:
             raise PatchFormatError("an operation names no target file")
         base_index: int | None = None
-        if kind in (Op.KEEP, Op.BSDIFF, Op.ZSTD):
+        if kind in (Op.KEEP, Op.BSDIFF, Op.ZSTD, Op.HDIFF):
             base_index = reader.varint()
             if base_index >= base_count:
                 raise PatchFormatError("an operation names no base file")
