@@ -119,6 +119,24 @@ def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
     assert outcomes[v2] > 0  # crashes after the state pointed at v2 launch v2
 
 
+def test_crash_at_every_operation_of_a_patched_install(clock: FakeClock) -> None:
+    """The same proof when v2 is built from a patch against the installed v1."""
+    sim = RepositorySimulator()
+    base, v1, v2 = _base(sim, clock)
+    sim.make_patch(_release(sim, v1), _release(sim, v2))
+    counter = base.after_crash()
+    with Agent(sim.config(), http=sim.client(), fs=counter, clock=clock) as agent:
+        agent.on_launch()
+        assert agent.sync().patched
+    for k in range(1, counter.operations + 1):
+        fs = base.after_crash()
+        fs.crash_at = k
+        with pytest.raises(SimulatedCrash):
+            _install(fs, sim, clock)
+        agent = _assert_sound(fs.after_crash(), sim, clock, {v1, v2})
+        agent.close()
+
+
 def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
     """Crash at every operation of a revert."""
     sim = RepositorySimulator()

@@ -32,6 +32,7 @@ from hotpatch_core.machine import (
     InstallFinished,
     Interrupted,
     Launched,
+    PatchInstalled,
     Phase,
     Ready,
     Reject,
@@ -273,6 +274,7 @@ def test_illegal_events_raise_and_change_nothing() -> None:
         InstallFailed("x", permanent=False),
         ApplyRequested(),
         Interrupted(),
+        PatchInstalled(),
     ]
     checked = 0
     for phase in Phase:
@@ -433,3 +435,14 @@ def test_interrupted_work_returns_to_idle_and_keeps_the_offer() -> None:
     assert [type(a) for a in actions] == [Download]  # same offer: nothing discarded
     with pytest.raises(IllegalTransitionError):
         step(attrs.evolve(state, phase=Phase.IDLE), Interrupted(), CONFIG)
+
+
+def test_a_patched_install_stages_the_offer_without_an_archive_hash() -> None:
+    """PatchInstalled takes the downloading offer straight to pending, like InstallFinished."""
+    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, _ = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
+    offer = state.offer
+    assert offer is not None
+    state, actions = step(state, PatchInstalled(), CONFIG)
+    assert (state.phase, state.pending, state.offer) == (Phase.IDLE, offer.bundle, None)
+    assert DiscardDownload(offer.bundle.manifest_id) in actions

@@ -51,6 +51,7 @@ from hotpatch_client.install import (
     ENVELOPE,
     FILES,
     LocalTamperingError,
+    install_from_patch,
     install_release,
     verify_installed,
 )
@@ -65,6 +66,7 @@ from hotpatch_client.storage import (
     save_state,
 )
 from hotpatch_client.transfer import DownloadPolicy, fetch_archive, raw_chunks
+from hotpatch_core.archive import FileEntry
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import (
     ArchiveMismatchError,
@@ -92,10 +94,13 @@ from hotpatch_core.machine import (
     InstallFinished,
     Interrupted,
     Launched,
+    PatchInstalled,
     Phase,
     Ready,
     Reject,
     Report,
+    ReportPhase,
+    ReportStatus,
     RequestCheck,
     RestartApp,
     RunBundle,
@@ -106,6 +111,7 @@ from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_releas
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
 from hotpatch_core.versions import Version
+from hotpatch_diff import PatchSide
 
 __all__ = [
     "Agent",
@@ -198,6 +204,15 @@ class AgentConfig:
 
 
 @attrs.frozen
+class PatchHint:
+    """The server's offer of a patch from an installed bundle (unsigned: outputs are verified)."""
+
+    url: str
+    size: int
+    base_manifest_id: str
+
+
+@attrs.frozen
 class Progress:
     """Progress of long work: ``stage`` is ``download``, ``install`` or ``verify``."""
 
@@ -237,7 +252,8 @@ class SyncResult:
     """The outcome of :meth:`Agent.sync`; ``error`` is set when it failed.
 
     ``downloaded_bytes`` counts what came over the network in this sync (a
-    resumed download fetches only the rest).
+    resumed download fetches only the rest); ``patched`` says the release was
+    built from a patch against an installed bundle rather than downloaded.
     """
 
     status: SyncStatus
@@ -245,6 +261,7 @@ class SyncResult:
     error: HotPatchError | None = None
     reports_sent: int = 0
     downloaded_bytes: int = 0
+    patched: bool = False
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -303,7 +320,8 @@ class Agent:
         self._clock: Clock = clock or SystemClock()
         self._restart = restart
         self._mutex = threading.RLock()
-        self._offered: tuple[VerifiedRelease, str] | None = None
+        self._offered: tuple[VerifiedRelease, str, PatchHint | None] | None = None
+        self._patched = False
         self._reload_needed = False
         self._fetched_bytes = 0
         self.restart_requested = False
@@ -402,7 +420,7 @@ class Agent:
             work = self._feed(CheckStarted())
             request = next(a for a in work if isinstance(a, RequestCheck))
             try:
-                envelope, url = self._ask(request)
+                envelope, url, hint = self._ask(request)
             except NetworkError as exc:
                 self._feed(CheckFailed(str(exc)))
                 raise
@@ -411,7 +429,7 @@ class Agent:
                 if isinstance(action, Reject):
                     raise action.error
                 if isinstance(action, Download):
-                    self._offered = (action.release, url or "")
+                    self._offered = (action.release, url or "", hint)
                     return UpdateInfo.of(action.release)
             return None
 
@@ -427,8 +445,11 @@ class Agent:
             self._ensure_loaded()
             if self._state.phase is not Phase.DOWNLOADING or self._offered is None:
                 raise IllegalTransitionError("download() needs an update offered by check()")
-            release, url = self._offered
+            release, url, hint = self._offered
             self._offered = None
+            patchable = hint is not None and self._patch_usable(hint, release)
+            if patchable and hint is not None and self._install_patched(release, hint, progress):
+                return
             self._download_and_install(release, url, progress)
 
     def apply(self) -> None:
@@ -446,6 +467,7 @@ class Agent:
         """
         info: UpdateInfo | None = None
         self._fetched_bytes = 0
+        self._patched = False
         try:
             info = self.check()
             if info is not None:
@@ -459,7 +481,10 @@ class Agent:
         except HotPatchError as exc:
             result = SyncResult(SyncStatus.FAILED, info, exc)
         return attrs.evolve(
-            result, reports_sent=self.flush_reports(), downloaded_bytes=self._fetched_bytes
+            result,
+            reports_sent=self.flush_reports(),
+            downloaded_bytes=self._fetched_bytes,
+            patched=self._patched,
         )
 
     def flush_reports(self) -> int:
@@ -596,7 +621,7 @@ class Agent:
             elif isinstance(action, Reject):
                 raise action.error
 
-    def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None]:
+    def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None, PatchHint | None]:
         """Send the update check; return (envelope bytes, archive URL) or (None, None)."""
         c = self.config
         params: dict[str, Any] = {
@@ -635,7 +660,7 @@ class Agent:
         except FormatError as exc:
             raise NetworkError(f"update check answer is not JSON: {exc}", retryable=False) from None
         if not isinstance(answer, dict) or answer.get("updateAvailable") is not True:
-            return None, None
+            return None, None, None
         manifest, url = answer.get("manifest"), answer.get("bundleUrl")
         if not isinstance(manifest, str) or not isinstance(url, str):
             raise NetworkError("update check answer lacks manifest or bundleUrl", retryable=False)
@@ -643,7 +668,87 @@ class Agent:
             envelope = base64.b64decode(manifest, validate=True)
         except (binascii.Error, ValueError):
             envelope = manifest.encode()  # verification rejects it as a malformed envelope
-        return envelope, str(httpx.URL(self._url("/")).join(url))
+        return envelope, str(httpx.URL(self._url("/")).join(url)), self._hint(answer.get("patch"))
+
+    def _hint(self, value: object) -> PatchHint | None:
+        """Read the check answer's optional, unsigned ``patch`` offer; ignore it if malformed."""
+        if not isinstance(value, dict):
+            return None
+        url, size, base = value.get("url"), value.get("size"), value.get("baseManifestId")
+        if (
+            not isinstance(url, str)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size <= 0
+            or not isinstance(base, str)
+            or len(base) != 64
+        ):
+            return None
+        return PatchHint(str(httpx.URL(self._url("/")).join(url)), size, base)
+
+    def _patch_usable(self, hint: PatchHint, release: VerifiedRelease) -> bool:
+        """Use a patch only from a bundle on this disk, and only if smaller than the archive."""
+        installed = {b.manifest_id for b in self._state.installed()}
+        return hint.base_manifest_id in installed and hint.size < release.manifest.archive.length
+
+    def _patch_base(self, manifest_id: str) -> PatchSide:
+        """Describe the installed bundle a patch applies to, from its stored signed manifest."""
+        root = release_dir(manifest_id)
+        with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
+            files = decode_manifest(decode_envelope(handle.read(MAX_CHECK_BYTES)).payload).files
+
+        def read(entry: FileEntry) -> bytes:
+            with self._fs.open_read(f"{root}/{FILES}/{entry.path}") as source:
+                return source.read(entry.size + 1)
+
+        return PatchSide(manifest_id, files, read)
+
+    def _install_patched(
+        self, release: VerifiedRelease, hint: PatchHint, progress: ProgressCallback
+    ) -> bool:
+        """Build ``release`` from a patch; on any failure report it and return False."""
+        path = f"{DOWNLOADS}/{release.manifest_id}.patch"
+        stage = ReportPhase.DOWNLOAD
+        try:
+            self._fs.mkdir(DOWNLOADS)
+            fetched = fetch_archive(
+                http=self._http,
+                url=hint.url,
+                fs=self._fs,
+                path=path,
+                length=hint.size,
+                policy=self.config.download,
+                timer=self._clock,
+                progress=lambda done, total: progress(Progress("download", done, total)),
+            )
+            self._fetched_bytes += fetched.fetched_bytes
+            with fetched.handle:
+                fetched.handle.seek(0)
+                patch = fetched.handle.read(hint.size + 1)
+            stage = ReportPhase.APPLY
+            if self.config.entry_file not in {f.path for f in release.manifest.files}:
+                raise ArchiveMismatchError(f"the release has no {self.config.entry_file}")
+            install_from_patch(
+                self._fs,
+                release,
+                patch,
+                self._patch_base(hint.base_manifest_id),
+                lambda stage_name, done, total: progress(Progress(stage_name, done, total)),
+            )
+        except (HotPatchError, OSError) as exc:
+            reason = (
+                f"patch from {hint.base_manifest_id[:12]} failed ({type(exc).__name__}: {exc}); "
+                "fell back to the full archive"
+            )
+            log.warning("%s", reason)
+            self._tidy(self._fs.remove, path)
+            with contextlib.suppress(OSError):
+                self._reports.put(Report(release.manifest_id, ReportStatus.FAILED, stage, reason))
+            return False
+        self._tidy(self._fs.remove, path)
+        self._patched = True
+        self._perform(self._feed(PatchInstalled()))
+        return True
 
     def _download_and_install(
         self, release: VerifiedRelease, url: str, progress: ProgressCallback

@@ -27,8 +27,16 @@ from hotpatch_client.storage import RELEASES, STAGING_PREFIX, release_dir
 from hotpatch_core.archive import ArchiveLimits, FileEntry, extract_archive
 from hotpatch_core.errors import HashMismatchError
 from hotpatch_core.release import VerifiedRelease
+from hotpatch_diff import PatchSide, apply_patch
 
-__all__ = ["ENVELOPE", "FILES", "LocalTamperingError", "install_release", "verify_installed"]
+__all__ = [
+    "ENVELOPE",
+    "FILES",
+    "LocalTamperingError",
+    "install_from_patch",
+    "install_release",
+    "verify_installed",
+]
 
 ENVELOPE: Final = "envelope"
 FILES: Final = "files"
@@ -277,25 +285,18 @@ def _fsync_dirs(fs: FileSystem, directories: list[str]) -> None:
             future.result()
 
 
-def install_release(
+def _stage(
     fs: FileSystem,
     release: VerifiedRelease,
-    archive: BinaryIO,
     progress: Callable[[str, int, int], None],
+    produce: Callable[[str, Callable[[int], None]], set[str]],
 ) -> str:
-    """Install ``release`` from the open, already-hashed ``archive``; return its directory.
-
-    Raises the extractor's errors (:class:`ArchiveError`, :class:`TooLargeError`,
-    :class:`HashMismatchError`: the signed content is unusable),
-    :class:`LocalTamperingError` (a file changed after it was written) or
-    ``OSError``. The staging directory is removed on failure.
-    """
+    """Run the durable-install protocol around ``produce`` (which writes the files)."""
     manifest = release.manifest
     staging = f"{RELEASES}/{STAGING_PREFIX}{release.manifest_id}"
     final = release_dir(release.manifest_id)
     total = manifest.archive.uncompressed_size
     written = 0
-
     lock = threading.Lock()
 
     def advance(count: int) -> None:
@@ -311,7 +312,7 @@ def install_release(
     try:
         fs.mkdir(f"{staging}/{FILES}")
         progress("install", 0, total)
-        directories = _extract(fs, archive, release, f"{staging}/{FILES}", advance)
+        directories = produce(f"{staging}/{FILES}", advance)
         handle = fs.open_new(f"{staging}/{ENVELOPE}")
         try:
             handle.write(release.envelope)
@@ -327,3 +328,49 @@ def install_release(
             fs.rmtree(staging)
         raise
     return final
+
+
+def install_release(
+    fs: FileSystem,
+    release: VerifiedRelease,
+    archive: BinaryIO,
+    progress: Callable[[str, int, int], None],
+) -> str:
+    """Install ``release`` from the open, already-hashed ``archive``; return its directory.
+
+    Raises the extractor's errors (:class:`ArchiveError`, :class:`TooLargeError`,
+    :class:`HashMismatchError`: the signed content is unusable),
+    :class:`LocalTamperingError` (a file changed after it was written) or
+    ``OSError``. The staging directory is removed on failure.
+    """
+    return _stage(
+        fs, release, progress, lambda root, advance: _extract(fs, archive, release, root, advance)
+    )
+
+
+def install_from_patch(
+    fs: FileSystem,
+    release: VerifiedRelease,
+    patch: bytes,
+    base: PatchSide,
+    progress: Callable[[str, int, int], None],
+) -> str:
+    """Install ``release`` by applying ``patch`` to the installed ``base``; return its directory.
+
+    Every produced file is capped at and checked against the signed manifest
+    (:func:`hotpatch_diff.apply_patch`), then fsynced and read back like an
+    extracted one. Raises the patch's errors (:class:`PatchFormatError`,
+    :class:`WrongBaseError`, :class:`TooLargeError`, :class:`HashMismatchError`)
+    or ``OSError``.
+    """
+
+    def produce(root: str, advance: Callable[[int], None]) -> set[str]:
+        sink = _DirectorySink(fs, root, advance)
+        try:
+            apply_patch(patch, base, release.manifest_id, release.manifest.files, sink)
+            sink.finish()
+        finally:
+            sink.close()
+        return set(sink.directories)
+
+    return _stage(fs, release, progress, produce)

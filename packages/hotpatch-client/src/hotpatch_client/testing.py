@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -39,6 +40,7 @@ from hotpatch_core.archive import FileEntry
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+from hotpatch_diff import PatchSide, make_patch
 
 __all__ = [
     "FakeClock",
@@ -52,6 +54,14 @@ __all__ = [
 
 class SimulatedCrash(BaseException):
     """The device lost power: nothing after this operation happened."""
+
+
+def _side(release: PublishedRelease) -> PatchSide:
+    with zipfile.ZipFile(io.BytesIO(release.built.archive)) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    return PatchSide(
+        release.manifest_id, release.built.manifest.files, lambda entry: contents[entry.path]
+    )
 
 
 def sample_bundle(label: str, *, extra: int = 0) -> dict[str, bytes]:
@@ -422,7 +432,9 @@ class RepositorySimulator:
     next archive requests fail with these HTTP codes), ``cut_after`` (close
     the body after this many bytes, once), ``answer_extra`` (unsigned fields
     to add to the check's answer), ``reports_status`` (answer reports with
-    this HTTP status instead of taking them).
+    this HTTP status instead of taking them), ``patches`` (patch bytes by
+    (base manifest id, target manifest id), offered to a device running the
+    base), ``patch_size`` (the size to claim for them).
     """
 
     pki: PKI = attrs.field(factory=lambda: make_pki(seed=7))
@@ -441,6 +453,8 @@ class RepositorySimulator:
     cut_after: int | None = None
     answer_extra: dict[str, Any] = attrs.field(factory=dict)
     reports_status: int | None = None
+    patches: dict[tuple[str, str], bytes] = attrs.field(factory=dict)
+    patch_size: int | None = None
 
     def config(self, **overrides: Any) -> AgentConfig:
         """Return the config of an Android device (``device-1``, binary 1.0.0) of this app."""
@@ -487,6 +501,12 @@ class RepositorySimulator:
         self.releases.append(release)
         return release
 
+    def make_patch(self, base: PublishedRelease, target: PublishedRelease) -> bytes:
+        """Make (and serve) the patch from ``base`` to ``target`` with the real engine."""
+        patch, _ = make_patch(_side(base), _side(target), level=3)
+        self.patches[(base.manifest_id, target.manifest_id)] = patch
+        return patch
+
     def client(self) -> httpx.Client:
         """Return an ``httpx.Client`` whose transport is this simulator."""
         return httpx.Client(transport=httpx.MockTransport(self.handle), base_url=self.base_url)
@@ -503,6 +523,8 @@ class RepositorySimulator:
             return self._check(request)
         if path.startswith("/blobs/"):
             return self._archive(request, path.removeprefix("/blobs/"))
+        if path.startswith("/patches/"):
+            return self._patch(path.removeprefix("/patches/"))
         if path == "/installations" and request.method == "POST":
             if self.reports_status is not None:
                 return httpx.Response(self.reports_status)
@@ -513,6 +535,13 @@ class RepositorySimulator:
             return httpx.Response(200 if duplicate else 201, json={"id": body["id"]})
         return httpx.Response(404)
 
+    def _patch(self, name: str) -> httpx.Response:
+        base, _, target = name.partition("-")
+        data = self.patches.get((base, target))
+        if data is None:
+            return httpx.Response(404)
+        return httpx.Response(200, content=data, headers={"content-length": str(len(data))})
+
     def _check(self, request: httpx.Request) -> httpx.Response:
         current = request.url.params.get("currentManifestId")
         release = self.offer or (self.releases[-1] if self.releases else None)
@@ -520,6 +549,14 @@ class RepositorySimulator:
             return httpx.Response(200, json={"updateAvailable": False})
         envelope = self.envelope_override or release.envelope
         m = release.built.manifest
+        extra: dict[str, Any] = {}
+        patch = self.patches.get((current or "", release.manifest_id))
+        if patch is not None:
+            extra["patch"] = {
+                "url": f"/patches/{current}-{release.manifest_id}",
+                "size": self.patch_size or len(patch),
+                "baseManifestId": current,
+            }
         return httpx.Response(
             200,
             json={
@@ -531,6 +568,7 @@ class RepositorySimulator:
                 "mandatory": m.mandatory,
                 "manifest": base64.b64encode(envelope).decode(),
                 "manifestId": release.manifest_id,
+                **extra,
                 **self.answer_extra,
             },
         )

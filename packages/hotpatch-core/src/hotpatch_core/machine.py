@@ -69,6 +69,7 @@ __all__ = [
     "Interrupted",
     "Launched",
     "Offer",
+    "PatchInstalled",
     "Phase",
     "Ready",
     "Reject",
@@ -243,6 +244,16 @@ class InstallFailed:
 
 
 @attrs.frozen
+class PatchInstalled:
+    """The release was built from a patch against an installed bundle instead of downloaded.
+
+    Every file was produced into its own directory, checked against the
+    signed per-file hashes, fsynced and staged: the archive itself was never
+    fetched, so there is no archive hash to compare.
+    """
+
+
+@attrs.frozen
 class Interrupted:
     """The work in flight stopped: the process died, or storage failed mid-step.
 
@@ -270,6 +281,7 @@ Event: TypeAlias = (
     | InstallFailed
     | ApplyRequested
     | Interrupted
+    | PatchInstalled
 )
 
 # --- actions ---------------------------------------------------------------
@@ -507,7 +519,7 @@ def _on_download_failed(state: DeviceState, event: DownloadFailed, _config: Devi
 
 
 def _on_install_finished(
-    state: DeviceState, _event: InstallFinished, _config: DeviceConfig
+    state: DeviceState, _event: InstallFinished | PatchInstalled, _config: DeviceConfig
 ) -> Result:
     offer = state.offer
     assert offer is not None  # noqa: S101 - the INSTALLING phase always has an offer
@@ -573,6 +585,7 @@ TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     ),
     (Phase.DOWNLOADING, DownloadFailed): _row(_on_download_failed, Phase.IDLE),
     (Phase.INSTALLING, InstallFinished): _row(_on_install_finished, Phase.IDLE),
+    (Phase.DOWNLOADING, PatchInstalled): _row(_on_install_finished, Phase.IDLE),
     (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),
     **{
         (phase, Interrupted): _row(_on_interrupted, Phase.IDLE)
