@@ -16,7 +16,16 @@ from hotpatch_server.migrate import upgrade
 from hotpatch_server.testing import Server, in_process_server
 
 PG_URL = os.environ.get("HOTPATCH_TEST_DATABASE_URL", "")
-TABLES = ["installations", "refresh_tokens", "audit_log", "devices", "releases", "api_keys", "apps"]
+TABLES = [
+    "patches",
+    "installations",
+    "refresh_tokens",
+    "audit_log",
+    "devices",
+    "releases",
+    "api_keys",
+    "apps",
+]
 
 
 async def _admin_execute(url: str, *statements: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_client.testing import FakeClock, MemoryFileSystem, sample_bundle
 from hotpatch_core.manifest import Platform
-from hotpatch_server.testing import APP_ID, Server, in_process_server
+from hotpatch_server.testing import APP_ID, Server, in_process_server, shared_dir
 
 
 @pytest.fixture
@@ -117,3 +117,48 @@ def test_paused_rollout_drops_a_half_finished_download(server: Server) -> None:
         assert restarted.sync().status is SyncStatus.UP_TO_DATE
         assert restarted.state.offer is None
         restarted.close()
+
+
+def _corpus_app(version: str) -> dict[str, bytes]:
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("the shared corpus is not here: set HOTPATCH_SHARED_DIR")
+    rn = shared / "corpus" / "rn"
+    files = {
+        p.relative_to(rn / "android-assets").as_posix(): p.read_bytes()
+        for p in sorted((rn / "android-assets").rglob("*"))
+        if p.is_file()
+    }
+    files["index.android.bundle"] = (rn / version / "index.android.bundle").read_bytes()
+    return files
+
+
+def test_a_device_on_v1_receives_a_patch_to_v2(server: Server) -> None:
+    """The corpus app's v1 -> v2 bug fix arrives as a patch; the stats show the bytes saved."""
+    v1_files, v2_files = _corpus_app("v1"), _corpus_app("v2")
+    built = server.build(sequence=1, version="1.0.1", files=v1_files)
+    assert server.publish(built).status_code == 201
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        agent.on_launch()
+        assert agent.sync().status is SyncStatus.STAGED
+        agent.on_launch()
+        agent.notify_ready()
+        second = server.build(sequence=2, version="1.0.2", files=v2_files)
+        published = server.publish(second)
+        assert published.status_code == 201
+        v2 = published.json()
+        result = agent.sync()
+        assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, True, None)
+        assert result.downloaded_bytes < v2["size"] / 100  # a patch of a few hundred bytes
+        path = agent.on_launch()
+        assert path is not None
+        root = f"releases/{v2['manifestId']}/files/"
+        installed = {
+            p.removeprefix(root): fs.read_file(p) for p in fs.files() if p.startswith(root)
+        }
+        assert installed == v2_files  # byte-identical to v2
+        agent.notify_ready()
+    stats = _stats(server, v2)
+    assert stats["bytesSaved"] == v2["size"] - result.downloaded_bytes
+    assert stats["bytesSaved"] > 0.99 * v2["size"]

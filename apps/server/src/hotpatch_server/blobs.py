@@ -43,6 +43,9 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove ``sha256`` (used only to undo a failed publish)."""
 
+    async def read(self, sha256: str, limit: int) -> bytes:
+        """Return a blob's bytes, at most ``limit`` (for making patches, off the request path)."""
+
     def url(self, sha256: str, now: datetime) -> str:
         """Return a URL a device can download ``sha256`` from."""
 
@@ -128,6 +131,19 @@ class LocalBlobStore:
     async def delete(self, sha256: str) -> None:
         """Remove the blob if present."""
         self.path(sha256).unlink(missing_ok=True)
+
+    async def read(self, sha256: str, limit: int) -> bytes:
+        """Return a blob's bytes (at most ``limit``; larger blobs raise :class:`ValueError`)."""
+
+        def load() -> bytes:
+            with self.path(sha256).open("rb") as handle:
+                data = handle.read(limit + 1)
+            if len(data) > limit:
+                msg = f"blob {sha256[:12]} exceeds {limit} bytes"
+                raise ValueError(msg)
+            return data
+
+        return await asyncio.to_thread(load)
 
     def url(self, sha256: str, now: datetime) -> str:
         """Return a signed, expiring URL of the download route."""

@@ -17,7 +17,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 from redis.asyncio import Redis
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.models import Installation, Release
+from hotpatch_server.models import Installation, Patch, Release
 
 __all__ = ["INVALIDATIONS", "ActiveReleases", "Candidate", "listen_for_invalidations"]
 
@@ -55,6 +55,8 @@ class Candidate:
     manifest_b64: str
     signature_b64: str
     rolled_back_devices: frozenset[str] = frozenset()
+    #: Patches to this release by base manifest id: (blob sha256, length).
+    patches: Mapping[str, tuple[str, int]] = attrs.field(factory=dict)
 
     @property
     def position(self) -> tuple[int, int]:
@@ -62,7 +64,9 @@ class Candidate:
         return (self.epoch, self.sequence)
 
 
-def _candidate(row: Release, rolled_back: frozenset[str]) -> Candidate:
+def _candidate(
+    row: Release, rolled_back: frozenset[str], patches: Mapping[str, tuple[str, int]]
+) -> Candidate:
     envelope = decode_envelope(row.manifest)
     first = envelope.signatures[0].sig if envelope.signatures else b""
     return Candidate(
@@ -80,6 +84,7 @@ def _candidate(row: Release, rolled_back: frozenset[str]) -> Candidate:
         manifest_b64=base64.b64encode(row.manifest).decode(),
         signature_b64=base64.b64encode(first).decode(),
         rolled_back_devices=rolled_back,
+        patches=patches,
     )
 
 
@@ -182,7 +187,20 @@ class ActiveReleases:
             devices: dict[str, set[str]] = {}
             for manifest_id, device_id in reports.all():
                 devices.setdefault(manifest_id, set()).add(device_id)
-            return tuple(_candidate(r, frozenset(devices.get(r.manifest_id, ()))) for r in releases)
+            patch_rows = await session.execute(
+                select(
+                    Patch.target_manifest_id, Patch.base_manifest_id, Patch.sha256, Patch.length
+                ).where(Patch.target_manifest_id.in_([r.manifest_id for r in releases]))
+            )
+            patches: dict[str, dict[str, tuple[str, int]]] = {}
+            for target, base, sha256, length in patch_rows.all():
+                patches.setdefault(target, {})[base] = (sha256, length)
+            return tuple(
+                _candidate(
+                    r, frozenset(devices.get(r.manifest_id, ())), patches.get(r.manifest_id, {})
+                )
+                for r in releases
+            )
 
     def forget(self, key: Key) -> None:
         """Drop one entry (an invalidation, here or from another process)."""

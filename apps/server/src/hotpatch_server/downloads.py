@@ -11,9 +11,11 @@ from typing import Any
 from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import Stream
+from sqlalchemy import update
 
 from hotpatch_server.blobs import LocalBlobStore
-from hotpatch_server.deps import BlobStoreDep, Now
+from hotpatch_server.deps import BlobStoreDep, DbSession, Now
+from hotpatch_server.models import Patch
 from hotpatch_server.problems import Problem
 
 __all__ = ["download_blob"]
@@ -58,7 +60,11 @@ async def _read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
 
 @get("/blobs/{sha256:str}", include_in_schema=True, summary="Download an archive (signed URL)")
 async def download_blob(
-    request: Request[Any, Any, Any], sha256: FromPath[str], blob_store: BlobStoreDep, now: Now
+    request: Request[Any, Any, Any],
+    sha256: FromPath[str],
+    blob_store: BlobStoreDep,
+    now: Now,
+    db_session: DbSession,
 ) -> Stream:
     """Serve an archive from local storage: signed, expiring, immutable, Range-capable."""
     store = blob_store
@@ -72,6 +78,12 @@ async def download_blob(
         raise Problem(404, "not-found", "no such archive")
     size = path.stat().st_size
     bounds = _byte_range(request.headers.get("range"), size)
+    if bounds is None or bounds[1] == size - 1:
+        # A patch served to its end counts once towards the bytes it saved.
+        await db_session.execute(
+            update(Patch).where(Patch.sha256 == sha256).values(downloads=Patch.downloads + 1)
+        )
+        await db_session.commit()
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "public, max-age=31536000, immutable",

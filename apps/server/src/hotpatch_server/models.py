@@ -164,3 +164,20 @@ class AuditEntry(Base):
     app_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     target: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class Patch(Base):
+    """A patch from one release's files to another's, stored as a content-addressed blob."""
+
+    __tablename__ = "patches"
+    __table_args__ = (UniqueConstraint("base_manifest_id", "target_manifest_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    base_manifest_id: Mapped[str] = mapped_column(String(64))
+    target_manifest_id: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    archive_length: Mapped[int] = mapped_column(BigInteger)
+    downloads: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import func, select
@@ -42,10 +43,12 @@ from hotpatch_server.deps import (
     DbSession,
     Now,
     PrincipalDep,
+    SessionMaker,
     SettingsDep,
 )
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.models import App, Device, Installation, Release
+from hotpatch_server.models import App, Device, Installation, Patch, Release
+from hotpatch_server.patches import generate_patches
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
@@ -234,8 +237,13 @@ class ReleaseController(Controller):
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
         limits: NamedDependency[SkipValidation[Limits]],
-    ) -> dict[str, Any]:
-        """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%)."""
+        sessionmaker: SessionMaker,
+    ) -> Response[dict[str, Any]]:
+        """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%).
+
+        After the answer is sent, patches to the new release are made in the
+        background (:mod:`hotpatch_server.patches`).
+        """
         await limits.publish.enforce(principal.key_id, now.timestamp())
         _cap_body(request, settings)
         upload = await read_upload(request, settings.data_dir / "tmp", settings.max_archive_bytes)
@@ -278,7 +286,16 @@ class ReleaseController(Controller):
             upload.discard()
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
         app_metrics.inc("publish", app=row.app_id)
-        return release_json(row, blob_store, now)
+        patches = BackgroundTask(
+            generate_patches,
+            sessionmaker,
+            blob_store,
+            active_releases,
+            row.id,
+            settings.data_dir / "tmp",
+            lambda: now,
+        )
+        return Response(release_json(row, blob_store, now), status_code=201, background=patches)
 
     @get("/", summary="List releases")
     async def list_releases(
@@ -333,7 +350,7 @@ class ReleaseController(Controller):
     async def stats(
         self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
     ) -> dict[str, Any]:
-        """Count reports per status and phase, and devices last seen running the release."""
+        """Count reports, devices running the release, its patches and the bytes they saved."""
         row = await _release(db_session, release_id, principal, Action.READ)
         by_status = await db_session.execute(
             select(Installation.status, Installation.phase, func.count())
@@ -351,6 +368,13 @@ class ReleaseController(Controller):
             .select_from(Device)
             .where(Device.app_id == row.app_id, Device.current_manifest_id == row.manifest_id)
         )
+        patch_rows = (
+            await db_session.execute(
+                select(Patch.base_manifest_id, Patch.length, Patch.downloads).where(
+                    Patch.target_manifest_id == row.manifest_id
+                )
+            )
+        ).all()
         return {
             "id": row.id,
             "manifestId": row.manifest_id,
@@ -358,6 +382,12 @@ class ReleaseController(Controller):
             "failuresByPhase": phases,
             "devicesRunning": int(running or 0),
             "rolloutPercent": row.rollout_basis_points / 100,
+            "patches": [
+                {"baseManifestId": base, "size": length, "downloads": downloads}
+                for base, length, downloads in patch_rows
+            ],
+            # Counted where this server serves the downloads (local storage).
+            "bytesSaved": sum(d * (row.archive_length - n) for _, n, d in patch_rows),
         }
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")

@@ -96,6 +96,19 @@ class S3BlobStore:
             self._client.delete_object, Bucket=self.bucket, Key=self.key(sha256)
         )
 
+    async def read(self, sha256: str, limit: int) -> bytes:
+        """Return an object's bytes (at most ``limit``; a larger one raises ValueError)."""
+
+        def load() -> bytes:
+            body = self._client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
+            data: bytes = body.read(limit + 1)
+            if len(data) > limit:
+                msg = f"object {sha256[:12]} exceeds {limit} bytes"
+                raise ValueError(msg)
+            return data
+
+        return await asyncio.to_thread(load)
+
     def url(self, sha256: str, now: datetime) -> str:
         """Return a presigned GET URL straight at the bucket (no I/O: signed locally)."""
         del now  # presigning uses the SDK's clock

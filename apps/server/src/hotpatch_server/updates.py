@@ -293,10 +293,12 @@ class DeviceRegistration(msgspec.Struct, rename="camel"):
     current_manifest_id: str | None = None
 
 
-def _answer(candidate: Candidate | None, store: BlobStore, now: datetime) -> dict[str, Any]:
+def _answer(
+    candidate: Candidate | None, store: BlobStore, now: datetime, current: str | None
+) -> dict[str, Any]:
     if candidate is None:
         return {"updateAvailable": False}
-    return {
+    answer = {
         "updateAvailable": True,
         "version": candidate.version,
         "bundleUrl": store.url(candidate.archive_sha256, now),
@@ -309,6 +311,15 @@ def _answer(candidate: Candidate | None, store: BlobStore, now: datetime) -> dic
         "sequence": candidate.sequence,
         "epoch": candidate.epoch,
     }
+    patch = candidate.patches.get(current) if current is not None else None
+    if patch is not None:
+        # Unsigned, like the URLs: the device verifies every file it builds.
+        answer["patch"] = {
+            "url": store.url(patch[0], now),
+            "size": patch[1],
+            "baseManifestId": current,
+        }
+    return answer
 
 
 @attrs.frozen
@@ -331,7 +342,7 @@ class CheckService:
         candidates = await self.active_releases.get(query.app_id, query.platform, query.channel)
         chosen = choose(query, candidates)
         self.metrics.inc("update_check", offered=str(chosen is not None).lower())
-        return _answer(chosen, self.blob_store, now)
+        return _answer(chosen, self.blob_store, now, query.current_manifest_id)
 
 
 class DeviceController(Controller):

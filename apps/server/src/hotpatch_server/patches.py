@@ -1,0 +1,192 @@
+"""Patches between releases, made in the background after a publish (never on a request path).
+
+For a newly published release the server picks its bases — the releases
+that devices of that channel were last seen running (device tracking), plus
+the newest few releases of the channel — and, for each, makes a
+:mod:`hotpatch_diff` patch from the base's files to the new release's. A
+patch is kept only if it is meaningfully smaller than the archive (below
+:data:`WORTH` of its length). Patches are content-addressed blobs like
+archives; the update check offers one to a device whose current release is
+its base. Several processes may race to make the same patch: the unique
+(base, target) row decides, the loser's blob is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_core.archive import ArchiveLimits, FileEntry, extract_archive
+from hotpatch_core.envelope import decode_envelope
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.manifest import decode_manifest
+from hotpatch_diff import PatchSide, make_patch
+from hotpatch_server.blobs import BlobStore
+from hotpatch_server.cache import ActiveReleases
+from hotpatch_server.models import Device, Patch, Release
+
+__all__ = ["BASES", "WORTH", "generate_patches"]
+
+log = logging.getLogger("hotpatch_server.patches")
+
+#: The newest releases of the channel always patched from (besides what devices run).
+BASES: Final = 3
+#: A patch is offered only below this fraction of the archive's length.
+WORTH: Final = 0.8
+#: Archives larger than this are not patched (their files are held in memory).
+MAX_ARCHIVE: Final = 256 * 1024 * 1024
+_RUNNING_BASES: Final = 20
+
+
+class _MemorySink:
+    def __init__(self) -> None:
+        self.files: dict[str, bytearray] = {}
+        self.current = ""
+
+    def begin(self, entry: FileEntry) -> None:
+        self.current = entry.path
+        self.files[entry.path] = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.files[self.current] += data
+
+    def end(self, entry: FileEntry) -> None:
+        del entry
+
+
+async def _side(store: BlobStore, release: Release) -> PatchSide:
+    """Read and extract a release's archive (checked against its signed file list)."""
+    files = decode_manifest(decode_envelope(release.manifest).payload).files
+    data = await store.read(release.archive_sha256, MAX_ARCHIVE)
+
+    def extract() -> dict[str, bytes]:
+        import io  # noqa: PLC0415 - only here
+
+        sink = _MemorySink()
+        limits = ArchiveLimits(max_files=max(1, len(files)))
+        extract_archive(io.BytesIO(data), files, sink, limits=limits)
+        return {path: bytes(content) for path, content in sink.files.items()}
+
+    contents = await asyncio.to_thread(extract)
+    return PatchSide(release.manifest_id, files, lambda entry: contents[entry.path])
+
+
+async def _bases(session: AsyncSession, target: Release) -> list[Release]:
+    scope = (
+        Release.app_id == target.app_id,
+        Release.platform == target.platform,
+        Release.channel == target.channel,
+        Release.id != target.id,
+    )
+    running = (
+        select(Device.current_manifest_id)
+        .where(
+            Device.app_id == target.app_id,
+            Device.platform == target.platform,
+            Device.channel == target.channel,
+            Device.current_manifest_id.is_not(None),
+        )
+        .distinct()
+        .limit(_RUNNING_BASES)
+    )
+    run_ids = [m for m in (await session.scalars(running)).all() if m]
+    chosen: dict[str, Release] = {}
+    if run_ids:
+        for row in (
+            await session.scalars(select(Release).where(*scope, Release.manifest_id.in_(run_ids)))
+        ).all():
+            chosen[row.manifest_id] = row
+    newest = select(Release).where(*scope).order_by(Release.epoch.desc(), Release.sequence.desc())
+    for row in (await session.scalars(newest.limit(BASES))).all():
+        chosen.setdefault(row.manifest_id, row)
+    done = set(
+        (
+            await session.scalars(
+                select(Patch.base_manifest_id).where(Patch.target_manifest_id == target.manifest_id)
+            )
+        ).all()
+    )
+    return [row for mid, row in chosen.items() if mid not in done]
+
+
+async def generate_patches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: BlobStore,
+    active_releases: ActiveReleases,
+    release_id: int,
+    tmp_dir: Path,
+    clock: Callable[[], datetime],
+) -> list[Patch]:
+    """Make the patches to release ``release_id``; return the rows added. Never raises."""
+    try:
+        return await _generate(sessionmaker, store, active_releases, release_id, tmp_dir, clock)
+    except Exception:
+        log.exception(
+            "making patches to release %s failed; devices get the full archive", release_id
+        )
+        return []
+
+
+async def _generate(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: BlobStore,
+    active_releases: ActiveReleases,
+    release_id: int,
+    tmp_dir: Path,
+    clock: Callable[[], datetime],
+) -> list[Patch]:
+    async with sessionmaker() as session:
+        target = await session.get(Release, release_id)
+        if target is None or target.archive_length > MAX_ARCHIVE:
+            return []
+        bases = await _bases(session, target)
+    if not bases:
+        return []
+    target_side = await _side(store, target)
+    added: list[Patch] = []
+    for base in bases:
+        try:
+            base_side = await _side(store, base)
+        except (HotPatchError, ValueError, OSError) as exc:
+            log.warning("cannot read release %s as a patch base: %s", base.id, exc)
+            continue
+        patch, stats = await asyncio.to_thread(make_patch, base_side, target_side)
+        if len(patch) >= WORTH * target.archive_length:
+            log.info("patch %s -> %s is not worth it (%d bytes)", base.id, target.id, len(patch))
+            continue
+        sha256 = hashlib.sha256(patch).hexdigest()
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
+            handle.write(patch)
+        await store.put(sha256, Path(handle.name))
+        row = Patch(
+            app_id=target.app_id,
+            base_manifest_id=base.manifest_id,
+            target_manifest_id=target.manifest_id,
+            sha256=sha256,
+            length=len(patch),
+            archive_length=target.archive_length,
+            downloads=0,
+            created_at=clock(),
+        )
+        async with sessionmaker() as session:
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:
+                continue  # another process made the same patch first
+        log.info("patch %s -> %s: %d bytes (%s)", base.id, target.id, len(patch), stats.ops)
+        added.append(row)
+    if added:
+        await active_releases.invalidate(target.app_id, target.platform, target.channel)
+    return added

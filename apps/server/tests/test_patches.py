@@ -1,0 +1,93 @@
+"""Patches between releases: made after a publish, offered to the right devices, counted."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from typing import Any
+
+import httpx
+
+from hotpatch_core.archive import FileEntry
+from hotpatch_core.envelope import decode_envelope
+from hotpatch_core.manifest import decode_manifest
+from hotpatch_diff import PatchSide, apply_patch
+from hotpatch_server.testing import Server
+
+BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
+V1 = {"index.android.bundle": BUNDLE, "assets/logo.png": b"\x89PNG" + bytes(300)}
+V2 = {**V1, "index.android.bundle": BUNDLE.replace(b"return a+17}", b"return a+71}")}
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.current = ""
+
+    def begin(self, entry: FileEntry) -> None:
+        self.current = entry.path
+        self.files[entry.path] = b""
+
+    def write(self, data: bytes) -> None:
+        self.files[self.current] += data
+
+    def end(self, entry: FileEntry) -> None:
+        del entry
+
+
+def _publish(server: Server, sequence: int, files: dict[str, bytes]) -> dict[str, Any]:
+    built = server.build(sequence=sequence, version=f"1.0.{sequence}", files=files)
+    response = server.publish(built)
+    assert response.status_code == 201, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def test_a_patch_is_made_offered_to_its_base_and_counted(server: Server) -> None:
+    """Publishing v2 makes a v1 -> v2 patch; a v1 device is offered it; downloads count."""
+    v1 = _publish(server, 1, V1)
+    v2 = _publish(server, 2, V2)  # the patch is made after this answer, in the background
+    answer = server.check("device-1", currentManifestId=v1["manifestId"])
+    assert answer["manifestId"] == v2["manifestId"]
+    patch = answer["patch"]
+    assert patch["baseManifestId"] == v1["manifestId"]
+    assert patch["size"] < v2["size"] * 0.8
+    assert "patch" not in server.check("device-2")  # a device on its embedded bundle
+    data = server.client.get(httpx.URL(patch["url"]).raw_path.decode()).content
+    assert len(data) == patch["size"]
+    base_files = decode_manifest(decode_envelope(base64.b64decode(_manifest(server, v1))).payload)
+    target = decode_manifest(decode_envelope(base64.b64decode(answer["manifest"])).payload)
+    sink = _Sink()
+    base = PatchSide(v1["manifestId"], base_files.files, lambda entry: V1[entry.path])
+    apply_patch(data, base, v2["manifestId"], target.files, sink)
+    assert sink.files == V2
+    stats = server.client.get(
+        f"/releases/{v2['id']}/stats", headers=server.auth(server.admin_key)
+    ).json()
+    assert stats["patches"] == [
+        {"baseManifestId": v1["manifestId"], "size": patch["size"], "downloads": 1}
+    ]
+    assert stats["bytesSaved"] == v2["size"] - patch["size"]
+
+
+def test_no_patch_when_it_would_not_save_enough(server: Server) -> None:
+    """Unrelated content makes a patch as large as the archive: none is offered."""
+    v1 = _publish(server, 1, {"index.android.bundle": bytes(range(256)) * 40})
+    rng = __import__("random").Random(3)
+    _publish(server, 2, {"index.android.bundle": rng.randbytes(20_000)})
+    assert "patch" not in server.check("device-1", currentManifestId=v1["manifestId"])
+
+
+def _manifest(server: Server, release: dict[str, Any]) -> str:
+    shown = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
+    manifest: str = shown["manifest"]
+    return manifest
+
+
+def test_archives_of_published_releases_extract_for_patching(server: Server) -> None:
+    """The archive the server stores is the one the manifest signs (sanity for the patcher)."""
+    v1 = _publish(server, 1, V1)
+    url = httpx.URL(v1["downloadUrl"]).raw_path.decode()
+    with zipfile.ZipFile(io.BytesIO(server.client.get(url).content)) as archive:
+        assert sorted(archive.namelist()) == sorted(V1)
