@@ -78,7 +78,8 @@ class Stage:
 @pytest.fixture
 def stage(cli: Cli, tmp_path: Path) -> Iterator[Stage]:
     """Generate keys and a trust root with the CLI, create the app on a real server."""
-    with server_process(tmp_path / "server") as server:
+    # No background patches: the workflow test uploads one with `hotpatch patch`.
+    with server_process(tmp_path / "server", HOTPATCH_AUTO_PATCHES="0") as server:
         cli.run("keys", "generate")
         root_key = tmp_path / "root.pem"
         cli.run("keys", "generate", "--out", str(root_key))

@@ -54,6 +54,19 @@ def test_login_release_list_rollout_rollback_promote(
     )  # fmt: skip
     assert second["sequence"] == 2
 
+    patched = cli.json("patch", "--platform", "android", "--from", "1.0.0", "--to", "1.1.0")
+    assert patched["size"] < patched["archiveSize"]
+    offered = httpx.get(
+        f"{url}/update/check",
+        params={"appId": APP, "platform": "android", "deviceId": "d9", "nativeVersion": "1.0",
+                "currentManifestId": first["manifestId"]},
+    ).json()  # fmt: skip
+    assert offered["patch"]["size"] == patched["size"]
+    again = cli.run("patch", "--platform", "android", "--from", "1.0.0", "--to", "1.1.0",
+                    check=False)  # fmt: skip
+    assert again.returncode == 3
+    assert "exists already" in again.stderr
+
     listing = cli.json("releases", "list")
     assert [r["version"] for r in listing] == ["1.1.0", "1.0.0"]
     table = cli.run("releases", "list").stdout

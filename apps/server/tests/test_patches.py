@@ -91,3 +91,26 @@ def test_archives_of_published_releases_extract_for_patching(server: Server) -> 
     url = httpx.URL(v1["downloadUrl"]).raw_path.decode()
     with zipfile.ZipFile(io.BytesIO(server.client.get(url).content)) as archive:
         assert sorted(archive.namelist()) == sorted(V1)
+
+
+def test_uploaded_patches_are_checked_before_they_are_stored(server: Server) -> None:
+    """A patch that does not rebuild the release is refused; the pair stays unique."""
+    v1 = _publish(server, 1, V1)
+    v2 = _publish(server, 2, V2)  # the background made v1 -> v2 already
+    blobs_before = server.blobs()
+
+    def upload(base: str, data: bytes) -> httpx.Response:
+        return server.client.post(
+            f"/releases/{v2['id']}/patches",
+            json={"baseManifestId": base, "patch": base64.b64encode(data).decode()},
+            headers=server.auth(),
+        )
+
+    garbage = upload(v1["manifestId"], b"HPD\x01" + bytes(40))
+    assert garbage.status_code == 422
+    assert garbage.json()["field"] == "patch"
+    assert upload("0" * 64, b"x").status_code == 404
+    offered = server.check("device-1", currentManifestId=v1["manifestId"])["patch"]
+    data = server.client.get(httpx.URL(offered["url"]).raw_path.decode()).content
+    assert upload(v1["manifestId"], data).status_code == 409
+    assert server.blobs() == blobs_before  # nothing new was kept

@@ -217,6 +217,12 @@ class Api:
         )
         return document
 
+    def upload_patch(self, release_id: int, base_manifest_id: str, patch: bytes) -> dict[str, Any]:
+        """Upload a patch to ``release_id`` from the release ``base_manifest_id``."""
+        body = {"baseManifestId": base_manifest_id, "patch": base64.b64encode(patch).decode()}
+        document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/patches", json=body)
+        return document
+
     def promote(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
         """Publish ``release_id``'s content on another channel under a new signed manifest."""
         body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}

@@ -38,6 +38,7 @@ from hotpatch_cli.keys import (
 )
 from hotpatch_cli.output import Output, table
 from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
+from hotpatch_core.archive import FileEntry, extract_archive
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
@@ -45,6 +46,7 @@ from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest, m
 from hotpatch_core.release import sign_release
 from hotpatch_core.trust import PublisherKey, Scope, load_trust_root, rotate_trust_root
 from hotpatch_core.versions import Version
+from hotpatch_diff import PatchSide, make_patch
 
 __all__ = ["Context"]
 
@@ -546,6 +548,51 @@ def rollout(ctx: Context, args: argparse.Namespace) -> None:
         source = _one_release(api, app, args.platform, args.channel, args.version)
         document = api.change_rollout(int(source["id"]), percent=args.percent, paused=paused)
     ctx.output.result(document, _summary(document))
+
+
+def _release_side(api: Api, release: dict[str, Any], work: Path) -> PatchSide:
+    """Download a release's archive and read its files, checked against its signed manifest."""
+    manifest = _source_manifest(api, release)
+    archive = work / f"{release['manifestId']}.zip"
+    api.download(str(release["downloadUrl"]), archive, manifest.archive.length)
+    contents: dict[str, bytes] = {}
+
+    class Collect:
+        def begin(self, entry: FileEntry) -> None:
+            contents[entry.path] = b""
+            self.path = entry.path
+
+        def write(self, data: bytes) -> None:
+            contents[self.path] += data
+
+        def end(self, entry: FileEntry) -> None:
+            del entry
+
+    with archive.open("rb") as handle:
+        extract_archive(handle, manifest.files, Collect())
+    return PatchSide(release["manifestId"], manifest.files, lambda entry: contents[entry.path])
+
+
+def patch(ctx: Context, args: argparse.Namespace) -> None:
+    """Make the patch between two releases locally and upload it (the server checks it)."""
+    app = ctx.app()
+    with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
+        source = _one_release(api, app, args.platform, args.channel, args.source)
+        target = _one_release(api, app, args.platform, args.channel, args.target)
+        ctx.output.step(f"downloading {args.source} and {args.target}")
+        base_side = _release_side(api, source, Path(tmp))
+        target_side = _release_side(api, target, Path(tmp))
+        ctx.output.step(f"diffing {len(target_side.files)} files")
+        data, stats = make_patch(base_side, target_side)
+        ctx.output.step(f"patch: {len(data):,} bytes ({stats.ops}); uploading")
+        document = api.upload_patch(int(target["id"]), source["manifestId"], data)
+    saved = 1 - document["size"] / document["archiveSize"]
+    ctx.output.result(
+        document,
+        f"patch {args.source} -> {args.target}: {document['size']:,} bytes instead of "
+        f"{document['archiveSize']:,} ({saved * 100:.1f} % saved); devices on {args.source} "
+        "are offered it from now on",
+    )
 
 
 def releases_list(ctx: Context, args: argparse.Namespace) -> None:

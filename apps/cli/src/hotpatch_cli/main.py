@@ -226,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     prom.add_argument("--rollout", type=float, default=100.0)
     _add_key(prom)
 
+    diff = command(
+        "patch",
+        commands.patch,
+        "Make the patch from one release to another and upload it; the server checks that it "
+        "rebuilds the target exactly, then offers it to devices on the base. (The server also "
+        "makes patches by itself after every publish.)",
+    )
+    diff.add_argument("--platform", required=True, choices=_PLATFORMS)
+    diff.add_argument("--from", dest="source", required=True, help="the base version, e.g. 1.1.5")
+    diff.add_argument("--to", dest="target", required=True, help="the target version, e.g. 1.2.0")
+    diff.add_argument("--channel", default="production")
+
     out = command(
         "rollout",
         commands.rollout,

@@ -35,7 +35,7 @@ from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.models import Device, Patch, Release
 
-__all__ = ["BASES", "WORTH", "generate_patches"]
+__all__ = ["BASES", "WORTH", "PatchRejectedError", "generate_patches", "register_patch"]
 
 log = logging.getLogger("hotpatch_server.patches")
 
@@ -79,6 +79,59 @@ async def _side(store: BlobStore, release: Release) -> PatchSide:
 
     contents = await asyncio.to_thread(extract)
     return PatchSide(release.manifest_id, files, lambda entry: contents[entry.path])
+
+
+class PatchRejectedError(ValueError):
+    """An uploaded patch does not rebuild its target release, or saves nothing."""
+
+
+async def register_patch(
+    session: AsyncSession,
+    store: BlobStore,
+    base: Release,
+    target: Release,
+    data: bytes,
+    tmp_dir: Path,
+    now: datetime,
+) -> Patch:
+    """Check that ``data`` rebuilds ``target`` from ``base`` exactly, then store it.
+
+    Raises :class:`PatchRejectedError` (and stores nothing) if it does not,
+    or if it is not smaller than the archive; :class:`IntegrityError` on commit
+    if the pair has a patch already.
+    """
+    from hotpatch_diff import apply_patch  # noqa: PLC0415 - only here
+
+    if len(data) >= target.archive_length:
+        raise PatchRejectedError("the patch is not smaller than the release's archive")
+    base_side, target_side = await _side(store, base), await _side(store, target)
+
+    def check() -> None:
+        sink = _MemorySink()
+        apply_patch(data, base_side, target.manifest_id, target_side.files, sink)
+
+    try:
+        await asyncio.to_thread(check)
+    except HotPatchError as exc:
+        raise PatchRejectedError(f"the patch does not rebuild the release: {exc}") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
+        handle.write(data)
+    await store.put(sha256, Path(handle.name))
+    row = Patch(
+        app_id=target.app_id,
+        base_manifest_id=base.manifest_id,
+        target_manifest_id=target.manifest_id,
+        sha256=sha256,
+        length=len(data),
+        archive_length=target.archive_length,
+        downloads=0,
+        created_at=now,
+    )
+    session.add(row)
+    await session.commit()
+    return row
 
 
 async def _bases(session: AsyncSession, target: Release) -> list[Release]:

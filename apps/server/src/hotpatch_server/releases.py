@@ -48,7 +48,7 @@ from hotpatch_server.deps import (
 )
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Device, Installation, Patch, Release
-from hotpatch_server.patches import generate_patches
+from hotpatch_server.patches import PatchRejectedError, generate_patches, register_patch
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
@@ -212,6 +212,13 @@ class PublishRequest(msgspec.Struct, rename="camel"):
     rollout_percent: float = 100.0
 
 
+class PatchUpload(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """A patch to this release from an earlier one (base64), made by the CLI."""
+
+    base_manifest_id: str
+    patch: str
+
+
 class RolloutChange(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """Advisory rollout settings of a release (not signed, never decide what runs)."""
 
@@ -286,14 +293,18 @@ class ReleaseController(Controller):
             upload.discard()
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
         app_metrics.inc("publish", app=row.app_id)
-        patches = BackgroundTask(
-            generate_patches,
-            sessionmaker,
-            blob_store,
-            active_releases,
-            row.id,
-            settings.data_dir / "tmp",
-            lambda: now,
+        patches = (
+            BackgroundTask(
+                generate_patches,
+                sessionmaker,
+                blob_store,
+                active_releases,
+                row.id,
+                settings.data_dir / "tmp",
+                lambda: now,
+            )
+            if settings.auto_patches
+            else None
         )
         return Response(release_json(row, blob_store, now), status_code=201, background=patches)
 
@@ -388,6 +399,53 @@ class ReleaseController(Controller):
             ],
             # Counted where this server serves the downloads (local storage).
             "bytesSaved": sum(d * (row.archive_length - n) for _, n, d in patch_rows),
+        }
+
+    @post("/{release_id:int}/patches", status_code=201, summary="Upload a patch to this release")
+    async def upload_patch(
+        self,
+        release_id: ReleaseId,
+        data: JSONBody[PatchUpload],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        settings: SettingsDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Store a patch from ``baseManifestId`` after checking it rebuilds this release exactly."""
+        target = await _release(db_session, release_id, principal, Action.PUBLISH)
+        base = await db_session.scalar(
+            select(Release).where(
+                Release.manifest_id == data.base_manifest_id, Release.app_id == target.app_id
+            )
+        )
+        if base is None:
+            raise Problem(404, "not-found", "no release of this app has that manifest id",
+                          field="baseManifestId")  # fmt: skip
+        try:
+            payload = base64.b64decode(data.patch.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise Problem(422, "invalid", "patch must be base64", field="patch") from None
+        try:
+            row = await register_patch(
+                db_session, blob_store, base, target, payload, settings.data_dir / "tmp", now
+            )
+        except PatchRejectedError as exc:
+            raise Problem(422, "invalid-patch", str(exc), field="patch") from None
+        except IntegrityError:
+            raise Problem(
+                409, "patch-exists", "a patch between these releases exists already"
+            ) from None
+        record(db_session, principal, "patch", target, now, {"base": base.manifest_id})
+        await db_session.commit()
+        await active_releases.invalidate(target.app_id, target.platform, target.channel)
+        return {
+            "id": row.id,
+            "baseManifestId": row.base_manifest_id,
+            "targetManifestId": row.target_manifest_id,
+            "size": row.length,
+            "archiveSize": row.archive_length,
         }
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")

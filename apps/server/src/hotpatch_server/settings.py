@@ -20,6 +20,7 @@ the seed's variable names:
 ``HOTPATCH_CACHE_SECONDS``         lifetime of the active-release cache (default 2)
 ``HOTPATCH_DEVICE_FLUSH_SECONDS``  interval of device last-seen batch writes (default 2)
 ``HOTPATCH_MAX_ARCHIVE_BYTES``     the largest release archive accepted (default 256 MiB)
+``HOTPATCH_AUTO_PATCHES``          ``0`` stops making patches after each publish (default ``1``)
 =================================  ============================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
@@ -62,6 +63,7 @@ class Settings:
     aws_secret_access_key: str | None = attrs.field(default=None, repr=False)
     redis_url: str | None = None
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE
+    auto_patches: bool = True
     access_token_seconds: int = 15 * 60
     refresh_token_seconds: int = 30 * 24 * 3600
     download_url_seconds: int = 24 * 3600
@@ -125,10 +127,22 @@ class Settings:
             redis_prefix=env.get("HOTPATCH_REDIS_PREFIX", "hotpatch"),
             active_cache_seconds=_positive_float(env, "HOTPATCH_CACHE_SECONDS", 2.0),
             device_flush_seconds=_positive_float(env, "HOTPATCH_DEVICE_FLUSH_SECONDS", 2.0),
+            auto_patches=_flag(env, "HOTPATCH_AUTO_PATCHES", default=True),
             max_archive_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
             ),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be 1 or 0, got {text!r}")
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
