@@ -72,7 +72,7 @@ def test_reference_covers_every_command() -> None:
     for command in (
         "login", "keys generate", "keys show", "keys export-public", "trust-root create",
         "trust-root rotate", "release", "rollback", "promote", "rollout", "releases list",
-        "patch",
+        "patch", "embedded register",
     ):  # fmt: skip
         assert f"## `hotpatch {command}`" in text
     assert "| 7 |" in text

@@ -67,6 +67,13 @@ def test_login_release_list_rollout_rollback_promote(
     assert again.returncode == 3
     assert "exists already" in again.stderr
 
+    embedded = cli.json(
+        "embedded", "register", "--platform", "android", "--native-version", "1.0.0",
+        "--bundle-dir", str(tmp_path / "v1"),
+    )  # fmt: skip
+    assert (embedded["nativeVersion"], embedded["files"]) == ("1.0.0", 2)
+    assert len(embedded["baseId"]) == 64
+
     listing = cli.json("releases", "list")
     assert [r["version"] for r in listing] == ["1.1.0", "1.0.0"]
     table = cli.run("releases", "list").stdout

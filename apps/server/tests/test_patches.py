@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import zipfile
 from typing import Any
@@ -114,3 +115,24 @@ def test_uploaded_patches_are_checked_before_they_are_stored(server: Server) -> 
     data = server.client.get(httpx.URL(offered["url"]).raw_path.decode()).content
     assert upload(v1["manifestId"], data).status_code == 409
     assert server.blobs() == blobs_before  # nothing new was kept
+
+
+def test_an_embedded_bundle_must_match_its_file_list(server: Server) -> None:
+    """Registration is checked by the strict extractor, and one bundle per native version."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("index.android.bundle", V1["index.android.bundle"])
+    body = {
+        "platform": "android",
+        "nativeVersion": "1.0.0",
+        "archive": base64.b64encode(out.getvalue()).decode(),
+        "files": [{"path": "index.android.bundle", "sha256": "0" * 64,
+                   "size": len(V1["index.android.bundle"])}],
+    }  # fmt: skip
+    lying = server.client.post("/apps/com.example.app/embedded", json=body, headers=server.auth())
+    assert lying.status_code == 422
+    body["files"][0]["sha256"] = hashlib.sha256(V1["index.android.bundle"]).hexdigest()  # type: ignore[index]
+    first = server.client.post("/apps/com.example.app/embedded", json=body, headers=server.auth())
+    assert first.status_code == 201, first.text
+    again = server.client.post("/apps/com.example.app/embedded", json=body, headers=server.auth())
+    assert again.status_code == 409

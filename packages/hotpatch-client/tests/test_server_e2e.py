@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_client.testing import FakeClock, MemoryFileSystem, sample_bundle
+from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.manifest import Platform
 from hotpatch_server.testing import APP_ID, Server, in_process_server, shared_dir
 
@@ -21,8 +25,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield harness
 
 
-def _agent(server: Server, fs: MemoryFileSystem, device_id: str = "device-1") -> Agent:
-    config = AgentConfig(
+def _agent_config(server: Server, device_id: str = "device-1") -> AgentConfig:
+    return AgentConfig(
         server_url="http://testserver.local",
         app_id=APP_ID,
         platform=Platform.ANDROID,
@@ -30,6 +34,10 @@ def _agent(server: Server, fs: MemoryFileSystem, device_id: str = "device-1") ->
         trust_root=server.pki.root,
         device_id=device_id,
     )
+
+
+def _agent(server: Server, fs: MemoryFileSystem, device_id: str = "device-1") -> Agent:
+    config = _agent_config(server, device_id)
     return Agent(config, http=server.client, fs=fs, clock=FakeClock(server.clock.now))
 
 
@@ -162,3 +170,47 @@ def test_a_device_on_v1_receives_a_patch_to_v2(server: Server) -> None:
     stats = _stats(server, v2)
     assert stats["bytesSaved"] == v2["size"] - result.downloaded_bytes
     assert stats["bytesSaved"] > 0.99 * v2["size"]
+
+
+def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
+    server: Server, tmp_path: Path
+) -> None:
+    """With the binary's bundle registered, a device that never updated is patched too."""
+    embedded_files, v2_files = _corpus_app("v1"), _corpus_app("v2")
+    built = server.build(sequence=1, version="1.0.1", files=v2_files)
+    published = server.publish(built)
+    assert published.status_code == 201
+    release = published.json()
+    # What `hotpatch embedded register` sends: a deterministic archive and its file list.
+    archive = io.BytesIO()
+    entries = write_archive(
+        [ArchiveInput.of_bytes(p, d) for p, d in embedded_files.items()], archive
+    )
+    registered = server.client.post(
+        f"/apps/{APP_ID}/embedded",
+        json={
+            "platform": "android",
+            "nativeVersion": "1.0.0",
+            "archive": base64.b64encode(archive.getvalue()).decode(),
+            "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries],
+        },
+        headers=server.auth(),
+    )
+    assert registered.status_code == 201, registered.text
+    shipped = tmp_path / "apk-assets"
+    for path, data in embedded_files.items():
+        (shipped / path).parent.mkdir(parents=True, exist_ok=True)
+        (shipped / path).write_bytes(data)
+    config = attrs.evolve(_agent_config(server), embedded_dir=str(shipped))
+    fs = MemoryFileSystem()
+    with Agent(config, http=server.client, fs=fs, clock=FakeClock(server.clock.now)) as agent:
+        assert agent.on_launch() is None  # the embedded bundle
+        result = agent.sync()
+        assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, True, None)
+        assert result.downloaded_bytes < release["size"] / 100
+        root = f"releases/{release['manifestId']}/files/"
+        installed = {
+            p.removeprefix(root): fs.read_file(p) for p in fs.files() if p.startswith(root)
+        }
+        assert installed == v2_files
+    assert registered.json()["baseId"] == agent._embedded().manifest_id

@@ -223,6 +223,11 @@ class Api:
         document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/patches", json=body)
         return document
 
+    def register_embedded(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Register the bundle shipped in one native version as a patch base."""
+        document: dict[str, Any] = self._send("POST", f"/apps/{app_id}/embedded", json=body)
+        return document
+
     def promote(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
         """Publish ``release_id``'s content on another channel under a new signed manifest."""
         body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}

@@ -595,6 +595,32 @@ def patch(ctx: Context, args: argparse.Namespace) -> None:
     )
 
 
+def embedded_register(ctx: Context, args: argparse.Namespace) -> None:
+    """Register the bundle shipped in a native version, so first updates can be patches."""
+    app = ctx.app()
+    try:
+        Version.parse_native(args.native_version)
+    except HotPatchError as exc:
+        raise UsageError(f"invalid --native-version: {exc}") from None
+    files = collect_files(Path(args.bundle_dir))
+    with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
+        packed = pack_directory(files, Path(tmp) / "embedded.zip")
+        body = {
+            "platform": args.platform,
+            "nativeVersion": args.native_version,
+            "archive": base64.b64encode(packed.path.read_bytes()).decode(),
+            "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in packed.files],
+        }
+        ctx.output.step(f"registering {len(files)} files as {app} {args.platform} "
+                        f"{args.native_version}'s embedded bundle")  # fmt: skip
+        document = api.register_embedded(app, body)
+    ctx.output.result(
+        document,
+        f"embedded bundle of {args.platform} {args.native_version} registered (id "
+        f"{document['baseId'][:12]}…); devices on it can now be patched to new releases",
+    )
+
+
 def releases_list(ctx: Context, args: argparse.Namespace) -> None:
     """List releases, newest first."""
     app = ctx.app()

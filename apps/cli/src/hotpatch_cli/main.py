@@ -238,6 +238,24 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     diff.add_argument("--to", dest="target", required=True, help="the target version, e.g. 1.2.0")
     diff.add_argument("--channel", default="production")
 
+    embedded = sub.add_parser(
+        "embedded",
+        help="the bundle shipped in the app binary",
+        description="The bundle shipped in the app binary",
+    )
+    embedded_sub = embedded.add_subparsers(dest="embedded_command", required=True, metavar="ACTION")
+    register = embedded_sub.add_parser(
+        "register",
+        help="register a binary's bundle as a patch base",
+        description="Send the bundle that ships inside one native version (the build's bundle "
+        "output and assets) so a device's first OTA update can be a patch from it.",
+    )
+    _add_common(register)
+    register.set_defaults(handler=commands.embedded_register)
+    register.add_argument("--platform", required=True, choices=_PLATFORMS)
+    register.add_argument("--native-version", required=True, help="the binary's version")
+    register.add_argument("--bundle-dir", required=True, help="the bundle as the binary ships it")
+
     out = command(
         "rollout",
         commands.rollout,

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
@@ -24,8 +25,17 @@ from hotpatch_server.auth import (
     exchange_api_key,
     refresh_tokens,
 )
-from hotpatch_server.deps import DbSession, Now, PrincipalDep, SettingsDep
+from hotpatch_server.deps import (
+    ActiveReleasesDep,
+    BlobStoreDep,
+    DbSession,
+    Now,
+    PrincipalDep,
+    SessionMaker,
+    SettingsDep,
+)
 from hotpatch_server.models import ApiKey, App
+from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 
@@ -182,6 +192,64 @@ class AppController(Controller):
             raise Problem(404, "not-found", f"no app {app_id!r}")
         return app_json(app)
 
+    @post("/{app_id:str}/embedded", status_code=201, summary="Register a binary's embedded bundle")
+    async def register_embedded(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[NewEmbedded],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        settings: SettingsDep,
+        active_releases: ActiveReleasesDep,
+        sessionmaker: SessionMaker,
+        now: Now,
+    ) -> Response[dict[str, Any]]:
+        """Make the bundle inside native version ``nativeVersion`` a patch base for first updates.
+
+        The archive must hold exactly the listed files (the strict extractor
+        checks every hash). Patches from it to the newest release of each
+        channel it fits are then made in the background.
+        """
+        principal.require(Action.PUBLISH, app_id)
+        if await db_session.get(App, app_id) is None:
+            raise Problem(404, "not-found", f"no app {app_id!r}; create it first")
+        bundle = await register_embedded_bundle(
+            db_session, blob_store, app_id, data, settings.data_dir / "tmp", now
+        )
+        record_raw(
+            db_session,
+            principal.label,
+            "embedded",
+            app_id,
+            f"{bundle.platform}/{bundle.native_version}",
+            now,
+            {"baseId": bundle.base_id},
+        )
+        await db_session.commit()
+        targets = await newest_fitting(db_session, bundle)
+        work = [
+            BackgroundTask(
+                generate_patches,
+                sessionmaker,
+                blob_store,
+                active_releases,
+                target,
+                settings.data_dir / "tmp",
+                lambda: now,
+            )
+            for target in targets
+        ]
+        document = {
+            "baseId": bundle.base_id,
+            "platform": bundle.platform,
+            "nativeVersion": bundle.native_version,
+            "files": len(bundle.files),
+        }
+        return Response(
+            document, status_code=201, background=BackgroundTasks(work) if work else None
+        )
+
     @put("/{app_id:str}/trust-root", summary="Rotate an app's trust root")
     async def rotate(
         self,
@@ -197,6 +265,23 @@ class AppController(Controller):
         app = await rotate_root(db_session, app_id, envelope, principal.label, now)
         await db_session.commit()
         return app_json(app)
+
+
+class EmbeddedFile(msgspec.Struct, rename="camel"):
+    """One file of an embedded bundle."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class NewEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """The bundle shipped in one native version, as a deterministic archive and its file list."""
+
+    platform: str
+    native_version: str
+    archive: str
+    files: list[EmbeddedFile]
 
 
 class NewKey(msgspec.Struct, rename="camel"):

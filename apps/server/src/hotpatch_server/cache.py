@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.models import Installation, Patch, Release
+from hotpatch_server.models import EmbeddedBundle, Installation, Patch, Release
 
 __all__ = ["INVALIDATIONS", "ActiveReleases", "Candidate", "listen_for_invalidations"]
 
@@ -55,8 +55,9 @@ class Candidate:
     manifest_b64: str
     signature_b64: str
     rolled_back_devices: frozenset[str] = frozenset()
-    #: Patches to this release by base manifest id: (blob sha256, length).
-    patches: Mapping[str, tuple[str, int]] = attrs.field(factory=dict)
+    #: Patches to this release by base: a manifest id, or ``embedded:<native version>`` for the
+    #: bundle shipped in that binary; each (blob sha256, length, base id).
+    patches: Mapping[str, tuple[str, int, str]] = attrs.field(factory=dict)
 
     @property
     def position(self) -> tuple[int, int]:
@@ -65,7 +66,7 @@ class Candidate:
 
 
 def _candidate(
-    row: Release, rolled_back: frozenset[str], patches: Mapping[str, tuple[str, int]]
+    row: Release, rolled_back: frozenset[str], patches: Mapping[str, tuple[str, int, str]]
 ) -> Candidate:
     envelope = decode_envelope(row.manifest)
     first = envelope.signatures[0].sig if envelope.signatures else b""
@@ -192,9 +193,19 @@ class ActiveReleases:
                     Patch.target_manifest_id, Patch.base_manifest_id, Patch.sha256, Patch.length
                 ).where(Patch.target_manifest_id.in_([r.manifest_id for r in releases]))
             )
-            patches: dict[str, dict[str, tuple[str, int]]] = {}
+            embedded = dict(
+                (
+                    await session.execute(
+                        select(EmbeddedBundle.base_id, EmbeddedBundle.native_version).where(
+                            EmbeddedBundle.app_id == app_id, EmbeddedBundle.platform == platform
+                        )
+                    )
+                ).all()
+            )
+            patches: dict[str, dict[str, tuple[str, int, str]]] = {}
             for target, base, sha256, length in patch_rows.all():
-                patches.setdefault(target, {})[base] = (sha256, length)
+                slot = f"embedded:{embedded[base]}" if base in embedded else base
+                patches.setdefault(target, {})[slot] = (sha256, length, base)
             return tuple(
                 _candidate(
                     r, frozenset(devices.get(r.manifest_id, ())), patches.get(r.manifest_id, {})

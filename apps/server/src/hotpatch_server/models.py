@@ -181,3 +181,20 @@ class Patch(Base):
     archive_length: Mapped[int] = mapped_column(BigInteger)
     downloads: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EmbeddedBundle(Base):
+    """The bundle shipped inside one native version of an app, registered as a patch base."""
+
+    __tablename__ = "embedded_bundles"
+    __table_args__ = (UniqueConstraint("app_id", "platform", "native_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    native_version: Mapped[str] = mapped_column(String(64))
+    base_id: Mapped[str] = mapped_column(String(64), unique=True)
+    files: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    archive_length: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -14,13 +14,15 @@ its base. Several processes may race to make the same patch: the unique
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +32,22 @@ from hotpatch_core.archive import ArchiveLimits, FileEntry, extract_archive
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import decode_manifest
+from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_diff import PatchSide, make_patch
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
-from hotpatch_server.models import Device, Patch, Release
+from hotpatch_server.models import Device, EmbeddedBundle, Patch, Release
+from hotpatch_server.problems import Problem
 
-__all__ = ["BASES", "WORTH", "PatchRejectedError", "generate_patches", "register_patch"]
+__all__ = [
+    "BASES",
+    "WORTH",
+    "PatchRejectedError",
+    "generate_patches",
+    "newest_fitting",
+    "register_embedded_bundle",
+    "register_patch",
+]
 
 log = logging.getLogger("hotpatch_server.patches")
 
@@ -64,9 +76,16 @@ class _MemorySink:
         del entry
 
 
-async def _side(store: BlobStore, release: Release) -> PatchSide:
-    """Read and extract a release's archive (checked against its signed file list)."""
-    files = decode_manifest(decode_envelope(release.manifest).payload).files
+async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
+    """Read and extract a release's (or embedded bundle's) archive, checked against its files."""
+    if isinstance(release, EmbeddedBundle):
+        files = tuple(
+            FileEntry(str(f["path"]), str(f["sha256"]), int(str(f["size"]))) for f in release.files
+        )
+        name = release.base_id
+    else:
+        files = decode_manifest(decode_envelope(release.manifest).payload).files
+        name = release.manifest_id
     data = await store.read(release.archive_sha256, MAX_ARCHIVE)
 
     def extract() -> dict[str, bytes]:
@@ -78,7 +97,7 @@ async def _side(store: BlobStore, release: Release) -> PatchSide:
         return {path: bytes(content) for path, content in sink.files.items()}
 
     contents = await asyncio.to_thread(extract)
-    return PatchSide(release.manifest_id, files, lambda entry: contents[entry.path])
+    return PatchSide(name, files, lambda entry: contents[entry.path])
 
 
 class PatchRejectedError(ValueError):
@@ -134,7 +153,7 @@ async def register_patch(
     return row
 
 
-async def _bases(session: AsyncSession, target: Release) -> list[Release]:
+async def _bases(session: AsyncSession, target: Release) -> list[Release | EmbeddedBundle]:
     scope = (
         Release.app_id == target.app_id,
         Release.platform == target.platform,
@@ -169,7 +188,19 @@ async def _bases(session: AsyncSession, target: Release) -> list[Release]:
             )
         ).all()
     )
-    return [row for mid, row in chosen.items() if mid not in done]
+    bases: list[Release | EmbeddedBundle] = [row for mid, row in chosen.items() if mid not in done]
+    # The bundles shipped in binaries this release fits: a device's first update.
+    fits = BinaryRange.parse(target.binary_range)
+    embedded = await session.scalars(
+        select(EmbeddedBundle).where(
+            EmbeddedBundle.app_id == target.app_id, EmbeddedBundle.platform == target.platform
+        )
+    )
+    for bundle in embedded.all():
+        native = Version.parse_native(bundle.native_version)
+        if bundle.base_id not in done and fits.contains(native):
+            bases.append(bundle)
+    return bases
 
 
 async def generate_patches(
@@ -211,7 +242,7 @@ async def _generate(
         try:
             base_side = await _side(store, base)
         except (HotPatchError, ValueError, OSError) as exc:
-            log.warning("cannot read release %s as a patch base: %s", base.id, exc)
+            log.warning("cannot read %s as a patch base: %s", base.id, exc)
             continue
         patch, stats = await asyncio.to_thread(make_patch, base_side, target_side)
         if len(patch) >= WORTH * target.archive_length:
@@ -224,7 +255,7 @@ async def _generate(
         await store.put(sha256, Path(handle.name))
         row = Patch(
             app_id=target.app_id,
-            base_manifest_id=base.manifest_id,
+            base_manifest_id=base_side.manifest_id,
             target_manifest_id=target.manifest_id,
             sha256=sha256,
             length=len(patch),
@@ -243,3 +274,88 @@ async def _generate(
     if added:
         await active_releases.invalidate(target.app_id, target.platform, target.channel)
     return added
+
+
+class EmbeddedUpload(Protocol):
+    """What a registration carries (``hotpatch_server.admin_api.NewEmbedded``)."""
+
+    platform: str
+    native_version: str
+    archive: str
+
+    @property
+    def files(self) -> Sequence[Any]: ...
+
+
+async def register_embedded_bundle(
+    session: AsyncSession,
+    store: BlobStore,
+    app_id: str,
+    upload: EmbeddedUpload,
+    tmp_dir: Path,
+    now: datetime,
+) -> EmbeddedBundle:
+    """Check and store the bundle embedded in one native version; raise a 4xx Problem if bad."""
+    from hotpatch_diff import embedded_id  # noqa: PLC0415
+
+    if upload.platform not in {"android", "ios"}:
+        raise Problem(422, "invalid", "platform is android or ios", field="platform")
+    try:
+        Version.parse_native(upload.native_version)
+        files = tuple(FileEntry(f.path, f.sha256, f.size) for f in upload.files)
+        data = base64.b64decode(upload.archive.encode("ascii"), validate=True)
+        if len(data) > MAX_ARCHIVE:
+            raise Problem(
+                413, "too-large", f"the archive exceeds {MAX_ARCHIVE} bytes", field="archive"
+            )
+        limits = ArchiveLimits(max_files=max(1, len(files)))
+        await asyncio.to_thread(
+            extract_archive, io.BytesIO(data), files, _MemorySink(), limits=limits
+        )
+    except (HotPatchError, ValueError, UnicodeEncodeError) as exc:
+        raise Problem(
+            422, "invalid", f"not a valid embedded bundle: {exc}", field="archive"
+        ) from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
+        handle.write(data)
+    await store.put(sha256, Path(handle.name))
+    bundle = EmbeddedBundle(
+        app_id=app_id,
+        platform=upload.platform,
+        native_version=upload.native_version,
+        base_id=embedded_id(app_id, upload.platform, upload.native_version, files),
+        files=[{"path": f.path, "sha256": f.sha256, "size": f.size} for f in files],
+        archive_sha256=sha256,
+        archive_length=len(data),
+        created_at=now,
+    )
+    session.add(bundle)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Problem(
+            409, "embedded-exists",
+            f"native version {upload.native_version} already has an embedded bundle",
+        ) from None  # fmt: skip
+    return bundle
+
+
+async def newest_fitting(session: AsyncSession, bundle: EmbeddedBundle) -> list[int]:
+    """Return the newest active release of each channel whose binary range fits ``bundle``."""
+    rows = await session.scalars(
+        select(Release)
+        .where(
+            Release.app_id == bundle.app_id,
+            Release.platform == bundle.platform,
+            Release.active.is_(True),
+        )
+        .order_by(Release.epoch.desc(), Release.sequence.desc())
+    )
+    native = Version.parse_native(bundle.native_version)
+    newest: dict[str, int] = {}
+    for row in rows.all():
+        if row.channel not in newest and BinaryRange.parse(row.binary_range).contains(native):
+            newest[row.channel] = row.id
+    return list(newest.values())

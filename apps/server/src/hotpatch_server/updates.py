@@ -294,7 +294,11 @@ class DeviceRegistration(msgspec.Struct, rename="camel"):
 
 
 def _answer(
-    candidate: Candidate | None, store: BlobStore, now: datetime, current: str | None
+    candidate: Candidate | None,
+    store: BlobStore,
+    now: datetime,
+    current: str | None,
+    native: str,
 ) -> dict[str, Any]:
     if candidate is None:
         return {"updateAvailable": False}
@@ -311,13 +315,14 @@ def _answer(
         "sequence": candidate.sequence,
         "epoch": candidate.epoch,
     }
-    patch = candidate.patches.get(current) if current is not None else None
+    # A device on an OTA bundle names it; one on the bundle in its binary does not.
+    patch = candidate.patches.get(current or f"embedded:{native}")
     if patch is not None:
         # Unsigned, like the URLs: the device verifies every file it builds.
         answer["patch"] = {
             "url": store.url(patch[0], now),
             "size": patch[1],
-            "baseManifestId": current,
+            "baseManifestId": patch[2],
         }
     return answer
 
@@ -342,7 +347,7 @@ class CheckService:
         candidates = await self.active_releases.get(query.app_id, query.platform, query.channel)
         chosen = choose(query, candidates)
         self.metrics.inc("update_check", offered=str(chosen is not None).lower())
-        return _answer(chosen, self.blob_store, now, query.current_manifest_id)
+        return _answer(chosen, self.blob_store, now, query.current_manifest_id, query.native_text)
 
 
 class DeviceController(Controller):

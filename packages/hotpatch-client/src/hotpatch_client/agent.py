@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
 import attrs
@@ -111,7 +112,7 @@ from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_releas
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
 from hotpatch_core.versions import Version
-from hotpatch_diff import PatchSide
+from hotpatch_diff import PatchSide, embedded_id
 
 __all__ = [
     "Agent",
@@ -176,7 +177,9 @@ class AgentConfig:
     ``CFBundleShortVersionString``). ``device_id`` defaults to a random id
     generated once and kept in the storage directory. ``bundle_file`` is the
     archive entry the JS engine loads (``index.android.bundle`` on Android,
-    ``main.jsbundle`` on iOS).
+    ``main.jsbundle`` on iOS). ``embedded_dir`` is where the bundle shipped in
+    the binary can be read (its files, as ``hotpatch embedded register``
+    sent them): with it, a device's first update can be a patch from it.
     """
 
     server_url: str
@@ -188,6 +191,7 @@ class AgentConfig:
     device_id: str | None = None
     crash_threshold: int = 2
     bundle_file: str | None = None
+    embedded_dir: str | None = None
     download: DownloadPolicy = attrs.field(factory=DownloadPolicy)
 
     @property
@@ -322,6 +326,7 @@ class Agent:
         self._mutex = threading.RLock()
         self._offered: tuple[VerifiedRelease, str, PatchHint | None] | None = None
         self._patched = False
+        self._embedded_side: PatchSide | None = None
         self._reload_needed = False
         self._fetched_bytes = 0
         self.restart_requested = False
@@ -687,12 +692,36 @@ class Agent:
         return PatchHint(str(httpx.URL(self._url("/")).join(url)), size, base)
 
     def _patch_usable(self, hint: PatchHint, release: VerifiedRelease) -> bool:
-        """Use a patch only from a bundle on this disk, and only if smaller than the archive."""
-        installed = {b.manifest_id for b in self._state.installed()}
-        return hint.base_manifest_id in installed and hint.size < release.manifest.archive.length
+        """Use a patch only from a bundle this device has, and only if smaller than the archive."""
+        if hint.size >= release.manifest.archive.length:
+            return False
+        if hint.base_manifest_id in {b.manifest_id for b in self._state.installed()}:
+            return True
+        embedded = self._embedded()
+        return embedded is not None and hint.base_manifest_id == embedded.manifest_id
+
+    def _embedded(self) -> PatchSide | None:
+        """Describe the bundle shipped in the binary (hashing it once), if the app said where."""
+        if self.config.embedded_dir is None:
+            return None
+        if self._embedded_side is None:
+            root = Path(self.config.embedded_dir)
+            entries = []
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+                entries.append(FileEntry(path.relative_to(root).as_posix(), digest, len(data)))
+            files = tuple(entries)
+            c = self.config
+            base = embedded_id(c.app_id, c.platform.value, c.native_version, files)
+            self._embedded_side = PatchSide(base, files, lambda e: (root / e.path).read_bytes())
+        return self._embedded_side
 
     def _patch_base(self, manifest_id: str) -> PatchSide:
-        """Describe the installed bundle a patch applies to, from its stored signed manifest."""
+        """Describe the bundle a patch applies to: installed (its signed manifest) or embedded."""
+        embedded = self._embedded()
+        if embedded is not None and manifest_id == embedded.manifest_id:
+            return embedded
         root = release_dir(manifest_id)
         with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
             files = decode_manifest(decode_envelope(handle.read(MAX_CHECK_BYTES)).payload).files

@@ -6,6 +6,7 @@ smallest; :func:`apply_patch` rebuilds the new release's files, capped at and
 checked against the signed target manifest. See :mod:`hotpatch_diff.patch`.
 """
 
+from hotpatch_diff.embedded import embedded_id
 from hotpatch_diff.patch import (
     Op,
     PatchFormatError,
@@ -24,6 +25,7 @@ __all__ = [
     "PatchStats",
     "WrongBaseError",
     "apply_patch",
+    "embedded_id",
     "make_patch",
     "read_header",
 ]
