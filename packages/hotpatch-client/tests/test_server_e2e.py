@@ -213,4 +213,6 @@ def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
             p.removeprefix(root): fs.read_file(p) for p in fs.files() if p.startswith(root)
         }
         assert installed == v2_files
-    assert registered.json()["baseId"] == agent._embedded().manifest_id
+    embedded = agent._embedded()  # the id the device computed itself
+    assert embedded is not None
+    assert registered.json()["baseId"] == embedded.manifest_id
