@@ -86,6 +86,7 @@ def child(engine: str, old_path: Path, new_path: Path, work: Path) -> dict[str, 
     patch_file, out_file = work / "patch", work / "out"
     peaks: list[int] = []
     if engine == "hotpatch":
+        from hotpatch_core.archive import MemorySink  # noqa: PLC0415
         from hotpatch_diff import PatchSide, apply_patch, make_patch  # noqa: PLC0415
 
         base = PatchSide("a" * 64, (_entry(old),), lambda _e: old)
@@ -93,20 +94,9 @@ def child(engine: str, old_path: Path, new_path: Path, work: Path) -> dict[str, 
         started = time.perf_counter()
         patch, _ = make_patch(base, target)
         made = time.perf_counter()
-        produced: dict[str, bytes] = {}
-
-        class Sink:
-            def begin(self, entry: Any) -> None:
-                produced[entry.path] = b""
-
-            def write(self, data: bytes) -> None:
-                produced["index.android.bundle"] += data
-
-            def end(self, entry: Any) -> None:
-                del entry
-
-        apply_patch(patch, base, target.manifest_id, target.files, Sink())
-        result = produced["index.android.bundle"]
+        sink = MemorySink()
+        apply_patch(patch, base, target.manifest_id, target.files, sink)
+        result = sink.files["index.android.bundle"]
         size = len(patch)
     elif engine == "bsdiff4":
         import bsdiff4  # noqa: PLC0415

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from hotpatch_core.archive import FileEntry
+from hotpatch_core.archive import MemorySink
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_diff import PatchSide, apply_patch
@@ -19,22 +19,6 @@ from hotpatch_server.testing import Server
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
 V1 = {"index.android.bundle": BUNDLE, "assets/logo.png": b"\x89PNG" + bytes(300)}
 V2 = {**V1, "index.android.bundle": BUNDLE.replace(b"return a+17}", b"return a+71}")}
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.current = ""
-
-    def begin(self, entry: FileEntry) -> None:
-        self.current = entry.path
-        self.files[entry.path] = b""
-
-    def write(self, data: bytes) -> None:
-        self.files[self.current] += data
-
-    def end(self, entry: FileEntry) -> None:
-        del entry
 
 
 def _publish(server: Server, sequence: int, files: dict[str, bytes]) -> dict[str, Any]:
@@ -59,7 +43,7 @@ def test_a_patch_is_made_offered_to_its_base_and_counted(server: Server) -> None
     assert len(data) == patch["size"]
     base_files = decode_manifest(decode_envelope(base64.b64decode(_manifest(server, v1))).payload)
     target = decode_manifest(decode_envelope(base64.b64decode(answer["manifest"])).payload)
-    sink = _Sink()
+    sink = MemorySink()
     base = PatchSide(v1["manifestId"], base_files.files, lambda entry: V1[entry.path])
     apply_patch(data, base, v2["manifestId"], target.files, sink)
     assert sink.files == V2

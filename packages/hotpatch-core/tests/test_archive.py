@@ -16,6 +16,7 @@ from hotpatch_core.archive import (
     ArchiveInput,
     ArchiveLimits,
     FileEntry,
+    MemorySink,
     NullSink,
     check_path,
     extract_archive,
@@ -97,6 +98,15 @@ def test_extract_round_trip(tmp_path: Path) -> None:
     assert total == sum(len(v) for v in files.values())
     for path, content in files.items():
         assert (tmp_path / path).read_bytes() == content
+
+
+def test_memory_sink_collects_every_verified_file() -> None:
+    """MemorySink holds each extracted file by path, exactly as packed."""
+    files = {"index.android.bundle": b"x" * 70_000, "a/b.png": b"\x00\x01", "empty": b""}
+    data, entries = _pack(files)
+    sink = MemorySink()
+    extract_archive(io.BytesIO(data), entries, sink)
+    assert sink.files == files
 
 
 def test_extracting_parts_checks_the_whole_archive(tmp_path: Path) -> None:

@@ -8,31 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotpatch_core.archive import FileEntry
+from hotpatch_core.archive import FileEntry, MemorySink
 from hotpatch_core.errors import HashMismatchError, HotPatchError, TooLargeError
 from hotpatch_diff import Op, PatchFormatError, PatchSide, WrongBaseError, apply_patch, make_patch
 from hotpatch_diff.patch import MAGIC
 from hotpatch_server.testing import shared_dir
 
 SHARED = shared_dir()
-
-
-class MemorySink:
-    """Collects what apply_patch writes."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.current = ""
-
-    def begin(self, entry: FileEntry) -> None:
-        self.current = entry.path
-        self.files[entry.path] = b""
-
-    def write(self, data: bytes) -> None:
-        self.files[self.current] += data
-
-    def end(self, entry: FileEntry) -> None:
-        del entry
 
 
 def side(files: dict[str, bytes], tag: str) -> PatchSide:

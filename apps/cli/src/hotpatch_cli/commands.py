@@ -38,7 +38,7 @@ from hotpatch_cli.keys import (
 )
 from hotpatch_cli.output import Output, table
 from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
-from hotpatch_core.archive import FileEntry, extract_archive
+from hotpatch_core.archive import MemorySink, extract_archive
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
@@ -555,22 +555,10 @@ def _release_side(api: Api, release: dict[str, Any], work: Path) -> PatchSide:
     manifest = _source_manifest(api, release)
     archive = work / f"{release['manifestId']}.zip"
     api.download(str(release["downloadUrl"]), archive, manifest.archive.length)
-    contents: dict[str, bytes] = {}
-
-    class Collect:
-        def begin(self, entry: FileEntry) -> None:
-            contents[entry.path] = b""
-            self.path = entry.path
-
-        def write(self, data: bytes) -> None:
-            contents[self.path] += data
-
-        def end(self, entry: FileEntry) -> None:
-            del entry
-
+    sink = MemorySink()
     with archive.open("rb") as handle:
-        extract_archive(handle, manifest.files, Collect())
-    return PatchSide(release["manifestId"], manifest.files, lambda entry: contents[entry.path])
+        extract_archive(handle, manifest.files, sink)
+    return PatchSide(release["manifestId"], manifest.files, lambda entry: sink.files[entry.path])
 
 
 def patch(ctx: Context, args: argparse.Namespace) -> None:

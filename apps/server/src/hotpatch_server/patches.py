@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hotpatch_core.archive import ArchiveLimits, FileEntry, extract_archive
+from hotpatch_core.archive import ArchiveLimits, FileEntry, MemorySink, extract_archive
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import decode_manifest
@@ -60,22 +60,6 @@ MAX_ARCHIVE: Final = 256 * 1024 * 1024
 _RUNNING_BASES: Final = 20
 
 
-class _MemorySink:
-    def __init__(self) -> None:
-        self.files: dict[str, bytearray] = {}
-        self.current = ""
-
-    def begin(self, entry: FileEntry) -> None:
-        self.current = entry.path
-        self.files[entry.path] = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.files[self.current] += data
-
-    def end(self, entry: FileEntry) -> None:
-        del entry
-
-
 async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
     """Read and extract a release's (or embedded bundle's) archive, checked against its files."""
     if isinstance(release, EmbeddedBundle):
@@ -89,12 +73,10 @@ async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSid
     data = await store.read(release.archive_sha256, MAX_ARCHIVE)
 
     def extract() -> dict[str, bytes]:
-        import io  # noqa: PLC0415 - only here
-
-        sink = _MemorySink()
+        sink = MemorySink()
         limits = ArchiveLimits(max_files=max(1, len(files)))
         extract_archive(io.BytesIO(data), files, sink, limits=limits)
-        return {path: bytes(content) for path, content in sink.files.items()}
+        return sink.files
 
     contents = await asyncio.to_thread(extract)
     return PatchSide(name, files, lambda entry: contents[entry.path])
@@ -126,7 +108,7 @@ async def register_patch(
     base_side, target_side = await _side(store, base), await _side(store, target)
 
     def check() -> None:
-        sink = _MemorySink()
+        sink = MemorySink()
         apply_patch(data, base_side, target.manifest_id, target_side.files, sink)
 
     try:
@@ -310,7 +292,7 @@ async def register_embedded_bundle(
             )
         limits = ArchiveLimits(max_files=max(1, len(files)))
         await asyncio.to_thread(
-            extract_archive, io.BytesIO(data), files, _MemorySink(), limits=limits
+            extract_archive, io.BytesIO(data), files, MemorySink(), limits=limits
         )
     except (HotPatchError, ValueError, UnicodeEncodeError) as exc:
         raise Problem(

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import re
-import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -36,7 +35,7 @@ import httpx
 
 from hotpatch_client.agent import AgentConfig
 from hotpatch_client.errors import AgentLockedError
-from hotpatch_core.archive import FileEntry
+from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
@@ -57,11 +56,10 @@ class SimulatedCrash(BaseException):
 
 
 def _side(release: PublishedRelease) -> PatchSide:
-    with zipfile.ZipFile(io.BytesIO(release.built.archive)) as archive:
-        contents = {name: archive.read(name) for name in archive.namelist()}
-    return PatchSide(
-        release.manifest_id, release.built.manifest.files, lambda entry: contents[entry.path]
-    )
+    files = release.built.manifest.files
+    sink = MemorySink()
+    extract_archive(io.BytesIO(release.built.archive), files, sink)
+    return PatchSide(release.manifest_id, files, lambda entry: sink.files[entry.path])
 
 
 def sample_bundle(label: str, *, extra: int = 0) -> dict[str, bytes]:

@@ -60,6 +60,7 @@ __all__ = [
     "ArchiveLimits",
     "ExtractSink",
     "FileEntry",
+    "MemorySink",
     "NullSink",
     "check_collisions",
     "check_path",
@@ -237,6 +238,29 @@ class NullSink:
 
     def end(self, entry: FileEntry) -> None:
         """Discard."""
+
+
+class MemorySink:
+    """A sink that keeps every file in memory, by path (for small bundles: patching, tests)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.files: dict[str, bytes] = {}
+        self._path = ""
+        self._chunks: list[bytes] = []
+
+    def begin(self, entry: FileEntry) -> None:
+        """Start collecting ``entry``."""
+        self._path, self._chunks = entry.path, []
+
+    def write(self, data: bytes) -> None:
+        """Keep a chunk."""
+        self._chunks.append(data)
+
+    def end(self, entry: FileEntry) -> None:
+        """Store the whole file."""
+        self.files[entry.path] = b"".join(self._chunks)
+        self._chunks = []
 
 
 def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str:
