@@ -60,6 +60,29 @@ MAX_ARCHIVE: Final = 256 * 1024 * 1024
 _RUNNING_BASES: Final = 20
 
 
+async def _store(store: BlobStore, data: bytes, tmp_dir: Path) -> str:
+    """Put ``data`` in the blob store under its SHA-256 (via a temporary file); return that."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
+        handle.write(data)
+    await store.put(sha256, Path(handle.name))
+    return sha256
+
+
+def _patch_row(target: Release, base_id: str, sha256: str, length: int, now: datetime) -> Patch:
+    return Patch(
+        app_id=target.app_id,
+        base_manifest_id=base_id,
+        target_manifest_id=target.manifest_id,
+        sha256=sha256,
+        length=length,
+        archive_length=target.archive_length,
+        downloads=0,
+        created_at=now,
+    )
+
+
 async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
     """Read and extract a release's (or embedded bundle's) archive, checked against its files."""
     if isinstance(release, EmbeddedBundle):
@@ -115,21 +138,7 @@ async def register_patch(
         await asyncio.to_thread(check)
     except HotPatchError as exc:
         raise PatchRejectedError(f"the patch does not rebuild the release: {exc}") from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
-        handle.write(data)
-    await store.put(sha256, Path(handle.name))
-    row = Patch(
-        app_id=target.app_id,
-        base_manifest_id=base.manifest_id,
-        target_manifest_id=target.manifest_id,
-        sha256=sha256,
-        length=len(data),
-        archive_length=target.archive_length,
-        downloads=0,
-        created_at=now,
-    )
+    row = _patch_row(target, base.manifest_id, await _store(store, data, tmp_dir), len(data), now)
     session.add(row)
     await session.commit()
     return row
@@ -230,21 +239,8 @@ async def _generate(
         if len(patch) >= WORTH * target.archive_length:
             log.info("patch %s -> %s is not worth it (%d bytes)", base.id, target.id, len(patch))
             continue
-        sha256 = hashlib.sha256(patch).hexdigest()
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
-            handle.write(patch)
-        await store.put(sha256, Path(handle.name))
-        row = Patch(
-            app_id=target.app_id,
-            base_manifest_id=base_side.manifest_id,
-            target_manifest_id=target.manifest_id,
-            sha256=sha256,
-            length=len(patch),
-            archive_length=target.archive_length,
-            downloads=0,
-            created_at=clock(),
-        )
+        sha256 = await _store(store, patch, tmp_dir)
+        row = _patch_row(target, base_side.manifest_id, sha256, len(patch), clock())
         async with sessionmaker() as session:
             session.add(row)
             try:
@@ -298,11 +294,7 @@ async def register_embedded_bundle(
         raise Problem(
             422, "invalid", f"not a valid embedded bundle: {exc}", field="archive"
         ) from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
-        handle.write(data)
-    await store.put(sha256, Path(handle.name))
+    sha256 = await _store(store, data, tmp_dir)
     bundle = EmbeddedBundle(
         app_id=app_id,
         platform=upload.platform,
