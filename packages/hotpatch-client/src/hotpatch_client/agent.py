@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 import httpx
@@ -52,6 +52,7 @@ from hotpatch_client.install import (
     ENVELOPE,
     FILES,
     LocalTamperingError,
+    digest_of,
     install_from_patch,
     install_release,
     verify_installed,
@@ -283,14 +284,6 @@ def _durable(state: DeviceState) -> DeviceState:
     that changes nothing else needs no fsync.
     """
     return attrs.evolve(state, phase=Phase.IDLE, launched=False, running=None)
-
-
-def _sha256_of(handle: BinaryIO) -> str:
-    handle.seek(0)
-    digest = hashlib.sha256()
-    while chunk := handle.read(256 * 1024):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Agent:
@@ -825,7 +818,7 @@ class Agent:
                 # If the archive still has its signed hash, the signed content
                 # itself is unusable: never again. If not, it changed on this
                 # device after it was hashed (A15): not the release's fault.
-                intact = _sha256_of(fetched.handle) == release.manifest.archive.sha256
+                intact = digest_of(fetched.handle)[0] == release.manifest.archive.sha256
                 if not intact:
                     exc = LocalTamperingError(
                         f"the downloaded archive changed on the device: {exc}"

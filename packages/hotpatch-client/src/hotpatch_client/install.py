@@ -33,6 +33,7 @@ __all__ = [
     "ENVELOPE",
     "FILES",
     "LocalTamperingError",
+    "digest_of",
     "install_from_patch",
     "install_release",
     "verify_installed",
@@ -103,15 +104,10 @@ class _DirectorySink:
         """Fsync a finished file, read it back against its signed hash (A15), close it."""
         try:
             self.fs.fsync(handle)
-            handle.seek(0)
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+            read_back = digest_of(handle)
         finally:
             handle.close()
-        if (digest.hexdigest(), size) != (entry.sha256, entry.size):
+        if read_back != (entry.sha256, entry.size):
             raise LocalTamperingError(f"{entry.path}: changed after it was written")
 
     def finish(self) -> None:
@@ -131,14 +127,20 @@ class _DirectorySink:
             self.pool = None
 
 
-def _file_digest(fs: FileSystem, path: str) -> tuple[str, int]:
+def digest_of(handle: BinaryIO) -> tuple[str, int]:
+    """Return the SHA-256 (hex) and size of everything in ``handle``, read from its start."""
+    handle.seek(0)
     digest = hashlib.sha256()
     size = 0
-    with fs.open_read(path) as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
+
+
+def _file_digest(fs: FileSystem, path: str) -> tuple[str, int]:
+    with fs.open_read(path) as handle:
+        return digest_of(handle)
 
 
 def _check_file(fs: FileSystem, root: str, entry: FileEntry) -> None:
