@@ -41,7 +41,6 @@ import httpx
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
-from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME
 from hotpatch_core.trust import load_trust_root
 from hotpatch_server.testing import shared_dir
@@ -126,16 +125,7 @@ def publish(server: ServerProcess, files: dict[str, Path], sequence: int, work: 
         created_at=FIXED_TIME,
     )
     with archive.open("rb") as body:
-        response = httpx.post(
-            f"{server.base_url}/releases",
-            data={"appId": APP_ID, "rollout": "100"},
-            files={
-                "manifest": ("m.json", sign_release(manifest, [server.pki.publisher])),
-                "archive": ("a.zip", body),
-            },
-            headers={"Authorization": f"Bearer {server.publisher_key}"},
-            timeout=300,
-        )
+        response = server.publish(manifest, body)
     response.raise_for_status()
     answer = httpx.get(
         f"{server.base_url}/update/check",

@@ -40,7 +40,7 @@ from hotpatch_client import AgentConfig
 from hotpatch_client.simulate import Fleet, FleetSummary
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
-from hotpatch_server.testing import shared_dir
+from hotpatch_server.testing import free_port, serving, shared_dir
 
 BIN = Path(sys.executable).parent
 SHARED = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
@@ -99,28 +99,12 @@ class Demo:
 
     @contextmanager
     def server(self) -> Iterator[None]:
-        """Start hotpatch-server on a free port; stop it at the end."""
-        from hotpatch_server.testing import free_port, wait_until_serving  # noqa: PLC0415
-
+        """Start hotpatch-server on a free port (its log in server.log); stop it at the end."""
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        log = (self.work / "server.log").open("w")
-        process = subprocess.Popen(  # noqa: S603 - our own console script
-            [str(BIN / "hotpatch-server"), "serve", "--port", str(port)],
-            env={**self.env, "HOTPATCH_PUBLIC_URL": self.base_url},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_serving(f"{self.base_url}/health", process)
+        env = {**self.env, "HOTPATCH_PUBLIC_URL": self.base_url}
+        with (self.work / "server.log").open("w") as log, serving(env, port, log):
             yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
 
 
 def build_bundle(demo: Demo, *, prebuilt: bool) -> tuple[Path, str]:

@@ -13,7 +13,6 @@ import httpx
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_core.manifest import Platform
-from hotpatch_core.release import sign_release
 from hotpatch_core.testing import build_release
 from hotpatch_server.testing import APP_ID, server_process
 
@@ -41,16 +40,7 @@ def test_killed_download_fetches_only_the_rest(tmp_path: Path) -> None:
     with server_process(tmp_path / "server") as server:
         payload = random.Random(4).randbytes(4 * 1024 * 1024)  # incompressible
         built = build_release({"index.android.bundle": payload}, app_id=APP_ID)
-        published = httpx.post(
-            f"{server.base_url}/releases",
-            data={"appId": APP_ID, "rollout": "100"},
-            files={
-                "manifest": ("m.json", sign_release(built.manifest, [server.pki.publisher])),
-                "archive": ("a.zip", built.archive),
-            },
-            headers={"Authorization": f"Bearer {server.publisher_key}"},
-            timeout=60,
-        )
+        published = server.publish(built.manifest, built.archive)
         assert published.status_code == 201, published.text
         manifest_id = published.json()["manifestId"]
         length = built.manifest.archive.length

@@ -85,21 +85,10 @@ def test_rollout_then_crash_rollback(server: Server, tmp_path: Path) -> None:
 def test_command_against_a_real_server(tmp_path: Path) -> None:
     """Command against a real server."""
     with server_process(tmp_path / "server") as srv:
-        import httpx  # noqa: PLC0415
-
-        from hotpatch_core.release import sign_release  # noqa: PLC0415
         from hotpatch_core.testing import build_release  # noqa: PLC0415
 
         built = build_release(sample_bundle("v1"), app_id=APP_ID, version="1.0.1")
-        published = httpx.post(
-            f"{srv.base_url}/releases",
-            data={"appId": APP_ID, "rollout": "100"},
-            files={
-                "manifest": ("m.json", sign_release(built.manifest, [srv.pki.publisher])),
-                "archive": ("a.zip", built.archive),
-            },
-            headers={"Authorization": f"Bearer {srv.publisher_key}"},
-        )
+        published = srv.publish(built.manifest, built.archive)
         assert published.status_code == 201, published.text
         root = tmp_path / "root.json"
         root.write_bytes(srv.pki.root_bytes)

@@ -20,13 +20,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import httpx
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from hotpatch_core.manifest import ReleaseManifest
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
 from hotpatch_server.app import create_app
@@ -45,6 +46,7 @@ __all__ = [
     "free_port",
     "in_process_server",
     "server_process",
+    "serving",
     "shared_dir",
     "wait_until_serving",
 ]
@@ -260,6 +262,21 @@ class ServerProcess:
         """Run an admin command against the same data; return its output."""
         return _admin(self.env, *args)
 
+    def publish(
+        self, manifest: ReleaseManifest, archive: bytes | IO[bytes], rollout: int = 100
+    ) -> httpx.Response:
+        """Sign ``manifest`` with the PKI's publisher and upload it with ``archive`` (streamed)."""
+        return httpx.post(
+            f"{self.base_url}/releases",
+            data={"appId": manifest.app_id, "rollout": str(rollout)},
+            files={
+                "manifest": ("m.json", sign_release(manifest, [self.pki.publisher])),
+                "archive": ("a.zip", archive),
+            },
+            headers={"Authorization": f"Bearer {self.publisher_key}"},
+            timeout=300,
+        )
+
 
 def _admin(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(  # noqa: S603 - our own console script
@@ -305,16 +322,29 @@ def server_process(data_dir: Path, pki: PKI | None = None, **env: str) -> Iterat
         .strip()
         .splitlines()[-1]
     )
+    with serving(environment, port) as process:
+        yield ServerProcess(base_url, process, environment, pki, key)
+
+
+@contextlib.contextmanager
+def serving(
+    env: dict[str, str], port: int, output: IO[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Run ``hotpatch-server serve`` on ``port`` until it answers; stop it when the block ends.
+
+    Its output goes to ``output`` (default: discarded). It is stopped with
+    SIGTERM, then SIGKILL after 10 s.
+    """
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [str(Path(sys.executable).with_name("hotpatch-server")), "serve", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
         text=True,
     )
     try:
-        wait_until_serving(f"{base_url}/health", process)
-        yield ServerProcess(base_url, process, environment, pki, key)
+        wait_until_serving(f"http://127.0.0.1:{port}/health", process)
+        yield process
     finally:
         process.terminate()
         try:
