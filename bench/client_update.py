@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from procstatus import status_kib
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_core.archive import ArchiveInput, write_archive
@@ -176,18 +176,6 @@ def agent_update(http: httpx.Client, server: ServerProcess, work: Path, device_i
     return elapsed
 
 
-def _status_kib(field: str) -> int:
-    """Read a memory figure of this process from /proc/self/status (Linux).
-
-    ``VmHWM`` is the peak of this process image; ``ru_maxrss`` is not usable
-    here, as Linux carries the parent's peak across fork and exec.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def rss_child(server_url: str, root: Path, storage: Path) -> None:
     """Run in a child process: update once, print the RSS before and the peak after (KiB)."""
     agent_config = AgentConfig(
@@ -200,9 +188,9 @@ def rss_child(server_url: str, root: Path, storage: Path) -> None:
     )
     with httpx.Client(timeout=60) as http, Agent(agent_config, http=http, storage_dir=storage) as a:
         a.on_launch()
-        before = _status_kib("VmRSS")
+        before = status_kib("VmRSS")
         result = a.sync()
-        after = _status_kib("VmHWM")
+        after = status_kib("VmHWM")
     print(json.dumps({"before": before, "after": after, "status": result.status.value}))
 
 

@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from procstatus import status_kib
+
 from hotpatch_server.testing import shared_dir
 
 SHARED = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
@@ -133,7 +135,7 @@ def child(engine: str, old_path: Path, new_path: Path, work: Path) -> dict[str, 
     applied = time.perf_counter()
     if result != new:
         raise SystemExit(f"{engine} did not reproduce {new_path}")
-    peak_kb = max(peaks) if peaks else _vm_hwm_kb()
+    peak_kb = max(peaks) if peaks else status_kib("VmHWM")
     return {
         "size": size,
         "make": made - started,
@@ -147,13 +149,6 @@ def _timed(argv: list[str], work: Path) -> int:
     report = work / "time.txt"
     subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *argv], check=True)
     return int(report.read_text().split()[-1])
-
-
-def _vm_hwm_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
 
 
 # --- the parent ---------------------------------------------------------------
