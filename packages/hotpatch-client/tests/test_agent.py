@@ -22,6 +22,7 @@ from hotpatch_client.testing import (
     FakeClock,
     MemoryFileSystem,
     RepositorySimulator,
+    confirm_update,
     sample_bundle,
 )
 from hotpatch_core.errors import IllegalTransitionError
@@ -60,10 +61,7 @@ def test_crash_loop_reverts_and_never_fetches_the_release_again(
     """Crash loop reverts and never fetches the release again."""
     v1 = sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    agent.sync()
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     v2 = sim.publish(V2)
     assert agent.sync().status is SyncStatus.STAGED
     for _ in range(2):  # the new bundle crashes before its first render
@@ -86,10 +84,7 @@ def test_confirmed_bundle_is_never_reverted(
     """Confirmed bundle is never reverted."""
     sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    agent.sync()
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     for _ in range(5):
         assert _bundle_text(fs, agent.on_launch()) == V1["index.android.bundle"]
 
@@ -121,10 +116,7 @@ def test_binary_update_discards_ota_bundles(
     """Binary update discards ota bundles."""
     sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    agent.sync()
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     agent.close()
     newer_binary = make_agent(fs, native_version="2.0.0")
     assert newer_binary.on_launch() is None
@@ -275,10 +267,7 @@ def test_a_report_the_server_refuses_is_dropped(
     """A report the server refuses is dropped."""
     sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    agent.sync()
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     sim.reports_status = 422
     assert agent.flush_reports() == 0
     assert agent.pending_reports() == 0

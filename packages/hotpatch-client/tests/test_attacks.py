@@ -23,6 +23,7 @@ from hotpatch_client.testing import (
     MemoryFileSystem,
     PublishedRelease,
     RepositorySimulator,
+    confirm_update,
     sample_bundle,
 )
 from hotpatch_core.archive import FileEntry
@@ -63,10 +64,7 @@ def _installed_v1(
     """A device running a confirmed v1; returns (agent, v1)."""
     v1 = sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    assert agent.sync().status is SyncStatus.STAGED
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     sim.requests.clear()
     return agent, v1
 

@@ -26,6 +26,7 @@ from hotpatch_client.testing import (
     PublishedRelease,
     RepositorySimulator,
     SimulatedCrash,
+    confirm_update,
     sample_bundle,
 )
 from hotpatch_core.machine import DeviceState
@@ -71,10 +72,7 @@ def _base(sim: RepositorySimulator, clock: FakeClock) -> tuple[MemoryFileSystem,
     v1 = sim.publish(sample_bundle("v1", extra=3))
     fs = MemoryFileSystem()
     with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as agent:
-        agent.on_launch()
-        assert agent.sync().status is SyncStatus.STAGED
-        agent.on_launch()
-        agent.notify_ready()
+        confirm_update(agent)
     v2 = sim.publish(sample_bundle("v2", extra=4))
     return fs.after_crash(), v1.manifest_id, v2.manifest_id
 

@@ -11,6 +11,7 @@ from hotpatch_client.testing import (
     MemoryFileSystem,
     PublishedRelease,
     RepositorySimulator,
+    confirm_update,
     sample_bundle,
 )
 
@@ -24,10 +25,7 @@ def _on_v1(
 ) -> tuple[Agent, PublishedRelease]:
     v1 = sim.publish(V1)
     agent = make_agent(fs)
-    agent.on_launch()
-    assert agent.sync().status is SyncStatus.STAGED
-    agent.on_launch()
-    agent.notify_ready()
+    confirm_update(agent)
     sim.requests.clear()
     return agent, v1
 

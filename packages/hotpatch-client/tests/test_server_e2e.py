@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
-from hotpatch_client.testing import FakeClock, MemoryFileSystem, sample_bundle
+from hotpatch_client.testing import FakeClock, MemoryFileSystem, confirm_update, sample_bundle
 from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.manifest import Platform
 from hotpatch_server.testing import APP_ID, Server, in_process_server, shared_dir
@@ -82,10 +82,7 @@ def test_crash_loop_is_reverted_reported_and_never_offered_again(server: Server)
     v1 = _publish(server, 1, "v1")
     fs = MemoryFileSystem()
     with _agent(server, fs) as agent:
-        agent.on_launch()
-        agent.sync()
-        agent.on_launch()
-        agent.notify_ready()
+        confirm_update(agent)
         v2 = _publish(server, 2, "v2-crashes")
         assert agent.sync().status is SyncStatus.STAGED
         agent.on_launch()  # crashes before the first render ...
@@ -148,10 +145,7 @@ def test_a_device_on_v1_receives_a_patch_to_v2(server: Server) -> None:
     assert server.publish(built).status_code == 201
     fs = MemoryFileSystem()
     with _agent(server, fs) as agent:
-        agent.on_launch()
-        assert agent.sync().status is SyncStatus.STAGED
-        agent.on_launch()
-        agent.notify_ready()
+        confirm_update(agent)
         second = server.build(sequence=2, version="1.0.2", files=v2_files)
         published = server.publish(second)
         assert published.status_code == 201

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, cast
 import attrs
 import httpx
 
-from hotpatch_client.agent import AgentConfig
+from hotpatch_client.agent import Agent, AgentConfig, SyncResult, SyncStatus
 from hotpatch_client.errors import AgentLockedError
 from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
@@ -47,6 +47,7 @@ __all__ = [
     "PublishedRelease",
     "RepositorySimulator",
     "SimulatedCrash",
+    "confirm_update",
     "sample_bundle",
 ]
 
@@ -60,6 +61,21 @@ def _side(release: PublishedRelease) -> PatchSide:
     sink = MemorySink()
     extract_archive(io.BytesIO(release.built.archive), files, sink)
     return PatchSide(release.manifest_id, files, lambda entry: sink.files[entry.path])
+
+
+def confirm_update(agent: Agent) -> SyncResult:
+    """Do what an app does to take an update: launch, sync, relaunch onto it, confirm it.
+
+    Raises ``AssertionError`` if the sync staged nothing. Returns the sync's result.
+    """
+    agent.on_launch()
+    result = agent.sync()
+    if result.status is not SyncStatus.STAGED:
+        msg = f"expected an update to be staged, got {result}"
+        raise AssertionError(msg)
+    agent.on_launch()
+    agent.notify_ready()
+    return result
 
 
 def sample_bundle(label: str, *, extra: int = 0) -> dict[str, bytes]:
