@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING
 import httpx
 from procstatus import status_kib
 
+from hotpatch_cli.pack import pack_directory, release_manifest
 from hotpatch_client import Agent, AgentConfig, SyncStatus
-from hotpatch_core.archive import ArchiveInput, write_archive
-from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
+from hotpatch_core.manifest import Platform
 from hotpatch_core.testing import FIXED_TIME
 from hotpatch_core.trust import load_trust_root
 from hotpatch_server.testing import shared_dir
@@ -85,29 +85,10 @@ def random_files(size: int) -> dict[str, Path]:
     return files
 
 
-def _chunks(path: Path) -> object:
-    def read() -> object:
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
-
-    return read
-
-
 def publish(server: ServerProcess, files: dict[str, Path], sequence: int, work: Path) -> str:
     """Pack, sign and upload ``files``; return the archive URL a device would get."""
-    archive = work / f"release-{sequence}.zip"
-    with archive.open("wb") as out:
-        entries = write_archive(
-            [ArchiveInput(name, _chunks(path)) for name, path in files.items()],  # type: ignore[arg-type]
-            out,
-            compresslevel=6,
-        )
-    digest = hashlib.sha256()
-    with archive.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    manifest = ReleaseManifest(
+    packed = pack_directory(files, work / f"release-{sequence}.zip", compresslevel=6)
+    manifest = release_manifest(
         app_id=APP_ID,
         platform=Platform.ANDROID,
         channel="production",
@@ -115,16 +96,11 @@ def publish(server: ServerProcess, files: dict[str, Path], sequence: int, work: 
         version=f"1.0.{sequence}",
         epoch=1,
         sequence=sequence,
-        archive=ArchiveInfo(
-            sha256=digest.hexdigest(),
-            length=archive.stat().st_size,
-            uncompressed_size=sum(e.size for e in entries),
-            file_count=len(entries),
-        ),
-        files=tuple(entries),
+        packed=packed,
         created_at=FIXED_TIME,
+        mandatory=False,
     )
-    with archive.open("rb") as body:
+    with packed.path.open("rb") as body:
         response = server.publish(manifest, body)
     response.raise_for_status()
     answer = httpx.get(

@@ -86,12 +86,7 @@ def pack_directory(files: dict[str, Path], out: Path, *, compresslevel: int = 9)
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             length += len(chunk)
-    info = ArchiveInfo(
-        sha256=digest.hexdigest(),
-        length=length,
-        uncompressed_size=sum(e.size for e in entries),
-        file_count=len(entries),
-    )
+    info = ArchiveInfo.of(digest.hexdigest(), length, entries)
     return Packed(out, info, tuple(entries))
 
 

@@ -501,12 +501,7 @@ class RepositorySimulator:
         self.releases.remove(base)
         manifest = attrs.evolve(
             base.built.manifest,
-            archive=ArchiveInfo(
-                sha256=hashlib.sha256(archive).hexdigest(),
-                length=len(archive),
-                uncompressed_size=sum(f.size for f in files),
-                file_count=len(files),
-            ),
+            archive=ArchiveInfo.of(hashlib.sha256(archive).hexdigest(), len(archive), files),
             files=files,
         )
         release = PublishedRelease(

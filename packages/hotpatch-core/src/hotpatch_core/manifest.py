@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -86,6 +86,11 @@ class ArchiveInfo:
     length: int = attrs.field(validator=_in_range(22, DEFAULT_LIMITS.max_total_bytes))
     uncompressed_size: int = attrs.field(validator=_in_range(0, DEFAULT_LIMITS.max_total_bytes))
     file_count: int = attrs.field(validator=_in_range(1, DEFAULT_LIMITS.max_files))
+
+    @classmethod
+    def of(cls, sha256: str, length: int, files: Sequence[FileEntry]) -> ArchiveInfo:
+        """Describe an archive of ``files`` whose bytes hash to ``sha256`` and count ``length``."""
+        return cls(sha256, length, sum(f.size for f in files), len(files))
 
 
 def _semver(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:

@@ -112,12 +112,7 @@ def build_release(  # noqa: PLR0913 - keyword-only knobs of a test builder
         version=version,
         epoch=epoch,
         sequence=sequence,
-        archive=ArchiveInfo(
-            sha256=hashlib.sha256(archive).hexdigest(),
-            length=len(archive),
-            uncompressed_size=sum(e.size for e in entries),
-            file_count=len(entries),
-        ),
+        archive=ArchiveInfo.of(hashlib.sha256(archive).hexdigest(), len(archive), entries),
         files=entries,
         created_at=created_at,
         mandatory=mandatory,
