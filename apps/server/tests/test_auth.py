@@ -45,10 +45,8 @@ def test_checksum_rejects_typos_before_lookup(server: Server) -> None:
 
 def test_revoked_key_rejected_at_once(server: Server) -> None:
     """A revoked key, and tokens issued from it, stop working immediately (S2)."""
-    key = server.create_key("publisher", [APP_ID])
+    key_id, key = server.new_key("publisher", [APP_ID])
     tokens = server.client.post("/auth/token", json={"apiKey": key}).json()
-    listing = server.client.get("/keys", headers=server.auth(server.admin_key)).json()
-    key_id = [k["id"] for k in listing][-1]
     assert (
         server.client.delete(f"/keys/{key_id}", headers=server.auth(server.admin_key)).status_code
         == 200
@@ -60,7 +58,7 @@ def test_revoked_key_rejected_at_once(server: Server) -> None:
 
 def test_expired_key_rejected(server: Server) -> None:
     """A key past its expiry is refused (S2)."""
-    expires = (server.clock.now + timedelta(hours=1)).isoformat()
+    expires = (server.clock() + timedelta(hours=1)).isoformat()
     key = server.create_key("viewer", [APP_ID], expiresAt=expires)
     assert server.client.get("/releases", headers=server.auth(key)).status_code == 200
     server.clock.advance(hours=2)
@@ -87,7 +85,7 @@ def test_token_exchange_and_refresh_rotation(server: Server) -> None:
 
 
 def _forge(server: Server, **changes: object) -> str:
-    now = int(server.clock.now.timestamp())
+    now = int(server.clock().timestamp())
     claims = {"sub": "x", "aud": AUDIENCE, "iss": ISSUER, "iat": now, "exp": now + 600}
     listing = server.client.get("/keys", headers=server.auth(server.admin_key)).json()
     claims["sub"] = listing[0]["id"]

@@ -13,7 +13,7 @@ from hotpatch_core.testing import make_pki
 from hotpatch_server.app import create_app
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
-from hotpatch_server.testing import APP_ID, Clock, Server, bootstrap_admin
+from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
 
 REDIS_URL = os.environ.get("HOTPATCH_TEST_REDIS_URL", "")
 
@@ -42,15 +42,15 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def _server(settings: Settings, client: TestClient[Any], admin: str) -> Server:
-    return Server(client, settings, Clock(), make_pki(), admin, "")
+def _server(settings: Settings, client: TestClient[Any], clock: FakeClock, admin: str) -> Server:
+    return Server(client, settings, clock, make_pki(), admin, "")
 
 
 def test_auth_burst_gets_429_with_retry_after(tmp_path: Path) -> None:
     """Bursts on /auth/token are limited: 429 with Retry-After (S5)."""
     settings = _settings(tmp_path, rate_limit_scale=0.1)  # 2 per minute
     upgrade(settings.database_url)
-    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as client:
+    with TestClient(create_app(settings, clock=FakeClock(), migrate=False)) as client:
         statuses = [
             client.post("/auth/token", json={"apiKey": "hp_x"}).status_code for _ in range(4)
         ]
@@ -66,7 +66,7 @@ def test_device_checks_and_reports_are_limited_per_device(tmp_path: Path) -> Non
     """One device flooding checks or reports is limited; another device is not (S5, S10)."""
     settings = _settings(tmp_path, rate_limit_scale=0.1)  # 3 checks, 6 reports per minute
     upgrade(settings.database_url)
-    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as client:
+    with TestClient(create_app(settings, clock=FakeClock(), migrate=False)) as client:
         params = {
             "appId": APP_ID,
             "platform": "android",
@@ -105,19 +105,20 @@ def test_redis_shares_budgets_and_invalidations_across_instances(
         active_cache_seconds=600.0,
     )
     upgrade(settings.database_url)
-    admin = bootstrap_admin(settings)
+    clock = FakeClock()
+    admin = bootstrap_admin(settings, clock())
     with (
         TestClient(
-            create_app(settings, clock=Clock(), migrate=False), base_url="http://testserver.local"
+            create_app(settings, clock=clock, migrate=False), base_url="http://testserver.local"
         ) as one,
         TestClient(
-            create_app(settings, clock=Clock(), migrate=False), base_url="http://testserver.local"
+            create_app(settings, clock=clock, migrate=False), base_url="http://testserver.local"
         ) as two,
     ):
-        first = _server(settings, one, admin)
+        first = _server(settings, one, clock, admin)
         assert first.create_app(APP_ID, first.pki).status_code == 201
         first.publisher_key = first.create_key("publisher", [APP_ID])
-        second = _server(settings, two, admin)
+        second = _server(settings, two, clock, admin)
         assert second.check("device-1") == {"updateAvailable": False}  # primes two's cache
         assert first.publish(first.build(sequence=1)).status_code == 201
         assert _eventually(lambda: second.check("device-2")["updateAvailable"])

@@ -22,7 +22,7 @@ from hotpatch_core.testing import make_pki
 from hotpatch_server.app import create_app
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
-from hotpatch_server.testing import APP_ID, Clock, Server, bootstrap_admin
+from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
 
 MOTO = str(Path(sys.executable).with_name("moto_server"))
 BUCKET = "hotpatch-bundles"
@@ -87,9 +87,10 @@ def s3_server(s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[Server, Any]]:
         ),
     )
     upgrade(settings.database_url)
-    admin = bootstrap_admin(settings)
-    with TestClient(create_app(settings, clock=Clock(), migrate=False)) as test_client:
-        server = Server(test_client, settings, Clock(), make_pki(), admin, "")
+    clock = FakeClock()
+    admin = bootstrap_admin(settings, clock())
+    with TestClient(create_app(settings, clock=clock, migrate=False)) as test_client:
+        server = Server(test_client, settings, clock, make_pki(), admin, "")
         assert server.create_app(APP_ID, server.pki).status_code == 201
         server.publisher_key = server.create_key("publisher", [APP_ID])
         yield server, client

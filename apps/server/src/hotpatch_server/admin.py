@@ -133,7 +133,9 @@ def _create_key(settings: Settings, args: argparse.Namespace) -> int:
 
 def _list_keys(settings: Settings, _args: argparse.Namespace) -> int:
     async def work(session: AsyncSession, _now: datetime) -> list[ApiKey]:
-        return list((await session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars())
+        return list(
+            (await session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).scalars()
+        )
 
     for row in _run(settings, work):
         state = "revoked" if row.revoked_at else "active"

@@ -345,7 +345,9 @@ class KeyController(Controller):
         self, principal: PrincipalDep, db_session: DbSession
     ) -> list[dict[str, Any]]:
         """Keys whose apps the caller administers."""
-        rows = (await db_session.execute(select(ApiKey).order_by(ApiKey.created_at))).scalars()
+        rows = (
+            await db_session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
+        ).scalars()
         return [key_json(r) for r in rows if all(principal.can(Action.ADMIN, a) for a in r.apps)]
 
     @delete("/{key_id:str}", status_code=200, summary="Revoke an API key")

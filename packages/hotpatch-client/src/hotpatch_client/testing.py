@@ -27,7 +27,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, cast
 
 import attrs
@@ -38,7 +37,7 @@ from hotpatch_client.errors import AgentLockedError
 from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki
 from hotpatch_diff import PatchSide, make_patch
 
 __all__ = [
@@ -380,37 +379,6 @@ def _durable_copy(directory: _Dir) -> _Dir:
         copy.entries[name] = _durable_copy(node) if isinstance(node, _Dir) else _File(node.durable)
     copy.durable = dict(copy.entries)
     return copy
-
-
-# --- the clock -------------------------------------------------------------
-
-
-class FakeClock:
-    """Wall and monotonic time that move only when told (``sleep`` moves them)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        """Start at ``start`` (default 2026-11-29 12:00 UTC)."""
-        self.wall = start or datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-        self.mono = 0.0
-        self.slept: list[float] = []
-
-    def now(self) -> datetime:
-        """Return the fake wall time."""
-        return self.wall
-
-    def monotonic(self) -> float:
-        """Return the fake monotonic time."""
-        return self.mono
-
-    def sleep(self, seconds: float) -> None:
-        """Advance both clocks."""
-        self.slept.append(seconds)
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.mono += seconds
-        self.wall += timedelta(seconds=seconds)
 
 
 # --- the server ------------------------------------------------------------

@@ -7,6 +7,10 @@ purpose in the next::
     pki = make_pki()
     built = build_release({"index.android.bundle": b"..."}, sequence=2)
     envelope = sign_release(built.manifest, [pki.publisher])
+
+Every harness (the server's, the agent's, the CLI's) keeps time with one
+:class:`FakeClock` that starts at :data:`FIXED_TIME`, so no test depends on
+the day it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -23,9 +27,48 @@ from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
 from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, sign_trust_root
 
-__all__ = ["FIXED_TIME", "PKI", "BuiltRelease", "build_release", "make_pki"]
+__all__ = ["FIXED_TIME", "PKI", "BuiltRelease", "FakeClock", "build_release", "make_pki"]
 
 FIXED_TIME = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+"""The moment every test harness starts at: fixtures never depend on today's date."""
+
+
+class FakeClock:
+    """Wall and monotonic time that move only when told; one per harness.
+
+    Call it (or :meth:`now`) for the wall time: the server's ``create_app(clock=...)``
+    takes it as a callable, the agent as an object with ``now``, ``monotonic``
+    and ``sleep`` (``sleep`` records the wait and moves both clocks).
+    """
+
+    def __init__(self, start: datetime = FIXED_TIME) -> None:
+        """Start at ``start`` (default :data:`FIXED_TIME`), monotonic time at 0."""
+        self.wall = start
+        self.mono = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        """Return the fake wall time."""
+        return self.wall
+
+    def now(self) -> datetime:
+        """Return the fake wall time."""
+        return self.wall
+
+    def monotonic(self) -> float:
+        """Return the fake monotonic time."""
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and move both clocks forward by ``seconds``."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float = 0.0, **delta: float) -> None:
+        """Move both clocks forward by ``seconds`` plus ``timedelta(**delta)``."""
+        step = timedelta(seconds=seconds, **delta)
+        self.mono += step.total_seconds()
+        self.wall += step
 
 
 @attrs.frozen
