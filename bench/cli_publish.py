@@ -31,13 +31,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from corpus import corpus_dir
+
 from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform
 from hotpatch_core.release import sign_release
-from hotpatch_server.testing import shared_dir
 
-CORPUS = (shared_dir() or Path(__file__).resolve().parents[2] / "shared") / "corpus" / "rn"
+CORPUS = corpus_dir() / "rn"
 BIN = Path(sys.executable).parent
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from corpus import corpus_dir
 from procstatus import status_kib
 
 from hotpatch_cli.pack import pack_directory, release_manifest
@@ -43,14 +44,13 @@ from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_core.manifest import Platform
 from hotpatch_core.testing import FIXED_TIME
 from hotpatch_core.trust import load_trust_root
-from hotpatch_server.testing import shared_dir
 
 if TYPE_CHECKING:
     from hotpatch_server.testing import ServerProcess
 
 APP_ID = "com.example.app"
 
-CORPUS = (shared_dir() or Path(__file__).resolve().parents[2] / "shared") / "corpus"
+CORPUS = corpus_dir()
 CHUNK = 256 * 1024
 
 

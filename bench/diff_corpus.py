@@ -39,11 +39,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from corpus import corpus_dir
 from procstatus import status_kib
 
-from hotpatch_server.testing import shared_dir
-
-SHARED = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
+CORPUS = corpus_dir()
 ENGINES = ("hotpatch", "bsdiff4", "zstd", "xdelta3", "hdiffpatch")
 #: Pairs whose change is a small bug fix (the >= 95 % saving target).
 BUG_FIX = {"rn/index.android.bundle", "rn/main.jsbundle", "rn/index.android.hbc",
@@ -52,7 +51,7 @@ BUG_FIX = {"rn/index.android.bundle", "rn/main.jsbundle", "rn/index.android.hbc"
 
 def pairs() -> list[tuple[str, Path, Path]]:
     """Every old -> new pair of the corpus."""
-    rn = SHARED / "corpus" / "rn"
+    rn = CORPUS / "rn"
     found = [
         (f"rn/{name}", rn / "v1" / name, rn / "v2" / name)
         for name in (
@@ -66,7 +65,7 @@ def pairs() -> list[tuple[str, Path, Path]]:
         ("rn/index.android.hbc (base-bytecode)", rn / "v1" / "index.android.hbc",
          rn / "v2" / "index.android.delta-base-v1.hbc")
     )  # fmt: skip
-    for library in sorted((SHARED / "corpus" / "npm").iterdir()):
+    for library in sorted((CORPUS / "npm").iterdir()):
         files = sorted(p for p in library.rglob("*") if p.is_file())
         if len(files) == 2:
             found.append((f"npm/{library.name}", files[0], files[1]))

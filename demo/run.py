@@ -5,9 +5,9 @@ In a temporary directory it:
 1. starts ``hotpatch-server`` on its embedded defaults (SQLite, local disk);
 2. makes a root key, a publisher signing key and a trust root with the
    ``hotpatch`` CLI, creates the app and a publisher API key, logs in;
-3. publishes release 1.0.1 of the fixture app (a real Metro build when
-   Node.js is present, else the prebuilt bundle from ../shared/corpus) to
-   10 % of devices;
+3. publishes release 1.0.1 of the fixture app (its Android build output,
+   kept in the repository under fixtures/rn-build/v1; with --metro, a fresh
+   Metro build of fixtures/rn-app) to 10 % of devices;
 4. runs a fleet of simulated devices (real ``hotpatch_client`` agents), raises
    the rollout to 100 %, and shows every device moving to 1.0.1;
 5. publishes a bad release 1.0.2 whose launches crash, and shows the devices
@@ -15,7 +15,7 @@ In a temporary directory it:
 6. rolls back with ``hotpatch rollback`` and shows the fleet settle;
 7. prints a narrated summary with the numbers, and cleans up.
 
-Usage: python demo/run.py [--devices 50] [--prebuilt] [--keep DIR]
+Usage: python demo/run.py [--devices 50] [--metro] [--keep DIR]
 Exit status 0 means every step happened as narrated.
 """
 
@@ -40,12 +40,12 @@ from hotpatch_client import AgentConfig
 from hotpatch_client.simulate import Fleet, FleetSummary
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
-from hotpatch_server.testing import free_port, serving, shared_dir
+from hotpatch_server.testing import free_port, serving
 
 BIN = Path(sys.executable).parent
-SHARED = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
-CORPUS = SHARED / "corpus" / "rn"
-FIXTURE = SHARED / "fixtures" / "rn-app" / "v1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PREBUILT = FIXTURES / "rn-build" / "v1"
+FIXTURE_APP = FIXTURES / "rn-app"
 APP = "com.example.hotpatchdemo"
 
 
@@ -107,49 +107,38 @@ class Demo:
             yield
 
 
-def build_bundle(demo: Demo, *, prebuilt: bool) -> tuple[Path, str]:
+def build_bundle(demo: Demo, *, metro: bool) -> tuple[Path, str]:
     """Return a directory holding the 1.0.1 bundle, and how it was made."""
     target = demo.work / "bundle-1.0.1"
-    node_app = _node_app(demo) if not prebuilt else None
-    if node_app is not None:
-        say("   building the fixture app with Metro (npx react-native bundle) ...")
-        target.mkdir()
-        demo_env = demo.env
-        subprocess.run(  # noqa: S603 - the React Native bundler
-            [shutil.which("npx") or "npx", "react-native", "bundle", "--platform", "android",
-             "--dev", "false", "--entry-file", "index.js",
-             "--bundle-output", str(target / "index.android.bundle"), "--assets-dest", str(target)],
-            cwd=node_app, env={**demo_env, "HOME": os.environ.get("HOME", str(demo.work))},
-            check=True, capture_output=True, timeout=900,
-        )  # fmt: skip
-        return target, "a Metro build of the fixture app"
-    if not (CORPUS / "v1" / "index.android.bundle").is_file():
-        raise DemoError(
-            f"no prebuilt bundle at {CORPUS}: set HOTPATCH_SHARED_DIR to the shared corpus"
-        )
-    shutil.copytree(CORPUS / "android-assets", target)
-    shutil.copy(CORPUS / "v1" / "index.android.bundle", target / "index.android.bundle")
-    return target, "the prebuilt fixture-app bundle from ../shared/corpus"
-
-
-def _node_app(demo: Demo) -> Path | None:
-    """Find the fixture app with node_modules (the test cache, or npm ci); None without Node."""
-    if shutil.which("npx") is None:
-        return None
-    cache = Path(os.environ.get("HOTPATCH_RN_CACHE") or Path.home() / ".cache" / "hotpatch-tests")
-    installed = sorted(cache.glob("rn-app-*/node_modules/react-native/package.json"))
-    if installed:
-        return installed[0].parents[2]
-    if not (FIXTURE / "package.json").is_file():
-        return None
+    if not metro:
+        shutil.copytree(PREBUILT, target)
+        return target, "the fixture app's Android build from fixtures/rn-build/v1"
+    if shutil.which("npx") is None or shutil.which("npm") is None:
+        raise DemoError("--metro needs Node.js and npm (node, npm and npx on PATH)")
     app = demo.work / "rn-app"
-    shutil.copytree(FIXTURE, app)
-    say("   installing the fixture app's dependencies (npm ci, about 20 s) ...")
-    done = subprocess.run(  # noqa: S603 - npm
-        [shutil.which("npm") or "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=app, capture_output=True, text=True, check=False, timeout=900,
+    shutil.copytree(FIXTURE_APP, app)
+    say("   installing the fixture app's dependencies (npm ci, about 30 s) ...")
+    _node(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], app, demo)
+    say("   building the fixture app with Metro (npx react-native bundle, about a minute) ...")
+    target.mkdir()
+    _node(
+        ["npx", "react-native", "bundle", "--platform", "android", "--dev", "false",
+         "--entry-file", "index.js", "--bundle-output", str(target / "index.android.bundle"),
+         "--assets-dest", str(target)],
+        app, demo,
     )  # fmt: skip
-    return app if done.returncode == 0 else None
+    return target, "a fresh Metro build of fixtures/rn-app"
+
+
+def _node(command: list[str], cwd: Path, demo: Demo) -> None:
+    """Run an npm tool in ``cwd``; stop the demo with its last output if it fails."""
+    done = subprocess.run(  # noqa: S603 - npm and npx with fixed arguments
+        [shutil.which(command[0]) or command[0], *command[1:]],
+        cwd=cwd, env={**demo.env, "HOME": os.environ.get("HOME", str(demo.work))},
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise DemoError(f"{' '.join(command[:2])} failed: {(done.stderr or done.stdout)[-800:]}")
 
 
 def bad_bundle(demo: Demo) -> Path:
@@ -183,7 +172,7 @@ def stats(demo: Demo, token: str, release_id: int) -> dict[str, Any]:
     return document
 
 
-def run_demo(work: Path, devices: int, *, prebuilt: bool) -> dict[str, Any]:  # noqa: PLR0915 - the story, in order
+def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noqa: PLR0915 - the story, in order
     """Run every step; return the numbers of the summary."""
     demo = Demo(work)
     numbers: dict[str, Any] = {"devices": devices}
@@ -217,7 +206,7 @@ def run_demo(work: Path, devices: int, *, prebuilt: bool) -> dict[str, Any]:  # 
         say(f"2. made a root key, a signing key ({cli_home / 'signing_key.pem'}) and a trust root;")
         say(f"   created app {APP} on the server and logged the CLI in with a publisher key")
 
-        bundle, how = build_bundle(demo, prebuilt=prebuilt)
+        bundle, how = build_bundle(demo, metro=metro)
         first = demo.hotpatch("release", "--platform", "android", "--version", "1.0.1",
                               "--rollout", "10", "--bundle-dir", str(bundle))  # fmt: skip
         say(f"3. published 1.0.1 ({how}) as sequence {first['sequence']}, "
@@ -281,14 +270,18 @@ def main() -> int:
     """Run the demo in a temporary directory (or --keep DIR) and narrate it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--prebuilt", action="store_true", help="skip Metro even if Node is here")
+    parser.add_argument(
+        "--metro",
+        action="store_true",
+        help="build the fixture app with Metro (needs Node.js; npm ci + bundle, about 2 minutes)",
+    )
     parser.add_argument("--keep", type=Path, help="work in DIR and keep it")
     args = parser.parse_args()
     say("HotPatch demo: a signed over-the-air update, a staged rollout, a crash and a rollback.\n")
     work = args.keep or Path(tempfile.mkdtemp(prefix="hotpatch-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        numbers = run_demo(work, args.devices, prebuilt=args.prebuilt)
+        numbers = run_demo(work, args.devices, metro=args.metro)
     except (DemoError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         say(f"\ndemo failed: {exc}")
         return 1

@@ -21,24 +21,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hotpatch_server.testing import shared_dir
-
 from .conftest import APP, Cli, Stage
 
-SHARED = shared_dir() or Path("/nonexistent")
-FIXTURE = SHARED / "fixtures" / "rn-app" / "v1"
-CORPUS = SHARED / "corpus" / "rn"
 HERMES_MAGIC = bytes.fromhex("c61fbc03c103191f")
 
 
 @pytest.fixture(scope="session")
-def rn_app() -> Path:
+def rn_app(rn_app_source: Path) -> Path:
     """The fixture app with node_modules installed (cached between runs)."""
     if shutil.which("node") is None or shutil.which("npx") is None:
         pytest.skip("Node.js is not installed: the React Native bundler test needs node and npx")
-    if not (FIXTURE / "package-lock.json").is_file():
-        pytest.skip(f"the fixture app is not at {FIXTURE}: set HOTPATCH_SHARED_DIR")
-    lock = hashlib.sha256((FIXTURE / "package-lock.json").read_bytes()).hexdigest()[:16]
+    lock = hashlib.sha256((rn_app_source / "package-lock.json").read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("HOTPATCH_RN_CACHE") or Path.home() / ".cache" / "hotpatch-tests")
     cache.mkdir(parents=True, exist_ok=True)
     app = cache / f"rn-app-{lock}"
@@ -47,7 +40,7 @@ def rn_app() -> Path:
         if not (app / "node_modules" / "react-native" / "package.json").is_file():
             staging = cache / f"rn-app-{lock}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(FIXTURE, staging)
+            shutil.copytree(rn_app_source, staging)
             for path in staging.rglob("*"):
                 path.chmod(path.stat().st_mode | 0o200)
             npm = shutil.which("npm") or "npm"
@@ -69,7 +62,7 @@ def _archive_entries(url: str) -> dict[str, bytes]:
 
 
 def test_metro_build_hermes_and_base_bytecode(
-    cli: Cli, stage: Stage, rn_app: Path, tmp_path: Path
+    cli: Cli, stage: Stage, rn_app: Path, tmp_path: Path, rn_builds: dict[str, dict[str, bytes]]
 ) -> None:
     """Metro builds the app; hermesc compiles it; the next release compiles against it."""
     env = {
@@ -88,11 +81,11 @@ def test_metro_build_hermes_and_base_bytecode(
     assert len(assets) > 10  # React Navigation's icons, copied by --assets-dest
     assert ".hotpatch-build" not in entries
 
-    # Hermes: the corpus's v1 JS compiled, then v2 compiled against v1's bytecode.
+    # Hermes: the fixture build's v1 JS compiled, then v2 compiled against v1's bytecode.
     for version, source in (("1.0.1", "v1"), ("1.0.2", "v2")):
         prebuilt = tmp_path / source
         prebuilt.mkdir()
-        shutil.copy(CORPUS / source / "index.android.bundle", prebuilt / "index.android.bundle")
+        (prebuilt / "index.android.bundle").write_bytes(rn_builds[source]["index.android.bundle"])
         done = cli.run(
             "release", "--platform", "android", "--version", version, "--hermes",
             "--project-dir", str(rn_app), "--bundle-dir", str(prebuilt), "--json", env=env,

@@ -4,7 +4,7 @@
 app and acts as admin, publisher and device::
 
     with TestClient(create_app(settings, clock=clock, migrate=False)) as client:
-        server = Server(client, settings, clock, make_pki(), bootstrap_admin(settings), "")
+        server = Server(client, settings, clock, make_pki(), bootstrap_admin(settings, clock()), "")
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.manifest import ReleaseManifest
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import PKI, BuiltRelease, build_release, make_pki
+from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki
 from hotpatch_server.app import create_app
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.migrate import upgrade
@@ -38,7 +38,7 @@ from hotpatch_server.settings import Settings
 __all__ = [
     "APP_ID",
     "OTHER_APP",
-    "Clock",
+    "FakeClock",
     "Server",
     "ServerDidNotStartError",
     "ServerProcess",
@@ -47,28 +47,11 @@ __all__ = [
     "in_process_server",
     "server_process",
     "serving",
-    "shared_dir",
     "wait_until_serving",
 ]
 
 APP_ID = "com.example.app"
 OTHER_APP = "com.other.app"
-
-
-class Clock:
-    """A settable clock for the app."""
-
-    def __init__(self) -> None:
-        """Start at a fixed moment."""
-        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        """Return the current fake time."""
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        """Move time forward by ``timedelta(**delta)``."""
-        self.now += timedelta(**delta)
 
 
 @attrs.define
@@ -77,7 +60,7 @@ class Server:
 
     client: TestClient[Any]
     settings: Settings
-    clock: Clock
+    clock: FakeClock
     pki: PKI
     admin_key: str
     publisher_key: str
@@ -96,14 +79,18 @@ class Server:
 
     def create_key(self, role: str, apps: list[str], **extra: Any) -> str:
         """Create an API key as the admin; return its plaintext."""
+        return self.new_key(role, apps, **extra)[1]
+
+    def new_key(self, role: str, apps: list[str], **extra: Any) -> tuple[str, str]:
+        """Create an API key as the admin; return its id and its plaintext."""
         response = self.client.post(
             "/keys",
             json={"name": f"{role}-key", "role": role, "apps": apps, **extra},
             headers=self.auth(self.admin_key),
         )
         response.raise_for_status()
-        key: str = response.json()["key"]
-        return key
+        created = response.json()
+        return str(created["id"]), str(created["key"])
 
     def build(self, **kwargs: Any) -> BuiltRelease:
         """Build an unsigned release of this app (override any field)."""
@@ -167,14 +154,18 @@ class Server:
         return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def bootstrap_admin(settings: Settings) -> str:
-    """Create an admin API key for every app directly in the database; return it."""
+def bootstrap_admin(settings: Settings, now: datetime) -> str:
+    """Create an admin API key for every app directly in the database, made at ``now``.
+
+    Pass the harness clock's time, so the key is as old as everything else the
+    test makes and listings sort it where the test expects.
+    """
 
     async def go() -> str:
         engine = create_async_engine(settings.database_url)
         async with async_sessionmaker(engine)() as session:
             _, key = await create_api_key(
-                session, name="admin", role=Role.ADMIN, apps=["*"], now=datetime.now(UTC)
+                session, name="admin", role=Role.ADMIN, apps=["*"], now=now
             )
             await session.commit()
         await engine.dispose()
@@ -235,8 +226,8 @@ def in_process_server(
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    admin_key = bootstrap_admin(settings)
-    clock = Clock()
+    clock = FakeClock()
+    admin_key = bootstrap_admin(settings, clock())
     pki = pki or make_pki()
     app = create_app(settings, clock=clock, migrate=False)
     with TestClient(app, base_url="http://testserver.local") as client:
@@ -352,21 +343,3 @@ def serving(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def shared_dir() -> Path | None:
-    """Find the shared corpus and fixtures (``../shared`` beside the repository), or None.
-
-    ``$HOTPATCH_SHARED_DIR`` wins; else the nearest parent of this checkout
-    (or of the current directory) that holds ``shared/corpus``; else
-    ``/work/shared``, where the project's machines keep it.
-    """
-    explicit = os.environ.get("HOTPATCH_SHARED_DIR")
-    if explicit:
-        return Path(explicit) if (Path(explicit) / "corpus").is_dir() else None
-    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
-        for parent in start.parents:
-            if (parent / "shared" / "corpus").is_dir():
-                return parent / "shared"
-    fallback = Path("/work/shared")
-    return fallback if (fallback / "corpus").is_dir() else None
