@@ -47,13 +47,47 @@ def test_a_patch_is_made_offered_to_its_base_and_counted(server: Server) -> None
     base = PatchSide(v1["manifestId"], base_files.files, lambda entry: V1[entry.path])
     apply_patch(data, base, v2["manifestId"], target.files, sink)
     assert sink.files == V2
-    stats = server.client.get(
-        f"/releases/{v2['id']}/stats", headers=server.auth(server.admin_key)
-    ).json()
+    stats = _stats(server, v2)
     assert stats["patches"] == [
-        {"baseManifestId": v1["manifestId"], "size": patch["size"], "downloads": 1}
+        {"baseManifestId": v1["manifestId"], "size": patch["size"], "downloads": 1, "installs": 0}
     ]
+    assert stats["bytesSaved"] == 0  # served, but no device has said it installed it
+    applied = _report(server, v2, "device-1", patchedFrom=v1["manifestId"])
+    assert applied.status_code == 201, applied.text
+    stats = _stats(server, v2)
+    assert stats["patches"][0]["installs"] == 1
     assert stats["bytesSaved"] == v2["size"] - patch["size"]
+
+
+def _stats(server: Server, release: dict[str, Any]) -> dict[str, Any]:
+    response = server.client.get(
+        f"/releases/{release['id']}/stats", headers=server.auth(server.admin_key)
+    )
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _report(
+    server: Server, release: dict[str, Any], device: str, status: str = "applied", **extra: str
+) -> httpx.Response:
+    return server.client.post(
+        "/installations",
+        json={"id": f"{device}-{status}", "appId": "com.example.app", "deviceId": device,
+              "manifestId": release["manifestId"], "status": status, **extra},
+    )  # fmt: skip
+
+
+def test_a_patched_from_report_is_checked(server: Server) -> None:
+    """PatchedFrom is a manifest id, on applied reports only; a bad one stores nothing."""
+    v1 = _publish(server, 1, V1)
+    v2 = _publish(server, 2, V2)
+    for status, value in (("applied", "zz"), ("applied", v1["manifestId"] + "\n"),
+                          ("failed", v1["manifestId"])):  # fmt: skip
+        refused = _report(server, v2, "device-9", status, patchedFrom=value)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == "patchedFrom"
+    assert _stats(server, v2)["installations"] == {"applied": 0, "failed": 0, "rolled_back": 0}
 
 
 def test_no_patch_when_it_would_not_save_enough(server: Server) -> None:
@@ -97,6 +131,13 @@ def test_uploaded_patches_are_checked_before_they_are_stored(server: Server) -> 
     assert upload("0" * 64, b"x").status_code == 404
     offered = server.check("device-1", currentManifestId=v1["manifestId"])["patch"]
     data = server.client.get(httpx.URL(offered["url"]).raw_path.decode()).content
+    damaged = bytearray(data)
+    middle = len(damaged) - (len(damaged) - 20) // 2  # inside the payload, past the header
+    for offset in range(middle, min(middle + 8, len(damaged))):
+        damaged[offset] ^= 0xFF
+    refused = upload(v1["manifestId"], bytes(damaged))
+    assert refused.status_code == 422, refused.text  # a decoder error is bad input, not a 500
+    assert refused.json()["field"] == "patch"
     assert upload(v1["manifestId"], data).status_code == 409
     assert server.blobs() == blobs_before  # nothing new was kept
 

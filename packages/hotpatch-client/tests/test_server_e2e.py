@@ -12,10 +12,10 @@ import attrs
 import pytest
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
-from hotpatch_client.testing import FakeClock, MemoryFileSystem, confirm_update, sample_bundle
+from hotpatch_client.testing import MemoryFileSystem, confirm_update, sample_bundle
 from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.manifest import Platform
-from hotpatch_server.testing import APP_ID, Server, in_process_server, shared_dir
+from hotpatch_server.testing import APP_ID, Server, in_process_server
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def _agent_config(server: Server, device_id: str = "device-1") -> AgentConfig:
 
 def _agent(server: Server, fs: MemoryFileSystem, device_id: str = "device-1") -> Agent:
     config = _agent_config(server, device_id)
-    return Agent(config, http=server.client, fs=fs, clock=FakeClock(server.clock.now))
+    return Agent(config, http=server.client, fs=fs, clock=server.clock)
 
 
 def _publish(server: Server, sequence: int, label: str) -> dict[str, Any]:
@@ -124,23 +124,11 @@ def test_paused_rollout_drops_a_half_finished_download(server: Server) -> None:
         restarted.close()
 
 
-def _corpus_app(version: str) -> dict[str, bytes]:
-    shared = shared_dir()
-    if shared is None:
-        pytest.skip("the shared corpus is not here: set HOTPATCH_SHARED_DIR")
-    rn = shared / "corpus" / "rn"
-    files = {
-        p.relative_to(rn / "android-assets").as_posix(): p.read_bytes()
-        for p in sorted((rn / "android-assets").rglob("*"))
-        if p.is_file()
-    }
-    files["index.android.bundle"] = (rn / version / "index.android.bundle").read_bytes()
-    return files
-
-
-def test_a_device_on_v1_receives_a_patch_to_v2(server: Server) -> None:
-    """The corpus app's v1 -> v2 bug fix arrives as a patch; the stats show the bytes saved."""
-    v1_files, v2_files = _corpus_app("v1"), _corpus_app("v2")
+def test_a_device_on_v1_receives_a_patch_to_v2(
+    server: Server, rn_builds: dict[str, dict[str, bytes]]
+) -> None:
+    """The fixture app's v1 -> v2 bug fix arrives as a patch; the stats show the bytes saved."""
+    v1_files, v2_files = rn_builds["v1"], rn_builds["v2"]
     built = server.build(sequence=1, version="1.0.1", files=v1_files)
     assert server.publish(built).status_code == 201
     fs = MemoryFileSystem()
@@ -161,16 +149,17 @@ def test_a_device_on_v1_receives_a_patch_to_v2(server: Server) -> None:
         }
         assert installed == v2_files  # byte-identical to v2
         agent.notify_ready()
+        assert agent.flush_reports() == 1  # applied, naming the base the patch was applied to
     stats = _stats(server, v2)
     assert stats["bytesSaved"] == v2["size"] - result.downloaded_bytes
     assert stats["bytesSaved"] > 0.99 * v2["size"]
 
 
 def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, rn_builds: dict[str, dict[str, bytes]]
 ) -> None:
     """With the binary's bundle registered, a device that never updated is patched too."""
-    embedded_files, v2_files = _corpus_app("v1"), _corpus_app("v2")
+    embedded_files, v2_files = rn_builds["v1"], rn_builds["v2"]
     built = server.build(sequence=1, version="1.0.1", files=v2_files)
     published = server.publish(built)
     assert published.status_code == 201
@@ -197,7 +186,7 @@ def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
         (shipped / path).write_bytes(data)
     config = attrs.evolve(_agent_config(server), embedded_dir=str(shipped))
     fs = MemoryFileSystem()
-    with Agent(config, http=server.client, fs=fs, clock=FakeClock(server.clock.now)) as agent:
+    with Agent(config, http=server.client, fs=fs, clock=server.clock) as agent:
         assert agent.on_launch() is None  # the embedded bundle
         result = agent.sync()
         assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, True, None)
@@ -210,3 +199,64 @@ def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
     embedded = agent._embedded()  # the id the device computed itself
     assert embedded is not None
     assert registered.json()["baseId"] == embedded.manifest_id
+
+
+def test_a_damaged_stored_patch_falls_back_to_the_archive_and_saves_nothing(
+    server: Server, rn_builds: dict[str, dict[str, bytes]]
+) -> None:
+    """Bits flipped in the stored patch: the sync still stages v2 from the archive, and says why."""
+    v1 = server.publish(server.build(sequence=1, version="1.0.1", files=rn_builds["v1"]))
+    assert v1.status_code == 201, v1.text
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        confirm_update(agent)
+        published = server.publish(server.build(sequence=2, version="1.0.2", files=rn_builds["v2"]))
+        assert published.status_code == 201, published.text
+        v2 = published.json()
+        offered = server.check(currentManifestId=v1.json()["manifestId"])["patch"]
+        sha = offered["url"].split("/blobs/")[1].split("?")[0]
+        (stored,) = [p for p in server.blobs() if p.name.startswith(sha)]
+        damaged = bytearray(stored.read_bytes())
+        middle = len(damaged) // 2
+        for offset in range(middle, middle + 8):
+            damaged[offset] ^= 0xFF
+        stored.write_bytes(bytes(damaged))
+
+        result = agent.sync()
+        assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, False, None)
+        assert result.downloaded_bytes >= v2["size"]  # the whole archive after the patch
+        assert agent.on_launch() is not None
+        agent.notify_ready()
+        agent.flush_reports()
+        root = f"releases/{v2['manifestId']}/files/"
+        installed = {
+            p.removeprefix(root): fs.read_file(p) for p in fs.files() if p.startswith(root)
+        }
+        assert installed == rn_builds["v2"]
+    stats = _stats(server, v2)
+    assert stats["installations"]["applied"] == 1
+    assert stats["installations"]["failed"] == 1  # the patch, reported with why
+    assert "fell back to the full archive" in _reasons(server, v2)
+    assert stats["bytesSaved"] == 0
+
+
+def _reasons(server: Server, release: dict[str, Any]) -> str:
+    """The reasons of the release's failed reports, as the server stored them."""
+    import asyncio  # noqa: PLC0415
+
+    from sqlalchemy import select  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    from hotpatch_server.models import Installation  # noqa: PLC0415
+
+    async def read() -> str:
+        engine = create_async_engine(server.settings.database_url)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(Installation.reason).where(Installation.manifest_id == release["manifestId"])
+            )
+            text = "\n".join(r for (r,) in rows)
+        await engine.dispose()
+        return text
+
+    return asyncio.run(read())

@@ -274,7 +274,7 @@ def test_illegal_events_raise_and_change_nothing() -> None:
         InstallFailed("x", permanent=False),
         ApplyRequested(),
         Interrupted(),
-        PatchInstalled(),
+        PatchInstalled("b" * 64),
     ]
     checked = 0
     for phase in Phase:
@@ -443,6 +443,19 @@ def test_a_patched_install_stages_the_offer_without_an_archive_hash() -> None:
     state, _ = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     offer = state.offer
     assert offer is not None
-    state, actions = step(state, PatchInstalled(), CONFIG)
-    assert (state.phase, state.pending, state.offer) == (Phase.IDLE, offer.bundle, None)
+    base = "b" * 64
+    state, actions = step(state, PatchInstalled(base), CONFIG)
+    staged = attrs.evolve(offer.bundle, patched_from=base)
+    assert (state.phase, state.pending, state.offer) == (Phase.IDLE, staged, None)
     assert DiscardDownload(offer.bundle.manifest_id) in actions
+
+
+def test_the_applied_report_of_a_patched_release_names_its_base() -> None:
+    """Confirming a release built from a patch reports which bundle the patch was applied to."""
+    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, _ = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
+    state, _ = step(state, PatchInstalled("b" * 64), CONFIG)
+    state, _ = step(state, Launched(V1), CONFIG)
+    _, actions = step(state, Ready(), CONFIG)
+    reports = [a for a in actions if isinstance(a, Report)]
+    assert [(r.status, r.patched_from) for r in reports] == [(ReportStatus.APPLIED, "b" * 64)]

@@ -1,9 +1,19 @@
-"""The patch engine: round trips, wrong bases, caps, and hostile bytes."""
+"""The patch engine: round trips, wrong bases, caps, and hostile bytes.
+
+The fuzz tests at the end flip bits inside real payloads: the fixture app's
+two Android bundles (a six-line bug fix in a 1.5 MB Metro bundle) encoded in
+each of the container's encodings (zstd on its own, zstd from the old file,
+bsdiff in bzip2 and in LZMA2 blocks, HDiffPatch), with Hypothesis choosing
+bits past the container header, where a damaged download or a damaged stored
+patch would be.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
+import hdiffpatch
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,10 +21,15 @@ from hypothesis import strategies as st
 from hotpatch_core.archive import FileEntry, MemorySink
 from hotpatch_core.errors import HashMismatchError, HotPatchError, TooLargeError
 from hotpatch_diff import Op, PatchFormatError, PatchSide, WrongBaseError, apply_patch, make_patch
-from hotpatch_diff.patch import MAGIC
-from hotpatch_server.testing import shared_dir
-
-SHARED = shared_dir()
+from hotpatch_diff.patch import (
+    FORMAT,
+    MAGIC,
+    _bsdiff_encodings,
+    _BsdiffCodec,
+    _varint,
+    _zstd_add,
+    _zstd_from,
+)
 
 
 def side(files: dict[str, bytes], tag: str) -> PatchSide:
@@ -112,12 +127,10 @@ def test_hostile_bytes_raise_only_typed_errors(noise: bytes, cut: int) -> None:
             apply_patch(candidate, base, target.manifest_id, target.files, MemorySink())
 
 
-def test_the_smallest_encoding_is_chosen_per_file() -> None:
+def test_the_smallest_encoding_is_chosen_per_file(rn_builds: dict[str, dict[str, bytes]]) -> None:
     """Unchanged files are kept, changed ones patched, new ones added, removed ones deleted."""
-    if SHARED is None:
-        pytest.skip("the shared corpus is not here: set HOTPATCH_SHARED_DIR")
-    js = (SHARED / "corpus" / "rn" / "v1" / "index.android.bundle").read_bytes()
-    js2 = (SHARED / "corpus" / "rn" / "v2" / "index.android.bundle").read_bytes()
+    js = rn_builds["v1"]["index.android.bundle"]
+    js2 = rn_builds["v2"]["index.android.bundle"]
     old = {"index.android.bundle": js, "assets/logo.png": b"\x89PNG" * 50, "gone.txt": b"bye"}
     new = {"index.android.bundle": js2, "assets/logo.png": b"\x89PNG" * 50, "new.txt": b"hi"}
     base, target = side(old, "old"), side(new, "new")
@@ -184,3 +197,110 @@ def patch_header(base: PatchSide, target: PatchSide) -> bytes:
         + bytes.fromhex(base.manifest_id)[:4]
         + bytes.fromhex(target.manifest_id)[:4]
     )
+
+
+# --- bit flips inside real payloads ----------------------------------------
+
+ENCODINGS = ["ADD", "ZSTD", "BSDIFF-bzip2", "BSDIFF-lzma2", "HDIFF"]
+#: What a damaged payload may raise: it does not decode, it decodes too long, or to other bytes.
+DAMAGE = (PatchFormatError, TooLargeError, HashMismatchError)
+
+
+@functools.cache
+def _payloads(old: bytes, new: bytes) -> dict[str, tuple[Op, bytes]]:
+    bsdiff = _bsdiff_encodings(old, new)
+    return {
+        "ADD": (Op.ADD, _zstd_add(new, 19)),
+        "ZSTD": (Op.ZSTD, _zstd_from(old, new, 19)),
+        "BSDIFF-bzip2": (Op.BSDIFF, bsdiff[_BsdiffCodec.BZIP2]),
+        "BSDIFF-lzma2": (Op.BSDIFF, bsdiff[_BsdiffCodec.LZMA2]),
+        "HDIFF": (Op.HDIFF, hdiffpatch.diff(old, new, hdiffpatch.COMPRESSION_ZSTD)),
+    }
+
+
+def _container(base: PatchSide, target: PatchSide, kind: Op, payload: bytes) -> tuple[bytes, int]:
+    """Return a one-file patch and where its payload starts."""
+    op = bytes([kind]) + _varint(0) + (b"" if kind is Op.ADD else _varint(0))
+    head = (
+        MAGIC
+        + bytes([FORMAT])
+        + bytes.fromhex(base.manifest_id)[:4]
+        + bytes.fromhex(target.manifest_id)[:4]
+        + _varint(1)
+        + op
+        + _varint(len(payload))
+    )
+    return head + payload, len(head)
+
+
+@pytest.fixture(scope="module")
+def pair(rn_builds: dict[str, dict[str, bytes]]) -> tuple[bytes, bytes]:
+    """The fixture app's v1 and v2 Android bundles."""
+    return rn_builds["v1"]["index.android.bundle"], rn_builds["v2"]["index.android.bundle"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_of_the_real_pair_round_trips(
+    pair: tuple[bytes, bytes], encoding: str
+) -> None:
+    """Undamaged, each encoding rebuilds v2 byte for byte (so the flips below hit live bytes)."""
+    old, new = pair
+    base, target = (
+        side({"index.android.bundle": old}, "v1"),
+        side({"index.android.bundle": new}, "v2"),
+    )
+    kind, payload = _payloads(old, new)[encoding]
+    patch, _ = _container(base, target, kind, payload)
+    sink = MemorySink()
+    apply_patch(patch, base, target.manifest_id, target.files, sink)
+    assert sink.files == {"index.android.bundle": new}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(data=st.data())
+def test_flipped_bits_inside_a_real_payload_raise_only_typed_errors(
+    pair: tuple[bytes, bytes], encoding: str, data: st.DataObject
+) -> None:
+    """1 to 8 flipped bits anywhere in the payload: a typed error, or exactly the signed file."""
+    old, new = pair
+    base, target = (
+        side({"index.android.bundle": old}, "v1"),
+        side({"index.android.bundle": new}, "v2"),
+    )
+    kind, payload = _payloads(old, new)[encoding]
+    patch, start = _container(base, target, kind, payload)
+    damaged = bytearray(patch)
+    flips = data.draw(
+        st.lists(
+            st.tuples(st.integers(start, len(patch) - 1), st.integers(0, 7)),
+            min_size=1,
+            max_size=8,
+        ),
+        label="flips (offset, bit)",
+    )
+    for offset, bit in flips:
+        damaged[offset] ^= 1 << bit
+    sink = MemorySink()
+    try:
+        apply_patch(bytes(damaged), base, target.manifest_id, target.files, sink)
+    except DAMAGE:
+        return
+    # Flips that cancel out, or land where a decoder ignores them, must still give the signed file.
+    assert hashlib.sha256(sink.files["index.android.bundle"]).hexdigest() == target.files[0].sha256
+
+
+def test_the_damage_set_is_what_a_real_flip_raises(pair: tuple[bytes, bytes]) -> None:
+    """A flip in the first LZMA2 bytes is a decoder error, reported as PatchFormatError."""
+    old, new = pair
+    base, target = (
+        side({"index.android.bundle": old}, "v1"),
+        side({"index.android.bundle": new}, "v2"),
+    )
+    kind, payload = _payloads(old, new)["BSDIFF-lzma2"]
+    patch, start = _container(base, target, kind, payload)
+    damaged = bytearray(patch)
+    middle = start + len(payload) // 2  # deep inside the LZMA2 stream
+    for offset in range(middle, middle + 8):
+        damaged[offset] ^= 0xFF
+    with pytest.raises(PatchFormatError):
+        apply_patch(bytes(damaged), base, target.manifest_id, target.files, MemorySink())

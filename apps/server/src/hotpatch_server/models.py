@@ -122,6 +122,8 @@ class Installation(Base):
     status: Mapped[str] = mapped_column(String(16))
     phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
+    #: On an applied report: the bundle a patch was applied to (the bytes it saved count).
+    patched_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotpatch_core.archive import NullSink, extract_archive
 from hotpatch_core.cohort import percent_to_basis_points
 from hotpatch_core.errors import HotPatchError
+from hotpatch_core.machine import ReportStatus
 from hotpatch_core.release import VerifiedRelease, verify_publication
 from hotpatch_core.trust import load_trust_root
 from hotpatch_server.audit import record
@@ -324,7 +325,7 @@ class ReleaseController(Controller):
     ) -> list[dict[str, Any]]:
         """Releases the caller may read, newest first, filtered."""
         query = select(Release).order_by(
-            Release.app_id, Release.epoch.desc(), Release.sequence.desc()
+            Release.app_id, Release.epoch.desc(), Release.sequence.desc(), Release.id.desc()
         )
         if app_id is not None:
             principal.require(Action.READ, app_id)
@@ -386,6 +387,20 @@ class ReleaseController(Controller):
                 )
             )
         ).all()
+        # A patch saves bytes only once a device has installed it and run it: applied
+        # reports name the base the patch was applied to. Served downloads that failed
+        # on the device (and fell back to the archive) save nothing.
+        installs = await db_session.execute(
+            select(Installation.patched_from, func.count())
+            .where(
+                Installation.app_id == row.app_id,
+                Installation.manifest_id == row.manifest_id,
+                Installation.status == ReportStatus.APPLIED.value,
+                Installation.patched_from.is_not(None),
+            )
+            .group_by(Installation.patched_from)
+        )
+        confirmed: dict[str | None, int] = {row[0]: row[1] for row in installs.all()}
         return {
             "id": row.id,
             "manifestId": row.manifest_id,
@@ -394,11 +409,18 @@ class ReleaseController(Controller):
             "devicesRunning": int(running or 0),
             "rolloutPercent": row.rollout_basis_points / 100,
             "patches": [
-                {"baseManifestId": base, "size": length, "downloads": downloads}
+                {
+                    "baseManifestId": base,
+                    "size": length,
+                    "downloads": downloads,  # served to the end (local storage only)
+                    "installs": confirmed.get(base, 0),
+                }
                 for base, length, downloads in patch_rows
             ],
-            # Counted where this server serves the downloads (local storage).
-            "bytesSaved": sum(d * (row.archive_length - n) for _, n, d in patch_rows),
+            "bytesSaved": sum(
+                confirmed.get(base, 0) * (row.archive_length - length)
+                for base, length, _ in patch_rows
+            ),
         }
 
     @post("/{release_id:int}/patches", status_code=201, summary="Upload a patch to this release")

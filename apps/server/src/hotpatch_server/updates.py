@@ -49,9 +49,9 @@ from hotpatch_server.ratelimit import Limits
 __all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
 
 log = logging.getLogger(__name__)
-_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # used with fullmatch
 _CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_MANIFEST_ID: Final = re.compile(r"^[0-9a-f]{64}$")
+_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")  # used with fullmatch
 _PLATFORM: Final = re.compile(r"^(android|ios)$")
 _NATIVE_TEXT: Final = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
 
@@ -102,7 +102,7 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     except VersionSyntaxError as exc:
         raise Problem(422, "invalid", str(exc), field="nativeVersion") from None
     current = _field(params, "currentManifestId", "currentReleaseId")
-    if current is not None and not _MANIFEST_ID.match(current):
+    if current is not None and not _MANIFEST_ID.fullmatch(current):
         raise Problem(
             422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId"
         )
@@ -280,6 +280,7 @@ class InstallationReport(msgspec.Struct, rename="camel"):
     status: str
     phase: str | None = None
     reason: str = ""
+    patched_from: str | None = None
 
 
 class DeviceRegistration(msgspec.Struct, rename="camel"):
@@ -426,10 +427,18 @@ class DeviceController(Controller):
         if data.phase is not None and data.phase not in {p.value for p in ReportPhase}:
             raise Problem(422, "invalid", "unknown phase", field="phase")
         for name, value in (("id", data.id), ("appId", data.app_id), ("deviceId", data.device_id)):
-            if not _ID.match(value):
+            if not _ID.fullmatch(value):
                 raise Problem(422, "invalid", f"{name} is not valid", field=name)
-        if not _MANIFEST_ID.match(data.manifest_id):
-            raise Problem(422, "invalid", "manifestId is a 64-digit hex id", field="manifestId")
+        for name, manifest_id in (
+            ("manifestId", data.manifest_id),
+            ("patchedFrom", data.patched_from or "0" * 64),
+        ):
+            if not _MANIFEST_ID.fullmatch(manifest_id):
+                raise Problem(422, "invalid", f"{name} is a 64-digit hex id", field=name)
+        if data.patched_from is not None and status is not ReportStatus.APPLIED:
+            raise Problem(
+                422, "invalid", "patchedFrom goes with an applied report", field="patchedFrom"
+            )
         existing = await db_session.get(Installation, data.id)
         if existing is not None:
             return Response({"id": existing.id, "duplicate": True}, status_code=200)
@@ -448,6 +457,7 @@ class DeviceController(Controller):
                 status=status.value,
                 phase=data.phase,
                 reason=data.reason[:500],
+                patched_from=data.patched_from,
                 created_at=now,
             )
         )

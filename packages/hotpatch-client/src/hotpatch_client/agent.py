@@ -769,7 +769,7 @@ class Agent:
             return False
         self._tidy(self._fs.remove, path)
         self._patched = True
-        self._perform(self._feed(PatchInstalled()))
+        self._perform(self._feed(PatchInstalled(hint.base_manifest_id)))
         return True
 
     def _download_and_install(

@@ -58,6 +58,8 @@ class ReportQueue:
         }
         if report.phase is not None:
             body["phase"] = report.phase.value
+        if report.patched_from is not None:
+            body["patchedFrom"] = report.patched_from
         self.fs.mkdir(REPORTS)
         write_atomic(self.fs, f"{REPORTS}/{rid}.json", canonical(body))
         return rid

@@ -115,13 +115,20 @@ class ReportPhase(enum.StrEnum):
 
 @attrs.frozen
 class Bundle:
-    """An installed, verified bundle the device can launch, by manifest id."""
+    """An installed, verified bundle the device can launch, by manifest id.
+
+    ``patched_from`` is the manifest id of the installed bundle it was built
+    from by a patch (None when the archive was downloaded): the applied
+    report carries it, so the server counts the bytes a patch saved only once
+    a device has run it.
+    """
 
     manifest_id: str
     version: str
     epoch: int
     sequence: int
     mandatory: bool = False
+    patched_from: str | None = None
 
     @classmethod
     def of(cls, release: VerifiedRelease) -> Bundle:
@@ -249,8 +256,11 @@ class PatchInstalled:
 
     Every file was produced into its own directory, checked against the
     signed per-file hashes, fsynced and staged: the archive itself was never
-    fetched, so there is no archive hash to compare.
+    fetched, so there is no archive hash to compare. ``base_manifest_id`` is
+    the bundle the patch was applied to.
     """
+
+    base_manifest_id: str
 
 
 @attrs.frozen
@@ -332,12 +342,17 @@ class DeleteBundle:
 
 @attrs.frozen
 class Report:
-    """Queue an installation report for the server (durably, sent at least once)."""
+    """Queue an installation report for the server (durably, sent at least once).
+
+    ``patched_from`` names the bundle a patch was applied to, on the applied
+    report of a release that was built from a patch.
+    """
 
     manifest_id: str
     status: ReportStatus
     phase: ReportPhase | None = None
     reason: str = ""
+    patched_from: str | None = None
 
 
 @attrs.frozen
@@ -417,7 +432,13 @@ def _on_ready(state: DeviceState, _event: Ready, _config: DeviceConfig) -> Resul
         raise IllegalTransitionError("notify_ready before on_launch")
     if state.trial is None or state.running != state.trial:
         return state, []  # nothing on trial: confirming twice is harmless
-    actions: list[Action] = [Report(state.trial.manifest_id, ReportStatus.APPLIED)]
+    actions: list[Action] = [
+        Report(
+            state.trial.manifest_id,
+            ReportStatus.APPLIED,
+            patched_from=state.trial.patched_from,
+        )
+    ]
     if state.confirmed is not None:
         actions.append(DeleteBundle(state.confirmed.manifest_id))
     return attrs.evolve(state, confirmed=state.trial, trial=None, trial_launches=0), actions
@@ -519,7 +540,7 @@ def _on_download_failed(state: DeviceState, event: DownloadFailed, _config: Devi
 
 
 def _on_install_finished(
-    state: DeviceState, _event: InstallFinished | PatchInstalled, _config: DeviceConfig
+    state: DeviceState, event: InstallFinished | PatchInstalled, _config: DeviceConfig
 ) -> Result:
     offer = state.offer
     assert offer is not None  # noqa: S101 - the INSTALLING phase always has an offer
@@ -528,7 +549,10 @@ def _on_install_finished(
         actions.append(DeleteBundle(state.pending.manifest_id))
     if offer.bundle.mandatory:
         actions.append(RestartApp())
-    return attrs.evolve(state, phase=Phase.IDLE, offer=None, pending=offer.bundle), actions
+    staged = offer.bundle
+    if isinstance(event, PatchInstalled):
+        staged = attrs.evolve(staged, patched_from=event.base_manifest_id)
+    return attrs.evolve(state, phase=Phase.IDLE, offer=None, pending=staged), actions
 
 
 def _on_install_failed(state: DeviceState, event: InstallFailed, _config: DeviceConfig) -> Result:

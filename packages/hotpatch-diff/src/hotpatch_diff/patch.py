@@ -279,15 +279,20 @@ class _BsdiffCodec(enum.IntEnum):
 _LZMA_FILTERS: Final = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
-def _bsdiff_encode(source: bytes, data: bytes) -> bytes:
-    """Run bsdiff; keep the smaller of its two encodings (no magic, no sizes the manifest has)."""
+def _bsdiff_encodings(source: bytes, data: bytes) -> dict[_BsdiffCodec, bytes]:
+    """Run bsdiff once; return its payload in each encoding (no magic, no sizes)."""
     control, diff, extra = bsdiff4.core.diff(source, data)
     blocks = [bz2.compress(block, 9) for block in (control, diff, extra)]
     as_bzip2 = bytes([_BsdiffCodec.BZIP2]) + _varint(len(blocks[0])) + _varint(len(blocks[1]))
     as_bzip2 += b"".join(blocks)
     packed = lzma.compress(control + diff + extra, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
     as_lzma = bytes([_BsdiffCodec.LZMA2]) + _varint(len(control)) + _varint(len(diff)) + packed
-    return min(as_bzip2, as_lzma, key=len)
+    return {_BsdiffCodec.BZIP2: as_bzip2, _BsdiffCodec.LZMA2: as_lzma}
+
+
+def _bsdiff_encode(source: bytes, data: bytes) -> bytes:
+    """Run bsdiff; keep the smaller of its two encodings."""
+    return min(_bsdiff_encodings(source, data).values(), key=len)
 
 
 def _capped(
@@ -371,6 +376,9 @@ def _decode(kind: Op, payload: bytes, source: bytes | None, limit: int) -> bytes
     except (
         zstandard.ZstdError,
         hdiffpatch.HDiffPatchError,
+        lzma.LZMAError,  # damaged LZMA2 bsdiff blocks
+        OSError,  # damaged bzip2 bsdiff blocks ("Invalid data stream")
+        EOFError,  # a bzip2 or LZMA2 stream that ends early
         ValueError,
         RuntimeError,
         MemoryError,
