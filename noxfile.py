@@ -62,6 +62,30 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", workers, *session.posargs)
 
 
+#: How far the wall clock is moved for ``nox -s clock``: a year forward and a year back.
+CLOCK_SHIFTS = ("+365d", "-365d")
+
+
+@nox.session(python="3.11")
+def clock(session: nox.Session) -> None:
+    """Run the whole suite with the wall clock a year ahead, then a year behind (libfaketime).
+
+    Proves no test depends on the day it runs: every harness keeps its own
+    clock, and what runs on the real clock (server and CLI processes) must not
+    care which day it is. Needs ``faketime`` (Debian's package of that name).
+    """
+    if shutil.which("faketime") is None:
+        session.error("the clock session needs faketime: apt-get install faketime")
+    _sync(session, "test")
+    workers = os.environ.get("HOTPATCH_TEST_WORKERS", "auto")
+    for shift in CLOCK_SHIFTS:
+        session.log(f"wall clock moved {shift}")
+        session.run(
+            "faketime", "-f", shift, "pytest", "-n", workers, "-p", "no:cacheprovider",
+            *session.posargs, external=True,
+        )  # fmt: skip
+
+
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Ruff (lint + format check) and import-linter (the dependency rule)."""

@@ -181,7 +181,7 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
 
         cli_home = work / "cli"
         demo.hotpatch("keys", "generate", "--scope-app", APP)
-        demo.hotpatch("keys", "generate", "--out", str(work / "root.pem"))
+        demo.hotpatch("keys", "generate", "--root", "--out", str(work / "root.pem"))
         demo.hotpatch("keys", "export-public", "--out", str(work / "publisher.pub"))
         root_file = work / "trust-root.json"
         demo.hotpatch("trust-root", "create", "--root-key", str(work / "root.pem"),

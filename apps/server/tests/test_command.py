@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_bootstrap_commands(tmp_path: Path) -> None:
     """create-app, create-key, list-keys and revoke-key work without a database shell."""
     root = tmp_path / "root.json"
     root.write_bytes(make_pki().root_bytes)
-    created = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
+    created = _run(["create-app", "com.acme.shop", "--trust-root", str(root), "--create"], tmp_path)
     assert created.returncode == 0, created.stderr
     assert "created app com.acme.shop (trust root v1)" in created.stdout
     again = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
@@ -49,15 +50,92 @@ def test_bootstrap_commands(tmp_path: Path) -> None:
     assert "revoked" in _run(["list-keys"], tmp_path).stdout
 
 
+def test_admin_commands_refuse_to_start_a_database_by_accident(tmp_path: Path) -> None:
+    """Run from a folder with no server data, admin commands say so and create nothing."""
+    root = tmp_path / "root.json"
+    root.write_bytes(make_pki().root_bytes)
+    data = tmp_path / "elsewhere" / "hotpatch-data"
+    for args in (
+        ["create-key", "--name", "ci", "--role", "publisher", "--app", "*"],
+        ["create-app", "com.acme.shop", "--trust-root", str(root)],
+        ["list-keys"],
+        ["revoke-key", "k"],
+    ):
+        refused = _run(args, data)
+        assert refused.returncode == 2, refused.stdout
+        assert f"no HotPatch database at {data / 'hotpatch.db'}" in refused.stderr
+        assert refused.stderr.count("\n") == 1
+    assert not data.exists()  # no database, no data directory, no secret
+    created = _run(["create-app", "com.acme.shop", "--trust-root", str(root), "--create"], data)
+    assert created.returncode == 0, created.stderr
+    assert (data / "hotpatch.db").is_file()
+
+
+def test_the_printed_first_steps_work_when_pasted_in_another_folder(
+    tmp_path: Path, rn_builds: dict[str, dict[str, bytes]]
+) -> None:
+    """`hotpatch-server` prints the steps to a first publish; pasted elsewhere, each one works."""
+    server_dir, user_dir = tmp_path / "server", tmp_path / "user"
+    server_dir.mkdir()
+    user_dir.mkdir()
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_")}
+    environment.pop("DATABASE_URL", None)
+    environment.update(PORT=str(port), HOME=str(tmp_path / "home"))
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [COMMAND], cwd=server_dir, env=environment, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/health", process)
+        printed = log.read_text().splitlines()
+        start = next(i for i, line in enumerate(printed) if line.startswith("First steps"))
+        commands = [
+            line.strip() for line in printed[start:] if line.startswith("     ") and line.strip()
+        ]
+        tools = [
+            c.split()[1] if c.startswith("HOTPATCH_DATA_DIR") else c.split()[0] for c in commands
+        ]
+        assert tools == ["hotpatch"] * 4 + ["hotpatch-server"] * 2 + ["hotpatch"] * 2
+        assert all("com.example.app" in c for c in commands if " create-" in c or " login " in c)
+        bundle = user_dir / "build"
+        for path, data in rn_builds["v1"].items():
+            (bundle / path).parent.mkdir(parents=True, exist_ok=True)
+            (bundle / path).write_bytes(data)
+        token = ""
+        bash = shutil.which("bash") or "/bin/bash"
+        for printed_command in commands:
+            command = printed_command
+            if " release " in command:
+                command += f" --bundle-dir {bundle}"  # the app's Metro build, made beforehand
+            done = subprocess.run(
+                [bash, "-c", command], cwd=user_dir, capture_output=True, text=True,
+                env={**environment, "HOTPATCH_TOKEN": token}, timeout=300, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            if " create-key " in command:
+                token = done.stdout.strip().splitlines()[-1]
+        assert "1.0.1" in done.stdout
+        assert not (user_dir / "hotpatch-data").exists()  # the server's data was used
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def test_bad_trust_root_is_one_clear_line(tmp_path: Path) -> None:
     """A tampered trust root is refused with one line and exit 2, no traceback."""
     root = tmp_path / "root.json"
     root.write_bytes(make_pki().root_bytes.replace(b'"sig":"', b'"sig":"AAAA', 1))
-    result = _run(["create-app", "com.acme.shop", "--trust-root", str(root)], tmp_path)
+    result = _run(["create-app", "com.acme.shop", "--trust-root", str(root), "--create"], tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
+    assert "signature" in result.stderr or "trust root" in result.stderr
     assert "Traceback" not in result.stderr
-    missing = _run(["create-app", "x", "--trust-root", str(tmp_path / "nope")], tmp_path)
+    missing = _run(
+        ["create-app", "x", "--trust-root", str(tmp_path / "nope"), "--create"], tmp_path
+    )
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 

@@ -29,7 +29,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     env.pop("DATABASE_URL", None)
     root = data / "root.json"
     root.write_bytes(make_pki().root_bytes)
-    for args in (["create-app", "com.example.app", "--trust-root", str(root)],):
+    for args in (["create-app", "com.example.app", "--trust-root", str(root), "--create"],):
         subprocess.run([COMMAND, *args], env=env, check=True, capture_output=True, timeout=120)
     created = subprocess.run(
         [COMMAND, "create-key", "--name", "fuzz", "--role", "admin", "--app", "*"],

@@ -135,6 +135,12 @@ def test_post_check_matches_get(server: Server) -> None:
         ({"deviceId": "x" * 200}, "deviceId"),
         ({"currentManifestId": "zz"}, "currentManifestId"),
         ({"channel": "Prod Channel!"}, "channel"),
+        ({"deviceId": "d\n"}, "deviceId"),  # a bare $ would let the newline through
+        ({"channel": "production\n"}, "channel"),
+        ({"platform": "android\n"}, "platform"),
+        ({"currentManifestId": "a" * 64 + "\n"}, "currentManifestId"),
+        ({"currentSequence": "\u00b2"}, "currentSequence"),  # a superscript digit
+        ({"currentSequence": "9" * 5000}, "currentSequence"),
     ],
 )
 def test_bad_check_parameters_are_problems(

@@ -146,7 +146,22 @@ def _describe_key(ctx: Context, key: SigningKey, args: argparse.Namespace, path:
 
 
 def keys_generate(ctx: Context, args: argparse.Namespace) -> None:
-    """Create an Ed25519 signing key (PKCS#8 PEM, 0600)."""
+    """Create an Ed25519 signing key (PKCS#8 PEM, 0600); ``--root`` makes a root key."""
+    if args.root:
+        if not args.out:
+            raise UsageError("a root key needs --out FILE (keep it offline, not in the checkout)")
+        key = SigningKey.generate()
+        write_private(Path(args.out), key.to_pem(), force=args.force)
+        public = key.public_key
+        ctx.output.result(
+            {"keyId": public.key_id, "publicKeyPem": public.to_pem().decode(), "path": args.out,
+             "role": "root"},
+            f"root key id: {public.key_id}\nkey file: {args.out}\n\n"
+            "A root key signs the app's trust root, never a release: use it with\n"
+            f"  hotpatch trust-root create --root-key {args.out} ...\n"
+            "and keep the file offline (not in the app's repository, not on CI).",
+        )  # fmt: skip
+        return
     path = Path(args.out) if args.out else ctx.settings.default_key_path
     key = SigningKey.generate()
     write_private(path, key.to_pem(), force=args.force)

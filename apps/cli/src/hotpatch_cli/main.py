@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         "Create a signing key (PKCS#8 PEM, 0600); print its public key and trust-root entry.",
     )
     generate.add_argument("--out", help="where to write it (default ~/.hotpatch/signing_key.pem)")
+    generate.add_argument(
+        "--root",
+        action="store_true",
+        help="a root key, to sign trust roots only (needs --out; keep it offline)",
+    )
     generate.add_argument("--force", action="store_true", help="replace an existing file")
     _add_scope(generate)
     show = key_command(

@@ -4,14 +4,18 @@ Commands::
 
     hotpatch-server [serve]                     run (embedded default: SQLite + local disk)
     hotpatch-server migrate                     apply schema migrations
-    hotpatch-server create-app ID --trust-root FILE [--name NAME]
+    hotpatch-server create-app ID --trust-root FILE [--name NAME] [--create]
     hotpatch-server rotate-trust-root ID --trust-root FILE
     hotpatch-server create-key --name NAME --role ROLE --app ID [--app ID ...] [--expires-days N]
+                               [--create]
     hotpatch-server list-keys
     hotpatch-server revoke-key KEY_ID
 
 Settings come from the environment (see :mod:`hotpatch_server.settings`).
-Errors print one line and exit non-zero.
+Admin commands work on an existing database (the one ``serve`` made in this
+folder's ``./hotpatch-data``, or ``HOTPATCH_DATA_DIR`` / ``DATABASE_URL``);
+``--create`` lets ``create-app`` and ``create-key`` start a new one. Errors
+print one line and exit non-zero.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -62,6 +68,28 @@ def _run(settings: Settings, work: Callable[[AsyncSession, datetime], Awaitable[
     return asyncio.run(go())
 
 
+def _require_database(env: dict[str, str], args: argparse.Namespace) -> None:
+    """Refuse to start a new database by accident (a command run from another folder).
+
+    The embedded default keeps its database in ``./hotpatch-data`` of the
+    current folder: an admin command run elsewhere would silently make an
+    empty one there. Commands that may start one take ``--create``.
+    """
+    if getattr(args, "create", False):
+        return
+    sqlite = Settings.sqlite_file(env)
+    if sqlite is not None and not sqlite.is_file():
+        raise AdminError(
+            f"no HotPatch database at {sqlite}: run this command from the folder where "
+            "hotpatch-server runs, or set HOTPATCH_DATA_DIR (or DATABASE_URL) to its data"
+            + (
+                "; pass --create to start a new database there"
+                if hasattr(args, "create")
+                else "; hotpatch-server migrate creates a new one"
+            )
+        )
+
+
 def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes().strip()
@@ -78,11 +106,53 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.port
     print(f"HotPatch server on http://{host}:{port}  (data: {settings.data_dir})")  # noqa: T201
     print(f"database: {settings.database_url.split('@')[-1]}")  # noqa: T201
-    print("first steps: hotpatch-server create-app ID --trust-root root.json")  # noqa: T201
-    print("             hotpatch-server create-key --name ci --role publisher --app ID")  # noqa: T201
-    print(f"API schema:  http://{host}:{port}/schema")  # noqa: T201
+    print(f"API schema: http://{host}:{port}/schema\n")  # noqa: T201
+    print("\n".join(first_steps(settings, f"http://{host}:{port}")), flush=True)  # noqa: T201
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
+
+
+def _command(name: str) -> str:
+    """How to call our console script ``name`` from any folder: its name if PATH finds it."""
+    beside = Path(sys.argv[0]).resolve().with_name(name)
+    found = shutil.which(name)
+    if found is not None and (not beside.is_file() or Path(found).resolve() == beside):
+        return name
+    return shlex.quote(str(beside)) if beside.is_file() else name
+
+
+def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -> list[str]:
+    """Return the commands that take a new server to a first publish, in order, ready to paste.
+
+    They name the data this server uses, so they work from any folder, and the
+    commands as this machine can run them (``hotpatch`` is the CLI).
+    """
+    server = _command("hotpatch-server")
+    cli = _command("hotpatch")
+    if settings.embedded:
+        server = f"HOTPATCH_DATA_DIR={shlex.quote(str(settings.data_dir))} {server}"
+    steps = [
+        "First steps (in another terminal; docs/quickstart.md explains each one):",
+        "  1. keys and the trust root your app embeds (keep root.pem offline):",
+        f"     {cli} keys generate --root --out root.pem",
+        f"     {cli} keys generate --scope-app {app_id}",
+        f"     {cli} keys export-public --out publisher.pub",
+        (
+            f"     {cli} trust-root create --root-key root.pem --publisher publisher.pub:ci "
+            f"--scope-app {app_id} --out trust-root.json"
+        ),
+        "  2. the app on this server, and an API key to publish with"
+        + ("" if settings.embedded else " (with this server's DATABASE_URL and JWT_SECRET)")
+        + ":",
+        f"     {server} create-app {app_id} --trust-root trust-root.json",
+        f"     {server} create-key --name ci --role publisher --app {app_id}",
+        "  3. in your React Native app's folder, log in with that key (it prompts) and publish:",
+        f"     {cli} login --api-url {url} --app {app_id}",
+        f"     {cli} release --platform android --version 1.0.1",
+    ]
+    if shutil.which("hotpatch") is None and not Path(sys.argv[0]).with_name("hotpatch").is_file():
+        steps.insert(1, "  0. install the hotpatch command: see docs/install.md")
+    return steps
 
 
 def _create_app(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,6 +232,9 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+_CREATE_HELP = "start a new database if there is none (otherwise the command refuses)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotpatch-server", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
@@ -174,6 +247,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("id")
     create.add_argument("--trust-root", required=True, help="signed trust root envelope file")
     create.add_argument("--name")
+    create.add_argument("--create", action="store_true", help=_CREATE_HELP)
     create.set_defaults(handler=_create_app)
     rotate = commands.add_parser("rotate-trust-root", help="install trust root N+1")
     rotate.add_argument("id")
@@ -184,6 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--role", required=True, choices=[r.value for r in Role])
     key.add_argument("--app", action="append", required=True, help="app id, or '*' (repeatable)")
     key.add_argument("--expires-days", type=int)
+    key.add_argument("--create", action="store_true", help=_CREATE_HELP)
     key.set_defaults(handler=_create_key)
     commands.add_parser("list-keys", help="list API keys").set_defaults(handler=_list_keys)
     revoke = commands.add_parser("revoke-key", help="revoke an API key")
@@ -198,8 +273,11 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     handler: Callable[[Settings, argparse.Namespace], int] = getattr(args, "handler", _serve)
     if not hasattr(args, "host"):
         args.host, args.port = None, None
+    environment = dict(os.environ) if env is None else env
     try:
-        settings = Settings.from_env(dict(os.environ) if env is None else env)
+        if handler not in {_serve, _migrate}:
+            _require_database(environment, args)
+        settings = Settings.from_env(environment)
         return handler(settings, args)
     except (ConfigurationError, AdminError) as exc:
         print(f"hotpatch-server: {exc}", file=sys.stderr)  # noqa: T201

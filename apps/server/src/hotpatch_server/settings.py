@@ -82,6 +82,24 @@ class Settings:
         """Where the local-disk backend keeps archives."""
         return self.data_dir / "blobs"
 
+    @staticmethod
+    def sqlite_file(env: Mapping[str, str]) -> Path | None:
+        """Return the SQLite file ``env`` designates (the embedded default), or None.
+
+        Reads nothing and creates nothing, so a command can tell whether a
+        database exists before :meth:`from_env` prepares the data directory.
+        """
+        data_dir = Path(env.get("HOTPATCH_DATA_DIR", "./hotpatch-data")).resolve()
+        database_url = env.get("DATABASE_URL", "").strip()
+        if not database_url:
+            return data_dir / "hotpatch.db"
+        prefix = next(
+            (p for p in ("sqlite+aiosqlite:///", "sqlite:///") if database_url.startswith(p)), None
+        )
+        if prefix is None or database_url == prefix + ":memory:":
+            return None
+        return Path(database_url.removeprefix(prefix)).resolve()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from environment variables (see the module docstring)."""

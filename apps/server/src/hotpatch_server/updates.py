@@ -49,11 +49,13 @@ from hotpatch_server.ratelimit import Limits
 __all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
 
 log = logging.getLogger(__name__)
-_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # used with fullmatch
-_CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")  # used with fullmatch
-_PLATFORM: Final = re.compile(r"^(android|ios)$")
-_NATIVE_TEXT: Final = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
+# Every pattern is used with fullmatch: a bare ``$`` would let a trailing newline through.
+_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
+_PLATFORM: Final = re.compile(r"android|ios")
+_NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
+_NUMBER: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only; fits a BIGINT
 
 
 @attrs.frozen
@@ -82,7 +84,7 @@ def _required(params: dict[str, Any], pattern: re.Pattern[str], *names: str) -> 
     value = _field(params, *names)
     if value is None:
         raise Problem(422, "invalid", f"{names[0]} is required", field=names[0])
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise Problem(422, "invalid", f"{names[0]} {value[:40]!r} is not valid", field=names[0])
     return value
 
@@ -107,12 +109,12 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
             422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId"
         )
     channel = _field(params, "channel") or "production"
-    if not _CHANNEL.match(channel):
+    if not _CHANNEL.fullmatch(channel):
         raise Problem(422, "invalid", f"channel {channel[:40]!r} is not valid", field="channel")
     position: tuple[int, int] | None = None
     epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
     if sequence is not None:
-        if not sequence.isdigit() or (epoch is not None and not epoch.isdigit()):
+        if not _NUMBER.fullmatch(sequence) or (epoch is not None and not _NUMBER.fullmatch(epoch)):
             raise Problem(
                 422, "invalid", "currentSequence must be a number", field="currentSequence"
             )
