@@ -94,6 +94,19 @@ def test_server_down_and_bad_token(cli: Cli, stage: Stage) -> None:
     assert not (cli.home / "config.toml").exists()
 
 
+def test_a_wrong_api_path_names_the_url_and_what_to_check(cli: Cli, stage: Stage) -> None:
+    """An --api-url with a path the server lacks: the 404 names the URL and the /health check."""
+    wrong = f"{stage.server.base_url}/api/v1"
+    done = cli.run("releases", "list", "--api-url", wrong, "--token", stage.publisher_key,
+                   "--app", APP, check=False)  # fmt: skip
+    _fails(done, 6, f"{wrong}/releases", "404")
+    assert f"{wrong}/health should answer" in done.stderr
+    missing = cli.run("rollback", "--platform", "android", "--version", "9.9.9",
+                      env=_env(stage), check=False)  # fmt: skip
+    assert missing.returncode == 6  # the server's own 404 keeps its own words
+    assert "/health" not in missing.stderr
+
+
 def test_no_prompt_without_a_terminal(cli: Cli) -> None:
     """Login asks only on a terminal; in CI it says which flag is missing."""
     done = cli.run("login", check=False, stdin="")

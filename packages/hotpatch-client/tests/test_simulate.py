@@ -102,6 +102,28 @@ def test_command_against_a_real_server(tmp_path: Path) -> None:
         assert [r["staged"] for r in rounds] == [5, 0]
         assert rounds[1]["running"] == {"1.0.1": 5}
 
+        from hotpatch_core.testing import make_pki  # noqa: PLC0415
+
+        stranger = tmp_path / "stranger.json"
+        stranger.write_bytes(make_pki().root_bytes)
+        failed = subprocess.run(
+            [COMMAND, "simulate", "--server", srv.base_url, "--app", APP_ID,
+             "--trust-root", str(stranger), "--devices", "3", "--rounds", "2", "--json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert failed.returncode == 5, failed.stdout + failed.stderr
+        assert "every device's sync failed in round 1 (UnknownKeyError x3" in failed.stderr
+        assert "--trust-root must be the app's current trust root" in failed.stderr
+        assert len(failed.stdout.splitlines()) == 1  # it stopped after the failed round
+        nobody = subprocess.run(
+            [COMMAND, "simulate", "--server", srv.base_url, "--app", "com.nobody.app",
+             "--trust-root", str(root), "--devices", "3", "--rounds", "1"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert nobody.returncode == 0  # the server answers "no update" for an unknown app
+        assert "no device was offered an update" in nobody.stderr
+        assert "com.nobody.app" in nobody.stderr
+
 
 def test_command_reports_bad_input(tmp_path: Path) -> None:
     """Command reports bad input."""

@@ -114,7 +114,15 @@ class Api:
         if status == httpx.codes.FORBIDDEN:
             return AuthError(f"not allowed: {detail}", hint="use a key with a role for this app")
         if status == httpx.codes.NOT_FOUND:
-            return NotFoundError(detail)
+            if detail != response.reason_phrase:
+                return NotFoundError(detail)  # the server's own words: no such release, app, key
+            # A bare "Not Found": no route at that URL (a wrong --api-url, or a proxy's page).
+            request = response.request
+            return NotFoundError(
+                f"{request.method} {request.url.copy_with(query=None)} answered 404 ({detail})",
+                hint=f"check that --api-url {self.base_url} is the HotPatch server itself: "
+                f"{self.base_url}/health should answer, and the URL needs no extra path",
+            )
         if status == httpx.codes.CONFLICT:
             return ConflictError(detail)
         if status == httpx.codes.REQUEST_ENTITY_TOO_LARGE:

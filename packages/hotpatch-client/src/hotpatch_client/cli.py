@@ -5,7 +5,8 @@ r"""``hotpatch-client``: run simulated devices against a HotPatch server.
     hotpatch-client simulate --server http://127.0.0.1:8000 --app com.example.app \\
         --trust-root trust-root.json --devices 100 --rounds 3
 
-Exit codes: 0 done, 1 usage, 2 bad trust root, 4 server unreachable.
+Exit codes: 0 done, 1 usage, 2 bad trust root, 4 server unreachable,
+5 every device's sync failed in a round (the reason is printed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import attrs
 import httpx
 
 from hotpatch_client.agent import AgentConfig
-from hotpatch_client.simulate import Fleet, FleetSummary
+from hotpatch_client.simulate import EMBEDDED, Fleet, FleetSummary
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
@@ -126,8 +127,46 @@ def _simulate(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
         ) as fleet:
             for _ in range(args.rounds):
-                _print(fleet.run_round(), as_json=args.json)
+                summary = fleet.run_round()
+                _print(summary, as_json=args.json)
+                if summary.all_failed:
+                    return _fail(_why_all_failed(summary, args), 5)
+                if (
+                    summary.round == 1
+                    and summary.running == {EMBEDDED: summary.devices}
+                    and (summary.staged == 0)
+                ):
+                    # Not an error (an app may have no release yet), but a likely mistake.
+                    _fail(
+                        f"no device was offered an update: check that --app {args.app} is an "
+                        f"app on {args.server} with an active release for --platform "
+                        f"{args.platform}, --channel {args.channel} and these native versions",
+                        0,
+                    )
     return 0
+
+
+#: What to check when every device fails with one error type.
+_ADVICE = {
+    "UnknownKeyError": "--trust-root must be the app's current trust root (the one the server "
+    "has for --app); a rotated root is not followed by devices yet",
+    "SignatureError": "--trust-root must be the app's trust root, and releases signed by its "
+    "publisher keys",
+    "NetworkError": "--server must be the HotPatch server's URL, reachable from here",
+    "ProtocolError": "--app must name an app that exists on the server (hotpatch-server "
+    "create-app), and --server the HotPatch server itself",
+}
+
+
+def _why_all_failed(summary: FleetSummary, args: argparse.Namespace) -> str:
+    """Say why a whole round failed, with one example message and what to check."""
+    kind, count = max(summary.errors.items(), key=lambda item: item[1])
+    example = summary.error_examples.get(kind, "")
+    advice = _ADVICE.get(kind, f"that --app {args.app}, --server and --trust-root belong together")
+    return (
+        f"every device's sync failed in round {summary.round} ({kind} x{count}: {example}); "
+        f"check {advice}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

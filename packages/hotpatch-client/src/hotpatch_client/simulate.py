@@ -38,6 +38,7 @@ class DeviceOutcome:
     sync: SyncStatus | None  # None: it crashed before it could sync
     error: str | None
     rolled_back: tuple[str, ...]  # manifest ids this device has reverted, ever
+    error_message: str | None = None
 
 
 @attrs.frozen
@@ -52,6 +53,13 @@ class FleetSummary:
     failed: int
     rolled_back_devices: int  # devices that have reverted at least one release
     errors: dict[str, int]  # error type -> count
+    error_examples: dict[str, str] = attrs.field(factory=dict)  # error type -> one message
+
+    @property
+    def all_failed(self) -> bool:
+        """Whether every device that got to sync failed (and at least one tried)."""
+        tried = self.devices - self.crashed
+        return tried > 0 and self.failed == tried
 
     def describe(self) -> str:
         """Narrate the round in one paragraph."""
@@ -155,6 +163,7 @@ class Fleet:
                 sync=result.status,
                 error=type(result.error).__name__ if result.error is not None else None,
                 rolled_back=agent.state.failed,
+                error_message=str(result.error) if result.error is not None else None,
             )
 
     def run_round(self, on_device: Callable[[DeviceOutcome], None] | None = None) -> FleetSummary:
@@ -178,6 +187,9 @@ class Fleet:
             failed=sum(o.sync is SyncStatus.FAILED for o in outcomes),
             rolled_back_devices=sum(bool(o.rolled_back) for o in outcomes),
             errors=dict(errors),
+            error_examples={
+                o.error: o.error_message or "" for o in reversed(outcomes) if o.error is not None
+            },
         )
 
     def _safe_device(self, config: AgentConfig, roll: float) -> DeviceOutcome:
@@ -192,4 +204,5 @@ class Fleet:
                 sync=SyncStatus.FAILED,
                 error=type(exc).__name__,
                 rolled_back=(),
+                error_message=str(exc),
             )
