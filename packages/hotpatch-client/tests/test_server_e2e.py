@@ -13,8 +13,8 @@ import pytest
 
 from hotpatch_client import Agent, AgentConfig, SyncStatus
 from hotpatch_client.testing import MemoryFileSystem, confirm_update, sample_bundle
-from hotpatch_core.archive import ArchiveInput, write_archive
-from hotpatch_core.manifest import Platform
+from hotpatch_core.archive import DEFAULT_LIMITS, ArchiveInput, write_archive
+from hotpatch_core.manifest import MAX_MANIFEST_BYTES, Platform, encode_manifest
 from hotpatch_server.testing import APP_ID, Server, in_process_server
 
 
@@ -260,3 +260,40 @@ def _reasons(server: Server, release: dict[str, Any]) -> str:
         return text
 
     return asyncio.run(read())
+
+
+def _files_at_ninety_percent_of_the_caps() -> dict[str, bytes]:
+    """A release at 90 % of the file-count, manifest-size, path-length and path-depth caps."""
+    caps = DEFAULT_LIMITS
+    count = caps.max_files * 9 // 10
+    depth = caps.max_depth * 9 // 10
+    deep = "/".join(["d" * 25] * (depth - 1))
+    deep += "/" + "f" * (caps.max_path_bytes * 9 // 10 - len(deep) - 1)
+    files = {"index.android.bundle": b"globalThis.ok = true;\n", deep: b"deep"}
+    # Long names make the signed file list reach 90 % of the manifest cap at 90 % of the files.
+    pad = 155
+    for index in range(count - len(files)):
+        files[f"assets/{'a' * pad}/{index:05d}-{'b' * pad}.png"] = bytes([index % 251]) * 3
+    return files
+
+
+def test_a_release_at_ninety_percent_of_every_cap_reaches_a_device(server: Server) -> None:
+    """Publish near the core's caps through the real server; the device checks and installs it."""
+    files = _files_at_ninety_percent_of_the_caps()
+    built = server.build(sequence=1, version="1.0.1", files=files, compresslevel=1)
+    manifest_bytes = len(encode_manifest(built.manifest))
+    assert 0.9 <= manifest_bytes / MAX_MANIFEST_BYTES < 1.0
+    assert len(files) == DEFAULT_LIMITS.max_files * 9 // 10
+    assert max(len(p.encode()) for p in files) == DEFAULT_LIMITS.max_path_bytes * 9 // 10
+    assert max(p.count("/") + 1 for p in files) == DEFAULT_LIMITS.max_depth * 9 // 10
+    published = server.publish(built)
+    assert published.status_code == 201, published.text
+    fs = MemoryFileSystem()
+    with _agent(server, fs) as agent:
+        agent.on_launch()
+        result = agent.sync()
+        assert (result.status, result.error) == (SyncStatus.STAGED, None)
+        assert agent.on_launch() is not None
+        root = f"releases/{published.json()['manifestId']}/files/"
+        assert sum(1 for p in fs.files() if p.startswith(root)) == len(files)
+        assert agent.verify_bundles() == {published.json()["manifestId"]: None}

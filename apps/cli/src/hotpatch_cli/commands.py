@@ -39,11 +39,10 @@ from hotpatch_cli.keys import (
 from hotpatch_cli.output import Output, table
 from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
 from hotpatch_core.archive import MemorySink, extract_archive
-from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest, manifest_id
-from hotpatch_core.release import sign_release
+from hotpatch_core.release import decode_release_envelope, sign_release
 from hotpatch_core.trust import PublisherKey, Scope, load_trust_root, rotate_trust_root
 from hotpatch_core.versions import Version
 from hotpatch_diff import PatchSide, make_patch
@@ -338,7 +337,7 @@ def _check_key(  # noqa: PLR0913, PLR0917 - who signs what, where
 def _source_manifest(api: Api, release: dict[str, Any]) -> ReleaseManifest:
     shown = api.release(int(release["id"]))
     try:
-        envelope = decode_envelope(base64.b64decode(shown["manifest"]))
+        envelope = decode_release_envelope(base64.b64decode(shown["manifest"]))
         return decode_manifest(envelope.payload)
     except (HotPatchError, KeyError, ValueError) as exc:
         raise UsageError(f"release {release['id']} has an unreadable manifest: {exc}") from None
@@ -473,7 +472,7 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
             mandatory=args.mandatory,
         )
         envelope = sign_release(manifest, [key])
-        mid = manifest_id(decode_envelope(envelope).payload)
+        mid = manifest_id(decode_release_envelope(envelope).payload)
         out.step(
             f"signed {args.version} as sequence {manifest.sequence} (manifest {mid[:12]}…); "
             f"archive {packed.info.length / 1e6:.2f} MB, sha256 {packed.info.sha256[:12]}…"

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hotpatch_core.envelope import decode_envelope
+from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server.models import EmbeddedBundle, Installation, Patch, Release
 
@@ -68,7 +68,7 @@ class Candidate:
 def _candidate(
     row: Release, rolled_back: frozenset[str], patches: Mapping[str, tuple[str, int, str]]
 ) -> Candidate:
-    envelope = decode_envelope(row.manifest)
+    envelope = decode_release_envelope(row.manifest)
     first = envelope.signatures[0].sig if envelope.signatures else b""
     return Candidate(
         id=row.id,

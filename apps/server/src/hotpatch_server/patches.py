@@ -29,9 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.archive import ArchiveLimits, FileEntry, MemorySink, extract_archive
-from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import decode_manifest
+from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_diff import PatchSide, make_patch
 from hotpatch_server.blobs import BlobStore
@@ -91,7 +91,7 @@ async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSid
         )
         name = release.base_id
     else:
-        files = decode_manifest(decode_envelope(release.manifest).payload).files
+        files = decode_manifest(decode_release_envelope(release.manifest).payload).files
         name = release.manifest_id
     data = await store.read(release.archive_sha256, MAX_ARCHIVE)
 

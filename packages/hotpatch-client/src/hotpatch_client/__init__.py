@@ -24,6 +24,7 @@ from hotpatch_client.errors import (
     StorageError,
 )
 from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.limits import DeviceLimits
 from hotpatch_client.transfer import DownloadPolicy
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "AgentError",
     "AgentLockedError",
     "Clock",
+    "DeviceLimits",
     "DownloadPolicy",
     "FileSystem",
     "NetworkError",

@@ -57,6 +57,7 @@ from hotpatch_client.install import (
     install_release,
     verify_installed,
 )
+from hotpatch_client.limits import DEFAULT_DEVICE_LIMITS, DeviceLimits
 from hotpatch_client.reports import ReportQueue
 from hotpatch_client.storage import (
     DOWNLOADS,
@@ -129,7 +130,6 @@ __all__ = [
 log = logging.getLogger("hotpatch_client")
 
 #: The largest update-check answer read (the envelope is capped far below this).
-MAX_CHECK_BYTES: Final = 512 * 1024
 ENTRY_FILES: Final = {Platform.ANDROID: "index.android.bundle", Platform.IOS: "main.jsbundle"}
 
 
@@ -194,6 +194,7 @@ class AgentConfig:
     bundle_file: str | None = None
     embedded_dir: str | None = None
     download: DownloadPolicy = attrs.field(factory=DownloadPolicy)
+    limits: DeviceLimits = DEFAULT_DEVICE_LIMITS
 
     @property
     def entry_file(self) -> str:
@@ -519,8 +520,10 @@ class Agent:
     def _verify_bundle(self, manifest_id: str) -> None:
         root = release_dir(manifest_id)
         with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
-            envelope = handle.read(MAX_CHECK_BYTES + 1)
-        unverified = decode_manifest(decode_envelope(envelope).payload)
+            envelope = handle.read(self.config.limits.envelope_bytes + 1)
+        unverified = decode_manifest(
+            decode_envelope(envelope, max_bytes=self.config.limits.envelope_bytes).payload
+        )
         release = verify_release(
             envelope, self.config.trust_root, self._device.identity, None, unverified.created_at
         )
@@ -645,11 +648,12 @@ class Agent:
                         or response.status_code == httpx.codes.TOO_MANY_REQUESTS,
                     )
                 body = bytearray()
+                cap = c.limits.check_answer_bytes
                 for chunk in raw_chunks(response):
                     body += chunk
-                    if len(body) > MAX_CHECK_BYTES:
+                    if len(body) > cap:
                         raise NetworkError(
-                            f"update check answer exceeds {MAX_CHECK_BYTES} bytes", retryable=False
+                            f"update check answer exceeds {cap} bytes", retryable=False
                         )
         except httpx.HTTPError as exc:
             raise NetworkError(f"update check failed: {exc}") from exc
@@ -717,7 +721,10 @@ class Agent:
             return embedded
         root = release_dir(manifest_id)
         with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
-            files = decode_manifest(decode_envelope(handle.read(MAX_CHECK_BYTES)).payload).files
+            limit = self.config.limits.envelope_bytes
+            files = decode_manifest(
+                decode_envelope(handle.read(limit + 1), max_bytes=limit).payload
+            ).files
 
         def read(entry: FileEntry) -> bytes:
             with self._fs.open_read(f"{root}/{FILES}/{entry.path}") as source:

@@ -16,6 +16,7 @@ from typing import Any, Final
 import httpx
 
 from hotpatch_client.fs import FileSystem
+from hotpatch_client.limits import DEFAULT_DEVICE_LIMITS
 from hotpatch_client.storage import REPORTS, write_atomic
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import Report
@@ -24,8 +25,8 @@ from hotpatch_core.strictjson import canonical, loads
 __all__ = ["ReportQueue", "report_id"]
 
 log = logging.getLogger("hotpatch_client")
-MAX_REASON: Final = 500
-MAX_REPORT_BYTES: Final = 16 * 1024
+MAX_REASON: Final = DEFAULT_DEVICE_LIMITS.report_reason_chars
+MAX_REPORT_BYTES: Final = DEFAULT_DEVICE_LIMITS.report_bytes
 _RETRY: Final = frozenset({httpx.codes.REQUEST_TIMEOUT, httpx.codes.TOO_MANY_REQUESTS})
 
 

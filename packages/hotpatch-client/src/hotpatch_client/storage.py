@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Final
 import attrs
 
 from hotpatch_client.fs import FileSystem
+from hotpatch_client.limits import DEFAULT_DEVICE_LIMITS
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import DeviceState
 from hotpatch_core.strictjson import canonical, loads
@@ -50,7 +51,7 @@ REPORTS: Final = "reports"
 STAGING_PREFIX: Final = ".staging-"
 TMP_SUFFIX: Final = ".tmp"
 STATE_FORMAT: Final = 1
-MAX_STATE_BYTES: Final = 4 * 1024 * 1024
+MAX_STATE_BYTES: Final = DEFAULT_DEVICE_LIMITS.state_bytes
 
 
 def release_dir(manifest_id: str) -> str:

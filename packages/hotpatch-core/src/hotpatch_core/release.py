@@ -57,9 +57,11 @@ from hotpatch_core.trust import TrustRoot, check_root_fresh, require_threshold
 from hotpatch_core.versions import Version
 
 __all__ = [
+    "MAX_RELEASE_ENVELOPE_BYTES",
     "DeviceIdentity",
     "HighWaterMark",
     "VerifiedRelease",
+    "decode_release_envelope",
     "sign_release",
     "verify_publication",
     "verify_release",
@@ -121,8 +123,18 @@ def sign_release(manifest: ReleaseManifest, keys: Iterable[SigningKey]) -> bytes
     return encode_envelope(sign_envelope(RELEASE_PAYLOAD_TYPE, encode_manifest(manifest), keys))
 
 
+def decode_release_envelope(data: bytes) -> Envelope:
+    """Decode a release envelope, capped at :data:`MAX_RELEASE_ENVELOPE_BYTES` (unverified).
+
+    Use it, not :func:`~hotpatch_core.envelope.decode_envelope`'s general cap,
+    wherever a stored or served release is read, so a release the core
+    verifies is never refused elsewhere.
+    """
+    return decode_envelope(data, max_bytes=MAX_RELEASE_ENVELOPE_BYTES)
+
+
 def _open(data: bytes, root: TrustRoot, now: datetime) -> tuple[Envelope, SignatureReport]:
-    envelope = decode_envelope(data, max_bytes=MAX_RELEASE_ENVELOPE_BYTES)
+    envelope = decode_release_envelope(data)
     if envelope.payload_type != RELEASE_PAYLOAD_TYPE:
         raise PayloadTypeError(f"expected a release manifest, got {envelope.payload_type[:80]!r}")
     check_root_fresh(root, now)
