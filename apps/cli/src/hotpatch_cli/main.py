@@ -11,6 +11,7 @@ network, 5 build failed, 6 not found, 7 upload too large.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import traceback
@@ -90,6 +91,13 @@ def _target(parser: argparse.ArgumentParser, *, channel: bool = True) -> None:
         parser.add_argument("--channel", default="production")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("hotpatch-cli")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole command tree, in one place
     """Return the parser of every command."""
     parser = _Parser(
@@ -97,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         description="Build, sign, publish and roll back HotPatch releases.",
         epilog="Exit codes: " + "; ".join(f"{int(c)} {t}" for c, t in EXIT_CODES.items()),
     )
+    parser.add_argument("--version", action="version", version=f"hotpatch {_version()}")
     _add_common(parser, top=True)
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
