@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _bare_clone(into: Path) -> Path:
-    """Clone this checkout's committed tree, plus the working tree's changes, into ``into``.
-
-    The clone sits in an empty temporary directory: nothing is beside it, so
-    the demo can only use what the repository carries.
-    """
-    clone = into / "hotpatch"
-    git = shutil.which("git")
-    if git is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout: the bare-clone demo test clones the repository")
-    subprocess.run(
-        [git, "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    # Uncommitted work counts too, so the test checks what is being developed.
-    diff = subprocess.run(
-        [git, "diff", "HEAD", "--binary"], cwd=REPO, check=True, capture_output=True, timeout=60
-    ).stdout
-    if diff:
-        subprocess.run(
-            [git, "apply", "--whitespace=nowarn"], cwd=clone, input=diff, check=True, timeout=60
-        )
-    return clone
-
-
-def test_demo_runs_the_whole_loop_from_a_bare_clone(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop_from_a_bare_clone(bare_clone: Path) -> None:
     """The demo script, in a clone with nothing beside it: rollout, crash, revert, rollback."""
-    clone = _bare_clone(tmp_path)
+    clone = bare_clone
     assert not (clone.parent / "shared").exists()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_")}
     done = subprocess.run(

@@ -35,7 +35,7 @@ _TAIL: Final = 20
 
 
 def default_bundle_command(platform: Platform, entry_file: str, build_dir: Path) -> list[str]:
-    """Return the seed's bundle command for ``platform``."""
+    """Return the ``npx react-native bundle`` command for ``platform``."""
     return [
         "npx",
         "react-native",

@@ -3,7 +3,7 @@
 Precedence, highest first: command-line flags, environment variables
 (``HOTPATCH_API_URL``, ``HOTPATCH_TOKEN``, ``HOTPATCH_APP``,
 ``HOTPATCH_SIGNING_KEY`` / ``HOTPATCH_SIGNING_KEY_FILE``), the config file,
-and then the seed's ``~/.rn-ota/config.toml`` if present. ``HOTPATCH_HOME``
+and then ``~/.rn-ota/config.toml`` (the file ``rn-ota`` setups keep) if present. ``HOTPATCH_HOME``
 moves ``~/.hotpatch`` (tests and CI use it).
 """
 
@@ -71,18 +71,18 @@ def load_settings(
     directory = home(env)
     mine = _read_toml(directory / CONFIG_NAME)
     user_home = Path(env.get("HOME") or Path.home())
-    seed = _read_toml(user_home / ".rn-ota" / CONFIG_NAME)
+    legacy = _read_toml(user_home / ".rn-ota" / CONFIG_NAME)
     key_pem = env.get("HOTPATCH_SIGNING_KEY") or None
     return Settings(
         api_url=api_url
         or env.get("HOTPATCH_API_URL")
         or _text(mine, "api_url")
-        or _text(seed, "api_url", "apiUrl", "endpoint"),
+        or _text(legacy, "api_url", "apiUrl", "endpoint"),
         token=token
         or env.get("HOTPATCH_TOKEN")
         or _text(mine, "token")
-        or _text(seed, "token", "apiToken", "api_token"),
-        app=app or env.get("HOTPATCH_APP") or _text(mine, "app") or _text(seed, "app", "appId"),
+        or _text(legacy, "token", "apiToken", "api_token"),
+        app=app or env.get("HOTPATCH_APP") or _text(mine, "app") or _text(legacy, "app", "appId"),
         home=directory,
         signing_key_pem=key_pem,
     )

@@ -3,7 +3,7 @@
 - **API keys** look like ``hp_<43 url-safe chars><8 hex crc32>``: at least 32
   random bytes, a prefix secret scanners can match, and a checksum that
   rejects typos before touching the database. Only their sha256 is stored
-  (SECURITY.md S2). Each has a role (admin, publisher, viewer), a list of apps
+  (docs/security.md S2). Each has a role (admin, publisher, viewer), a list of apps
   (``*`` for all), an optional expiry, and can be revoked.
 - **Access tokens** are JWTs with the algorithm pinned to HS256 server-side,
   and ``exp``, ``aud``, ``iss`` and ``sub`` required (S3).

@@ -1,7 +1,8 @@
 """The database schema (SQLAlchemy 2), shared by every slice and by Alembic.
 
-The seed's four tables (apps, releases, devices, installations) are here;
-api_keys, refresh_tokens and audit_log are HotPatch's additions. Everything
+Apps, releases, devices and installations are the product's core; api_keys,
+refresh_tokens, audit_log, patches and embedded_bundles serve auth, audit and
+differential updates. Everything
 runs unchanged on SQLite and PostgreSQL.
 """
 

@@ -1,4 +1,4 @@
-"""Rate limits (SECURITY.md S5): fixed windows, answered with 429 and ``Retry-After``.
+"""Rate limits (docs/security.md S5): fixed windows, answered with 429 and ``Retry-After``.
 
 Two stores:
 

@@ -62,7 +62,7 @@ ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 def release_json(release: Release, store: BlobStore, now: datetime) -> dict[str, Any]:
-    """Return the API's view of a release (camelCase, like the seed)."""
+    """Return the API's view of a release (camelCase field names)."""
     return {
         "id": release.id,
         "appId": release.app_id,

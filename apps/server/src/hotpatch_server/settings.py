@@ -2,7 +2,7 @@
 
 Nothing reads the environment at import time. :func:`Settings.from_env`
 takes a mapping (``os.environ`` in production, a dict in tests) and applies
-the seed's variable names:
+these environment variables:
 
 =================================  ============================================================
 ``DATABASE_URL``                   SQLAlchemy async URL; default SQLite in the data dir
@@ -13,6 +13,7 @@ the seed's variable names:
 ``AWS_SECRET_ACCESS_KEY``
 ``REDIS_URL``                      shared cache and rate limits across processes
 ``PORT``                           listen port (default 8080)
+``HOST``                           listen address (default 127.0.0.1; 0.0.0.0 for every interface)
 ``HOTPATCH_DATA_DIR``              the embedded default's data directory
 ``HOTPATCH_PUBLIC_URL``            the base URL devices reach this server at
 ``HOTPATCH_RATE_LIMIT_SCALE``      multiply every rate-limit budget (default 1)
@@ -108,7 +109,7 @@ class Settings:
         if not database_url:
             database_url = f"sqlite+aiosqlite:///{data_dir / 'hotpatch.db'}"
         elif database_url.startswith(("postgres://", "postgresql://")):
-            # The seed's plain URLs name no driver; the server is async.
+            # Plain postgres:// URLs name no driver; the server is async (asyncpg).
             database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
         try:
             port = int(env.get("PORT", "8080"))

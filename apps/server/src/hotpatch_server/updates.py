@@ -11,7 +11,7 @@ is not paused, whose binary range contains the device's native version, is
 newer than what the device runs, has the device inside its rollout cohort
 (salt: the release's manifest id, ADR 0001), and was not reported rolled
 back by this device. Cohorts are advisory: they only choose among releases
-already signed for the channel (SECURITY.md A18, S9).
+already signed for the channel (docs/security.md A18, S9).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _native(text: str) -> Version:
 
 
 def parse_check(params: dict[str, Any]) -> CheckQuery:
-    """Validate check parameters (query string or JSON body); seed names accepted too."""
+    """Validate check parameters (query string or JSON body); the names ``appVersion`` and ``binaryVersion`` are accepted for ``nativeVersion``."""
     platform = _required(params, _PLATFORM, "platform")
     native_text = _required(params, _NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
     try:
@@ -286,7 +286,7 @@ class InstallationReport(msgspec.Struct, rename="camel"):
 
 
 class DeviceRegistration(msgspec.Struct, rename="camel"):
-    """A device announcing itself (the seed's POST /devices)."""
+    """A device announcing itself (``POST /devices``)."""
 
     app_id: str
     device_id: str

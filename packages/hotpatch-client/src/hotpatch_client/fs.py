@@ -4,7 +4,7 @@ The agent never touches ``os`` or ``open`` directly; it calls a
 :class:`FileSystem`. :class:`OsFileSystem` is the real one, rooted at the
 agent's private storage directory. Tests substitute a model that can crash
 at any operation, dropping whatever was not fsynced, and prove the install
-protocol survives it (SECURITY.md "Durable install").
+protocol survives it (docs/security.md "Durable install").
 
 Paths are relative POSIX strings (``"releases/<id>/files/index.android.bundle"``)
 below the storage root; ``""`` is the root itself.

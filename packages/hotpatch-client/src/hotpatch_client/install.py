@@ -1,6 +1,6 @@
 """Installing a verified archive: extract, fsync, re-check, rename into place.
 
-The order is the durable-install protocol of SECURITY.md: every file is
+The order is the durable-install protocol of docs/security.md: every file is
 written into a staging directory, fsynced, and read back against its signed
 hash (A15); every directory is fsynced; only then is the staging directory
 renamed to ``releases/<manifest id>`` and the parent fsynced. On a real disk

@@ -12,7 +12,7 @@ can run the same adversarial scenarios against their own reasoning.
 - :class:`FakeClock` is wall time, monotonic time and a ``sleep`` that only
   moves the clock.
 - :class:`RepositorySimulator` is an ``httpx`` transport that serves signed
-  releases from memory and can lie in every way SECURITY.md lists, recording
+  releases from memory and can lie in every way docs/security.md lists, recording
   each request (after python-tuf's ``RepositorySimulator``).
 """
 

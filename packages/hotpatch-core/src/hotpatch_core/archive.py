@@ -8,7 +8,7 @@ compression at all.
 
 Reading: :func:`extract_archive` is the single extractor the server and the
 device share. It reads the caller's open file (the very bytes that were
-hashed, SECURITY.md A15), checks the whole central directory before emitting
+hashed, docs/security.md A15), checks the whole central directory before emitting
 a byte, and then streams each file to a caller-supplied :class:`ExtractSink`
 while counting and hashing what it writes. It *rejects*, never "sanitises":
 

@@ -15,9 +15,9 @@ with ``salt`` and ``device_id`` encoded as UTF-8. A device is in a rollout of
 - 0 basis points is nobody and 10000 is everybody.
 
 The modulo bias of 2^64 mod 10000 is below 10^-15 and can be ignored. Which
-salt the server uses by default is decided in ADR 0002 (one salt per
+salt the server uses by default is decided in ADR 0001 (one salt per
 release: its manifest id). Buckets are advisory: they only choose among
-releases already signed for the device's channel (SECURITY.md A18, S9).
+releases already signed for the device's channel (docs/security.md A18, S9).
 """
 
 from __future__ import annotations

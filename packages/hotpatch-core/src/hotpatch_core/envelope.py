@@ -10,7 +10,7 @@ Each signature is Ed25519 over ``PAE(payloadType, payload)`` (the DSSE v1
 pre-authentication encoding), so the type is signed along with the bytes and
 a signature for one document type can never be replayed as another. The
 ``keyid`` is a hint for which key to try, never a security decision
-(SECURITY.md A14): what counts is which *distinct* key actually verified.
+(docs/security.md A14): what counts is which *distinct* key actually verified.
 """
 
 from __future__ import annotations

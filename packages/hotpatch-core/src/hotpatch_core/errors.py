@@ -1,6 +1,6 @@
 """Every failure HotPatch reports, as one exception tree.
 
-Each attack in SECURITY.md maps to exactly one type, so a test (or an
+Each attack in docs/security.md maps to exactly one type, so a test (or an
 integrator) can tell *why* something was refused without parsing messages::
 
     HotPatchError

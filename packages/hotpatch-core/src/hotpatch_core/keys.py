@@ -7,7 +7,7 @@ trust roots embed). The DER for Ed25519 has a fixed shape (RFC 8410), so it
 is parsed here exactly, without a general ASN.1 library.
 
 A key id is ``sha256(raw public key)`` in hex, always computed locally: an id
-written in a document is only ever a hint (SECURITY.md A14).
+written in a document is only ever a hint (docs/security.md A14).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Two things move independently:
 *The update pipeline* (``phase``): ``idle -> checking -> downloading ->
 installing -> idle``. A verified manifest raises the high-water mark in the
 state returned with the ``Download`` action, so it is durable before a byte
-of the archive is fetched (SECURITY.md A8).
+of the archive is fetched (docs/security.md A8).
 
 *The launch lifecycle* (``Launched`` and ``Ready``, taken in every phase,
 since a process can die anywhere): a staged bundle becomes the *trial*
@@ -94,7 +94,7 @@ class Phase(enum.StrEnum):
 
 
 class ReportStatus(enum.StrEnum):
-    """The outcome an installation report carries (the seed's three values)."""
+    """The outcome an installation report carries (applied, failed or rolled_back)."""
 
     APPLIED = "applied"
     FAILED = "failed"

@@ -1,7 +1,7 @@
 """The release manifest: the one signed description of a release.
 
 Everything that decides whether, what and where a device installs lives
-here, inside the signature (SECURITY.md A7): app, platform, channel, the
+here, inside the signature (docs/security.md A7): app, platform, channel, the
 native binary range, the version label, ``(epoch, sequence)``, the archive's
 hash, length, uncompressed size and file count, and every file's path, hash
 and size. Fields outside the manifest (rollout percentage, release notes) are

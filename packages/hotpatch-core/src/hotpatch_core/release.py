@@ -1,7 +1,7 @@
 """The one verification path for releases.
 
 :func:`verify_release` is the only way to obtain a :class:`VerifiedRelease`,
-and installing code requires one (SECURITY.md A1, A12). It runs, in order:
+and installing code requires one (docs/security.md A1, A12). It runs, in order:
 
 1. cap the size and decode the envelope; check its payload type;
 2. check the trust root has not expired;

@@ -1,7 +1,7 @@
 """Strict JSON parsing and canonical JSON encoding for signed documents.
 
 Signed bytes are verified before they are parsed, but two parsers that read
-the same bytes differently still break trust (SECURITY.md A13). So every
+the same bytes differently still break trust (docs/security.md A13). So every
 document HotPatch signs is parsed here, and this parser refuses everything
 that another parser might read another way:
 

@@ -9,7 +9,7 @@ An app embeds a trust root (``root.json`` in an envelope). It lists
 - per-channel *release thresholds* (``{"production": 2}``), default 1;
 - an *epoch*: every release manifest must carry the root's epoch, so bumping
   it (with a rotation that revokes a stolen key) invalidates everything that
-  key signed, including a fast-forwarded sequence (SECURITY.md A4).
+  key signed, including a fast-forwarded sequence (docs/security.md A4).
 
 Rotation follows TUF: root version N+1 must be signed by a threshold of
 version N's root keys *and* a threshold of its own (:func:`rotate_trust_root`),

@@ -4,8 +4,8 @@ Every HotPatch document is a frozen attrs class; serialisation happens only
 here, at the edge, through the converter :func:`make_converter` builds (the
 cattrs way: no ``to_json()`` methods on models). Its rules:
 
-- field names travel in camelCase (``app_id`` <-> ``appId``), as the seed's
-  HTTP API spells them;
+- field names travel in camelCase (``app_id`` <-> ``appId``), as the HTTP API
+  spells them;
 - primitives are strict: ``"1"`` is not an int, ``1`` is not a bool or a str;
 - bytes travel as standard base64;
 - timestamps are RFC 3339 UTC with second precision (``2026-11-29T10:00:00Z``);
