@@ -96,7 +96,10 @@ def _native(text: str) -> Version:
 
 
 def parse_check(params: dict[str, Any]) -> CheckQuery:
-    """Validate check parameters (query string or JSON body); the names ``appVersion`` and ``binaryVersion`` are accepted for ``nativeVersion``."""
+    """Validate check parameters (query string or JSON body).
+
+    ``appVersion`` and ``binaryVersion`` are accepted as names of ``nativeVersion``.
+    """
     platform = _required(params, _PLATFORM, "platform")
     native_text = _required(params, _NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
     try:
