@@ -126,6 +126,13 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def cli_reference(session: nox.Session) -> None:
+    """Rewrite the generated part of docs/reference/cli.md after changing a command."""
+    _sync(session)
+    session.run("python", "-m", "hotpatch_cli.reference", "docs/reference/cli.md")
+
+
+@nox.session(python="3.11")
 def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors in docs/spec/vectors/ after a deliberate format change."""
     _sync(session)

@@ -58,12 +58,5 @@ def _api_table() -> str:
 
 (_generated / "api.md").write_text(_api_table())
 
-
-def _cli_reference() -> str:
-    """Render the hotpatch command's reference from its argparse definitions."""
-    from hotpatch_cli.main import reference_markdown  # noqa: PLC0415
-
-    return reference_markdown()
-
-
-(_generated / "cli.md").write_text(_cli_reference())
+# The CLI reference is committed in docs/reference/cli.md (so it reads on the
+# repository host too); apps/cli/tests/test_reference.py keeps it current.

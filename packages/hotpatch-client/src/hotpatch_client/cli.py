@@ -2,7 +2,7 @@ r"""``hotpatch-client``: run simulated devices against a HotPatch server.
 
 ::
 
-    hotpatch-client simulate --server http://127.0.0.1:8000 --app com.example.app \\
+    hotpatch-client simulate --server http://127.0.0.1:8080 --app com.example.app \\
         --trust-root trust-root.json --devices 100 --rounds 3
 
 Exit codes: 0 done, 1 usage, 2 bad trust root, 4 server unreachable,
