@@ -6,11 +6,13 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 
 from hotpatch_client import (
     Agent,
     AgentLockedError,
+    DeviceLimits,
     DownloadPolicy,
     NetworkError,
     OsFileSystem,
@@ -25,7 +27,7 @@ from hotpatch_client.testing import (
     confirm_update,
     sample_bundle,
 )
-from hotpatch_core.errors import IllegalTransitionError
+from hotpatch_core.errors import IllegalTransitionError, TooLargeError
 
 AgentFactory = Callable[..., Agent]
 V1 = sample_bundle("v1")
@@ -419,3 +421,32 @@ def test_installed_bundles_can_be_re_verified(
     assert isinstance(agent.verify_bundles()[release.manifest_id], LocalTamperingError)
     fs.write_file(f"releases/{release.manifest_id}/envelope", b"{}")
     assert agent.verify_bundles()[release.manifest_id] is not None
+
+
+def test_each_device_limit_trips_when_lowered_and_the_defaults_follow_the_core(
+    sim: RepositorySimulator, make_agent: AgentFactory
+) -> None:
+    """Lowered caps refuse what they cap; the defaults hold the largest envelope the core takes."""
+    from hotpatch_core.release import MAX_RELEASE_ENVELOPE_BYTES  # noqa: PLC0415
+
+    defaults = DeviceLimits()
+    assert defaults.envelope_bytes == MAX_RELEASE_ENVELOPE_BYTES
+    assert defaults.check_answer_bytes > MAX_RELEASE_ENVELOPE_BYTES * 4 // 3  # base64 in JSON
+    sim.publish(V1)
+
+    small_answer = make_agent(
+        MemoryFileSystem(), limits=attrs.evolve(defaults, check_answer_bytes=64)
+    )
+    small_answer.on_launch()
+    result = small_answer.sync()
+    assert isinstance(result.error, NetworkError)
+    assert "exceeds 64 bytes" in str(result.error)
+
+    fs = MemoryFileSystem()
+    agent = make_agent(fs)
+    confirm_update(agent)
+    agent.close()
+    small_envelope = make_agent(fs, limits=attrs.evolve(defaults, envelope_bytes=64))
+    small_envelope.on_launch()
+    (failure,) = small_envelope.verify_bundles().values()
+    assert isinstance(failure, TooLargeError)
