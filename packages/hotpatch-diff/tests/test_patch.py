@@ -233,6 +233,18 @@ def _container(base: PatchSide, target: PatchSide, kind: Op, payload: bytes) -> 
     return head + payload, len(head)
 
 
+def _real_patch(
+    pair: tuple[bytes, bytes], encoding: str
+) -> tuple[PatchSide, PatchSide, bytes, int]:
+    """Return base, target, a one-file patch of the real pair in ``encoding``, its payload start."""
+    old, new = pair
+    base = side({"index.android.bundle": old}, "v1")
+    target = side({"index.android.bundle": new}, "v2")
+    kind, payload = _payloads(old, new)[encoding]
+    patch, start = _container(base, target, kind, payload)
+    return base, target, patch, start
+
+
 @pytest.fixture(scope="module")
 def pair(rn_builds: dict[str, dict[str, bytes]]) -> tuple[bytes, bytes]:
     """The fixture app's v1 and v2 Android bundles."""
@@ -244,16 +256,10 @@ def test_every_encoding_of_the_real_pair_round_trips(
     pair: tuple[bytes, bytes], encoding: str
 ) -> None:
     """Undamaged, each encoding rebuilds v2 byte for byte (so the flips below hit live bytes)."""
-    old, new = pair
-    base, target = (
-        side({"index.android.bundle": old}, "v1"),
-        side({"index.android.bundle": new}, "v2"),
-    )
-    kind, payload = _payloads(old, new)[encoding]
-    patch, _ = _container(base, target, kind, payload)
+    base, target, patch, _ = _real_patch(pair, encoding)
     sink = MemorySink()
     apply_patch(patch, base, target.manifest_id, target.files, sink)
-    assert sink.files == {"index.android.bundle": new}
+    assert sink.files == {"index.android.bundle": pair[1]}
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -262,13 +268,7 @@ def test_flipped_bits_inside_a_real_payload_raise_only_typed_errors(
     pair: tuple[bytes, bytes], encoding: str, data: st.DataObject
 ) -> None:
     """1 to 8 flipped bits anywhere in the payload: a typed error, or exactly the signed file."""
-    old, new = pair
-    base, target = (
-        side({"index.android.bundle": old}, "v1"),
-        side({"index.android.bundle": new}, "v2"),
-    )
-    kind, payload = _payloads(old, new)[encoding]
-    patch, start = _container(base, target, kind, payload)
+    base, target, patch, start = _real_patch(pair, encoding)
     damaged = bytearray(patch)
     flips = data.draw(
         st.lists(
@@ -290,16 +290,10 @@ def test_flipped_bits_inside_a_real_payload_raise_only_typed_errors(
 
 
 def test_the_damage_set_is_what_a_real_flip_raises(pair: tuple[bytes, bytes]) -> None:
-    """A flip in the first LZMA2 bytes is a decoder error, reported as PatchFormatError."""
-    old, new = pair
-    base, target = (
-        side({"index.android.bundle": old}, "v1"),
-        side({"index.android.bundle": new}, "v2"),
-    )
-    kind, payload = _payloads(old, new)["BSDIFF-lzma2"]
-    patch, start = _container(base, target, kind, payload)
+    """Bytes flipped deep in an LZMA2 stream are a decoder error, raised as PatchFormatError."""
+    base, target, patch, start = _real_patch(pair, "BSDIFF-lzma2")
     damaged = bytearray(patch)
-    middle = start + len(payload) // 2  # deep inside the LZMA2 stream
+    middle = start + (len(patch) - start) // 2  # deep inside the LZMA2 stream
     for offset in range(middle, middle + 8):
         damaged[offset] ^= 0xFF
     with pytest.raises(PatchFormatError):
