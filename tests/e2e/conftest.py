@@ -1,14 +1,41 @@
-"""Fixtures of the end-to-end tests: a bare clone of this repository."""
+"""Fixtures of the end-to-end tests: a bare clone of this repository, a user's environment."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+#: What the test runner's virtualenv (nox with uv) sets, which would point a
+#: user's ``uv`` and ``pip`` at the runner's environment instead of their own.
+_RUNNER_VARIABLES = frozenset(
+    {"VIRTUAL_ENV", "CONDA_PREFIX", "UV_PYTHON", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}
+)
+
+
+@pytest.fixture
+def user_env() -> dict[str, str]:
+    """Return the environment of a user's shell: no HOTPATCH_ settings, no runner virtualenv.
+
+    The runner's ``bin`` leaves ``PATH`` too, so ``python3`` is the machine's
+    (the one the README's bootstrap installed nox and uv into).
+    """
+    runner_bin = str(Path(sys.executable).parent)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _RUNNER_VARIABLES and not k.startswith("HOTPATCH_")
+    }
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and p != runner_bin
+    )
+    return env
 
 
 @pytest.fixture

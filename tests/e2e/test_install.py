@@ -8,7 +8,6 @@ the wheels ``uv build`` makes, with nothing from this checkout on the path.
 from __future__ import annotations
 
 import email.parser
-import os
 import shutil
 import subprocess
 import zipfile
@@ -38,7 +37,9 @@ def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None)
 
 
 @pytest.mark.network
-def test_wheels_install_into_a_clean_virtualenv_and_run(tmp_path: Path) -> None:
+def test_wheels_install_into_a_clean_virtualenv_and_run(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
     """Each package builds a wheel and an sdist; the CLI and server run from the wheels."""
     uv = _uv()
     dist = tmp_path / "dist"
@@ -57,7 +58,7 @@ def test_wheels_install_into_a_clean_virtualenv_and_run(tmp_path: Path) -> None:
         assert name in metadata.get_payload(), f"{name}'s README is not its description"
 
     venv = tmp_path / "venv"
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env = user_env
     _run(uv, "venv", "--quiet", str(venv), env=env)
     python = str(venv / "bin" / "python")
     _run(uv, "pip", "install", "--quiet", "--python", python, "--find-links", str(dist),

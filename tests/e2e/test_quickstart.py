@@ -9,11 +9,9 @@ after it is started in the background.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -41,7 +39,9 @@ def quickstart_commands(text: str) -> list[str]:
 
 
 @pytest.mark.network
-def test_the_quickstart_run_literally_reaches_a_device_update(bare_clone: Path) -> None:
+def test_the_quickstart_run_literally_reaches_a_device_update(
+    bare_clone: Path, user_env: dict[str, str]
+) -> None:
     """Install, server, keys, trust root, app, key, login, release, and a device on 1.0.1."""
     if shutil.which("uv") is None:
         pytest.skip("uv is not installed: the quickstart's first step installs it with pip")
@@ -58,11 +58,7 @@ def test_the_quickstart_run_literally_reaches_a_device_update(bare_clone: Path) 
     script.append("kill %1")
     home = bare_clone.parent / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTPATCH_", "VIRTUAL_ENV"))}
-    # A user's shell: the test runner's virtualenv is not on PATH (python3 is the one with pip).
-    runner_bin = str(Path(sys.executable).parent)
-    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != runner_bin]
-    env.update(HOME=str(home), PORT=port, PATH=os.pathsep.join(path))
+    env = {**user_env, "HOME": str(home), "PORT": port}
     before = _status(bare_clone)
     done = subprocess.run(
         [shutil.which("bash") or "/bin/bash", "-c", "\n".join(script)],
