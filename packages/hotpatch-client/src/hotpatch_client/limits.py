@@ -6,6 +6,8 @@ once exceeded a 512 KiB cap the agent kept on its own). So each cap here is
 computed from the core's: the check answer must hold the largest release
 envelope the core verifies, base64-encoded, plus the answer's other fields.
 Lower a cap in a test with ``attrs.evolve``; raise none above the core's.
+Archive extraction is capped by the core's extractor and by each release's
+own signed file count and sizes, not here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Final
 
 import attrs
 
-from hotpatch_core.archive import DEFAULT_LIMITS, ArchiveLimits
 from hotpatch_core.release import MAX_RELEASE_ENVELOPE_BYTES
 
 __all__ = ["DEFAULT_DEVICE_LIMITS", "DeviceLimits"]
@@ -40,9 +41,6 @@ class DeviceLimits:
     #: One queued installation report, and the reason text it carries.
     report_bytes: int = 16 * 1024
     report_reason_chars: int = 500
-    #: Archive extraction (files, total size, path length and depth); each release's own
-    #: signed counts and sizes cap it further.
-    archive: ArchiveLimits = DEFAULT_LIMITS
 
 
 DEFAULT_DEVICE_LIMITS: Final = DeviceLimits()
