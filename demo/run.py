@@ -273,7 +273,7 @@ def main() -> int:
     parser.add_argument(
         "--metro",
         action="store_true",
-        help="build the fixture app with Metro first (needs Node.js; npm ci + bundle, about a minute)",
+        help="build the fixture app with Metro first (needs Node.js; about a minute more)",
     )
     parser.add_argument("--keep", type=Path, help="work in DIR and keep it")
     args = parser.parse_args()
