@@ -178,6 +178,14 @@ def test_download_url_signed_expiring_and_resumable(server: Server) -> None:
     other = parts.path.replace(built.manifest.archive.sha256, "a" * 64) + "?" + parts.query
     assert server.client.get(other).status_code == 403
     assert server.client.get(parts.path).status_code == 403
+    # Numbers that str.isdigit or int() would take badly: refused, never a 500.
+    for exp in ("\u00b2" * 3, "9" * 5000, query["exp"][0] + "\n"):
+        assert (
+            server.client.get(parts.path, params={"exp": exp, "sig": query["sig"][0]}).status_code
+            == 403
+        )
+    for bad_range in ("bytes=" + "9" * 5000 + "-", "bytes=0-" + "1" * 19):
+        assert server.client.get(url, headers={"Range": bad_range}).status_code == 416
     server.clock.advance(seconds=server.settings.download_url_seconds + 1)
     assert server.client.get(url).status_code == 410
 

@@ -40,6 +40,20 @@ def test_invalid_semver_rejected(text: str) -> None:
         Version.parse(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["1\u0663.0.0", "\u0661.0", "1.2.3\n", "1.0\n", "\uff11.0.0", "1.\u00b2.0"]
+)
+def test_versions_take_ascii_digits_and_nothing_after_them(text: str) -> None:
+    """Other scripts' digits and a trailing newline are refused, never read as a version."""
+    with pytest.raises(VersionSyntaxError):
+        Version.parse(text)
+    with pytest.raises(VersionSyntaxError):
+        Version.parse_native(text)
+    if not text.endswith("\n"):  # in a range, white space separates comparators
+        with pytest.raises(VersionSyntaxError):
+            BinaryRange.parse(text)
+
+
 def test_native_versions_accept_store_short_forms() -> None:
     """Native versions may omit minor and patch, as app stores allow."""
     assert Version.parse_native("3") == Version(3, 0, 0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,6 +35,26 @@ def test_manifest_round_trip(files: dict[str, bytes], sequence: int, mandatory: 
     """encode_manifest -> decode_manifest gives back the same manifest, for any file tree."""
     manifest = build_release(files, sequence=sequence, mandatory=mandatory).manifest
     assert decode_manifest(encode_manifest(manifest)) == manifest
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("8080", 8080), ("9" * 18, 10**18 - 1), ("9" * 19, None), ("", None),
+     (None, None), ("\u00b2", None), ("\u0663", None), ("12\n", None), ("-1", None),
+     ("1e3", None), (" 1", None)],
+)  # fmt: skip
+def test_parse_decimal_takes_bounded_ascii_digits_only(
+    text: str | None, expected: int | None
+) -> None:
+    """Header and query numbers: ASCII digits, at most 18, nothing else."""
+    assert wire.parse_decimal(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-11-29T10:00:00Z\n", "2026-11-29T1\u0660:00:00Z"])
+def test_times_are_matched_whole_in_ascii(text: str) -> None:
+    """A trailing newline or another script's digit is not a time."""
+    with pytest.raises(SchemaError):
+        wire.parse_time(text)
 
 
 def test_trust_root_round_trip() -> None:

@@ -24,11 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from hotpatch_core.wire import parse_decimal
 from hotpatch_server.problems import Problem
 
 __all__ = ["BlobStore", "LocalBlobStore", "UrlSigner"]
 
-_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHA = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class BlobStore(Protocol):
@@ -81,11 +82,12 @@ class UrlSigner:
 
     def check(self, sha256: str, exp: str | None, sig: str | None, now: datetime) -> None:
         """Raise 403 for a missing or wrong signature, 410 for an expired one."""
-        if not exp or not sig or not exp.isdigit():
+        expires = parse_decimal(exp)
+        if expires is None or not sig:
             raise Problem(403, "forbidden", "download URL is not signed")
-        if not hmac.compare_digest(self.signature(sha256, int(exp)), sig):
+        if not hmac.compare_digest(self.signature(sha256, expires), sig):
             raise Problem(403, "forbidden", "download URL signature does not match")
-        if int(exp) <= now.timestamp():
+        if expires <= now.timestamp():
             raise Problem(410, "url-expired", "download URL expired; check for updates again")
 
 

@@ -20,7 +20,7 @@ from hotpatch_server.problems import Problem
 
 __all__ = ["download_blob"]
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})\Z")  # 18 digits: no int() overflow
 _CHUNK = 256 * 1024
 
 

@@ -35,6 +35,7 @@ from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import ReportStatus
 from hotpatch_core.release import VerifiedRelease, verify_publication
 from hotpatch_core.trust import load_trust_root
+from hotpatch_core.wire import parse_decimal
 from hotpatch_server.audit import record
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.blobs import BlobStore
@@ -556,8 +557,8 @@ class ReleaseController(Controller):
 def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:
     # The route disables Litestar's fixed default; the cap follows the setting.
     limit = settings.max_archive_bytes + 8 * 1024 * 1024
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    length = parse_decimal(request.headers.get("content-length"), max_digits=30)
+    if length is not None and length > limit:
         raise Problem(413, "too-large", f"request body exceeds {limit} bytes")
 
 

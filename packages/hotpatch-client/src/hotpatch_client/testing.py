@@ -398,7 +398,7 @@ class PublishedRelease:
 
 
 BodyFactory = Callable[[bytes, int], Iterator[bytes]]
-_RANGE = re.compile(r"^bytes=(\d+)-$")
+_RANGE = re.compile(r"^bytes=([0-9]+)-\Z")
 
 
 @attrs.define

@@ -23,11 +23,12 @@ import httpx
 from hotpatch_client.errors import NetworkError, SlowDownloadError
 from hotpatch_client.fs import FileSystem
 from hotpatch_core.errors import TooLargeError
+from hotpatch_core.wire import parse_decimal
 
 __all__ = ["DownloadPolicy", "Fetched", "Timer", "fetch_archive", "raw_chunks"]
 
 CHUNK: Final = 256 * 1024
-_CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CONTENT_RANGE: Final = re.compile(r"^bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)\Z")
 
 
 def raw_chunks(response: httpx.Response, size: int = CHUNK) -> Iterator[bytes]:
@@ -173,8 +174,8 @@ def _attempt(  # noqa: PLR0913, PLR0917 - one attempt's whole context, kept expl
             raise NetworkError("the server refused to resume; starting over")
         if _start_offset(response, partial.have) != partial.have:
             partial.restart()  # the server ignored the range and sends it all
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and partial.have + int(declared) > length:
+        declared = parse_decimal(response.headers.get("content-length"), max_digits=30)
+        if declared is not None and partial.have + declared > length:
             raise TooLargeError("archive download (Content-Length)", length)
         for chunk in raw_chunks(response):
             if partial.have + len(chunk) > length:

@@ -78,7 +78,7 @@ _ENCRYPTED_FLAG: Final = 0x1
 _LOCAL_HEADER: Final = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC: Final = b"PK\x03\x04"
 _FORBIDDEN_CHARS: Final = re.compile(r"[\x00-\x1f\x7f\\:]")
-_SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+_SHA256: Final = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @attrs.frozen

@@ -48,9 +48,9 @@ RELEASE_PAYLOAD_TYPE: Final = "application/vnd.hotpatch.release+json"
 MANIFEST_FORMAT: Final = 1
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 MAX_SEQUENCE: Final = strictjson.MAX_INT
-_APP_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+_APP_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_CHANNEL: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+_SHA256: Final = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class Platform(enum.StrEnum):

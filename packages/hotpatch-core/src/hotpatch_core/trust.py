@@ -65,7 +65,7 @@ __all__ = [
 ROOT_PAYLOAD_TYPE: Final = "application/vnd.hotpatch.root+json"
 ROOT_FORMAT: Final = 1
 MAX_ROOT_BYTES: Final = 512 * 1024
-_NAME: Final = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
+_NAME: Final = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})\Z")
 
 
 def _names(

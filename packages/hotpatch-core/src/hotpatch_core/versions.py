@@ -31,14 +31,16 @@ from hotpatch_core.errors import VersionSyntaxError
 
 __all__ = ["BinaryRange", "Version"]
 
-_NUM = r"0|[1-9]\d*"
+_NUM = r"0|[1-9][0-9]*"
 _IDENT = r"[0-9A-Za-z-]+"
 _SEMVER: Final = re.compile(
     rf"^(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
-    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?$"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?\Z"
 )
-_NATIVE: Final = re.compile(rf"^(?P<major>{_NUM})(?:\.(?P<minor>{_NUM}))?(?:\.(?P<patch>{_NUM}))?$")
+_NATIVE: Final = re.compile(
+    rf"^(?P<major>{_NUM})(?:\.(?P<minor>{_NUM}))?(?:\.(?P<patch>{_NUM}))?\Z"
+)
 _MAX_TEXT = 256
 _MAX_COMPONENT = 2**53 - 1  # exact in JavaScript, so native SDKs agree
 
@@ -125,10 +127,10 @@ class Version:
 # A comparator is (operator, version); a range is an OR of ANDs of comparators.
 _Comparator = tuple[str, Version]
 _PARTIAL: Final = re.compile(
-    r"^v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+    r"^v?(?P<major>[0-9]+|[xX*])(?:\.(?P<minor>[0-9]+|[xX*]))?(?:\.(?P<patch>[0-9]+|[xX*]))?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?\Z"
 )
-_OPERATOR: Final = re.compile(r"^(?P<op><=|>=|<|>|=|\^|~>?)?\s*(?P<rest>.*)$")
+_OPERATOR: Final = re.compile(r"^(?P<op><=|>=|<|>|=|\^|~>?)?\s*(?P<rest>.*)\Z")
 _WILD = ("x", "X", "*")
 
 

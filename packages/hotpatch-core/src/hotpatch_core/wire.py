@@ -35,10 +35,19 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from hotpatch_core.errors import HotPatchError, SchemaError
 from hotpatch_core.keys import PublicKey
 
-__all__ = ["camel", "format_time", "make_converter", "parse_time", "structure", "unstructure"]
+__all__ = [
+    "camel",
+    "format_time",
+    "make_converter",
+    "parse_decimal",
+    "parse_time",
+    "structure",
+    "unstructure",
+]
 
 T = TypeVar("T")
-_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_DECIMAL: Final = re.compile(r"[0-9]+")
+_TIME: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 
 
 def camel(name: str) -> str:
@@ -53,6 +62,19 @@ def format_time(moment: datetime) -> str:
         msg = "HotPatch times must be timezone-aware"
         raise ValueError(msg)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_decimal(text: str | None, max_digits: int = 18) -> int | None:
+    """Return ``text`` as a non-negative int if it is 1 to ``max_digits`` ASCII digits, else None.
+
+    For numbers in headers and query strings (``Content-Length``, an expiry):
+    ``str.isdigit`` accepts superscripts and other scripts' digits, and
+    ``int`` refuses more than a few thousand digits, so neither may see
+    untrusted text first. 18 digits always fit a signed 64-bit column.
+    """
+    if text is None or not 1 <= len(text) <= max_digits or not _DECIMAL.fullmatch(text):
+        return None
+    return int(text)
 
 
 def parse_time(text: str) -> datetime:
