@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from hotpatch_server.updates import DeviceTracker
 
 __all__ = ["Metrics"]
 
@@ -22,8 +18,8 @@ class Metrics:
         """Add one to ``name`` with ``labels``."""
         self.counters[(name, tuple(sorted(labels.items())))] += 1
 
-    def render(self, tracker: DeviceTracker) -> str:
-        """Return the exposition text."""
+    def render(self, devices_flushed: int) -> str:
+        """Return the exposition text, with the device rows the batch tracker wrote."""
         lines = [
             "# HELP hotpatch_events_total Events seen by this process.",
             "# TYPE hotpatch_events_total counter",
@@ -34,6 +30,6 @@ class Metrics:
         lines += [
             "# HELP hotpatch_devices_flushed_total Device rows written by the batch tracker.",
             "# TYPE hotpatch_devices_flushed_total counter",
-            f"hotpatch_devices_flushed_total {tracker.flushed}",
+            f"hotpatch_devices_flushed_total {devices_flushed}",
         ]
         return "\n".join(lines) + "\n"

@@ -33,4 +33,4 @@ async def metrics(
     device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
 ) -> str:
     """Counters of this process in the Prometheus text format."""
-    return app_metrics.render(device_tracker)
+    return app_metrics.render(device_tracker.flushed)
