@@ -98,3 +98,18 @@ def test_metro_build_hermes_and_base_bytecode(
             assert "against base.hbc" in done.stderr  # 1.0.1's bytecode was the base
         else:
             assert "1.0.0 is not Hermes bytecode; compiling without a base" in done.stderr
+
+    # The base is checked against 1.0.2's signed manifest: bytes the server changed are refused.
+    sha = published["downloadUrl"].split("/blobs/")[1].split("?")[0]
+    data_dir = Path(stage.server.env["HOTPATCH_DATA_DIR"])
+    (stored,) = [p for p in data_dir.rglob(f"{sha}*") if p.is_file()]
+    damaged = bytearray(stored.read_bytes())
+    for offset in range(len(damaged) // 2, len(damaged) // 2 + 16):
+        damaged[offset] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    refused = cli.run(
+        "release", "--platform", "android", "--version", "1.0.3", "--hermes",
+        "--project-dir", str(rn_app), "--bundle-dir", str(tmp_path / "v2"), env=env, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 4, refused.stderr
+    assert "1.0.2's archive on the server does not match its signed manifest" in refused.stderr

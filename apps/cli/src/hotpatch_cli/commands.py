@@ -10,7 +10,6 @@ import json
 import shutil
 import sys
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from hotpatch_cli.build import (
     run_bundle_command,
 )
 from hotpatch_cli.config import Settings, save_login
-from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, UsageError
+from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, ServerError, UsageError
 from hotpatch_cli.keys import (
     build_trust_root,
     load_public_key,
@@ -50,7 +49,6 @@ from hotpatch_diff import PatchSide, make_patch
 __all__ = ["Context"]
 
 BUILD_MARKER: Final = ".hotpatch-build"
-MAX_BASE_ARCHIVE: Final = 512 * 1024 * 1024
 
 
 @attrs.define
@@ -371,23 +369,35 @@ def _prepare_build_dir(build_dir: Path) -> None:
 def _base_bytecode(
     ctx: Context, api: Api, previous: dict[str, Any] | None, entry: str, work: Path
 ) -> Path | None:
-    """Fetch the previous release's bytecode to compile against, if it is Hermes bytecode."""
+    """Fetch the previous release's bytecode to compile against, if it is Hermes bytecode.
+
+    The archive is checked against the release's signed manifest, as
+    :func:`_release_side` does: hermesc never reads bytes the server
+    changed after the release was signed.
+    """
     if previous is None or not previous.get("downloadUrl"):
         ctx.output.step("no previous release: compiling without a base")
         return None
     ctx.output.step(f"looking for {previous['version']}'s Hermes bytecode to compile against")
-    archive = work / "previous.zip"
-    api.download(str(previous["downloadUrl"]), archive, MAX_BASE_ARCHIVE)
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            data = zf.read(entry)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        ctx.output.step(
-            f"{previous['version']} has no usable {entry} ({exc}); compiling without a base"
-        )
+    manifest = _source_manifest(api, previous)
+    if entry not in {f.path for f in manifest.files}:
+        ctx.output.step(f"{previous['version']} has no {entry}; compiling without a base")
         return None
+    archive = work / "previous.zip"
+    api.download(str(previous["downloadUrl"]), archive, manifest.archive.length)
+    sink = MemorySink()
+    try:
+        with archive.open("rb") as handle:
+            extract_archive(handle, manifest.files, sink, only={entry})
+    except HotPatchError as exc:
+        raise ServerError(
+            f"{previous['version']}'s archive on the server does not match its signed "
+            f"manifest ({type(exc).__name__}: {exc})",
+            hint="the server or its storage changed a published archive; "
+            "pass --base-bytecode FILE, or investigate before publishing",
+        ) from None
     base = work / "base.hbc"
-    base.write_bytes(data)
+    base.write_bytes(sink.files[entry])
     if not is_hermes_bytecode(base):
         ctx.output.step(f"{previous['version']} is not Hermes bytecode; compiling without a base")
         return None
