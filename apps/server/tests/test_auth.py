@@ -84,6 +84,29 @@ def test_token_exchange_and_refresh_rotation(server: Server) -> None:
     assert again.status_code == 401
 
 
+def test_refresh_token_reuse_revokes_the_whole_family(server: Server) -> None:
+    """Replaying a used refresh token revokes its live successor and its access tokens (S3)."""
+    first = server.client.post("/auth/token", json={"apiKey": server.publisher_key}).json()
+    second = server.client.post("/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert second.status_code == 200
+    other = server.client.post("/auth/token", json={"apiKey": server.publisher_key}).json()
+
+    replayed = server.client.post("/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert replayed.status_code == 401
+    assert "every token of its session is revoked" in replayed.json()["detail"]
+    live = server.client.post("/auth/refresh", json={"refreshToken": second.json()["refreshToken"]})
+    assert live.status_code == 401  # the thief's (or the holder's) successor is dead too
+    for access in (first["accessToken"], second.json()["accessToken"]):
+        bearer = {"Authorization": f"Bearer {access}"}
+        assert server.client.get("/releases", headers=bearer).status_code == 401
+    # Another session of the same key, and the key itself, are untouched.
+    bearer = {"Authorization": f"Bearer {other['accessToken']}"}
+    assert server.client.get("/releases", headers=bearer).status_code == 200
+    assert server.client.get("/releases", headers=server.auth()).status_code == 200
+    unknown = server.client.post("/auth/refresh", json={"refreshToken": "x" * 43})
+    assert unknown.status_code == 401
+
+
 def _forge(server: Server, **changes: object) -> str:
     now = int(server.clock().timestamp())
     claims = {"sub": "x", "aud": AUDIENCE, "iss": ISSUER, "iat": now, "exp": now + 600}

@@ -8,7 +8,10 @@
 - **Access tokens** are JWTs with the algorithm pinned to HS256 server-side,
   and ``exp``, ``aud``, ``iss`` and ``sub`` required (S3).
 - **Refresh tokens** are opaque, single-use, stored as sha256, and replaced
-  on every use.
+  on every use. The tokens issued from one API-key exchange form a *family*;
+  presenting a refresh token that was already used (someone replayed a
+  stolen one, or the holder's copy was stolen after use) revokes the whole
+  family at once: its live refresh token and every access token it issued.
 
 A request authenticates with ``Authorization: Bearer <access token or API
 key>``; API keys work directly so CI needs no token exchange.
@@ -179,9 +182,10 @@ async def principal_for_key(session: AsyncSession, key: str, now: datetime) -> P
     return _principal(row)
 
 
-def _access_token(row: ApiKey, secret: bytes, now: datetime, lifetime: int) -> str:
+def _access_token(row: ApiKey, family: str, secret: bytes, now: datetime, lifetime: int) -> str:
     claims = {
         "sub": row.id,
+        "fam": family,
         "name": row.name,
         "role": row.role,
         "apps": list(row.apps),
@@ -194,20 +198,32 @@ def _access_token(row: ApiKey, secret: bytes, now: datetime, lifetime: int) -> s
 
 
 async def issue_tokens(
-    session: AsyncSession, row: ApiKey, *, secret: bytes, now: datetime, access: int, refresh: int
+    session: AsyncSession,
+    row: ApiKey,
+    *,
+    secret: bytes,
+    now: datetime,
+    access: int,
+    refresh: int,
+    family: str | None = None,
 ) -> dict[str, Any]:
-    """Issue an access token and a fresh single-use refresh token for ``row``."""
+    """Issue an access token and a fresh single-use refresh token for ``row``.
+
+    ``family`` continues a refresh chain; None starts a new one.
+    """
     token = secrets.token_urlsafe(32)
+    family = family or secrets.token_hex(16)
     session.add(
         RefreshToken(
             token_hash=_hash(token),
             api_key_id=row.id,
             expires_at=now + timedelta(seconds=refresh),
+            family=family,
         )
     )
     await session.flush()
     return {
-        "accessToken": _access_token(row, secret, now, access),
+        "accessToken": _access_token(row, family, secret, now, access),
         "refreshToken": token,
         "tokenType": "Bearer",
         "expiresIn": access,
@@ -227,22 +243,48 @@ async def exchange_api_key(
 async def refresh_tokens(
     session: AsyncSession, token: str, *, secret: bytes, now: datetime, access: int, refresh: int
 ) -> dict[str, Any]:
-    """``POST /auth/refresh``: use a refresh token once, get a new pair."""
+    """``POST /auth/refresh``: use a refresh token once, get a new pair.
+
+    A token used before revokes its whole family (committed before the 401),
+    so a thief and the rightful holder both have to start again from the API key.
+    """
     # Mark used atomically so two concurrent refreshes cannot both succeed.
     used = await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.token_hash == _hash(token), RefreshToken.used_at.is_(None))
+        .where(
+            RefreshToken.token_hash == _hash(token),
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
         .values(used_at=now)
-        .returning(RefreshToken.api_key_id, RefreshToken.expires_at)
+        .returning(RefreshToken.api_key_id, RefreshToken.expires_at, RefreshToken.family)
     )
     found = used.first()
     if found is None:
-        raise Problem(401, "unauthorized", "unknown or already used refresh token")
-    key_id, expires_at = found
+        family = await session.scalar(
+            select(RefreshToken.family).where(RefreshToken.token_hash == _hash(token))
+        )
+        if family is None:
+            raise Problem(401, "unauthorized", "unknown refresh token")
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await session.commit()
+        raise Problem(
+            401,
+            "unauthorized",
+            "refresh token already used: every token of its session is revoked; "
+            "exchange the API key again",
+        )
+    key_id, expires_at, family = found
     if _aware(expires_at) <= now:
         raise Problem(401, "unauthorized", "refresh token expired")
     row = _usable(await session.get(ApiKey, key_id), now)
-    return await issue_tokens(session, row, secret=secret, now=now, access=access, refresh=refresh)
+    return await issue_tokens(
+        session, row, secret=secret, now=now, access=access, refresh=refresh, family=family
+    )
 
 
 async def authenticate(
@@ -280,4 +322,11 @@ async def authenticate(
         raise Problem(401, "unauthorized", "access token expired; refresh it")
     # Revocation takes effect at once, also for tokens already issued.
     row = _usable(await session.get(ApiKey, str(claims["sub"])), now)
+    family = claims.get("fam")
+    if family is not None and await session.scalar(
+        select(RefreshToken.token_hash)
+        .where(RefreshToken.family == str(family), RefreshToken.revoked_at.is_not(None))
+        .limit(1)
+    ):
+        raise Problem(401, "unauthorized", "this session was revoked (a refresh token was reused)")
     return _principal(row)

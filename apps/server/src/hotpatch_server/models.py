@@ -153,6 +153,9 @@ class RefreshToken(Base):
     api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The refresh chain this token belongs to; reusing any used token revokes all of it.
+    family: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditEntry(Base):
