@@ -109,7 +109,7 @@ from hotpatch_core.machine import (
     RunBundle,
     step,
 )
-from hotpatch_core.manifest import Platform, decode_manifest
+from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
@@ -517,13 +517,16 @@ class Agent:
                     results[bundle.manifest_id] = None
             return results
 
+    def _stored_envelope(self, manifest_id: str) -> tuple[bytes, ReleaseManifest]:
+        """Return the envelope stored beside an installed bundle and its (unverified) manifest."""
+        limit = self.config.limits.envelope_bytes
+        with self._fs.open_read(f"{release_dir(manifest_id)}/{ENVELOPE}") as handle:
+            envelope = handle.read(limit + 1)
+        return envelope, decode_manifest(decode_envelope(envelope, max_bytes=limit).payload)
+
     def _verify_bundle(self, manifest_id: str) -> None:
         root = release_dir(manifest_id)
-        with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
-            envelope = handle.read(self.config.limits.envelope_bytes + 1)
-        unverified = decode_manifest(
-            decode_envelope(envelope, max_bytes=self.config.limits.envelope_bytes).payload
-        )
+        envelope, unverified = self._stored_envelope(manifest_id)
         release = verify_release(
             envelope, self.config.trust_root, self._device.identity, None, unverified.created_at
         )
@@ -720,11 +723,7 @@ class Agent:
         if embedded is not None and manifest_id == embedded.manifest_id:
             return embedded
         root = release_dir(manifest_id)
-        with self._fs.open_read(f"{root}/{ENVELOPE}") as handle:
-            limit = self.config.limits.envelope_bytes
-            files = decode_manifest(
-                decode_envelope(handle.read(limit + 1), max_bytes=limit).payload
-            ).files
+        files = self._stored_envelope(manifest_id)[1].files
 
         def read(entry: FileEntry) -> bytes:
             with self._fs.open_read(f"{root}/{FILES}/{entry.path}") as source:
