@@ -383,12 +383,8 @@ def _base_bytecode(
     if entry not in {f.path for f in manifest.files}:
         ctx.output.step(f"{previous['version']} has no {entry}; compiling without a base")
         return None
-    archive = work / "previous.zip"
-    api.download(str(previous["downloadUrl"]), archive, manifest.archive.length)
-    sink = MemorySink()
     try:
-        with archive.open("rb") as handle:
-            extract_archive(handle, manifest.files, sink, only={entry})
+        files = _signed_files(api, previous, manifest, work, only={entry})
     except HotPatchError as exc:
         raise ServerError(
             f"{previous['version']}'s archive on the server does not match its signed "
@@ -397,7 +393,7 @@ def _base_bytecode(
             "pass --base-bytecode FILE, or investigate before publishing",
         ) from None
     base = work / "base.hbc"
-    base.write_bytes(sink.files[entry])
+    base.write_bytes(files[entry])
     if not is_hermes_bytecode(base):
         ctx.output.step(f"{previous['version']} is not Hermes bytecode; compiling without a base")
         return None
@@ -574,15 +570,31 @@ def rollout(ctx: Context, args: argparse.Namespace) -> None:
     ctx.output.result(document, _summary(document))
 
 
-def _release_side(api: Api, release: dict[str, Any], work: Path) -> PatchSide:
-    """Download a release's archive and read its files, checked against its signed manifest."""
-    manifest = _source_manifest(api, release)
+def _signed_files(
+    api: Api,
+    release: dict[str, Any],
+    manifest: ReleaseManifest,
+    work: Path,
+    only: set[str] | None = None,
+) -> dict[str, bytes]:
+    """Download a release's archive and return its files (or ``only`` these), checked.
+
+    The strict extractor checks every file against ``manifest``'s hashes and
+    sizes; a mismatch raises a :class:`HotPatchError`.
+    """
     archive = work / f"{release['manifestId']}.zip"
     api.download(str(release["downloadUrl"]), archive, manifest.archive.length)
     sink = MemorySink()
     with archive.open("rb") as handle:
-        extract_archive(handle, manifest.files, sink)
-    return PatchSide(release["manifestId"], manifest.files, lambda entry: sink.files[entry.path])
+        extract_archive(handle, manifest.files, sink, only=only)
+    return sink.files
+
+
+def _release_side(api: Api, release: dict[str, Any], work: Path) -> PatchSide:
+    """Download a release's archive and read its files, checked against its signed manifest."""
+    manifest = _source_manifest(api, release)
+    files = _signed_files(api, release, manifest, work)
+    return PatchSide(release["manifestId"], manifest.files, lambda entry: files[entry.path])
 
 
 def patch(ctx: Context, args: argparse.Namespace) -> None:
