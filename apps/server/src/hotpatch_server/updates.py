@@ -38,6 +38,7 @@ from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.versions import Version
+from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
@@ -55,7 +56,6 @@ _CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
 _PLATFORM: Final = re.compile(r"android|ios")
 _NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
-_NUMBER: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only; fits a BIGINT
 
 
 @attrs.frozen
@@ -117,11 +117,12 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     position: tuple[int, int] | None = None
     epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
     if sequence is not None:
-        if not _NUMBER.fullmatch(sequence) or (epoch is not None and not _NUMBER.fullmatch(epoch)):
+        number, epoch_number = parse_decimal(sequence), parse_decimal(epoch or "1")
+        if number is None or epoch_number is None:
             raise Problem(
                 422, "invalid", "currentSequence must be a number", field="currentSequence"
             )
-        position = (int(epoch or 1), int(sequence))
+        position = (epoch_number, number)
     return CheckQuery(
         app_id=_required(params, _ID, "appId"),
         platform=platform,
