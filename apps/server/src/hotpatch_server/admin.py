@@ -112,13 +112,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _command(name: str) -> str:
-    """How to call our console script ``name`` from any folder: its name if PATH finds it."""
+def _command(name: str) -> str | None:
+    """How to call console script ``name`` from any folder (its name if PATH finds it), or None.
+
+    A script installed beside this one but not on PATH is named by its path.
+    """
     beside = Path(sys.argv[0]).resolve().with_name(name)
     found = shutil.which(name)
     if found is not None and (not beside.is_file() or Path(found).resolve() == beside):
         return name
-    return shlex.quote(str(beside)) if beside.is_file() else name
+    return shlex.quote(str(beside)) if beside.is_file() else None
 
 
 def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -> list[str]:
@@ -127,8 +130,9 @@ def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -
     They name the data this server uses, so they work from any folder, and the
     commands as this machine can run them (``hotpatch`` is the CLI).
     """
-    server = _command("hotpatch-server")
-    cli = _command("hotpatch")
+    server = _command("hotpatch-server") or "hotpatch-server"
+    installed_cli = _command("hotpatch")
+    cli = installed_cli or "hotpatch"
     if settings.embedded:
         server = f"HOTPATCH_DATA_DIR={shlex.quote(str(settings.data_dir))} {server}"
     steps = [
@@ -150,7 +154,7 @@ def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -
         f"     {cli} login --api-url {url} --app {app_id}",
         f"     {cli} release --platform android --version 1.0.1",
     ]
-    if shutil.which("hotpatch") is None and not Path(sys.argv[0]).with_name("hotpatch").is_file():
+    if installed_cli is None:
         steps.insert(1, "  0. install the hotpatch command: see docs/install.md")
     return steps
 

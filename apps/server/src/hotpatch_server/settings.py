@@ -90,10 +90,9 @@ class Settings:
         Reads nothing and creates nothing, so a command can tell whether a
         database exists before :meth:`from_env` prepares the data directory.
         """
-        data_dir = Path(env.get("HOTPATCH_DATA_DIR", "./hotpatch-data")).resolve()
         database_url = env.get("DATABASE_URL", "").strip()
         if not database_url:
-            return data_dir / "hotpatch.db"
+            return _data_dir(env) / "hotpatch.db"
         prefix = next(
             (p for p in ("sqlite+aiosqlite:///", "sqlite:///") if database_url.startswith(p)), None
         )
@@ -104,7 +103,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from environment variables (see the module docstring)."""
-        data_dir = Path(env.get("HOTPATCH_DATA_DIR", "./hotpatch-data")).resolve()
+        data_dir = _data_dir(env)
         database_url = env.get("DATABASE_URL", "").strip()
         if not database_url:
             database_url = f"sqlite+aiosqlite:///{data_dir / 'hotpatch.db'}"
@@ -151,6 +150,11 @@ class Settings:
                 _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
             ),
         )
+
+
+def _data_dir(env: Mapping[str, str]) -> Path:
+    """Return the data directory ``env`` names (``HOTPATCH_DATA_DIR``, default ./hotpatch-data)."""
+    return Path(env.get("HOTPATCH_DATA_DIR", "./hotpatch-data")).resolve()
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
