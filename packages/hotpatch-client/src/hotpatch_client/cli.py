@@ -150,11 +150,11 @@ def _simulate(args: argparse.Namespace) -> int:
 _ADVICE = {
     "UnknownKeyError": "--trust-root must be the app's current trust root (the one the server "
     "has for --app); a rotated root is not followed by devices yet",
-    "SignatureError": "--trust-root must be the app's trust root, and releases signed by its "
+    "BadSignatureError": "--trust-root must be the app's trust root, and releases signed by its "
     "publisher keys",
+    "KeyScopeError": "the publisher key's scope in --trust-root must cover --app, --platform "
+    "and --channel",
     "NetworkError": "--server must be the HotPatch server's URL, reachable from here",
-    "ProtocolError": "--app must name an app that exists on the server (hotpatch-server "
-    "create-app), and --server the HotPatch server itself",
 }
 
 
