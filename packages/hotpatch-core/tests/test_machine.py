@@ -7,13 +7,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hotpatch_core.errors import (
+    FormatError,
     HashMismatchError,
     IllegalTransitionError,
     RollbackError,
+    RootRotationError,
     UnknownKeyError,
 )
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.machine import (
+    MAX_ROOT_STEPS,
     TRANSITIONS,
     ApplyRequested,
     CheckAnswered,
@@ -27,6 +30,7 @@ from hotpatch_core.machine import (
     DownloadFailed,
     DownloadFinished,
     Event,
+    FetchRoot,
     Install,
     InstallFailed,
     InstallFinished,
@@ -40,13 +44,16 @@ from hotpatch_core.machine import (
     ReportStatus,
     RequestCheck,
     RestartApp,
+    RootAnswered,
     RunBundle,
     mermaid_diagram,
     step,
+    trusted_root,
 )
 from hotpatch_core.manifest import Platform
 from hotpatch_core.release import DeviceIdentity, sign_release
-from hotpatch_core.testing import FIXED_TIME, build_release, make_pki
+from hotpatch_core.testing import FIXED_TIME, build_release, make_pki, rotate_pki
+from hotpatch_core.trust import sign_trust_root
 from hotpatch_core.versions import Version
 
 PKI_ = make_pki(seed=3)
@@ -82,6 +89,7 @@ def installed(state: DeviceState, index: int) -> DeviceState:
     state, _ = run(
         state,
         CheckStarted(),
+        RootAnswered(None),
         CheckAnswered(ENVELOPES[index], FIXED_TIME),
         DownloadFinished(archive.sha256, archive.length),
         InstallFinished(),
@@ -110,7 +118,9 @@ def test_happy_path_update_confirm() -> None:
 
 def test_verified_manifest_raises_high_water_before_download() -> None:
     """The state returned with the Download action already holds the new mark (A8)."""
-    state, actions = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[2], FIXED_TIME))
+    state, actions = run(
+        fresh(), CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[2], FIXED_TIME)
+    )
     assert isinstance(actions[-1], Download)
     assert state.high_water[CONFIG.scope_key].sequence == 3
 
@@ -141,7 +151,9 @@ def test_failed_release_not_retried() -> None:
     state = installed(fresh(), 0)
     state, _ = run(state, Launched(V1), Launched(V1), Launched(V1))
     assert state.failed
-    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, actions = run(
+        state, CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[0], FIXED_TIME)
+    )
     assert not any(isinstance(a, Download) for a in actions)
     assert state.phase is Phase.IDLE
 
@@ -168,6 +180,7 @@ def test_mandatory_release_restarts_now() -> None:
     _, actions = run(
         fresh(),
         CheckStarted(),
+        RootAnswered(None),
         CheckAnswered(ENVELOPES[3], FIXED_TIME),
         DownloadFinished(archive.sha256, archive.length),
         InstallFinished(),
@@ -182,6 +195,7 @@ def test_unsigned_wrapper_fields_ignored() -> None:
     _, actions = run(
         fresh(),
         CheckStarted(),
+        RootAnswered(None),
         CheckAnswered(ENVELOPES[0], FIXED_TIME),
         DownloadFinished(archive.sha256, archive.length),
         InstallFinished(),
@@ -191,12 +205,16 @@ def test_unsigned_wrapper_fields_ignored() -> None:
 
 def test_rejected_manifest_never_downloads() -> None:
     """A forged or older manifest yields Reject and no Download (A1, A8, A18)."""
-    state, actions = run(fresh(), CheckStarted(), CheckAnswered(FORGED, FIXED_TIME))
-    assert [type(a) for a in actions] == [RequestCheck, Reject]
+    state, actions = run(
+        fresh(), CheckStarted(), RootAnswered(None), CheckAnswered(FORGED, FIXED_TIME)
+    )
+    assert [type(a) for a in actions] == [FetchRoot, RequestCheck, Reject]
     assert isinstance(actions[-1], Reject)
     assert isinstance(actions[-1].error, UnknownKeyError)
     state = installed(state, 2)
-    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[1], FIXED_TIME))
+    state, actions = run(
+        state, CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[1], FIXED_TIME)
+    )
     assert isinstance(actions[-1], Reject)
     assert isinstance(actions[-1].error, RollbackError)
     assert not any(isinstance(a, Download) for a in actions)
@@ -204,7 +222,9 @@ def test_rejected_manifest_never_downloads() -> None:
 
 def test_corrupt_download_discarded_not_blacklisted() -> None:
     """Bytes that do not match the signed hash are discarded; the release stays eligible."""
-    state, _ = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, _ = run(
+        fresh(), CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[0], FIXED_TIME)
+    )
     state, actions = run(state, DownloadFinished("0" * 64, 10))
     assert isinstance(actions[-1], Reject)
     assert isinstance(actions[-1].error, HashMismatchError)
@@ -215,11 +235,15 @@ def test_corrupt_download_discarded_not_blacklisted() -> None:
 
 def test_download_failure_keeps_offer_for_resume() -> None:
     """An interrupted download leaves the offer so the next check resumes it."""
-    state, _ = run(fresh(), CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, _ = run(
+        fresh(), CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[0], FIXED_TIME)
+    )
     state, actions = run(state, DownloadFailed("connection reset"))
     assert state.offer is not None
     assert isinstance(actions[0], Report)
-    state, actions = run(state, CheckStarted(), CheckAnswered(ENVELOPES[0], FIXED_TIME))
+    state, actions = run(
+        state, CheckStarted(), RootAnswered(None), CheckAnswered(ENVELOPES[0], FIXED_TIME)
+    )
     assert isinstance(actions[-1], Download)
     assert not any(isinstance(a, DiscardDownload) for a in actions)
 
@@ -242,6 +266,7 @@ def test_permanent_install_failure_marks_release_failed() -> None:
     archive = RELEASES[0].manifest.archive
     prefix = (
         CheckStarted(),
+        RootAnswered(None),
         CheckAnswered(ENVELOPES[0], FIXED_TIME),
         DownloadFinished(archive.sha256, archive.length),
     )
@@ -266,6 +291,7 @@ def test_illegal_events_raise_and_change_nothing() -> None:
         Launched(V1),
         Ready(),
         CheckStarted(),
+        RootAnswered(None),
         CheckAnswered(None, FIXED_TIME),
         CheckFailed("x"),
         DownloadFinished("0" * 64, 1),
@@ -302,6 +328,20 @@ def test_diagram_is_generated_from_the_table() -> None:
             assert f"{source.value} --> {target.value}: {event.__name__}" in diagram
 
 
+def _same_publisher_chain(length: int) -> dict[int, bytes]:
+    # Rotations that keep the publisher, so the releases above stay installable.
+    chain = {}
+    for version in range(2, length + 2):
+        root = attrs.evolve(PKI_.root, version=version)
+        chain[version] = sign_trust_root(root, PKI_.root_keys)
+    return chain
+
+
+ROOT_CHAIN = _same_publisher_chain(3)
+# Version 2, signed by a key no root lists.
+FORGED_ROOT = sign_trust_root(attrs.evolve(PKI_.root, version=2), [SigningKey(b"\x55" * 32)])
+
+
 class DeviceMachine(RuleBasedStateMachine):
     """Random event sequences against the invariants of SECURITY.md A8 and A19."""
 
@@ -310,6 +350,7 @@ class DeviceMachine(RuleBasedStateMachine):
         self.state = DeviceState()
         self.installed_ids: set[str] = set()
         self.mark = (0, 0)
+        self.root_version = 1
         self.unconfirmed_launches = 0
         self.last_run: object = None
         self.native = V1
@@ -349,9 +390,22 @@ class DeviceMachine(RuleBasedStateMachine):
     def ready(self) -> None:
         self._step(Ready())
 
-    @rule(answer=st.sampled_from([*range(len(ENVELOPES)), None, -1]))
-    def check(self, answer: int | None) -> None:
+    @rule(
+        answer=st.sampled_from([*range(len(ENVELOPES)), None, -1]),
+        root=st.sampled_from(["none", "next", "replayed", "forged"]),
+    )
+    def check(self, answer: int | None, root: str) -> None:
         self._step(CheckStarted())
+        version = trusted_root(self.state, CONFIG).version
+        offered = {
+            "none": None,
+            "next": ROOT_CHAIN.get(version + 1),
+            "replayed": ROOT_CHAIN.get(version, PKI_.root_bytes),
+            "forged": FORGED_ROOT,
+        }[root]
+        self._step(RootAnswered(offered))
+        if self.state.phase is Phase.ROOT:  # a root was taken: the server has none newer
+            self._step(RootAnswered(None))
         envelope = None if answer is None else FORGED if answer == -1 else ENVELOPES[answer]
         self._step(CheckAnswered(envelope, FIXED_TIME))
 
@@ -402,6 +456,12 @@ class DeviceMachine(RuleBasedStateMachine):
         assert running is None or running.manifest_id in self.installed_ids
 
     @invariant()
+    def root_version_never_decreases(self) -> None:
+        version = trusted_root(self.state, CONFIG).version
+        assert version >= self.root_version
+        self.root_version = version
+
+    @invariant()
     def high_water_never_decreases(self) -> None:
         mark = self.state.high_water.get(CONFIG.scope_key)
         position = mark.position() if mark else (0, 0)
@@ -424,13 +484,13 @@ test_device_machine = DeviceMachine.TestCase
 
 def test_interrupted_work_returns_to_idle_and_keeps_the_offer() -> None:
     """A restart mid-download leaves the offer, so the same release resumes at the next check."""
-    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, _ = run(fresh(), CheckStarted(), RootAnswered(None))
     state, actions = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     assert any(isinstance(a, Download) for a in actions)
     state, actions = step(state, Interrupted(), CONFIG)
     assert (state.phase, actions) == (Phase.IDLE, [])
     assert state.offer is not None
-    state, _ = step(state, CheckStarted(), CONFIG)
+    state, _ = run(state, CheckStarted(), RootAnswered(None))
     state, actions = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     assert [type(a) for a in actions] == [Download]  # same offer: nothing discarded
     with pytest.raises(IllegalTransitionError):
@@ -439,7 +499,7 @@ def test_interrupted_work_returns_to_idle_and_keeps_the_offer() -> None:
 
 def test_a_patched_install_stages_the_offer_without_an_archive_hash() -> None:
     """PatchInstalled takes the downloading offer straight to pending, like InstallFinished."""
-    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, _ = run(fresh(), CheckStarted(), RootAnswered(None))
     state, _ = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     offer = state.offer
     assert offer is not None
@@ -452,10 +512,164 @@ def test_a_patched_install_stages_the_offer_without_an_archive_hash() -> None:
 
 def test_the_applied_report_of_a_patched_release_names_its_base() -> None:
     """Confirming a release built from a patch reports which bundle the patch was applied to."""
-    state, _ = step(fresh(), CheckStarted(), CONFIG)
+    state, _ = run(fresh(), CheckStarted(), RootAnswered(None))
     state, _ = step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     state, _ = step(state, PatchInstalled("b" * 64), CONFIG)
     state, _ = step(state, Launched(V1), CONFIG)
     _, actions = step(state, Ready(), CONFIG)
     reports = [a for a in actions if isinstance(a, Report)]
     assert [(r.status, r.patched_from) for r in reports] == [(ReportStatus.APPLIED, "b" * 64)]
+
+
+# --- trust root rotation (A10) ----------------------------------------------
+
+ROTATED = rotate_pki(PKI_)
+
+
+def _k2_release(sequence: int = 1) -> bytes:
+    built = build_release({"index.android.bundle": b"signed by K2"}, epoch=2, sequence=sequence)
+    return sign_release(built.manifest, [ROTATED.publisher])
+
+
+def test_a10_device_walks_to_the_rotated_root_before_it_checks() -> None:
+    """Root v2 is fetched, verified and kept before the answer is judged: K1 refused, K2 taken."""
+    state, actions = run(fresh(), CheckStarted())
+    assert (state.phase, actions) == (Phase.ROOT, [FetchRoot(2)])
+    state, actions = run(state, RootAnswered(ROTATED.root_bytes))
+    assert (state.phase, actions) == (Phase.ROOT, [FetchRoot(3)])
+    assert state.trust_root == ROTATED.root_bytes  # durable before anything is verified with it
+    assert trusted_root(state, CONFIG) == ROTATED.root
+    state, actions = run(state, RootAnswered(None))
+    assert state.phase is Phase.CHECKING
+    assert [type(a) for a in actions] == [RequestCheck]
+    # The leaked K1 signs a higher sequence of the old epoch: refused under v2.
+    leaked = sign_release(RELEASES[4].manifest, [PKI_.publisher])
+    refused, actions = run(state, CheckAnswered(leaked, FIXED_TIME))
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, UnknownKeyError)
+    assert refused.offer is None
+    state, actions = run(state, CheckAnswered(_k2_release(), FIXED_TIME))
+    assert [type(a) for a in actions] == [Download]
+
+
+def test_a10_the_next_check_starts_from_the_accepted_root() -> None:
+    """The accepted root survives the check: the next check asks for v3, and v2 again is refused."""
+    state, _ = run(fresh(), CheckStarted(), RootAnswered(ROTATED.root_bytes), RootAnswered(None))
+    state, _ = run(state, CheckAnswered(None, FIXED_TIME))
+    state, actions = run(state, CheckStarted())
+    assert actions == [FetchRoot(3)]
+    state, actions = run(state, RootAnswered(ROTATED.root_bytes))  # v2 replayed for v3
+    assert state.phase is Phase.IDLE
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, RootRotationError)
+    assert trusted_root(state, CONFIG) == ROTATED.root
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        # Signed by the new root keys only, not by v1's.
+        (sign_trust_root(rotate_pki(PKI_, new_root_keys=True).root, ()), RootRotationError),
+        (
+            sign_trust_root(
+                (forged := rotate_pki(PKI_, new_root_keys=True)).root, forged.root_keys
+            ),
+            RootRotationError,
+        ),
+        # Signed by v1's root keys, but not by its own new root keys.
+        (
+            sign_trust_root(rotate_pki(PKI_, new_root_keys=True).root, PKI_.root_keys),
+            RootRotationError,
+        ),
+        # The current root replayed as the next (a rollback of the version).
+        (PKI_.root_bytes, RootRotationError),
+        # A version that skips one.
+        (rotate_pki(rotate_pki(PKI_)).root_bytes, RootRotationError),
+        (b"not an envelope", FormatError),
+        (make_pki(seed=9).root_bytes, RootRotationError),
+    ],
+    ids=[
+        "unsigned",
+        "new-keys-only",
+        "old-keys-only",
+        "replayed-v1",
+        "skips-v2",
+        "garbage",
+        "foreign-root",
+    ],
+)
+def test_a10_a_forged_root_ends_the_check_and_changes_no_trust(
+    answer: bytes, error: type[Exception]
+) -> None:
+    """A root that does not chain is refused with its error; no check is made, nothing kept."""
+    state, actions = run(fresh(), CheckStarted(), RootAnswered(answer))
+    assert state.phase is Phase.IDLE
+    assert state.trust_root is None
+    assert [type(a) for a in actions] == [FetchRoot, Reject]
+    assert isinstance(actions[-1], Reject)
+    assert isinstance(actions[-1].error, error)
+
+
+def test_a10_a_long_chain_is_walked_a_bounded_number_of_steps_per_check() -> None:
+    """At most MAX_ROOT_STEPS versions per check; the next check goes on where it stopped."""
+    chain = [PKI_]
+    for _ in range(MAX_ROOT_STEPS + 2):
+        chain.append(rotate_pki(chain[-1], bump_epoch=False))
+    state, _ = run(fresh(), CheckStarted())
+    for pki in chain[1 : MAX_ROOT_STEPS + 1]:
+        state, actions = run(state, RootAnswered(pki.root_bytes))
+    assert state.phase is Phase.CHECKING
+    assert [type(a) for a in actions] == [RequestCheck]
+    assert trusted_root(state, CONFIG).version == MAX_ROOT_STEPS + 1
+    state, _ = run(state, CheckAnswered(None, FIXED_TIME))
+    state, actions = run(state, CheckStarted())
+    assert actions == [FetchRoot(MAX_ROOT_STEPS + 2)]
+    state, _ = run(state, RootAnswered(chain[-2].root_bytes), RootAnswered(chain[-1].root_bytes))
+    assert trusted_root(state, CONFIG) == chain[-1].root
+
+
+def test_a10_a_new_epoch_drops_the_offer_and_the_staged_bundle_not_what_ran() -> None:
+    """What the revoked key signed and never ran goes; a bundle that already ran stays."""
+    state = installed(fresh(), 0)
+    state, _ = run(state, Launched(V1), Ready())  # release 1 confirmed
+    state = installed(state, 1)  # release 2 staged
+    state, _ = run(state, CheckStarted(), RootAnswered(None))
+    state, _ = run(state, CheckAnswered(ENVELOPES[2], FIXED_TIME))  # release 3 downloading
+    state, _ = run(state, Interrupted())
+    assert state.offer is not None
+    assert state.pending is not None
+    staged, offered = state.pending.manifest_id, state.offer.bundle.manifest_id
+    state, actions = run(state, CheckStarted(), RootAnswered(ROTATED.root_bytes))
+    assert (state.offer, state.pending) == (None, None)
+    assert DiscardDownload(offered) in actions
+    assert DeleteBundle(staged) in actions
+    assert state.confirmed is not None
+    assert DeleteBundle(state.confirmed.manifest_id) not in actions
+
+
+def test_a10_without_a_new_epoch_nothing_is_dropped() -> None:
+    """A rotation that keeps the epoch leaves the staged bundle alone."""
+    state = installed(fresh(), 0)
+    state, actions = run(
+        state, CheckStarted(), RootAnswered(rotate_pki(PKI_, bump_epoch=False).root_bytes)
+    )
+    assert state.pending is not None
+    assert not any(isinstance(a, DeleteBundle) for a in actions)
+
+
+def test_a10_the_newer_of_embedded_and_accepted_root_is_trusted() -> None:
+    """A binary embedding a newer root wins; one embedding an older root never rolls back."""
+    state, _ = run(fresh(), CheckStarted(), RootAnswered(ROTATED.root_bytes), RootAnswered(None))
+    newer = rotate_pki(ROTATED)
+    upgraded = attrs.evolve(CONFIG, trust_root=newer.root)
+    assert trusted_root(state, upgraded) == newer.root
+    assert trusted_root(state, CONFIG) == ROTATED.root
+
+
+def test_the_check_cannot_skip_the_root_walk() -> None:
+    """An answer while roots are being fetched is illegal: the machine orders the two."""
+    state, _ = run(fresh(), CheckStarted())
+    with pytest.raises(IllegalTransitionError):
+        step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
+    failed, actions = run(state, CheckFailed("network"))
+    assert (failed.phase, actions) == (Phase.IDLE, [])

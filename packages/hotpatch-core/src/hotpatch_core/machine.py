@@ -10,10 +10,19 @@ nothing. The state diagram in the docs is generated from that table
 
 Two things move independently:
 
-*The update pipeline* (``phase``): ``idle -> checking -> downloading ->
-installing -> idle``. A verified manifest raises the high-water mark in the
+*The update pipeline* (``phase``): ``idle -> root -> checking ->
+downloading -> installing -> idle``. A verified manifest raises the high-water mark in the
 state returned with the ``Download`` action, so it is durable before a byte
 of the archive is fetched (docs/security.md A8).
+
+*The trust root* walks forward the TUF way before every check (phase
+``root``; the check itself may not start before that walk ends): the device
+asks for root version N+1 (``FetchRoot``) until the server has none, accepts
+each only if a threshold of N's root keys and of its own signed it
+(:func:`~hotpatch_core.trust.rotate_trust_root`), and keeps the newest in
+its state, so it is durable before anything is verified with it (A10). At
+most :data:`MAX_ROOT_STEPS` versions are taken per check; the next check
+goes on from there. A root that does not chain ends the check.
 
 *The launch lifecycle* (``Launched`` and ``Ready``, taken in every phase,
 since a process can die anywhere): a staged bundle becomes the *trial*
@@ -31,12 +40,14 @@ built for the old one.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 import attrs
 
+from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HashMismatchError, HotPatchError, IllegalTransitionError
 from hotpatch_core.release import (
     DeviceIdentity,
@@ -44,10 +55,16 @@ from hotpatch_core.release import (
     VerifiedRelease,
     verify_release,
 )
-from hotpatch_core.trust import TrustRoot
+from hotpatch_core.trust import (
+    MAX_ROOT_BYTES,
+    TrustRoot,
+    decode_trust_root_body,
+    rotate_trust_root,
+)
 from hotpatch_core.versions import Version
 
 __all__ = [
+    "MAX_ROOT_STEPS",
     "TRANSITIONS",
     "Action",
     "ApplyRequested",
@@ -63,6 +80,7 @@ __all__ = [
     "DownloadFailed",
     "DownloadFinished",
     "Event",
+    "FetchRoot",
     "Install",
     "InstallFailed",
     "InstallFinished",
@@ -78,16 +96,23 @@ __all__ = [
     "ReportStatus",
     "RequestCheck",
     "RestartApp",
+    "RootAnswered",
     "RunBundle",
     "mermaid_diagram",
     "step",
+    "trusted_root",
 ]
+
+#: How many trust root versions a device takes in one check (A10): a bound on
+#: the work a hostile server can cause; a longer chain is walked over several checks.
+MAX_ROOT_STEPS: Final = 16
 
 
 class Phase(enum.StrEnum):
     """Where the update pipeline is."""
 
     IDLE = "idle"
+    ROOT = "root"
     CHECKING = "checking"
     DOWNLOADING = "downloading"
     INSTALLING = "installing"
@@ -166,6 +191,10 @@ class DeviceState:
     offer: Offer | None = None
     high_water: Mapping[str, HighWaterMark] = attrs.field(factory=dict)
     failed: tuple[str, ...] = ()
+    #: The newest trust root envelope this device accepted by rotation (None: the embedded one).
+    trust_root: bytes | None = attrs.field(default=None, repr=False)
+    #: Root versions taken during the check in progress (bounded by MAX_ROOT_STEPS).
+    root_steps: int = 0
 
     def installed(self) -> tuple[Bundle, ...]:
         """Bundles on disk that the device may launch."""
@@ -187,6 +216,24 @@ class DeviceConfig:
         return f"{i.app_id}/{i.platform.value}/{i.channel}"
 
 
+@functools.lru_cache(maxsize=8)
+def _accepted_root(envelope: bytes) -> TrustRoot:
+    # Only envelopes rotate_trust_root accepted are stored: parse, do not re-verify.
+    return decode_trust_root_body(decode_envelope(envelope, max_bytes=MAX_ROOT_BYTES).payload)
+
+
+def trusted_root(state: DeviceState, config: DeviceConfig) -> TrustRoot:
+    """Return the root the device verifies with: the newer of the embedded and the accepted one.
+
+    A binary that embeds a newer root than the device walked to wins, and a
+    binary with an older one never takes the device back (no root rollback).
+    """
+    if state.trust_root is None:
+        return config.trust_root
+    accepted = _accepted_root(state.trust_root)
+    return accepted if accepted.version > config.trust_root.version else config.trust_root
+
+
 # --- events ----------------------------------------------------------------
 
 
@@ -205,6 +252,13 @@ class Ready:
 @attrs.frozen
 class CheckStarted:
     """The agent is about to ask the server for an update."""
+
+
+@attrs.frozen
+class RootAnswered:
+    """The answer to ``FetchRoot``: that root version's envelope, or ``None`` if there is none."""
+
+    envelope: bytes | None = attrs.field(repr=False)
 
 
 @attrs.frozen
@@ -283,6 +337,7 @@ Event: TypeAlias = (
     Launched
     | Ready
     | CheckStarted
+    | RootAnswered
     | CheckAnswered
     | CheckFailed
     | DownloadFinished
@@ -302,6 +357,13 @@ class RunBundle:
     """Start the JS engine on ``bundle`` (``None``: the bundle embedded in the binary)."""
 
     bundle: Bundle | None
+
+
+@attrs.frozen
+class FetchRoot:
+    """Ask the server for trust root ``version`` (the one after the newest the device trusts)."""
+
+    version: int
 
 
 @attrs.frozen
@@ -369,6 +431,7 @@ class Reject:
 
 Action: TypeAlias = (
     RunBundle
+    | FetchRoot
     | RequestCheck
     | Download
     | Install
@@ -444,11 +507,45 @@ def _on_ready(state: DeviceState, _event: Ready, _config: DeviceConfig) -> Resul
     return attrs.evolve(state, confirmed=state.trial, trial=None, trial_launches=0), actions
 
 
-def _on_check_started(state: DeviceState, _event: CheckStarted, _config: DeviceConfig) -> Result:
+def _request_check(state: DeviceState) -> RequestCheck:
     current = state.running if state.launched else state.confirmed
-    return attrs.evolve(state, phase=Phase.CHECKING), [
-        RequestCheck(current, state.native_version or "")
-    ]
+    return RequestCheck(current, state.native_version or "")
+
+
+def _on_check_started(state: DeviceState, _event: CheckStarted, config: DeviceConfig) -> Result:
+    root = trusted_root(state, config)
+    return attrs.evolve(state, phase=Phase.ROOT, root_steps=0), [FetchRoot(root.version + 1)]
+
+
+def _outdated_by(state: DeviceState, root: TrustRoot) -> Result:
+    """Drop what a new epoch invalidates and nothing has run yet: the offer and the staged bundle.
+
+    A bundle that already ran (trial or confirmed) stays until a release of
+    the new epoch replaces it: removing it could strand migrated app data.
+    """
+    actions: list[Action] = []
+    if state.offer is not None and state.offer.bundle.epoch < root.epoch:
+        state, actions = _drop_offer(state)
+    if state.pending is not None and state.pending.epoch < root.epoch:
+        actions.append(DeleteBundle(state.pending.manifest_id))
+        state = attrs.evolve(state, pending=None)
+    return state, actions
+
+
+def _on_root_answered(state: DeviceState, event: RootAnswered, config: DeviceConfig) -> Result:
+    if event.envelope is None:  # the server has nothing newer: check now
+        return attrs.evolve(state, phase=Phase.CHECKING), [_request_check(state)]
+    try:
+        root = rotate_trust_root(trusted_root(state, config), event.envelope)
+    except HotPatchError as exc:
+        # Withheld is indistinguishable from "none newer"; forged or out of order is refused.
+        return attrs.evolve(state, phase=Phase.IDLE), [Reject(exc)]
+    state, actions = _outdated_by(
+        attrs.evolve(state, trust_root=event.envelope, root_steps=state.root_steps + 1), root
+    )
+    if state.root_steps >= MAX_ROOT_STEPS:
+        return attrs.evolve(state, phase=Phase.CHECKING), [*actions, _request_check(state)]
+    return state, [*actions, FetchRoot(root.version + 1)]
 
 
 def _drop_offer(state: DeviceState) -> tuple[DeviceState, list[Action]]:
@@ -471,7 +568,7 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
     mark = state.high_water.get(config.scope_key)
     try:
         release = verify_release(
-            event.envelope, config.trust_root, config.identity, mark, event.now
+            event.envelope, trusted_root(state, config), config.identity, mark, event.now
         )
     except HotPatchError as exc:
         return idle, [Reject(exc)]
@@ -504,7 +601,7 @@ def _offered(state: DeviceState, config: DeviceConfig) -> VerifiedRelease:
     assert offer is not None  # noqa: S101 - guaranteed by the phase
     mark = state.high_water.get(config.scope_key)
     return verify_release(
-        offer.envelope, config.trust_root, config.identity, mark, offer.accepted_at
+        offer.envelope, trusted_root(state, config), config.identity, mark, offer.accepted_at
     )
 
 
@@ -600,8 +697,10 @@ def _row(handler: _Handler, *targets: Phase) -> Transition:
 TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     **{(phase, Launched): _row(_on_launched, Phase.IDLE) for phase in Phase},
     **{(phase, Ready): _row(_on_ready, phase) for phase in Phase},
-    (Phase.IDLE, CheckStarted): _row(_on_check_started, Phase.CHECKING),
     (Phase.IDLE, ApplyRequested): _row(_on_apply_requested, Phase.IDLE),
+    (Phase.IDLE, CheckStarted): _row(_on_check_started, Phase.ROOT),
+    (Phase.ROOT, RootAnswered): _row(_on_root_answered, Phase.ROOT, Phase.CHECKING, Phase.IDLE),
+    (Phase.ROOT, CheckFailed): _row(_on_check_failed, Phase.IDLE),
     (Phase.CHECKING, CheckAnswered): _row(_on_check_answered, Phase.IDLE, Phase.DOWNLOADING),
     (Phase.CHECKING, CheckFailed): _row(_on_check_failed, Phase.IDLE),
     (Phase.DOWNLOADING, DownloadFinished): _row(
@@ -613,7 +712,7 @@ TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),
     **{
         (phase, Interrupted): _row(_on_interrupted, Phase.IDLE)
-        for phase in (Phase.CHECKING, Phase.DOWNLOADING, Phase.INSTALLING)
+        for phase in (Phase.ROOT, Phase.CHECKING, Phase.DOWNLOADING, Phase.INSTALLING)
     },
 }
 

@@ -27,7 +27,15 @@ from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
 from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, sign_trust_root
 
-__all__ = ["FIXED_TIME", "PKI", "BuiltRelease", "FakeClock", "build_release", "make_pki"]
+__all__ = [
+    "FIXED_TIME",
+    "PKI",
+    "BuiltRelease",
+    "FakeClock",
+    "build_release",
+    "make_pki",
+    "rotate_pki",
+]
 
 FIXED_TIME = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 """The moment every test harness starts at: fixtures never depend on today's date."""
@@ -115,6 +123,28 @@ def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
         ),
     )
     return PKI(roots, publisher, root, sign_trust_root(root, roots))
+
+
+def rotate_pki(pki: PKI, *, new_root_keys: bool = False, bump_epoch: bool = True) -> PKI:
+    """Return trust root version N+1 of ``pki`` with a fresh publisher key, as a rotation.
+
+    The new root lists only the new publisher (the old one is revoked) and,
+    with ``new_root_keys``, new root keys too. Its envelope is signed by the
+    old root keys and its own, as :func:`~hotpatch_core.trust.rotate_trust_root`
+    requires; with ``bump_epoch`` it starts a new epoch.
+    """
+    publisher = SigningKey.generate()
+    roots = tuple(SigningKey.generate() for _ in pki.root_keys) if new_root_keys else pki.root_keys
+    root = attrs.evolve(
+        pki.root,
+        version=pki.root.version + 1,
+        epoch=pki.root.epoch + bump_epoch,
+        root_keys=tuple(k.public_key for k in roots),
+        publishers=(PublisherKey(publisher.public_key, "ci", pki.root.publishers[0].scope),),
+        release_thresholds={},
+    )
+    signers = {k.public_key.key_id: k for k in (*pki.root_keys, *roots)}
+    return PKI(roots, publisher, root, sign_trust_root(root, signers.values()))
 
 
 @attrs.frozen

@@ -48,6 +48,7 @@ from hotpatch_core.errors import (
 from hotpatch_core.keys import PublicKey, SigningKey
 
 __all__ = [
+    "MAX_ROOT_BYTES",
     "ROOT_FORMAT",
     "ROOT_PAYLOAD_TYPE",
     "PublisherKey",
