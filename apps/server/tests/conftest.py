@@ -24,6 +24,7 @@ TABLES = [
     "devices",
     "releases",
     "api_keys",
+    "trust_roots",
     "apps",
 ]
 

@@ -13,6 +13,7 @@ from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
@@ -34,10 +35,11 @@ from hotpatch_server.deps import (
     SessionMaker,
     SettingsDep,
 )
-from hotpatch_server.models import ApiKey, App
+from hotpatch_server.models import ApiKey, App, TrustRootVersion
 from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
+from hotpatch_server.roots import TrustRootCache
 
 __all__ = [
     "AppController",
@@ -113,6 +115,9 @@ async def add_app(
         created_at=now,
     )
     session.add(app)
+    session.add(
+        TrustRootVersion(app_id=app_id, version=root.version, envelope=envelope, created_at=now)
+    )
     record_raw(session, actor, "create-app", app.id, app.id, now, {"rootVersion": root.version})
     return app
 
@@ -120,7 +125,12 @@ async def add_app(
 async def rotate_root(
     session: AsyncSession, app_id: str, envelope: bytes, actor: str, now: datetime
 ) -> App:
-    """Move ``app_id`` to trust root N+1 (signed by N's and its own root keys); audited."""
+    """Move ``app_id`` to trust root N+1 (signed by N's and its own root keys); audited.
+
+    Every version is kept (``trust_roots``): devices walk from the root their
+    binary embeds to this one, a version at a time. Of two concurrent
+    rotations to the same version, one wins and the other gets a 409.
+    """
     app = await session.get(App, app_id)
     if app is None:
         raise Problem(404, "not-found", f"no app {app_id!r}")
@@ -128,6 +138,16 @@ async def rotate_root(
     before = app.trust_root_version
     app.trust_root = envelope
     app.trust_root_version = root.version
+    session.add(
+        TrustRootVersion(app_id=app_id, version=root.version, envelope=envelope, created_at=now)
+    )
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Problem(
+            409, "root-conflict", f"trust root v{root.version} of {app_id!r} was installed already"
+        ) from None
     record_raw(
         session,
         actor,
@@ -257,6 +277,7 @@ class AppController(Controller):
         data: JSONBody[NewTrustRoot],
         principal: PrincipalDep,
         db_session: DbSession,
+        trust_roots: NamedDependency[SkipValidation[TrustRootCache]],
         now: Now,
     ) -> dict[str, Any]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
@@ -264,6 +285,7 @@ class AppController(Controller):
         envelope = _b64(data.trust_root, "trustRoot")
         app = await rotate_root(db_session, app_id, envelope, principal.label, now)
         await db_session.commit()
+        trust_roots.forget(app_id)  # devices of this process's clients see it at once
         return app_json(app)
 
 

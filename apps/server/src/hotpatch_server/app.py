@@ -39,6 +39,7 @@ from hotpatch_server.problems import (
 )
 from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.releases import ReleaseController
+from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
@@ -82,6 +83,7 @@ def create_app(
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     store = blob_store or _blob_store(settings)
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
+    trust_roots = TrustRootCache(sessionmaker, settings.active_cache_seconds)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     limits = build_limits(redis, scale=settings.rate_limit_scale, prefix=settings.redis_prefix)
     channel = f"{settings.redis_prefix}:{INVALIDATIONS}"
@@ -146,6 +148,7 @@ def create_app(
             KeyController,
             ReleaseController,
             DeviceController,
+            RootController,
             download_blob,
             list_audit,
             health,
@@ -163,6 +166,7 @@ def create_app(
             "app_metrics": Provide(lambda: app_metrics, sync_to_thread=False),
             "limits": Provide(lambda: limits, sync_to_thread=False),
             "check_service": Provide(lambda: check_service, sync_to_thread=False),
+            "trust_roots": Provide(lambda: trust_roots, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

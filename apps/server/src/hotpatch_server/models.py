@@ -1,6 +1,7 @@
 """The database schema (SQLAlchemy 2), shared by every slice and by Alembic.
 
-Apps, releases, devices and installations are the product's core; api_keys,
+Apps (with every version of their trust root), releases, devices and
+installations are the product's core; api_keys,
 refresh_tokens, audit_log, patches and embedded_bundles serve auth, audit and
 differential updates. Everything
 runs unchanged on SQLite and PostgreSQL.
@@ -34,6 +35,7 @@ __all__ = [
     "Installation",
     "RefreshToken",
     "Release",
+    "TrustRootVersion",
 ]
 
 
@@ -50,6 +52,17 @@ class App(Base):
     name: Mapped[str] = mapped_column(String(200))
     trust_root: Mapped[bytes] = mapped_column(LargeBinary)
     trust_root_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrustRootVersion(Base):
+    """One version of an app's trust root, kept for good: devices walk N -> N+1 through them."""
+
+    __tablename__ = "trust_roots"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -27,6 +27,7 @@ import httpx
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import ReleaseManifest
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki
@@ -254,14 +255,18 @@ class ServerProcess:
         return _admin(self.env, *args)
 
     def publish(
-        self, manifest: ReleaseManifest, archive: bytes | IO[bytes], rollout: int = 100
+        self,
+        manifest: ReleaseManifest,
+        archive: bytes | IO[bytes],
+        rollout: int = 100,
+        signer: SigningKey | None = None,
     ) -> httpx.Response:
-        """Sign ``manifest`` with the PKI's publisher and upload it with ``archive`` (streamed)."""
+        """Sign ``manifest`` (default: the PKI's publisher) and upload it with ``archive``."""
         return httpx.post(
             f"{self.base_url}/releases",
             data={"appId": manifest.app_id, "rollout": str(rollout)},
             files={
-                "manifest": ("m.json", sign_release(manifest, [self.pki.publisher])),
+                "manifest": ("m.json", sign_release(manifest, [signer or self.pki.publisher])),
                 "archive": ("a.zip", archive),
             },
             headers={"Authorization": f"Bearer {self.publisher_key}"},
