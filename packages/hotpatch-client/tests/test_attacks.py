@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
-from hotpatch_client import Agent, SlowDownloadError, SyncStatus
+from hotpatch_client import Agent, NetworkError, SlowDownloadError, SyncStatus
 from hotpatch_client.testing import (
     FakeClock,
     MemoryFileSystem,
@@ -41,6 +41,7 @@ from hotpatch_core.errors import (
     MalformedEnvelopeError,
     PayloadTypeError,
     RollbackError,
+    RootRotationError,
     TooLargeError,
     UnknownKeyError,
     UnsafePathError,
@@ -50,7 +51,7 @@ from hotpatch_core.errors import (
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, encode_manifest
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import FIXED_TIME, make_pki
+from hotpatch_core.testing import FIXED_TIME, make_pki, rotate_pki
 from hotpatch_core.trust import Scope
 
 V1 = sample_bundle("v1")
@@ -211,6 +212,82 @@ def test_a5_expired_manifest(
     sim.envelope_override = sign_release(stale, [sim.pki.publisher])
     _refuse(agent, ExpiredError)
     _assert_untouched(agent, v1, sim, fetched=False)
+
+
+# --- A10: key compromise and trust root rotation --------------------------------------
+
+
+def _checks(sim: RepositorySimulator) -> list[str]:
+    return [r.url.path for r in sim.requests if r.url.path == "/update/check"]
+
+
+def test_a10_after_a_rotation_the_device_refuses_the_leaked_key_and_takes_the_new_one(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """A10: K1 leaks, root v2 revokes it; the device walks to v2, refuses K1, installs K2's."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    leaked = sim.rotate()  # v2: new publisher K2, epoch 2, signed by v1's root keys
+    built = attrs.evolve(v1.built.manifest, version="6.6.6", sequence=99)
+    sim.envelope_override = sign_release(built, [leaked.publisher])  # what the thief signs
+    sim.offer = v1
+    _refuse(agent, UnknownKeyError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+    assert sim.requests[0].url.path == f"/apps/{sim.app_id}/roots/2"
+    sim.envelope_override = None
+    sim.offer = None
+    v2 = sim.publish(V2)  # signed by K2, epoch 2
+    result = agent.sync()
+    assert result.status is SyncStatus.STAGED, result.error
+    assert agent.state.pending is not None
+    assert agent.state.pending.manifest_id == v2.manifest_id
+    agent.close()
+    # The walk was durable: a restarted device asks for v3 and still trusts v2.
+    sim.requests.clear()
+    restarted = make_agent(fs)
+    assert restarted.sync().status is SyncStatus.UP_TO_DATE
+    assert sim.requests[0].url.path == f"/apps/{sim.app_id}/roots/3"
+
+
+def test_a10_a_mirror_that_withholds_roots_installs_nothing_of_the_new_key(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """A10: without root v2 the device cannot trust K2; when v2 reappears it catches up."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    sim.rotate()
+    served = dict(sim.roots)
+    sim.roots.clear()
+    sim.publish(V2)
+    _refuse(agent, UnknownKeyError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+    sim.roots.update(served)
+    assert agent.sync().status is SyncStatus.STAGED
+
+
+@pytest.mark.parametrize("lie", ["new keys only", "skips a version", "replays v1", "oversized"])
+def test_a10_a_forged_root_stops_the_update_before_the_check(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, lie: str
+) -> None:
+    """A10: a root that does not chain is refused; no check is sent, no trust changes."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    pki = sim.pki
+    if lie == "new keys only":
+        thief = make_pki(version=2)
+        sim.roots[2] = thief.root_bytes
+        error: type[HotPatchError] = RootRotationError
+    elif lie == "skips a version":
+        sim.roots[2] = rotate_pki(rotate_pki(pki)).root_bytes
+        error = RootRotationError
+    elif lie == "replays v1":
+        sim.roots[2] = pki.root_bytes
+        error = RootRotationError
+    else:
+        sim.roots[2] = b" " * (agent.config.limits.root_bytes + 1)
+        error = NetworkError
+    sim.publish(V2)
+    _refuse(agent, error)
+    _assert_untouched(agent, v1, sim, fetched=False)
+    assert _checks(sim) == []
+    assert agent.state.trust_root is None
 
 
 # --- A11: wrong software ----------------------------------------------------------------
@@ -423,3 +500,25 @@ def test_archive_without_the_entry_file_is_refused(
     assert "index.android.bundle" in str(result.error)
     _assert_untouched(agent, v1, sim, fetched=True)
     assert bad.manifest_id in agent.state.failed
+
+
+def test_a10_a_damaged_stored_root_is_walked_again_from_the_embedded_one(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """A10: a stored root that no longer parses is dropped; the device re-walks and verifies."""
+    agent, _ = _installed_v1(sim, fs, make_agent)
+    sim.rotate()
+    assert agent.sync().status is SyncStatus.UP_TO_DATE
+    assert agent.state.trust_root is not None
+    agent.close()
+    damaged = fs.read_file("state.json").replace(b'"trustRoot":"', b'"trustRoot":"AAAA', 1)
+    fs.write_file("state.json", damaged)
+    sim.requests.clear()
+    restarted = make_agent(fs)
+    assert restarted.state.trust_root is None
+    assert restarted.state.confirmed is not None  # only the root was dropped, not the state
+    v2 = sim.publish(V2)
+    assert restarted.sync().status is SyncStatus.STAGED
+    assert sim.requests[0].url.path == f"/apps/{sim.app_id}/roots/2"
+    assert restarted.state.pending is not None
+    assert restarted.state.pending.manifest_id == v2.manifest_id

@@ -29,7 +29,7 @@ from hotpatch_client.testing import (
     confirm_update,
     sample_bundle,
 )
-from hotpatch_core.machine import DeviceState
+from hotpatch_core.machine import DeviceState, trusted_root
 
 AgentFactory = Callable[..., Agent]
 
@@ -206,3 +206,45 @@ def test_storage_failure_at_every_operation(clock: FakeClock, code: int, sticky:
         assert staged.manifest_id == v2
         agent.close()
         _assert_sound(fs.after_crash(), sim, clock, {v2}).close()
+
+
+def test_crash_at_every_operation_of_a_root_rotation(clock: FakeClock) -> None:
+    """A10: crash at every operation of a sync that walks to root v2 and installs K2's release.
+
+    After each crash the device trusts v1 or v2, never anything else or a
+    torn state; it launches v1 or v2; and a healthy sync then finishes the
+    walk and the update.
+    """
+    sim = RepositorySimulator()
+    v1 = sim.publish(sample_bundle("v1", extra=3))
+    base = MemoryFileSystem()
+    with Agent(sim.config(), http=sim.client(), fs=base, clock=clock) as agent:
+        confirm_update(agent)
+    sim.rotate()
+    v2 = sim.publish(sample_bundle("v2", extra=4))
+    counter = base.after_crash()
+    _install(counter, sim, clock)
+    total = counter.operations
+    versions = set()
+    for k in range(1, total + 1):
+        fs = base.after_crash()
+        fs.crash_at = k
+        with pytest.raises(SimulatedCrash):
+            _install(fs, sim, clock)
+        survivor = fs.after_crash()
+        with Agent(sim.config(), http=sim.client(), fs=survivor, clock=clock) as agent:
+            agent.on_launch()
+            running = agent.state.running
+            assert running is not None
+            assert running.manifest_id in {v1.manifest_id, v2.manifest_id}
+            version = trusted_root(agent.state, agent.config.device_config()).version
+            assert version in {1, 2}
+            versions.add(version)
+            assert not [n for n in survivor.listdir("") if n.endswith(".tmp")]
+            result = agent.sync()
+            assert result.error is None
+            assert trusted_root(agent.state, agent.config.device_config()).version == 2
+            staged = agent.state.pending or agent.state.trial or agent.state.confirmed
+            assert staged is not None
+            assert staged.manifest_id == v2.manifest_id
+    assert versions == {1, 2}  # crashes land before and after the root was made durable

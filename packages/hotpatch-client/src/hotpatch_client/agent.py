@@ -16,7 +16,9 @@ Three rules hold everywhere:
 1. *State before action.* Reports are queued and the new state is saved
    (temp file, fsync, rename, fsync the directory) before any other action
    runs, so a crash at any point restarts from a state that describes what is
-   on disk. The high-water mark is raised before a byte is downloaded (A8).
+   on disk. The high-water mark is raised before a byte is downloaded (A8),
+   and a newer trust root, fetched before each check, is saved before
+   anything is verified with it (A10).
 2. *One source of truth.* The in-memory state is always the last one saved.
    When a save fails, the agent re-reads the state from disk before its next
    call, exactly as after a restart.
@@ -92,6 +94,7 @@ from hotpatch_core.machine import (
     DownloadFailed,
     DownloadFinished,
     Event,
+    FetchRoot,
     Install,
     InstallFailed,
     InstallFinished,
@@ -106,8 +109,10 @@ from hotpatch_core.machine import (
     ReportStatus,
     RequestCheck,
     RestartApp,
+    RootAnswered,
     RunBundle,
     step,
+    trusted_root,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
@@ -408,15 +413,18 @@ class Agent:
     def check(self) -> UpdateInfo | None:
         """Ask the server for an update; return the verified offer, or None.
 
-        Raises the verification error of a refused answer (its type names
-        the attack: ``RollbackError``, ``BadSignatureError`` ...) or
-        :class:`NetworkError`. A refused answer fetches nothing.
+        First walks the trust root forward (``GET /apps/{app}/roots/{N+1}``
+        until 404). Raises the verification error of a refused answer or
+        root (its type names the attack: ``RollbackError``,
+        ``BadSignatureError``, ``RootRotationError`` ...) or
+        :class:`NetworkError`. A refused answer fetches nothing; a refused
+        root ends the update before the check is sent.
         """
         with self._mutex:
             self._ensure_loaded()
             if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
                 return UpdateInfo.of(self._offered[0])
-            work = self._feed(CheckStarted())
+            work = self._walk_roots(self._feed(CheckStarted()))
             request = next(a for a in work if isinstance(a, RequestCheck))
             try:
                 envelope, url, hint = self._ask(request)
@@ -528,7 +536,11 @@ class Agent:
         root = release_dir(manifest_id)
         envelope, unverified = self._stored_envelope(manifest_id)
         release = verify_release(
-            envelope, self.config.trust_root, self._device.identity, None, unverified.created_at
+            envelope,
+            trusted_root(self._state, self._device),
+            self._device.identity,
+            None,
+            unverified.created_at,
         )
         if release.manifest_id != manifest_id:
             raise LocalTamperingError(f"{root} holds the envelope of another release")
@@ -566,6 +578,7 @@ class Agent:
             raise StorageError(f"the update state could not be read: {exc}") from exc
         if removed:
             log.info("recovered after an interrupted update: removed %s", ", ".join(removed))
+        state = self._usable_root(state)
         self._device_id = stored.device_id
         self._reports = ReportQueue(self._fs, self.config.app_id, stored.device_id)
         self._state = state
@@ -573,6 +586,15 @@ class Agent:
         self._offered = None
         if state.phase is not Phase.IDLE:
             self._feed(Interrupted())
+
+    def _usable_root(self, state: DeviceState) -> DeviceState:
+        """Forget a stored trust root that no longer parses (damaged storage): walk again."""
+        try:
+            trusted_root(state, self._device)
+        except HotPatchError as exc:
+            log.error("stored trust root unreadable (%s); walking from the embedded one", exc)  # noqa: TRY400 - the cause is in the message
+            return attrs.evolve(state, trust_root=None)
+        return state
 
     def _ensure_loaded(self) -> None:
         if self._reload_needed:
@@ -625,6 +647,55 @@ class Agent:
             elif isinstance(action, Reject):
                 raise action.error
 
+    def _get(self, path: str, params: dict[str, Any], cap: int, what: str) -> bytes | None:
+        """GET ``path``; return its body (at most ``cap`` bytes), or None for a 404."""
+        try:
+            with self._http.stream(
+                "GET",
+                self._url(path),
+                params=params,
+                timeout=httpx.Timeout(self.config.download.read_timeout),
+            ) as response:
+                if response.status_code == httpx.codes.NOT_FOUND:
+                    return None
+                if response.status_code != httpx.codes.OK:
+                    raise NetworkError(
+                        f"{what} got HTTP {response.status_code}",
+                        retryable=response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR
+                        or response.status_code == httpx.codes.TOO_MANY_REQUESTS,
+                    )
+                body = bytearray()
+                for chunk in raw_chunks(response):
+                    body += chunk
+                    if len(body) > cap:
+                        raise NetworkError(f"{what} answer exceeds {cap} bytes", retryable=False)
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"{what} failed: {exc}") from exc
+        return bytes(body)
+
+    def _fetch_root(self, version: int) -> bytes | None:
+        """Fetch trust root ``version`` of this app; None when the server has none."""
+        return self._get(
+            f"/apps/{self.config.app_id}/roots/{version}",
+            {},
+            self.config.limits.root_bytes,
+            f"trust root v{version}",
+        )
+
+    def _walk_roots(self, work: list[Action]) -> list[Action]:
+        """Take newer trust root versions while the machine asks; return the check's work."""
+        while (fetch := next((a for a in work if isinstance(a, FetchRoot)), None)) is not None:
+            try:
+                envelope = self._fetch_root(fetch.version)
+            except NetworkError as exc:
+                self._feed(CheckFailed(str(exc)))
+                raise
+            work = self._feed(RootAnswered(envelope))
+            for action in work:
+                if isinstance(action, Reject):
+                    raise action.error
+        return work
+
     def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None, PatchHint | None]:
         """Send the update check; return (envelope bytes, archive URL) or (None, None)."""
         c = self.config
@@ -637,29 +708,9 @@ class Agent:
         }
         if request.current is not None:
             params["currentManifestId"] = request.current.manifest_id
-        try:
-            with self._http.stream(
-                "GET",
-                self._url("/update/check"),
-                params=params,
-                timeout=httpx.Timeout(c.download.read_timeout),
-            ) as response:
-                if response.status_code != httpx.codes.OK:
-                    raise NetworkError(
-                        f"update check got HTTP {response.status_code}",
-                        retryable=response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR
-                        or response.status_code == httpx.codes.TOO_MANY_REQUESTS,
-                    )
-                body = bytearray()
-                cap = c.limits.check_answer_bytes
-                for chunk in raw_chunks(response):
-                    body += chunk
-                    if len(body) > cap:
-                        raise NetworkError(
-                            f"update check answer exceeds {cap} bytes", retryable=False
-                        )
-        except httpx.HTTPError as exc:
-            raise NetworkError(f"update check failed: {exc}") from exc
+        body = self._get("/update/check", params, c.limits.check_answer_bytes, "update check")
+        if body is None:
+            raise NetworkError("update check got HTTP 404", retryable=False)
         try:
             answer = loads(bytes(body))
         except FormatError as exc:

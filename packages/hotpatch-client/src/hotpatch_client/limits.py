@@ -17,6 +17,7 @@ from typing import Final
 import attrs
 
 from hotpatch_core.release import MAX_RELEASE_ENVELOPE_BYTES
+from hotpatch_core.trust import MAX_ROOT_BYTES
 
 __all__ = ["DEFAULT_DEVICE_LIMITS", "DeviceLimits"]
 
@@ -36,7 +37,9 @@ class DeviceLimits:
     envelope_bytes: int = MAX_RELEASE_ENVELOPE_BYTES
     #: The update-check answer: the envelope base64-encoded in JSON, plus the other fields.
     check_answer_bytes: int = _base64_size(MAX_RELEASE_ENVELOPE_BYTES) + _ANSWER_FIELDS_BYTES
-    #: ``state.json``: high-water marks, bundles, failed releases.
+    #: One trust root version fetched during a rotation walk (and kept in ``state.json``).
+    root_bytes: int = MAX_ROOT_BYTES
+    #: ``state.json``: high-water marks, bundles, failed releases, the newest trust root.
     state_bytes: int = 4 * 1024 * 1024
     #: One queued installation report, and the reason text it carries.
     report_bytes: int = 16 * 1024

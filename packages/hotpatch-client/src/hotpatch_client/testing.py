@@ -37,7 +37,8 @@ from hotpatch_client.errors import AgentLockedError
 from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki
+from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki, rotate_pki
+from hotpatch_core.trust import TrustRoot
 from hotpatch_diff import PatchSide, make_patch
 
 __all__ = [
@@ -399,6 +400,7 @@ class PublishedRelease:
 
 BodyFactory = Callable[[bytes, int], Iterator[bytes]]
 _RANGE = re.compile(r"^bytes=([0-9]+)-\Z")
+_ROOT_PATH = re.compile(r"/apps/([^/]+)/roots/([0-9]{1,9})")
 
 
 @attrs.define
@@ -416,7 +418,9 @@ class RepositorySimulator:
     to add to the check's answer), ``reports_status`` (answer reports with
     this HTTP status instead of taking them), ``patches`` (patch bytes by
     (base manifest id, target manifest id), offered to a device running the
-    base), ``patch_size`` (the size to claim for them).
+    base), ``patch_size`` (the size to claim for them), ``roots`` (trust root
+    envelopes by version, served at ``/apps/{app}/roots/{version}``; see
+    :meth:`rotate`).
     """
 
     pki: PKI = attrs.field(factory=lambda: make_pki(seed=7))
@@ -437,25 +441,45 @@ class RepositorySimulator:
     reports_status: int | None = None
     patches: dict[tuple[str, str], bytes] = attrs.field(factory=dict)
     patch_size: int | None = None
+    roots: dict[int, bytes] = attrs.field(factory=dict)
+    embedded_root: TrustRoot | None = None
 
     def config(self, **overrides: Any) -> AgentConfig:
-        """Return the config of an Android device (``device-1``, binary 1.0.0) of this app."""
+        """Return the config of an Android device (``device-1``, binary 1.0.0) of this app.
+
+        Its trust root is the one the binary embeds: the first, even after :meth:`rotate`.
+        """
         fields: dict[str, Any] = {
             "server_url": self.base_url,
             "app_id": self.app_id,
             "platform": Platform.ANDROID,
             "native_version": "1.0.0",
-            "trust_root": self.pki.root,
+            "trust_root": self.embedded_root or self.pki.root,
             "device_id": "device-1",
         }
         fields.update(overrides)
         return AgentConfig(**fields)
+
+    def rotate(self, *, bump_epoch: bool = True) -> PKI:
+        """Rotate to the next trust root with a new publisher key, and serve it.
+
+        Releases published afterwards are signed by the new key (and carry the
+        new epoch by default); devices keep the root they embed and must walk to
+        this one. Returns the PKI that was current before, to sign as the old key.
+        """
+        old = self.pki
+        if self.embedded_root is None:
+            self.embedded_root = old.root
+        self.pki = rotate_pki(old, bump_epoch=bump_epoch)
+        self.roots[self.pki.root.version] = self.pki.root_bytes
+        return old
 
     def publish(self, files: dict[str, bytes], **fields: Any) -> PublishedRelease:
         """Sign and serve a release of ``files`` (sequence defaults to the next one)."""
         fields.setdefault("sequence", len(self.releases) + 1)
         fields.setdefault("version", f"1.0.{fields['sequence']}")
         fields.setdefault("app_id", self.app_id)
+        fields.setdefault("epoch", self.pki.root.epoch)
         built = build_release(files, **fields)
         release = PublishedRelease(built, sign_release(built.manifest, [self.pki.publisher]))
         self.releases.append(release)
@@ -502,15 +526,25 @@ class RepositorySimulator:
             return self._archive(request, path.removeprefix("/blobs/"))
         if path.startswith("/patches/"):
             return self._patch(path.removeprefix("/patches/"))
+        root = _ROOT_PATH.fullmatch(path)
+        if root is not None:
+            return self._root(root.group(1), int(root.group(2)))
         if path == "/installations" and request.method == "POST":
-            if self.reports_status is not None:
-                return httpx.Response(self.reports_status)
-            body = json.loads(request.content)
-            duplicate = any(r["id"] == body["id"] for r in self.reports)
-            if not duplicate:
-                self.reports.append(body)
-            return httpx.Response(200 if duplicate else 201, json={"id": body["id"]})
+            return self._report(request)
         return httpx.Response(404)
+
+    def _report(self, request: httpx.Request) -> httpx.Response:
+        if self.reports_status is not None:
+            return httpx.Response(self.reports_status)
+        body = json.loads(request.content)
+        duplicate = any(r["id"] == body["id"] for r in self.reports)
+        if not duplicate:
+            self.reports.append(body)
+        return httpx.Response(200 if duplicate else 201, json={"id": body["id"]})
+
+    def _root(self, app_id: str, version: int) -> httpx.Response:
+        envelope = self.roots.get(version) if app_id == self.app_id else None
+        return httpx.Response(404) if envelope is None else httpx.Response(200, content=envelope)
 
     def _patch(self, name: str) -> httpx.Response:
         base, _, target = name.partition("-")
