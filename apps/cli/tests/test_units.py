@@ -49,6 +49,23 @@ def test_config_values_are_quoted_safely(tmp_path: Path) -> None:
         save_login(tmp_path, api_url="https://x\n[evil]", token="t", app=None)
 
 
+def test_login_never_writes_the_token_through_a_planted_file(tmp_path: Path) -> None:
+    """A symlink planted at the temporary name is replaced, not followed; the directory is 0700."""
+    directory = tmp_path / ".hotpatch"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    victim = tmp_path / "world-readable.txt"
+    victim.write_text("before")
+    (directory / "config.toml.tmp").symlink_to(victim)
+    path = save_login(directory, api_url="https://mine.example", token="secret-token", app=None)
+    assert victim.read_text() == "before"
+    assert "secret-token" in path.read_text()
+    assert not path.is_symlink()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert not (directory / "config.toml.tmp").exists()
+
+
 def test_packing_is_deterministic_and_refuses_symlinks(tmp_path: Path) -> None:
     """The same directory packs to the same bytes; a symlink is refused, not followed."""
     build = tmp_path / "build"

@@ -9,6 +9,7 @@ moves ``~/.hotpatch`` (tests and CI use it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -96,14 +97,24 @@ def _quote(value: str) -> str:
 
 
 def save_login(directory: Path, *, api_url: str, token: str, app: str | None) -> Path:
-    """Write the config file (0600, in a 0700 directory), replacing it atomically."""
+    """Write the config file (0600, in a 0700 directory), replacing it atomically.
+
+    The directory is made 0700 even if it existed. The temporary file is
+    created afresh (``O_EXCL | O_NOFOLLOW``): a file or symlink planted at its
+    name is removed, never written through, so the token cannot be steered
+    into a file someone else can read.
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
     lines = [f"api_url = {_quote(api_url)}", f"token = {_quote(token)}"]
     if app:
         lines.append(f"app = {_quote(app)}")
     target = directory / CONFIG_NAME
     temporary = directory / (CONFIG_NAME + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a leftover, or a planted symlink: unlink removes the link itself
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(temporary, flags, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("# Written by `hotpatch login`.\n" + "\n".join(lines) + "\n")
         handle.flush()
