@@ -143,7 +143,8 @@ def test_bad_trust_root_is_one_clear_line(tmp_path: Path) -> None:
 def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
     """`hotpatch-server` serves /health on SQLite + local disk with no settings at all."""
     port = free_port()
-    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(tmp_path), "PORT": str(port)}
+    data = tmp_path / "data"  # made by the server: pytest's own directories are 0700 already
+    environment = {**os.environ, "HOTPATCH_DATA_DIR": str(data), "PORT": str(port)}
     environment.pop("DATABASE_URL", None)
     environment.pop("JWT_SECRET", None)
     process = subprocess.Popen(
@@ -152,8 +153,10 @@ def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
     try:
         response = wait_until_serving(f"http://127.0.0.1:{port}/health", process)
         assert response.json() == {"status": "ok", "database": "ok"}
-        assert (tmp_path / "hotpatch.db").exists()
-        assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+        # Private to the server's user: the directory, the secret and the database.
+        assert data.stat().st_mode & 0o777 == 0o700
+        assert (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
+        assert (data / "hotpatch.db").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)

@@ -4,15 +4,20 @@ import asyncio
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import pytest
+from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.cohort import bucket
 from hotpatch_core.release import sign_release
+from hotpatch_server.app import create_app
 from hotpatch_server.models import Device
+from hotpatch_server.settings import Settings
 from hotpatch_server.testing import APP_ID, Server
 
 
@@ -264,7 +269,7 @@ def test_metrics_count_checks_publishes_and_reports(server: Server) -> None:
         "status": "applied",
     }
     server.client.post("/installations", json=report)
-    text = server.client.get("/metrics").text
+    text = server.client.get("/metrics", headers=server.auth(server.admin_key)).text
     assert 'hotpatch_events_total{event="update_check",offered="true"} 1' in text
     assert 'hotpatch_events_total{event="update_check",offered="false"} 1' in text
     assert f'hotpatch_events_total{{event="publish",app="{APP_ID}"}} 1' in text
@@ -274,6 +279,39 @@ def test_metrics_count_checks_publishes_and_reports(server: Server) -> None:
 def test_health_reports_the_database(server: Server) -> None:
     """/health is 200 with the database reachable."""
     assert server.client.get("/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_metrics_need_a_credential_for_every_app(server: Server) -> None:
+    """/metrics counts every tenant: no credential is 401, one app's key 403, '*' 200."""
+    assert server.client.get("/metrics").status_code == 401
+    assert server.client.get("/metrics", headers=server.auth()).status_code == 403
+    viewer = server.create_key("viewer", ["*"])
+    assert server.client.get("/metrics", headers=server.auth(viewer)).status_code == 200
+
+
+def test_public_metrics_name_no_app(server: Server) -> None:
+    """HOTPATCH_METRICS_PUBLIC=1 serves /metrics to anyone, summed over apps."""
+    settings = attrs.evolve(server.settings, metrics_public=True)
+    with TestClient(create_app(settings, clock=server.clock, migrate=False)) as public:
+        _publish(attrs.evolve(server, client=public), 1)
+        text = public.get("/metrics").text
+    assert 'hotpatch_events_total{event="publish"} 1' in text
+    assert APP_ID not in text
+
+
+def test_health_names_no_database_detail(tmp_path: Path) -> None:
+    """A database that does not answer is 503 'unavailable', never the driver's error text."""
+    settings = Settings.from_env(
+        {
+            "HOTPATCH_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgresql+asyncpg://secret-user@127.0.0.1:1/secret-db",
+            "JWT_SECRET": "x" * 48,
+        }
+    )
+    with TestClient(create_app(settings, migrate=False)) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unavailable"}
 
 
 def test_release_stats(server: Server) -> None:

@@ -30,7 +30,7 @@ from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
-from hotpatch_server.ops import health, metrics
+from hotpatch_server.ops import health, metrics, public_metrics
 from hotpatch_server.problems import (
     Problem,
     http_exception_handler,
@@ -41,7 +41,7 @@ from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.releases import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
-from hotpatch_server.settings import Settings
+from hotpatch_server.settings import Settings, private_dir
 from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
 
 __all__ = ["app_from_env", "create_app"]
@@ -101,7 +101,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         if run_migrations:
             await asyncio.to_thread(upgrade, settings.database_url)
         stop = asyncio.Event()
@@ -152,7 +152,7 @@ def create_app(
             download_blob,
             list_audit,
             health,
-            metrics,
+            public_metrics if settings.metrics_public else metrics,
         ],
         dependencies={
             "db_session": Provide(provide_session),

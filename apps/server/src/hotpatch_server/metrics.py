@@ -18,13 +18,21 @@ class Metrics:
         """Add one to ``name`` with ``labels``."""
         self.counters[(name, tuple(sorted(labels.items())))] += 1
 
-    def render(self, devices_flushed: int) -> str:
-        """Return the exposition text, with the device rows the batch tracker wrote."""
+    def render(self, devices_flushed: int, *, per_app: bool = True) -> str:
+        """Return the exposition text, with the device rows the batch tracker wrote.
+
+        ``per_app=False`` sums over apps and names none (for a public ``/metrics``).
+        """
         lines = [
             "# HELP hotpatch_events_total Events seen by this process.",
             "# TYPE hotpatch_events_total counter",
         ]
-        for (name, labels), value in sorted(self.counters.items()):
+        counters = self.counters
+        if not per_app:
+            counters = Counter()
+            for (name, labels), value in self.counters.items():
+                counters[(name, tuple(pair for pair in labels if pair[0] != "app"))] += value
+        for (name, labels), value in sorted(counters.items()):
             rendered = ",".join(f'{k}="{v}"' for k, v in (("event", name), *labels))
             lines.append(f"hotpatch_events_total{{{rendered}}} {value}")
         lines += [

@@ -22,24 +22,28 @@ these environment variables:
 ``HOTPATCH_DEVICE_FLUSH_SECONDS``  interval of device last-seen batch writes (default 2)
 ``HOTPATCH_MAX_ARCHIVE_BYTES``     the largest release archive accepted (default 256 MiB)
 ``HOTPATCH_AUTO_PATCHES``          ``0`` stops making patches after each publish (default ``1``)
+``HOTPATCH_METRICS_PUBLIC``        ``1`` serves ``/metrics`` without a credential (default ``0``)
 =================================  ============================================================
 
 The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
 keeps it in the data directory, so ``hotpatch-server`` runs with zero
-configuration. Outside it, a missing or short ``JWT_SECRET`` is a startup
-error, never a silent default.
+configuration. The data directory is private to the server's user (0700),
+and so are the secret and the SQLite database in it (0600). Outside it, a
+missing or short ``JWT_SECRET`` is a startup error, never a silent default.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
-__all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings"]
+__all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings", "private_dir", "sqlite_path"]
 
+log = logging.getLogger(__name__)
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_ARCHIVE = 256 * 1024 * 1024
 
@@ -65,6 +69,7 @@ class Settings:
     redis_url: str | None = None
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE
     auto_patches: bool = True
+    metrics_public: bool = False
     access_token_seconds: int = 15 * 60
     refresh_token_seconds: int = 30 * 24 * 3600
     download_url_seconds: int = 24 * 3600
@@ -93,12 +98,8 @@ class Settings:
         database_url = env.get("DATABASE_URL", "").strip()
         if not database_url:
             return _data_dir(env) / "hotpatch.db"
-        prefix = next(
-            (p for p in ("sqlite+aiosqlite:///", "sqlite:///") if database_url.startswith(p)), None
-        )
-        if prefix is None or database_url == prefix + ":memory:":
-            return None
-        return Path(database_url.removeprefix(prefix)).resolve()
+        path = sqlite_path(database_url)
+        return path.resolve() if path is not None else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -146,10 +147,30 @@ class Settings:
             active_cache_seconds=_positive_float(env, "HOTPATCH_CACHE_SECONDS", 2.0),
             device_flush_seconds=_positive_float(env, "HOTPATCH_DEVICE_FLUSH_SECONDS", 2.0),
             auto_patches=_flag(env, "HOTPATCH_AUTO_PATCHES", default=True),
+            metrics_public=_flag(env, "HOTPATCH_METRICS_PUBLIC", default=False),
             max_archive_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
             ),
         )
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """Return the file a SQLite URL names, or None (another database, or in memory)."""
+    prefix = next(
+        (p for p in ("sqlite+aiosqlite:///", "sqlite:///") if database_url.startswith(p)), None
+    )
+    if prefix is None or database_url == prefix + ":memory:":
+        return None
+    return Path(database_url.removeprefix(prefix))
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` if needed and make it 0700: it holds the database, the secret, bundles."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.chmod(0o700)
+    except OSError as exc:  # not ours to change (a mount point): say so, do not stop
+        log.warning("could not make %s private (0700): %s", path, exc)
 
 
 def _data_dir(env: Mapping[str, str]) -> Path:
@@ -185,7 +206,7 @@ def _embedded_secret(data_dir: Path) -> bytes:
     """Create (once) and read the embedded default's secret, private to this user."""
     path = data_dir / "jwt-secret"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(secrets.token_urlsafe(48))
         tmp.chmod(0o600)
