@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -85,23 +85,28 @@ def _install(fs: MemoryFileSystem, sim: RepositorySimulator, clock: FakeClock) -
             raise result.error
 
 
+def _survivors(
+    base: MemoryFileSystem, work: Callable[[MemoryFileSystem], None]
+) -> Iterator[MemoryFileSystem]:
+    """For every k of ``work``'s operations on a copy of ``base``: what survives a crash at k."""
+    counter = base.after_crash()
+    work(counter)
+    for k in range(1, counter.operations + 1):
+        fs = base.after_crash()
+        fs.crash_at = k
+        with pytest.raises(SimulatedCrash):
+            work(fs)
+        yield fs.after_crash()
+
+
 def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
     """Crash at every operation of an install."""
     sim = RepositorySimulator()
     base, v1, v2 = _base(sim, clock)
     with Agent(sim.config(), http=sim.client(), fs=base.after_crash(), clock=clock) as probe:
         mark_before = _position(probe.state)
-    counter = base.after_crash()
-    _install(counter, sim, clock)
-    total = counter.operations
-    assert total > 30  # a real install: files, fsyncs, renames, the state
     outcomes = {v1: 0, v2: 0}
-    for k in range(1, total + 1):
-        fs = base.after_crash()
-        fs.crash_at = k
-        with pytest.raises(SimulatedCrash):
-            _install(fs, sim, clock)
-        survivor = fs.after_crash()
+    for survivor in _survivors(base, lambda fs: _install(fs, sim, clock)):
         agent = _assert_sound(survivor, sim, clock, {v1, v2})
         assert _position(agent.state) >= mark_before
         running = agent.state.running
@@ -113,6 +118,7 @@ def test_crash_at_every_operation_of_an_install(clock: FakeClock) -> None:
             assert agent.state.pending is not None or agent.state.trial is not None
         agent.close()
         _assert_sound(survivor, sim, clock, {v2}).close()
+    assert sum(outcomes.values()) > 30  # a real install: files, fsyncs, renames, the state
     assert outcomes[v1] > 0
     assert outcomes[v2] > 0  # crashes after the state pointed at v2 launch v2
 
@@ -122,17 +128,11 @@ def test_crash_at_every_operation_of_a_patched_install(clock: FakeClock) -> None
     sim = RepositorySimulator()
     base, v1, v2 = _base(sim, clock)
     sim.make_patch(_release(sim, v1), _release(sim, v2))
-    counter = base.after_crash()
-    with Agent(sim.config(), http=sim.client(), fs=counter, clock=clock) as agent:
+    with Agent(sim.config(), http=sim.client(), fs=base.after_crash(), clock=clock) as agent:
         agent.on_launch()
         assert agent.sync().patched
-    for k in range(1, counter.operations + 1):
-        fs = base.after_crash()
-        fs.crash_at = k
-        with pytest.raises(SimulatedCrash):
-            _install(fs, sim, clock)
-        agent = _assert_sound(fs.after_crash(), sim, clock, {v1, v2})
-        agent.close()
+    for survivor in _survivors(base, lambda fs: _install(fs, sim, clock)):
+        _assert_sound(survivor, sim, clock, {v1, v2}).close()
 
 
 def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
@@ -153,16 +153,10 @@ def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
         with Agent(sim.config(), http=sim.client(), fs=fs, clock=clock) as agent:
             agent.on_launch()
 
-    counter = base.after_crash()
-    revert(counter)
-    total = counter.operations
-    assert total >= 5
-    for k in range(1, total + 1):
-        fs = base.after_crash()
-        fs.crash_at = k
-        with pytest.raises(SimulatedCrash):
-            revert(fs)
-        agent = _assert_sound(fs.after_crash(), sim, clock, {v1})
+    crashes = 0
+    for survivor in _survivors(base, revert):
+        crashes += 1
+        agent = _assert_sound(survivor, sim, clock, {v1})
         assert v2 in agent.state.failed
         reports = agent._reports.pending()
         assert any(
@@ -172,6 +166,7 @@ def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
         assert [r["status"] for r in sim.reports if r["manifestId"] == v2] == ["rolled_back"]
         sim.reports.clear()
         agent.close()
+    assert crashes >= 5
 
 
 @pytest.mark.parametrize(
@@ -222,16 +217,8 @@ def test_crash_at_every_operation_of_a_root_rotation(clock: FakeClock) -> None:
         confirm_update(agent)
     sim.rotate()
     v2 = sim.publish(sample_bundle("v2", extra=4))
-    counter = base.after_crash()
-    _install(counter, sim, clock)
-    total = counter.operations
     versions = set()
-    for k in range(1, total + 1):
-        fs = base.after_crash()
-        fs.crash_at = k
-        with pytest.raises(SimulatedCrash):
-            _install(fs, sim, clock)
-        survivor = fs.after_crash()
+    for survivor in _survivors(base, lambda fs: _install(fs, sim, clock)):
         with Agent(sim.config(), http=sim.client(), fs=survivor, clock=clock) as agent:
             agent.on_launch()
             running = agent.state.running
