@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from hotpatch_server.migrate import upgrade
+from hotpatch_server.migrate import alembic_config, upgrade
 from hotpatch_server.models import Base
 
 
@@ -50,3 +51,31 @@ def test_existing_apps_keep_their_current_root_as_the_first_served_version(
     finally:
         engine.dispose()
     assert [tuple(row) for row in rows] == [("com.acme.shop", 3, b"root v3 envelope")]
+
+
+def test_installation_reports_survive_the_move_to_per_device_ids(tmp_path: Path) -> None:
+    """0007 keeps every report; going back keeps the first holder of each id."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}"
+    upgrade(url, "0006")
+    engine = create_engine(f"sqlite:///{tmp_path / 'reports.db'}")
+    insert = text(
+        "INSERT INTO installations (id, app_id, device_id, manifest_id, status, reason, "
+        "created_at) VALUES (:id, 'com.a.b', :device, :m, 'applied', '', '2026-11-29 12:00:00')"
+    )
+    select_all = text("SELECT app_id, device_id, id FROM installations ORDER BY device_id, id")
+    try:
+        with engine.begin() as connection:
+            for report_id, device in (("r1", "d1"), ("r2", "d1"), ("r3", "d2")):
+                connection.execute(insert, {"id": report_id, "device": device, "m": "a" * 64})
+        upgrade(url)
+        with engine.begin() as connection:
+            before = connection.execute(select_all).all()
+            connection.execute(insert, {"id": "r1", "device": "d2", "m": "b" * 64})
+        command.downgrade(alembic_config(url), "0006")
+        with engine.connect() as connection:
+            after = connection.execute(select_all).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in before] == [("com.a.b", "d1", "r1"), ("com.a.b", "d1", "r2"),
+                                          ("com.a.b", "d2", "r3")]  # fmt: skip
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]

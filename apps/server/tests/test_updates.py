@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.cohort import bucket
 from hotpatch_core.release import sign_release
+from hotpatch_core.testing import make_pki
 from hotpatch_server.app import create_app
 from hotpatch_server.models import Device
 from hotpatch_server.settings import Settings
@@ -213,6 +214,31 @@ def test_device_tracking_is_batched(server: Server) -> None:
         time.sleep(0.1)
         found = asyncio.run(rows())
     assert [(d.device_id, d.native_version) for d in found] == [("tracked-device", "1.2")]
+
+
+def test_a_squatted_report_id_cannot_hide_a_rollback(server: Server) -> None:
+    """Report ids are the device's: one filed first under another app or device takes nothing."""
+    _publish(server, 1)
+    bad = _publish(server, 2)
+    assert server.create_app("com.attacker.app", make_pki()).status_code == 201
+    victim = {
+        "id": "r" * 128,  # as long as validation allows (the column was 64)
+        "appId": APP_ID,
+        "deviceId": "device-1",
+        "manifestId": bad["manifestId"],
+        "status": "rolled_back",
+        "phase": "first_launch",
+    }
+    squatters = [
+        {**victim, "appId": "com.attacker.app", "status": "applied", "phase": None},
+        {**victim, "deviceId": "device-2", "status": "applied", "phase": None},
+    ]
+    for squatter in squatters:
+        assert server.client.post("/installations", json=squatter).status_code == 201
+    answer = server.client.post("/installations", json=victim)
+    assert (answer.status_code, answer.json()["duplicate"]) == (201, False)
+    assert server.check("device-1")["version"] == "1.0.1"  # the rollback counted
+    assert server.check("device-2")["version"] == "1.0.2"
 
 
 def test_installation_reports_validate(server: Server) -> None:

@@ -123,14 +123,19 @@ class Device(Base):
 
 
 class Installation(Base):
-    """A device's report: applied, failed or rolled back; idempotent on the client's id."""
+    """A device's report: applied, failed or rolled back.
+
+    Idempotent on the client's id *within its app and device*: an id is the
+    device's to choose, so a report filed under another app or device can
+    never take it (docs/security.md S10).
+    """
 
     __tablename__ = "installations"
     __table_args__ = (Index("ix_installation_device", "app_id", "device_id", "status"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    app_id: Mapped[str] = mapped_column(String(128))
-    device_id: Mapped[str] = mapped_column(String(128))
+    app_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
     manifest_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -277,7 +277,7 @@ class DeviceTracker:
 
 
 class InstallationReport(msgspec.Struct, rename="camel"):
-    """A device's report of what happened to a release (idempotent on ``id``)."""
+    """A device's report of what happened to a release (idempotent on app, device and ``id``)."""
 
     id: str
     app_id: str
@@ -445,7 +445,8 @@ class DeviceController(Controller):
             raise Problem(
                 422, "invalid", "patchedFrom goes with an applied report", field="patchedFrom"
             )
-        existing = await db_session.get(Installation, data.id)
+        key = (data.app_id, data.device_id, data.id)
+        existing = await db_session.get(Installation, key)
         if existing is not None:
             return Response({"id": existing.id, "duplicate": True}, status_code=200)
         release = await db_session.scalar(
@@ -471,7 +472,7 @@ class DeviceController(Controller):
             await db_session.commit()
         except Exception:  # a concurrent duplicate: the first one won, which is the contract
             await db_session.rollback()
-            if await db_session.get(Installation, data.id) is None:
+            if await db_session.get(Installation, key) is None:
                 raise
             return Response({"id": data.id, "duplicate": True}, status_code=200)
         if status is ReportStatus.ROLLED_BACK and release is not None:
