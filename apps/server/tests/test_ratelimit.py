@@ -92,6 +92,26 @@ def test_device_checks_and_reports_are_limited_per_device(tmp_path: Path) -> Non
     assert set(reports[6:]) == {429}
 
 
+def test_reports_and_registrations_are_limited_per_client_address(tmp_path: Path) -> None:
+    """Inventing a device id per request does not escape the per-address budget (S10)."""
+    settings = _settings(tmp_path, rate_limit_scale=0.01)  # 12 a minute per address
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings, clock=FakeClock(), migrate=False)) as client:
+        statuses = []
+        for index in range(16):
+            device = f"bot-{index}"
+            if index % 2:
+                body = {"appId": APP_ID, "deviceId": device, "platform": "android",
+                        "nativeVersion": "1.0"}  # fmt: skip
+                statuses.append(client.post("/devices", json=body).status_code)
+            else:
+                body = {"id": f"r{index}", "appId": APP_ID, "deviceId": device,
+                        "manifestId": "a" * 64, "status": "rolled_back"}  # fmt: skip
+                statuses.append(client.post("/installations", json=body).status_code)
+    assert set(statuses[:12]) <= {201}
+    assert set(statuses[12:]) == {429}
+
+
 def test_redis_shares_budgets_and_invalidations_across_instances(
     tmp_path: Path, redis_url: str
 ) -> None:

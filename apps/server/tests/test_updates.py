@@ -86,6 +86,7 @@ def test_rolled_back_release_never_offered_again_to_that_device(server: Server) 
     """A device that reported rolled_back is not offered that release again; others still are."""
     _publish(server, 1)
     bad = _publish(server, 2)
+    assert server.check("device-1")["version"] == "1.0.2"  # cached before the report comes
     report = {
         "id": str(uuid.uuid4()),
         "appId": APP_ID,
@@ -197,9 +198,14 @@ def test_download_url_signed_expiring_and_resumable(server: Server) -> None:
 
 
 def test_device_tracking_is_batched(server: Server) -> None:
-    """Checks record devices through the batch flusher, not on the request."""
+    """Checks record devices of known apps through the batch flusher, not on the request."""
     _publish(server, 1)
     server.check("tracked-device", nativeVersion="1.2")
+    # An app that does not exist: answered, never written (a check names any app id it likes).
+    server.check("ghost-device", appId="com.unknown.app")
+    registration = {"appId": "com.unknown.app", "deviceId": "ghost-2", "platform": "android",
+                    "nativeVersion": "1.0"}  # fmt: skip
+    assert server.client.post("/devices", json=registration).status_code == 201
 
     async def rows() -> list[Device]:
         engine = create_async_engine(server.settings.database_url)
@@ -213,6 +219,8 @@ def test_device_tracking_is_batched(server: Server) -> None:
     while time.monotonic() < deadline and not found:
         time.sleep(0.1)
         found = asyncio.run(rows())
+    time.sleep(10 * server.settings.device_flush_seconds)  # later flushes wrote no ghost either
+    found = asyncio.run(rows())
     assert [(d.device_id, d.native_version) for d in found] == [("tracked-device", "1.2")]
 
 

@@ -38,7 +38,7 @@ from hotpatch_server.deps import (
 from hotpatch_server.models import ApiKey, App, TrustRootVersion
 from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
 from hotpatch_server.problems import Problem, problem_for
-from hotpatch_server.ratelimit import Limits
+from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.roots import TrustRootCache
 
 __all__ = [
@@ -400,10 +400,6 @@ class RefreshRequest(msgspec.Struct, rename="camel"):
     refresh_token: str
 
 
-def _client(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 class AuthController(Controller):
     """``/auth``: API key -> short-lived access token + single-use refresh token."""
 
@@ -421,7 +417,7 @@ class AuthController(Controller):
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Return an access token (JWT) and a refresh token."""
-        await limits.auth.enforce(_client(request), now.timestamp())
+        await limits.auth.enforce(client_address(request), now.timestamp())
         tokens = await exchange_api_key(
             db_session,
             data.api_key,
@@ -444,7 +440,7 @@ class AuthController(Controller):
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> dict[str, Any]:
         """Use a refresh token once; return a new access and refresh token."""
-        await limits.auth.enforce(_client(request), now.timestamp())
+        await limits.auth.enforce(client_address(request), now.timestamp())
         tokens = await refresh_tokens(
             db_session,
             data.refresh_token,

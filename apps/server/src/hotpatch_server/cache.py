@@ -4,9 +4,11 @@ Each process keeps, per (app, platform, channel), the active releases newest
 first, already parsed (binary ranges, base64 manifests) and with the devices
 that reported rolling each back, for
 ``active_cache_seconds``. A publish, rollback, rollout change or archive in
-this process invalidates its entry at once; other processes see it within
-the cache lifetime, or at once where ``REDIS_URL`` is set: invalidations are
-then published on a Redis channel every process listens to
+this process invalidates its entry at once (an installation report never
+does: it adds its device to the release's bounded exclusion set in place);
+other processes see it within the cache lifetime, or at once where
+``REDIS_URL`` is set: invalidations are then published on a Redis channel
+every process listens to
 (:func:`listen_for_invalidations`). A miss costs one SELECT.
 """
 
@@ -22,16 +24,24 @@ from collections.abc import Awaitable, Callable, Mapping
 import attrs
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server.models import EmbeddedBundle, Installation, Patch, Release
 
-__all__ = ["INVALIDATIONS", "ActiveReleases", "Candidate", "listen_for_invalidations"]
+__all__ = [
+    "INVALIDATIONS",
+    "MAX_EXCLUDED_DEVICES",
+    "ActiveReleases",
+    "Candidate",
+    "listen_for_invalidations",
+]
 
 INVALIDATIONS = "invalidate"  # the channel is "<redis prefix>:invalidate"
+#: Devices remembered per release as having rolled it back (the newest reports).
+MAX_EXCLUDED_DEVICES = 10_000
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
@@ -54,7 +64,9 @@ class Candidate:
     archive_length: int
     manifest_b64: str
     signature_b64: str
-    rolled_back_devices: frozenset[str] = frozenset()
+    #: Devices that reported rolling this release back, at most MAX_EXCLUDED_DEVICES;
+    #: grown in place by :meth:`ActiveReleases.exclude` (a report never reloads the entry).
+    rolled_back_devices: set[str] = attrs.field(factory=set, eq=False, hash=False)
     #: Patches to this release by base: a manifest id, or ``embedded:<native version>`` for the
     #: bundle shipped in that binary; each (blob sha256, length, base id).
     patches: Mapping[str, tuple[str, int, str]] = attrs.field(factory=dict)
@@ -66,7 +78,7 @@ class Candidate:
 
 
 def _candidate(
-    row: Release, rolled_back: frozenset[str], patches: Mapping[str, tuple[str, int, str]]
+    row: Release, rolled_back: set[str], patches: Mapping[str, tuple[str, int, str]]
 ) -> Candidate:
     envelope = decode_release_envelope(row.manifest)
     first = envelope.signatures[0].sig if envelope.signatures else b""
@@ -176,13 +188,32 @@ class ActiveReleases:
                 )
             ).scalars()
             releases = list(rows)
-            # Devices that rolled a release back are never offered it again;
+            # Devices that rolled a release back are not offered it again;
             # loading them with the release keeps the check off the database.
-            reports = await session.execute(
-                select(Installation.manifest_id, Installation.device_id).where(
+            # At most MAX_EXCLUDED_DEVICES per release, the newest: forged
+            # reports must not make every load read without bound. A device
+            # past the cap is still protected by its own record (A19).
+            newest = (
+                select(
+                    Installation.manifest_id,
+                    Installation.device_id,
+                    func.row_number()
+                    .over(
+                        partition_by=Installation.manifest_id,
+                        order_by=Installation.created_at.desc(),
+                    )
+                    .label("rank"),
+                )
+                .where(
                     Installation.app_id == app_id,
                     Installation.status == "rolled_back",
                     Installation.manifest_id.in_([r.manifest_id for r in releases]),
+                )
+                .subquery()
+            )
+            reports = await session.execute(
+                select(newest.c.manifest_id, newest.c.device_id).where(
+                    newest.c.rank <= MAX_EXCLUDED_DEVICES
                 )
             )
             devices: dict[str, set[str]] = {}
@@ -207,11 +238,25 @@ class ActiveReleases:
                 slot = f"embedded:{embedded[base]}" if base in embedded else base
                 patches.setdefault(target, {})[slot] = (sha256, length, base)
             return tuple(
-                _candidate(
-                    r, frozenset(devices.get(r.manifest_id, ())), patches.get(r.manifest_id, {})
-                )
+                _candidate(r, devices.get(r.manifest_id, set()), patches.get(r.manifest_id, {}))
                 for r in releases
             )
+
+    def exclude(self, key: Key, manifest_id: str, device_id: str) -> None:
+        """Stop offering ``manifest_id`` to ``device_id`` here, without reloading anything.
+
+        A report must not invalidate the cache: a flood of forged ones would
+        turn every check into a reload. Other processes see the exclusion at
+        their next reload (within the cache lifetime).
+        """
+        entry = self._entries.get(key)
+        if entry is None:
+            return  # the next load reads it from the database
+        for candidate in entry[1]:
+            if candidate.manifest_id == manifest_id:
+                if len(candidate.rolled_back_devices) < MAX_EXCLUDED_DEVICES:
+                    candidate.rolled_back_devices.add(device_id)
+                return
 
     def forget(self, key: Key) -> None:
         """Drop one entry (an invalidation, here or from another process)."""

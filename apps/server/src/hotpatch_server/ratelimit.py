@@ -10,20 +10,30 @@ Which store each limit uses is decided in :func:`build_limits`: with
 ``REDIS_URL`` set, authentication, publishing and installation reports are
 shared; the update check stays per process, because it is the hot path and a
 device id is chosen by the client anyway (put a per-IP limit in the load
-balancer for that).
+balancer for that). Reports and registrations are also limited per client
+address (``telemetry``), since a caller can invent device ids without end.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
+from litestar import Request
 from redis.asyncio import Redis
 
 from hotpatch_server.problems import Problem
 
-__all__ = ["Limit", "Limiter", "Limits", "MemoryLimiter", "RedisLimiter", "build_limits"]
+__all__ = [
+    "Limit",
+    "Limiter",
+    "Limits",
+    "MemoryLimiter",
+    "RedisLimiter",
+    "build_limits",
+    "client_address",
+]
 
 
 class Limiter(Protocol):
@@ -101,6 +111,8 @@ class Limits:
     publish: Limit
     check: Limit
     report: Limit
+    #: Reports and registrations per client address: device ids are the caller's to choose.
+    telemetry: Limit
 
 
 def build_limits(redis: Redis | None, *, scale: float = 1.0, prefix: str = "hotpatch") -> Limits:
@@ -116,4 +128,10 @@ def build_limits(redis: Redis | None, *, scale: float = 1.0, prefix: str = "hotp
         publish=Limit("publish", n(30), 60, shared),
         check=Limit("check", n(30), 60, local),
         report=Limit("report", n(60), 60, shared),
+        telemetry=Limit("telemetry", n(1200), 60, shared),
     )
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """Return the address a per-client limit counts: the TCP peer (docs/server.md, proxies)."""
+    return request.client.host if request.client else "unknown"

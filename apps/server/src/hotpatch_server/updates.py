@@ -43,9 +43,9 @@ from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.models import Device, Installation, Release
+from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
-from hotpatch_server.ratelimit import Limits
+from hotpatch_server.ratelimit import Limits, client_address
 
 __all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
 
@@ -212,20 +212,27 @@ class DeviceTracker:
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
-        rows = [
-            (
-                app_id,
-                device_id,
-                seen.platform,
-                seen.channel,
-                seen.native_version,
-                seen.current_manifest_id,
-                seen.at,
-                seen.at,
-            )
-            for (app_id, device_id), seen in sorted(batch.items())
-        ]
         async with self._sessionmaker() as session:
+            # Checks and registrations name any app id they like: only
+            # devices of apps that exist are written (one query per flush).
+            named = {app_id for app_id, _ in batch}
+            apps = set((await session.execute(select(App.id).where(App.id.in_(named)))).scalars())
+            rows = [
+                (
+                    app_id,
+                    device_id,
+                    seen.platform,
+                    seen.channel,
+                    seen.native_version,
+                    seen.current_manifest_id,
+                    seen.at,
+                    seen.at,
+                )
+                for (app_id, device_id), seen in sorted(batch.items())
+                if app_id in apps
+            ]
+            if not rows:
+                return 0
             connection = await session.connection()
             if connection.dialect.name == "postgresql":
                 await self._flush_postgres(connection, rows)
@@ -393,11 +400,14 @@ class DeviceController(Controller):
     @post("/devices", status_code=201, summary="Register a device")
     async def register(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[DeviceRegistration],
         device_tracker: NamedDependency[SkipValidation[DeviceTracker]],
+        limits: NamedDependency[SkipValidation[Limits]],
         now: Now,
     ) -> dict[str, Any]:
         """Record a device (buffered like the check's tracking)."""
+        await limits.telemetry.enforce(client_address(request), now.timestamp())
         query = parse_check(
             {
                 "appId": data.app_id,
@@ -414,6 +424,7 @@ class DeviceController(Controller):
     @post("/installations", summary="Report an installation result")
     async def report(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[InstallationReport],
         db_session: DbSession,
         now: Now,
@@ -422,6 +433,7 @@ class DeviceController(Controller):
         active_releases: ActiveReleasesDep,
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
+        await limits.telemetry.enforce(client_address(request), now.timestamp())
         await limits.report.enforce(f"{data.app_id}/{data.device_id}", now.timestamp())
         try:
             status = ReportStatus(data.status)
@@ -476,6 +488,10 @@ class DeviceController(Controller):
                 raise
             return Response({"id": data.id, "duplicate": True}, status_code=200)
         if status is ReportStatus.ROLLED_BACK and release is not None:
-            await active_releases.invalidate(release.app_id, release.platform, release.channel)
+            active_releases.exclude(
+                (release.app_id, release.platform, release.channel),
+                release.manifest_id,
+                data.device_id,
+            )
         app_metrics.inc("installation_report", status=status.value)
         return Response({"id": data.id, "duplicate": False}, status_code=201)
