@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
+import time
 import zipfile
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.archive import MemorySink
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_diff import PatchSide, apply_patch
+from hotpatch_server.models import Device
 from hotpatch_server.testing import Server
 
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
@@ -161,3 +166,55 @@ def test_an_embedded_bundle_must_match_its_file_list(server: Server) -> None:
     assert first.status_code == 201, first.text
     again = server.client.post("/apps/com.example.app/embedded", json=body, headers=server.auth())
     assert again.status_code == 409
+
+
+def _variant(n: int) -> dict[str, bytes]:
+    return {**V1, "index.android.bundle": BUNDLE.replace(b"return a+17}", b"return a+%d}" % n)}
+
+
+def test_range_requests_do_not_count_as_patch_downloads(server: Server) -> None:
+    """Only a patch served whole counts: a one-byte Range request for its end does not."""
+    v1 = _publish(server, 1, V1)
+    v2 = _publish(server, 2, V2)
+    patch = server.check("device-1", currentManifestId=v1["manifestId"])["patch"]
+    path = httpx.URL(patch["url"]).raw_path.decode()
+    for _ in range(3):
+        tail = server.client.get(path, headers={"Range": f"bytes={patch['size'] - 1}-"})
+        assert (tail.status_code, len(tail.content)) == (206, 1)
+    assert _stats(server, v2)["patches"][0]["downloads"] == 0
+    assert server.client.get(path).status_code == 200
+    assert _stats(server, v2)["patches"][0]["downloads"] == 1
+
+
+def test_made_up_current_releases_cannot_crowd_out_real_patch_bases(server: Server) -> None:
+    """Registrations naming releases that do not exist never displace a release devices run."""
+    old = _publish(server, 1, V1)
+    for sequence in (2, 3, 4):  # the three newest: v1 is a base only because a device runs it
+        _publish(server, sequence, _variant(sequence))
+    registrations = [("real-device", old["manifestId"])] + [
+        (f"junk-{index:02d}", hashlib.sha256(b"%d" % index).hexdigest()) for index in range(40)
+    ]
+    for device, current in registrations:
+        body = {"appId": "com.example.app", "deviceId": device, "platform": "android",
+                "nativeVersion": "1.0.0", "currentManifestId": current}  # fmt: skip
+        assert server.client.post("/devices", json=body).status_code == 201
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _device_count(server) < len(registrations):
+        time.sleep(0.05)
+    assert _device_count(server) == len(registrations)
+    latest = _publish(server, 5, _variant(5))
+    answer = server.check("real-device", currentManifestId=old["manifestId"])
+    assert answer["manifestId"] == latest["manifestId"]
+    assert answer["patch"]["baseManifestId"] == old["manifestId"]
+
+
+def _device_count(server: Server) -> int:
+    async def count() -> int:
+        engine = create_async_engine(server.settings.database_url)
+        try:
+            async with async_sessionmaker(engine)() as session:
+                return int(await session.scalar(select(func.count()).select_from(Device)) or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())

@@ -78,8 +78,9 @@ async def download_blob(
         raise Problem(404, "not-found", "no such archive")
     size = path.stat().st_size
     bounds = _byte_range(request.headers.get("range"), size)
-    if bounds is None or bounds[1] == size - 1:
-        # A patch served to its end counts once towards the bytes it saved.
+    if bounds is None or bounds == (0, size - 1):
+        # A patch served whole in one answer counts once. A Range request does
+        # not: a one-byte request for the last byte must not count as a download.
         await db_session.execute(
             update(Patch).where(Patch.sha256 == sha256).values(downloads=Patch.downloads + 1)
         )

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -151,15 +151,21 @@ async def _bases(session: AsyncSession, target: Release) -> list[Release | Embed
         Release.channel == target.channel,
         Release.id != target.id,
     )
+    # The releases most devices run. Devices name their current release
+    # themselves (checks and registrations are unauthenticated), so only ids
+    # of this channel's real releases count, most-run first: made-up ids
+    # cannot crowd the real bases out.
+    devices = func.count()
     running = (
         select(Device.current_manifest_id)
         .where(
             Device.app_id == target.app_id,
             Device.platform == target.platform,
             Device.channel == target.channel,
-            Device.current_manifest_id.is_not(None),
+            Device.current_manifest_id.in_(select(Release.manifest_id).where(*scope)),
         )
-        .distinct()
+        .group_by(Device.current_manifest_id)
+        .order_by(devices.desc(), Device.current_manifest_id)
         .limit(_RUNNING_BASES)
     )
     run_ids = [m for m in (await session.scalars(running)).all() if m]
