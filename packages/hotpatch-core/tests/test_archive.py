@@ -3,7 +3,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import stat
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from hotpatch_core.archive import (
     MemorySink,
     NullSink,
     check_path,
+    declared_entries,
     extract_archive,
     write_archive,
 )
@@ -291,6 +294,60 @@ def test_too_many_files_rejected() -> None:
     data, entries = _pack(files)
     with pytest.raises(TooLargeError):
         extract_archive(io.BytesIO(data), entries, NullSink(), limits=ArchiveLimits(max_files=10))
+
+
+class _CountingReader(io.BytesIO):
+    """Counts the bytes read, to show what an extractor looked at before refusing."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip", "zip64"])
+def test_a_huge_central_directory_is_refused_from_its_end_record(zip64: bool) -> None:
+    """A2: the declared entry count is read from the last bytes, before the directory is parsed."""
+    files = {f"f{i:04d}.js": b"x" for i in range(3000)}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", allowZip64=True) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    data = out.getvalue()
+    if zip64:  # the same archive as zip64 would write it: 0xFFFF in the classic record
+        data = _as_zip64(data, len(files))
+    assert declared_entries(io.BytesIO(data)) == len(files)
+    reader = _CountingReader(data)
+    manifest = _entries(dict(itertools.islice(files.items(), 10)))
+    with pytest.raises(TooLargeError) as caught:
+        extract_archive(reader, manifest, NullSink(), limits=ArchiveLimits(max_files=100))
+    assert "declared" in caught.value.what
+    central_directory = 3000 * (46 + len("f0000.js"))
+    assert reader.read_bytes < central_directory / 2  # the directory itself was never read
+
+
+def _as_zip64(data: bytes, count: int) -> bytes:
+    """Rewrite the end record to 0xFFFF entries plus a zip64 record and locator with ``count``."""
+    at = data.rfind(b"PK\x05\x06")
+    eocd = bytearray(data[at:])
+    cd_size = int.from_bytes(eocd[12:16], "little")
+    cd_offset = int.from_bytes(eocd[16:20], "little")
+    zip64_at = at
+    record = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, cd_size, cd_offset
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_at, 1)
+    eocd[8:10] = eocd[10:12] = (0xFFFF).to_bytes(2, "little")
+    return data[:at] + record + locator + bytes(eocd)
+
+
+def test_no_end_record_is_left_to_the_parser() -> None:
+    """Without an end record the count is unknown (None) and the zip parser refuses it."""
+    assert declared_entries(io.BytesIO(b"not a zip at all")) is None
+    with pytest.raises(ArchiveError):
+        extract_archive(io.BytesIO(b"not a zip at all"), _entries({"a": b"x"}), NullSink())
 
 
 def test_total_size_cap() -> None:

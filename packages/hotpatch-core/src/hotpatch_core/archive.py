@@ -65,6 +65,7 @@ __all__ = [
     "check_collisions",
     "check_path",
     "collision_key",
+    "declared_entries",
     "extract_archive",
     "write_archive",
 ]
@@ -284,6 +285,44 @@ def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str:
     return name
 
 
+_EOCD: Final = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR: Final = struct.Struct("<4sLQL")
+_ZIP64_EOCD: Final = struct.Struct("<4sQ2H2L4Q")
+
+
+def declared_entries(fileobj: BinaryIO) -> int | None:
+    """Return the entry count the end-of-central-directory record declares, or None.
+
+    Read from the archive's last bytes only, so a central directory of
+    hundreds of thousands of entries is refused before it is parsed (zipfile
+    builds an object per entry). None when no record is found: the zip parser
+    then reports the damage.
+    """
+    end = fileobj.seek(0, 2)
+    tail_start = max(0, end - _EOCD.size - 0xFFFF)
+    fileobj.seek(tail_start)
+    tail = fileobj.read(end - tail_start)
+    at = tail.rfind(b"PK\x05\x06")
+    while at >= 0 and at + _EOCD.size + _comment_length(tail, at) != len(tail):
+        at = tail.rfind(b"PK\x05\x06", 0, at)
+    if at < 0:
+        return None
+    _, _, _, on_disk, total, _, _, _ = _EOCD.unpack_from(tail, at)
+    count = max(on_disk, total)
+    if count != 0xFFFF or at < _ZIP64_LOCATOR.size:
+        return int(count)
+    signature, _, record, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
+    if signature != b"PK\x06\x07" or not 0 <= record <= end - _ZIP64_EOCD.size:
+        return None
+    fileobj.seek(record)
+    fields = _ZIP64_EOCD.unpack(fileobj.read(_ZIP64_EOCD.size))
+    return int(max(fields[6], fields[7])) if fields[0] == b"PK\x06\x06" else None
+
+
+def _comment_length(tail: bytes, at: int) -> int:
+    return int.from_bytes(tail[at + 20 : at + 22], "little") if at + 22 <= len(tail) else -1
+
+
 def _check_layout(fileobj: BinaryIO, infos: Sequence[zipfile.ZipInfo], start_dir: int) -> None:
     """Reject entries whose bytes overlap each other or the central directory."""
     spans: list[tuple[int, int, str]] = []
@@ -330,6 +369,20 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: FileEntry, sink: 
     return written
 
 
+def _check_declared(fileobj: BinaryIO, expected: Sequence[FileEntry], limits: ArchiveLimits) -> int:
+    """Refuse what the manifest or the end record declares beyond the caps; return the total."""
+    if len(expected) > limits.max_files:
+        raise TooLargeError("number of files", limits.max_files)
+    declared_total = sum(e.size for e in expected)
+    if declared_total > limits.max_total_bytes:
+        raise TooLargeError("total uncompressed size", limits.max_total_bytes)
+    entries = declared_entries(fileobj)
+    fileobj.seek(0)
+    if entries is not None and entries > limits.max_files:
+        raise TooLargeError("number of archive entries (declared)", limits.max_files)
+    return declared_total
+
+
 def extract_archive(
     fileobj: BinaryIO,
     expected: Sequence[FileEntry],
@@ -348,11 +401,7 @@ def extract_archive(
     exactly as without it: a caller may extract disjoint parts of one archive
     in parallel, each through its own file object over the same bytes.
     """
-    if len(expected) > limits.max_files:
-        raise TooLargeError("number of files", limits.max_files)
-    declared_total = sum(e.size for e in expected)
-    if declared_total > limits.max_total_bytes:
-        raise TooLargeError("total uncompressed size", limits.max_total_bytes)
+    declared_total = _check_declared(fileobj, expected, limits)
     try:
         with zipfile.ZipFile(fileobj) as zf:
             infos = zf.infolist()
