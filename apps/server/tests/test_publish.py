@@ -12,7 +12,9 @@ import pytest
 from hotpatch_core.envelope import decode_envelope, encode_envelope
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.release import sign_release
+from hotpatch_server import upload as upload_module
 from hotpatch_server.testing import APP_ID, Server
+from hotpatch_server.upload import MAX_PARTS
 
 
 def test_publish_then_check_offers_the_release(server: Server) -> None:
@@ -110,6 +112,7 @@ def test_over_cap_upload_is_413_before_buffering(server: Server) -> None:
     del small
 
     def chunks() -> Any:
+        yield _field("appId", APP_ID)
         yield b'--b\r\nContent-Disposition: form-data; name="archive"; filename="a.zip"\r\n\r\n'
         for _ in range(40):
             yield b"\0" * (8 * 1024 * 1024)
@@ -120,6 +123,58 @@ def test_over_cap_upload_is_413_before_buffering(server: Server) -> None:
         headers={**server.auth(), "Content-Type": "multipart/form-data; boundary=b"},
     )
     assert streamed.status_code == 413, streamed.text
+    _nothing_left(server)
+
+
+def _field(name: str, value: str) -> bytes:
+    return f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+
+
+def _archive_after(app_id: str) -> bytes:
+    return (
+        _field("appId", app_id)
+        + b'--b\r\nContent-Disposition: form-data; name="archive"; filename="a.zip"\r\n\r\n'
+        + b"\0" * (4 * 1024 * 1024)
+        + b"\r\n--b--\r\n"
+    )
+
+
+def test_publish_rights_are_checked_before_the_archive_is_read(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key for one app publishing to another, or a viewer, is refused before the archive (S1)."""
+    archive_bytes: list[int] = []
+    original = upload_module._State.data
+
+    def counting(state: Any, data: bytes, start: int, end: int) -> None:
+        if state.name == "archive":
+            archive_bytes.append(end - start)
+        original(state, data, start, end)
+
+    monkeypatch.setattr(upload_module._State, "data", counting)
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    viewer = server.create_key("viewer", [APP_ID])
+    for app_id, key in (("com.other.app", None), (APP_ID, viewer)):
+        answer = server.client.post(
+            "/releases", content=_archive_after(app_id), headers={**server.auth(key), **multipart}
+        )
+        assert answer.status_code == 403, answer.text
+    assert archive_bytes == []  # not one byte of either archive was parsed or written
+    _nothing_left(server)
+
+
+def test_publish_form_order_and_part_count_are_checked(server: Server) -> None:
+    """The archive must follow appId; more than MAX_PARTS parts is refused; nothing is kept."""
+    multipart = {**server.auth(), "Content-Type": "multipart/form-data; boundary=b"}
+    archive_first = (
+        b'--b\r\nContent-Disposition: form-data; name="archive"; filename="a.zip"\r\n\r\n'
+        b"zip\r\n" + _field("appId", APP_ID) + b"--b--\r\n"
+    )
+    answer = server.client.post("/releases", content=archive_first, headers=multipart)
+    assert (answer.status_code, answer.json()["field"]) == (422, "appId")
+    many = b"".join(_field(f"f{index}", "x") for index in range(MAX_PARTS + 1)) + b"--b--\r\n"
+    crowded = server.client.post("/releases", content=many, headers=multipart)
+    assert crowded.status_code == 400, crowded.text
     _nothing_left(server)
 
 

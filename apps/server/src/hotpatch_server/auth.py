@@ -94,6 +94,10 @@ class Principal:
         in_scope = "*" in self.apps or app_id in self.apps
         return in_scope and action in _ALLOWED[self.role]
 
+    def may(self, action: Action) -> bool:
+        """Return whether this principal's role allows ``action`` on any app at all."""
+        return action in _ALLOWED[self.role]
+
     def require(self, action: Action, app_id: str) -> None:
         """Raise 403 unless this principal may perform ``action`` on ``app_id``."""
         if not self.can(action, app_id):

@@ -254,8 +254,20 @@ class ReleaseController(Controller):
         background (:mod:`hotpatch_server.patches`).
         """
         await limits.publish.enforce(principal.key_id, now.timestamp())
+        if not principal.may(Action.PUBLISH):  # a viewer: refused before the body is read
+            raise Problem(
+                403,
+                "forbidden",
+                f"credential {principal.name!r} ({principal.role}) may not publish",
+            )
         _cap_body(request, settings)
-        upload = await read_upload(request, settings.data_dir / "tmp", settings.max_archive_bytes)
+
+        def authorize(app_id: str) -> None:
+            principal.require(Action.PUBLISH, app_id)
+
+        upload = await read_upload(
+            request, settings.data_dir / "tmp", settings.max_archive_bytes, authorize
+        )
         try:
             app_id = upload.fields.get("appId") or upload.fields.get("app_id")
             if not app_id:

@@ -1,9 +1,15 @@
 """Streaming multipart parsing for publishes: the archive goes to disk, never to memory.
 
 The whole request body is capped by the route (413 before buffering, with
-or without ``Content-Length``); each part has its own cap on top. The
-archive part is written to a private (0600) temporary file while it is
-hashed, so the server knows its sha256 and length without reading it twice.
+or without ``Content-Length``); each part has its own cap on top, and there
+are at most :data:`MAX_PARTS` parts. The archive part is written to a
+private (0600) temporary file while it is hashed, so the server knows its
+sha256 and length without reading it twice.
+
+Authorisation comes before work: the ``appId`` field must come before the
+archive, and ``authorize`` is called with it as soon as its part ends, so a
+caller who may not publish to that app is refused before a byte of the
+archive is read.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,10 +27,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hotpatch_server.problems import Problem
 
-__all__ = ["MAX_FIELD_BYTES", "MAX_MANIFEST_BYTES", "Upload", "read_upload"]
+__all__ = ["MAX_FIELD_BYTES", "MAX_MANIFEST_BYTES", "MAX_PARTS", "Upload", "read_upload"]
 
 MAX_MANIFEST_BYTES = 6 * 1024 * 1024
 MAX_FIELD_BYTES = 4096
+#: Form parts in one publish: the fields the route reads, with room to spare.
+MAX_PARTS = 32
+_APP_FIELDS = ("appId", "app_id")
 
 
 @attrs.define
@@ -46,6 +56,8 @@ class Upload:
 class _State:
     tmp_dir: Path
     max_archive: int
+    authorize: Callable[[str], None]
+    parts: int = 0
     headers: dict[str, str] = attrs.field(factory=dict)
     header_field: bytearray = attrs.field(factory=bytearray)
     header_value: bytearray = attrs.field(factory=bytearray)
@@ -69,9 +81,16 @@ class _State:
         _, options = parse_options_header(self.headers.get("content-disposition", ""))
         raw = options.get(b"name", b"")
         self.name = raw.decode("utf-8", errors="replace")
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise Problem(400, "bad-request", f"more than {MAX_PARTS} form parts")
         if self.name == "archive":
             if self.archive is not None:
                 raise Problem(400, "bad-request", "more than one archive part", field="archive")
+            if not any(name in self.fields for name in _APP_FIELDS):
+                raise Problem(
+                    422, "invalid", "send the appId field before the archive", field="appId"
+                )
             fd, path = tempfile.mkstemp(prefix="upload-", suffix=".zip", dir=self.tmp_dir)
             os.fchmod(fd, 0o600)
             self.archive = Path(path)
@@ -106,19 +125,30 @@ class _State:
                 self.fields[self.name] = self.buffer.decode("utf-8")
             except UnicodeDecodeError:
                 raise Problem(400, "bad-request", "field is not UTF-8", field=self.name) from None
+            if self.name in _APP_FIELDS:
+                self.authorize(self.fields[self.name])
         self.buffer.clear()
         self.headers.clear()
         self.name = ""
 
 
-async def read_upload(request: Request[Any, Any, Any], tmp_dir: Path, max_archive: int) -> Upload:
-    """Parse a multipart publish body, streaming the ``archive`` part to a temp file."""
+async def read_upload(
+    request: Request[Any, Any, Any],
+    tmp_dir: Path,
+    max_archive: int,
+    authorize: Callable[[str], None],
+) -> Upload:
+    """Parse a multipart publish body, streaming the ``archive`` part to a temp file.
+
+    ``authorize(app_id)`` runs when the ``appId`` part ends, before the
+    archive; it raises to refuse the caller, and nothing is left behind.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise Problem(415, "unsupported-media-type", "send multipart/form-data")
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    state = _State(tmp_dir, max_archive)
+    state = _State(tmp_dir, max_archive, authorize)
     parser = MultipartParser(
         boundary,
         {
