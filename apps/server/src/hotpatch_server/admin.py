@@ -34,6 +34,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from hotpatch_server import fields
 from hotpatch_server.admin_api import add_app, rotate_root
 from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
@@ -184,6 +185,8 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_key(settings: Settings, args: argparse.Namespace) -> int:
     async def work(session: AsyncSession, now: datetime) -> tuple[ApiKey, str]:
+        fields.display_name(args.name, "--name")
+        fields.app_scope(args.app, "--app")
         for app_id in args.app:
             if app_id != "*" and await session.get(App, app_id) is None:
                 raise AdminError(f"no app {app_id!r}; create it first")

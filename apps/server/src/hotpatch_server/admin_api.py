@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
+from hotpatch_server import fields
 from hotpatch_server.audit import record_key_change, record_raw
 from hotpatch_server.auth import (
     Action,
@@ -99,6 +100,8 @@ async def add_app(
     session: AsyncSession, app_id: str, name: str, envelope: bytes, actor: str, now: datetime
 ) -> App:
     """Create an app trusting ``envelope`` (a self-signed trust root); audited."""
+    fields.app_id(app_id, "id")
+    fields.display_name(name, "name")
     if await session.get(App, app_id) is not None:
         raise Problem(
             409,
@@ -185,6 +188,7 @@ class AppController(Controller):
         self, data: JSONBody[NewApp], principal: PrincipalDep, db_session: DbSession, now: Now
     ) -> dict[str, Any]:
         """Create an app with its trust root (admin of that app id)."""
+        fields.app_id(data.id, "id")
         principal.require(Action.ADMIN, data.id)
         envelope = _b64(data.trust_root, "trustRoot")
         app = await add_app(db_session, data.id, data.name, envelope, principal.label, now)
@@ -346,8 +350,8 @@ class KeyController(Controller):
             raise Problem(
                 422, "invalid", "role is admin, publisher or viewer", field="role"
             ) from None
-        if not data.apps:
-            raise Problem(422, "invalid", "list at least one app, or '*'", field="apps")
+        fields.display_name(data.name, "name")
+        fields.app_scope(data.apps, "apps")
         for app_id in data.apps:
             principal.require(Action.ADMIN, app_id)
         row, plaintext = await create_api_key(

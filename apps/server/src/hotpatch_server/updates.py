@@ -215,8 +215,13 @@ class DeviceTracker:
         async with self._sessionmaker() as session:
             # Checks and registrations name any app id they like: only
             # devices of apps that exist are written (one query per flush).
-            named = {app_id for app_id, _ in batch}
-            apps = set((await session.execute(select(App.id).where(App.id.in_(named)))).scalars())
+            named = sorted({app_id for app_id, _ in batch})
+            apps: set[str] = set()
+            for start in range(0, len(named), _FLUSH_CHUNK):  # bounded bind parameters
+                chunk = named[start : start + _FLUSH_CHUNK]
+                apps.update(
+                    (await session.execute(select(App.id).where(App.id.in_(chunk)))).scalars()
+                )
             rows = [
                 (
                     app_id,
@@ -233,14 +238,31 @@ class DeviceTracker:
             ]
             if not rows:
                 return 0
+        try:
+            await self._write(rows)
+        except Exception:  # noqa: BLE001 - one bad row must not drop the whole batch
+            log.warning("device batch of %d failed; writing its rows one by one", len(rows))
+            written = 0
+            for row in rows:
+                try:
+                    await self._write([row])
+                except Exception:  # noqa: BLE001 - skip just this row, and say which
+                    log.warning("device %r of %r could not be recorded", row[1][:40], row[0][:40])
+                else:
+                    written += 1
+            self.flushed += written
+            return written
+        self.flushed += len(rows)
+        return len(rows)
+
+    async def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        async with self._sessionmaker() as session:
             connection = await session.connection()
             if connection.dialect.name == "postgresql":
                 await self._flush_postgres(connection, rows)
             else:
                 await self._flush_generic(session, rows)
             await session.commit()
-        self.flushed += len(rows)
-        return len(rows)
 
     @staticmethod
     async def _flush_postgres(connection: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:

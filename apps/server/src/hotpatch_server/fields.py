@@ -1,0 +1,53 @@
+"""Validation of the names and ids admins send, equal to the columns that store them.
+
+Every check is a full match over ASCII (or, for display names, over text
+with no control character), and every length is the column's: a value that
+passes is one the database can store on SQLite and PostgreSQL alike (NUL
+is refused by PostgreSQL text columns; an over-long value by VARCHAR).
+Bad input is a 422 naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+from hotpatch_server.problems import Problem
+
+__all__ = ["APP_ID", "APP_ID_CHARS", "NAME_CHARS", "app_id", "app_scope", "display_name"]
+
+#: apps.id is VARCHAR(128); the same names trust-root scopes sign (hotpatch_core.trust).
+APP_ID_CHARS: Final = 128
+APP_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: apps.name and api_keys.name are VARCHAR(200).
+NAME_CHARS: Final = 200
+
+
+def app_id(value: str, field: str) -> str:
+    """Return ``value`` if it is a valid app id, else raise a 422 naming ``field``."""
+    if not APP_ID.fullmatch(value):
+        raise Problem(
+            422,
+            "invalid",
+            f"{field} must be 1-{APP_ID_CHARS} letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field=field,
+        )
+    return value
+
+
+def app_scope(values: list[str], field: str) -> list[str]:
+    """Return ``values`` if each is an app id or ``*`` and there is at least one."""
+    if not values:
+        raise Problem(422, "invalid", "list at least one app, or '*'", field=field)
+    return [value if value == "*" else app_id(value, field) for value in values]
+
+
+def display_name(value: str, field: str) -> str:
+    """Return ``value`` if it has at most NAME_CHARS characters and no control character."""
+    if len(value) > NAME_CHARS:
+        raise Problem(422, "invalid", f"{field} is longer than {NAME_CHARS}", field=field)
+    if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
+        raise Problem(422, "invalid", f"{field} contains a control character", field=field)
+    return value
