@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.testing import make_pki
 from hotpatch_core.versions import Version
-from hotpatch_server import fields, roots, updates
+from hotpatch_server import fields, updates
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App, Device, Installation
 from hotpatch_server.testing import Server
@@ -31,7 +31,6 @@ def _length(column: object) -> int:
 #: Each validator of text that is stored, and every column it is stored in.
 STORED = [
     (fields.APP_ID, [App.id, Device.app_id, Installation.app_id]),
-    (roots._APP_ID, [App.id]),
     (updates._ID, [Device.device_id, Installation.device_id, Installation.id]),
     (updates._CHANNEL, [Device.channel]),
     (updates._NATIVE_TEXT, [Device.native_version]),

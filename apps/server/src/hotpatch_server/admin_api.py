@@ -188,7 +188,6 @@ class AppController(Controller):
         self, data: JSONBody[NewApp], principal: PrincipalDep, db_session: DbSession, now: Now
     ) -> dict[str, Any]:
         """Create an app with its trust root (admin of that app id)."""
-        fields.app_id(data.id, "id")
         principal.require(Action.ADMIN, data.id)
         envelope = _b64(data.trust_root, "trustRoot")
         app = await add_app(db_session, data.id, data.name, envelope, principal.label, now)

@@ -15,7 +15,6 @@ rotate-trust-root``) within that time.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Final
@@ -26,13 +25,12 @@ from litestar.params import FromPath, SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.wire import parse_decimal
+from hotpatch_server import fields
 from hotpatch_server.models import TrustRootVersion
 from hotpatch_server.problems import Problem
 
 __all__ = ["RootController", "TrustRootCache"]
 
-#: The app id column's alphabet and length (apps.id is VARCHAR(128)).
-_APP_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: trust_roots.version is a 32-bit INTEGER; a larger version cannot be stored.
 _MAX_VERSION: Final = 2**31 - 1
 _IMMUTABLE: Final = "public, max-age=31536000, immutable"
@@ -114,8 +112,7 @@ class RootController(Controller):
         number = parse_decimal(version, max_digits=10)
         if number is None or number < 1:
             raise Problem(422, "invalid", "version must be a positive integer", field="version")
-        if not _APP_ID.fullmatch(app_id):
-            raise Problem(422, "invalid", "appId is not valid", field="appId")
+        fields.app_id(app_id, "appId")
         envelope = None if number > _MAX_VERSION else await trust_roots.get(app_id, number)
         if envelope is None:
             raise Problem(404, "not-found", f"no trust root v{number} for {app_id!r}")

@@ -214,7 +214,7 @@ class DeviceTracker:
         batch, self._pending = self._pending, {}
         async with self._sessionmaker() as session:
             # Checks and registrations name any app id they like: only
-            # devices of apps that exist are written (one query per flush).
+            # devices of apps that exist are written (one query per chunk of app ids).
             named = sorted({app_id for app_id, _ in batch})
             apps: set[str] = set()
             for start in range(0, len(named), _FLUSH_CHUNK):  # bounded bind parameters

@@ -691,9 +691,7 @@ class Agent:
                 self._feed(CheckFailed(str(exc)))
                 raise
             work = self._feed(RootAnswered(envelope))
-            for action in work:
-                if isinstance(action, Reject):
-                    raise action.error
+            self._perform(work)  # raises a refused root's error
         return work
 
     def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None, PatchHint | None]:

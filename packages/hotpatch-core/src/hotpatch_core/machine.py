@@ -47,7 +47,6 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
-from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import HashMismatchError, HotPatchError, IllegalTransitionError
 from hotpatch_core.release import (
     DeviceIdentity,
@@ -55,12 +54,7 @@ from hotpatch_core.release import (
     VerifiedRelease,
     verify_release,
 )
-from hotpatch_core.trust import (
-    MAX_ROOT_BYTES,
-    TrustRoot,
-    decode_trust_root_body,
-    rotate_trust_root,
-)
+from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
 from hotpatch_core.versions import Version
 
 __all__ = [
@@ -218,8 +212,10 @@ class DeviceConfig:
 
 @functools.lru_cache(maxsize=8)
 def _accepted_root(envelope: bytes) -> TrustRoot:
-    # Only envelopes rotate_trust_root accepted are stored: parse, do not re-verify.
-    return decode_trust_root_body(decode_envelope(envelope, max_bytes=MAX_ROOT_BYTES).payload)
+    # Only envelopes rotate_trust_root accepted are stored; loading one checks
+    # its own signatures again, once per process (cached), which also catches
+    # a stored root damaged on disk.
+    return load_trust_root(envelope)
 
 
 def trusted_root(state: DeviceState, config: DeviceConfig) -> TrustRoot:
