@@ -24,6 +24,7 @@ TABLES = [
     "devices",
     "releases",
     "api_keys",
+    "deployment_keys",
     "trust_roots",
     "apps",
 ]

@@ -26,6 +26,8 @@ from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
 from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
 from hotpatch_server.cache import INVALIDATIONS, ActiveReleases, listen_for_invalidations
+from hotpatch_server.codepush import CodePushController, DeploymentKeyController, DeploymentKeys
+from hotpatch_server.codepush.protocol import CodePushService
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.metrics import Metrics
@@ -98,6 +100,10 @@ def create_app(
     app_metrics = Metrics()
     run_migrations = settings.embedded if migrate is None else migrate
     check_service = CheckService(active, tracker, store, app_metrics, limits, clock)
+    deployment_keys = DeploymentKeys(sessionmaker, settings.active_cache_seconds)
+    codepush_service = CodePushService(
+        deployment_keys, active, tracker, store, app_metrics, limits, clock
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -149,6 +155,8 @@ def create_app(
             ReleaseController,
             DeviceController,
             RootController,
+            DeploymentKeyController,
+            CodePushController,
             download_blob,
             list_audit,
             health,
@@ -167,6 +175,8 @@ def create_app(
             "limits": Provide(lambda: limits, sync_to_thread=False),
             "check_service": Provide(lambda: check_service, sync_to_thread=False),
             "trust_roots": Provide(lambda: trust_roots, sync_to_thread=False),
+            "deployment_keys": Provide(lambda: deployment_keys, sync_to_thread=False),
+            "codepush_service": Provide(lambda: codepush_service, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

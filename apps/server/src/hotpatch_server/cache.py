@@ -27,6 +27,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hotpatch_core.codepush import package_hash
+from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server.models import EmbeddedBundle, Installation, Patch, Release
@@ -64,6 +66,8 @@ class Candidate:
     archive_length: int
     manifest_b64: str
     signature_b64: str
+    #: The CodePush package hash of the release's signed file list (hotpatch_core.codepush).
+    codepush_hash: str
     #: Devices that reported rolling this release back, at most MAX_EXCLUDED_DEVICES;
     #: grown in place by :meth:`ActiveReleases.exclude` (a report never reloads the entry).
     rolled_back_devices: set[str] = attrs.field(factory=set, eq=False, hash=False)
@@ -96,6 +100,7 @@ def _candidate(
         archive_length=row.archive_length,
         manifest_b64=base64.b64encode(row.manifest).decode(),
         signature_b64=base64.b64encode(first).decode(),
+        codepush_hash=package_hash(decode_manifest(envelope.payload).files),
         rolled_back_devices=rolled_back,
         patches=patches,
     )

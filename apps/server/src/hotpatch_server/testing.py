@@ -144,6 +144,28 @@ class Server:
         response.raise_for_status()
         return response.json()
 
+    def deployment_key(
+        self, platform: str = "android", channel: str = "production", app_id: str = APP_ID
+    ) -> str:
+        """Create a CodePush deployment key as the admin; return the key."""
+        response = self.client.post(
+            f"/apps/{app_id}/deployment-keys",
+            json={"platform": platform, "channel": channel},
+            headers=self.auth(self.admin_key),
+        )
+        response.raise_for_status()
+        return str(response.json()["key"])
+
+    def codepush_check(self, key: str, device_id: str = "device-1", **params: str) -> Any:
+        """Check for an update as a CodePush device; return the response."""
+        query = {
+            "deployment_key": key,
+            "app_version": "1.0.0",
+            "client_unique_id": device_id,
+            **params,
+        }
+        return self.client.get("/v0.1/public/codepush/update_check", params=query)
+
     def release_rows(self) -> int:
         """Return how many releases the admin can list."""
         listing = self.client.get("/releases", headers=self.auth(self.admin_key))

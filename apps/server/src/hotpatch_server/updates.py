@@ -47,7 +47,15 @@ from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
 
-__all__ = ["DeviceController", "DeviceTracker", "choose", "parse_check"]
+__all__ = [
+    "CheckQuery",
+    "DeviceController",
+    "DeviceTracker",
+    "Report",
+    "choose",
+    "parse_check",
+    "record_installation",
+]
 
 log = logging.getLogger(__name__)
 # Every pattern is used with fullmatch: a bare ``$`` would let a trailing newline through.
@@ -386,6 +394,72 @@ class CheckService:
         return _answer(chosen, self.blob_store, now, query.current_manifest_id, query.native_text)
 
 
+@attrs.frozen
+class Report:
+    """A validated installation report, from any device protocol."""
+
+    id: str
+    app_id: str
+    device_id: str
+    manifest_id: str
+    status: ReportStatus
+    phase: str | None = None
+    reason: str = ""
+    patched_from: str | None = None
+
+
+async def record_installation(
+    session: AsyncSession,
+    report: Report,
+    now: datetime,
+    active_releases: ActiveReleases,
+    metrics: Metrics,
+) -> bool:
+    """Store ``report`` once per (app, device, id); return True if it was a duplicate.
+
+    A rolled-back report adds its device to the release's exclusions in
+    place: that device is never offered the release again, and the check
+    cache is not reloaded (docs/security.md, report flood).
+    """
+    key = (report.app_id, report.device_id, report.id)
+    if await session.get(Installation, key) is not None:
+        return True
+    release = await session.scalar(
+        select(Release).where(
+            Release.manifest_id == report.manifest_id, Release.app_id == report.app_id
+        )
+    )
+    session.add(
+        Installation(
+            id=report.id,
+            app_id=report.app_id,
+            device_id=report.device_id,
+            release_id=release.id if release else None,
+            manifest_id=report.manifest_id,
+            status=report.status.value,
+            phase=report.phase,
+            reason=report.reason[:500],
+            patched_from=report.patched_from,
+            created_at=now,
+        )
+    )
+    try:
+        await session.commit()
+    except Exception:  # a concurrent duplicate: the first one won, which is the contract
+        await session.rollback()
+        if await session.get(Installation, key) is None:
+            raise
+        return True
+    if report.status is ReportStatus.ROLLED_BACK and release is not None:
+        active_releases.exclude(
+            (release.app_id, release.platform, release.channel),
+            release.manifest_id,
+            report.device_id,
+        )
+    metrics.inc("installation_report", status=report.status.value)
+    return False
+
+
 class DeviceController(Controller):
     """Endpoints devices call: no credentials, nothing leaks across apps."""
 
@@ -479,41 +553,22 @@ class DeviceController(Controller):
             raise Problem(
                 422, "invalid", "patchedFrom goes with an applied report", field="patchedFrom"
             )
-        key = (data.app_id, data.device_id, data.id)
-        existing = await db_session.get(Installation, key)
-        if existing is not None:
-            return Response({"id": existing.id, "duplicate": True}, status_code=200)
-        release = await db_session.scalar(
-            select(Release).where(
-                Release.manifest_id == data.manifest_id, Release.app_id == data.app_id
-            )
-        )
-        db_session.add(
-            Installation(
+        duplicate = await record_installation(
+            db_session,
+            Report(
                 id=data.id,
                 app_id=data.app_id,
                 device_id=data.device_id,
-                release_id=release.id if release else None,
                 manifest_id=data.manifest_id,
-                status=status.value,
+                status=status,
                 phase=data.phase,
-                reason=data.reason[:500],
+                reason=data.reason,
                 patched_from=data.patched_from,
-                created_at=now,
-            )
+            ),
+            now,
+            active_releases,
+            app_metrics,
         )
-        try:
-            await db_session.commit()
-        except Exception:  # a concurrent duplicate: the first one won, which is the contract
-            await db_session.rollback()
-            if await db_session.get(Installation, key) is None:
-                raise
+        if duplicate:
             return Response({"id": data.id, "duplicate": True}, status_code=200)
-        if status is ReportStatus.ROLLED_BACK and release is not None:
-            active_releases.exclude(
-                (release.app_id, release.platform, release.channel),
-                release.manifest_id,
-                data.device_id,
-            )
-        app_metrics.inc("installation_report", status=status.value)
         return Response({"id": data.id, "duplicate": False}, status_code=201)

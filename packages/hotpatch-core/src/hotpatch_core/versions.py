@@ -252,5 +252,19 @@ class BinaryRange:
         """Return whether ``version`` satisfies the range."""
         return any(all(_holds(c, version) for c in alt) for alt in self.alternatives)
 
+    def above(self, version: Version) -> bool:
+        """Return whether every version the range contains is newer than ``version``.
+
+        True when each alternative has a lower bound ``version`` falls short
+        of: a binary at ``version`` must be upgraded to run anything in it.
+        """
+        return all(
+            any(
+                (op in ("=", ">=") and version < bound) or (op == ">" and version <= bound)
+                for op, bound in alt
+            )
+            for alt in self.alternatives
+        )
+
     def __str__(self) -> str:
         return self.text

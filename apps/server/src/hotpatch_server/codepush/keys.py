@@ -1,0 +1,245 @@
+"""CodePush deployment keys: each names one (app, platform, channel).
+
+A deployment key is compiled into the app (``CodePushDeploymentKey``) and
+sent with every check and report. It is not a secret in the way an API key
+is (anyone with the app binary can read it), but it is the only thing that
+routes a device to a channel, so it is made here with 256 random bits,
+shown once, stored as its sha256, and can be revoked; rotating one is
+creating a new key, shipping it, and revoking the old one.
+
+The device routes look keys up through :class:`DeploymentKeys`, a
+per-process cache (a check reads no database for a known key). Revoking a
+key drops it from this process's cache at once; other processes stop
+honouring it within ``active_cache_seconds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, SkipValidation
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_server import fields
+from hotpatch_server.audit import record_raw
+from hotpatch_server.auth import Action
+from hotpatch_server.deps import DbSession, Now, PrincipalDep
+from hotpatch_server.models import App, DeploymentKey
+from hotpatch_server.problems import Problem
+
+__all__ = [
+    "KEY",
+    "DeploymentKeyController",
+    "DeploymentKeys",
+    "Target",
+    "create_deployment_key",
+    "deployment_key_json",
+]
+
+#: What CodePush clients and servers accept as a deployment key (code-push-server's rule).
+KEY: Final = re.compile(r"[A-Za-z0-9_-]{10,100}")
+_PLATFORM: Final = re.compile(r"android|ios")
+_CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
+#: Unknown keys remembered per process, so a flood of made-up keys costs no queries.
+_MAX_MISSES: Final = 10_000
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+@attrs.frozen
+class Target:
+    """Where a deployment key points."""
+
+    key_id: str
+    app_id: str
+    platform: str
+    channel: str
+
+
+class DeploymentKeys:
+    """Per-process lookup of deployment keys by their sha256, refreshed every ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read through ``sessionmaker``; trust an answer (found or not) for ``ttl`` seconds."""
+        self._sessionmaker = sessionmaker
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[str, tuple[float, Target | None]] = {}
+
+    async def find(self, key: str) -> Target | None:
+        """Return where ``key`` points, or None for a key that is unknown or revoked."""
+        digest = _hash(key)
+        entry = self._known.get(digest)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        async with self._sessionmaker() as session:
+            row = await session.scalar(
+                select(DeploymentKey).where(
+                    DeploymentKey.key_hash == digest, DeploymentKey.revoked_at.is_(None)
+                )
+            )
+        target = None if row is None else Target(row.id, row.app_id, row.platform, row.channel)
+        if len(self._known) >= _MAX_MISSES:
+            self._known.clear()  # bounded: a flood of made-up keys cannot grow it
+        self._known[digest] = (self._clock(), target)
+        return target
+
+    def forget(self) -> None:
+        """Drop every cached answer (after a key is revoked in this process)."""
+        self._known.clear()
+
+
+def deployment_key_json(row: DeploymentKey) -> dict[str, Any]:
+    """Return the API's view of a deployment key: never the key itself after creation."""
+    return {
+        "id": row.id,
+        "appId": row.app_id,
+        "platform": row.platform,
+        "channel": row.channel,
+        "name": row.name,
+        "createdAt": row.created_at.isoformat(),
+        "revokedAt": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+async def create_deployment_key(
+    session: AsyncSession,
+    *,
+    app_id: str,
+    platform: str,
+    channel: str,
+    name: str,
+    actor: str,
+    now: datetime,
+) -> tuple[DeploymentKey, str]:
+    """Create a key for (app, platform, channel); return the row and the key, never stored."""
+    fields.app_id(app_id, "appId")
+    fields.display_name(name, "name")
+    if not _PLATFORM.fullmatch(platform):
+        raise Problem(422, "invalid", "platform is android or ios", field="platform")
+    if not _CHANNEL.fullmatch(channel):
+        raise Problem(
+            422,
+            "invalid",
+            "channel is 1-64 lowercase letters, digits, '.', '_' or '-'",
+            field="channel",
+        )
+    if await session.get(App, app_id) is None:
+        raise Problem(404, "not-found", f"no app {app_id!r}")
+    plaintext = secrets.token_urlsafe(32)  # 43 characters of [A-Za-z0-9_-]
+    row = DeploymentKey(
+        id=uuid.uuid4().hex[:16],
+        key_hash=_hash(plaintext),
+        app_id=app_id,
+        platform=platform,
+        channel=channel,
+        name=name or f"{platform}-{channel}",
+        created_at=now,
+    )
+    session.add(row)
+    record_raw(
+        session,
+        actor,
+        "create-deployment-key",
+        app_id,
+        row.id,
+        now,
+        {"platform": platform, "channel": channel, "name": row.name},
+    )
+    await session.flush()
+    return row, plaintext
+
+
+class NewDeploymentKey(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """A deployment key to create."""
+
+    platform: str
+    channel: str = "production"
+    name: str = ""
+
+
+class DeploymentKeyController(Controller):
+    """``/apps/{appId}/deployment-keys``: CodePush deployment keys (admin of the app)."""
+
+    path = "/apps/{app_id:str}/deployment-keys"
+    tags = ["codepush"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", status_code=201, summary="Create a CodePush deployment key")
+    async def create(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[NewDeploymentKey],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Create a key for one platform and channel; the key is in this response only."""
+        principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
+        row, plaintext = await create_deployment_key(
+            db_session,
+            app_id=app_id,
+            platform=data.platform,
+            channel=data.channel,
+            name=data.name,
+            actor=principal.label,
+            now=now,
+        )
+        await db_session.commit()
+        return deployment_key_json(row) | {"key": plaintext}
+
+    @get("/", summary="List an app's CodePush deployment keys")
+    async def list_keys(
+        self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession
+    ) -> list[dict[str, Any]]:
+        """Every key of the app, revoked ones included, oldest first."""
+        principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
+        rows = await db_session.scalars(
+            select(DeploymentKey)
+            .where(DeploymentKey.app_id == app_id)
+            .order_by(DeploymentKey.created_at, DeploymentKey.id)
+        )
+        return [deployment_key_json(row) for row in rows]
+
+    @delete("/{key_id:str}", status_code=200, summary="Revoke a CodePush deployment key")
+    async def revoke(
+        self,
+        app_id: FromPath[str],
+        key_id: FromPath[str],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        deployment_keys: NamedDependency[SkipValidation[DeploymentKeys]],
+        now: Now,
+    ) -> dict[str, Any]:
+        """Revoke a key: devices that send it get 404 from then on."""
+        principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
+        row = await db_session.get(DeploymentKey, key_id) if _KEY_ID.fullmatch(key_id) else None
+        if row is None or row.app_id != app_id:
+            raise Problem(404, "not-found", f"no deployment key {key_id[:40]!r} in {app_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at = now
+            record_raw(
+                db_session, principal.label, "revoke-deployment-key", app_id, row.id, now, {}
+            )
+        await db_session.commit()
+        deployment_keys.forget()
+        return deployment_key_json(row)

@@ -1,0 +1,342 @@
+"""The CodePush device routes, over HotPatch's check and report services.
+
+``react-native-code-push`` 9.x (``code-push`` 4.x acquisition SDK) calls, on
+the server URL the app carries:
+
+- ``GET /v0.1/public/codepush/update_check?deployment_key=&app_version=
+  [&package_hash=][&label=]&client_unique_id=`` and expects
+  ``200 {"update_info": {...}}`` in snake_case with JSON booleans;
+- ``POST /v0.1/public/codepush/report_status/deploy`` at app start (binary
+  first run, ``DeploymentSucceeded`` or ``DeploymentFailed`` of a label);
+- ``POST /v0.1/public/codepush/report_status/download`` after a download.
+
+Mapping to HotPatch: the deployment key names (app, platform, channel);
+``client_unique_id`` is the device id (cohorts, exclusions, statistics);
+``app_version`` is the native version matched against binary ranges; the
+device's current release is the active release with its package hash
+(:mod:`hotpatch_core.codepush`), else the position its label names. The
+choice is :func:`hotpatch_server.updates.choose`: the same rollout cohorts,
+pauses, binary ranges and rolled-back exclusions as HotPatch's own check.
+``DeploymentFailed`` is stored as a ``rolled_back`` installation (the device
+is never offered that release again), ``DeploymentSucceeded`` as
+``applied``.
+
+What a CodePush device cannot check that a HotPatch device does: the
+release's Ed25519 signatures and trust root (a CodePush device trusts the
+server and TLS, or a publisher's RSA signature if the app embeds
+``CodePushPublicKey``, which HotPatch does not make yet). See
+docs/guides/codepush.md.
+
+Errors are problem documents with status 400 (bad query or body) or 404
+(unknown or revoked deployment key): the client shows
+``CodePushHttpError("<status>: <body>")``, as with code-push-server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, SkipValidation
+from sqlalchemy import select
+
+from hotpatch_core.codepush import label, parse_label
+from hotpatch_core.errors import VersionSyntaxError
+from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.versions import Version
+from hotpatch_server.blobs import BlobStore
+from hotpatch_server.cache import ActiveReleases, Candidate
+from hotpatch_server.codepush.keys import KEY, DeploymentKeys, Target
+from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
+from hotpatch_server.metrics import Metrics
+from hotpatch_server.models import Release
+from hotpatch_server.problems import Problem
+from hotpatch_server.ratelimit import Limits, client_address
+from hotpatch_server.updates import (
+    CheckQuery,
+    DeviceTracker,
+    Report,
+    choose,
+    record_installation,
+)
+
+__all__ = ["CodePushController", "CodePushService", "DeployReport", "DownloadReport"]
+
+PREFIX: Final = "/v0.1/public/codepush"
+_DEVICE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_NATIVE: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
+_HASH: Final = re.compile(r"[0-9a-f]{64}")
+#: Labels of other servers are accepted (a device moving to HotPatch sends them) but bounded.
+_LABEL: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SUCCEEDED: Final = "DeploymentSucceeded"
+_FAILED: Final = "DeploymentFailed"
+
+
+def _value(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Problem(400, "invalid", f"{name} must be a string", field=name)
+    return value
+
+
+def _checked(params: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = _value(params, name)
+    if value is not None and not pattern.fullmatch(value):
+        raise Problem(400, "invalid", f"{name} {value[:40]!r} is not valid", field=name)
+    return value
+
+
+def _required(params: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    value = _checked(params, name, pattern)
+    if value is None:
+        raise Problem(400, "invalid", f"{name} is required", field=name)
+    return value
+
+
+def _native(text: str) -> Version:
+    try:
+        return Version.parse_native(text)
+    except VersionSyntaxError as exc:
+        raise Problem(400, "invalid", str(exc), field="app_version") from None
+
+
+def _current(
+    candidates: tuple[Candidate, ...], package_hash: str | None, label_text: str | None
+) -> tuple[str | None, tuple[int, int] | None]:
+    """Find the device's release: the newest active one with its hash, else its label."""
+    if package_hash is not None:
+        for candidate in candidates:  # newest first
+            if candidate.codepush_hash == package_hash:
+                return candidate.manifest_id, None
+    position = parse_label(label_text) if label_text is not None else None
+    return None, position
+
+
+def _binary_upgrade(candidates: tuple[Candidate, ...], native: Version) -> Candidate | None:
+    """Find the newest release only a newer binary can run, when none fits this one."""
+    live = [c for c in candidates if not c.paused]
+    if any(c.binary_range.contains(native) for c in live):
+        return None
+    return next((c for c in live if c.binary_range.above(native)), None)
+
+
+@attrs.frozen
+class CodePushService:
+    """The CodePush check: translate, then HotPatch's own selection (no database on a hit)."""
+
+    deployment_keys: DeploymentKeys
+    active_releases: ActiveReleases
+    device_tracker: DeviceTracker
+    blob_store: BlobStore
+    metrics: Metrics
+    limits: Limits
+    clock: Callable[[], datetime]
+
+    async def target(self, params: Mapping[str, Any]) -> Target:
+        """Return where the request's deployment key points; 404 if unknown."""
+        key = _required(params, "deployment_key", KEY)
+        target = await self.deployment_keys.find(key)
+        if target is None:
+            raise Problem(404, "not-found", "unknown or revoked deployment key")
+        return target
+
+    async def update_check(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer ``update_check`` with ``{"update_info": ...}``."""
+        native_text = _required(params, "app_version", _NATIVE)
+        native = _native(native_text)
+        device_id = _required(params, "client_unique_id", _DEVICE)
+        package_hash = _checked(params, "package_hash", _HASH)
+        label_text = _checked(params, "label", _LABEL)
+        target = await self.target(params)
+        now = self.clock()
+        await self.limits.check.enforce(f"{target.app_id}/{device_id}", now.timestamp())
+        candidates = await self.active_releases.get(target.app_id, target.platform, target.channel)
+        manifest_id, position = _current(candidates, package_hash, label_text)
+        query = CheckQuery(
+            app_id=target.app_id,
+            platform=target.platform,
+            channel=target.channel,
+            device_id=device_id,
+            native_version=native,
+            native_text=native_text,
+            current_manifest_id=manifest_id,
+            current_position=position,
+        )
+        self.device_tracker.note(query, now)
+        chosen = choose(query, candidates)
+        self.metrics.inc("codepush_check", offered=str(chosen is not None).lower())
+        if chosen is None:
+            upgrade = _binary_upgrade(candidates, native)
+            return {
+                "update_info": {
+                    "is_available": False,
+                    "update_app_version": upgrade is not None,
+                    "should_run_binary_version": False,
+                    "app_version": native_text,
+                    "target_binary_range": upgrade.binary_range.text if upgrade else native_text,
+                }
+            }
+        return {
+            "update_info": {
+                "is_available": True,
+                "download_url": self.blob_store.url(chosen.archive_sha256, now),
+                "package_hash": chosen.codepush_hash,
+                "package_size": chosen.archive_length,
+                "label": label(chosen.epoch, chosen.sequence),
+                "description": chosen.version,
+                "is_mandatory": chosen.mandatory,
+                "update_app_version": False,
+                "should_run_binary_version": False,
+                # The device keeps this as the package's app version and runs the
+                # package only on a binary of exactly this version: send it back as sent.
+                "app_version": native_text,
+                "target_binary_range": native_text,
+            }
+        }
+
+
+class DeployReport(msgspec.Struct):
+    """``report_status/deploy``: a binary's first run, or an update's success or rollback."""
+
+    deployment_key: Any = None
+    app_version: Any = None
+    client_unique_id: Any = None
+    label: Any = None
+    status: Any = None
+    previous_label_or_app_version: Any = None
+    previous_deployment_key: Any = None
+
+
+class DownloadReport(msgspec.Struct):
+    """``report_status/download``: an update was downloaded."""
+
+    deployment_key: Any = None
+    client_unique_id: Any = None
+    label: Any = None
+
+
+class CodePushController(Controller):
+    """The routes ``react-native-code-push`` calls; no credentials besides the deployment key."""
+
+    path = PREFIX
+    tags = ["codepush"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/update_check",
+        summary="CodePush update check",
+        description=(
+            "Query: deployment_key, app_version, client_unique_id, and optionally package_hash "
+            "and label (react-native-code-push 9, code-push SDK 4). Answers "
+            '{"update_info": {...}} in snake_case.'
+        ),
+    )
+    async def update_check(
+        self,
+        request: Request[Any, Any, Any],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+    ) -> dict[str, Any]:
+        """Answer whether a release is available to this CodePush device."""
+        return await codepush_service.update_check(request.query_params)
+
+    @post("/report_status/deploy", status_code=200, summary="CodePush deploy report")
+    async def report_deploy(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[DeployReport],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+        db_session: DbSession,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Store a labelled report as an installation: succeeded = applied, failed = rolled back."""
+        service = codepush_service
+        body = msgspec.structs.asdict(data)
+        await service.limits.telemetry.enforce(client_address(request), now.timestamp())
+        native_text = _required(body, "app_version", _NATIVE)
+        device_id = _checked(body, "client_unique_id", _DEVICE)
+        label_text = _checked(body, "label", _LABEL)
+        status = _value(body, "status")
+        for name in ("previous_label_or_app_version", "previous_deployment_key"):
+            _checked(body, name, _LABEL)
+        if label_text is not None and status not in (_SUCCEEDED, _FAILED):
+            raise Problem(
+                400, "invalid", f"status must be {_SUCCEEDED} or {_FAILED}", field="status"
+            )
+        target = await service.target(body)
+        if device_id is None:
+            return {"recorded": False}
+        await service.limits.report.enforce(f"{target.app_id}/{device_id}", now.timestamp())
+        native = _native(native_text)
+        position = parse_label(label_text) if label_text is not None else None
+        release = None
+        if position is not None:
+            release = await db_session.scalar(
+                select(Release).where(
+                    Release.app_id == target.app_id,
+                    Release.platform == target.platform,
+                    Release.channel == target.channel,
+                    Release.epoch == position[0],
+                    Release.sequence == position[1],
+                )
+            )
+        succeeded = status == _SUCCEEDED
+        service.device_tracker.note(
+            CheckQuery(
+                app_id=target.app_id,
+                platform=target.platform,
+                channel=target.channel,
+                device_id=device_id,
+                native_version=native,
+                native_text=native_text,
+                current_manifest_id=release.manifest_id if release and succeeded else None,
+                current_position=None,
+            ),
+            now,
+        )
+        if release is None:
+            # A binary's first run, or a label this channel does not have.
+            service.metrics.inc(
+                "codepush_report", status="binary" if label_text is None else "unknown"
+            )
+            return {"recorded": False}
+        duplicate = await record_installation(
+            db_session,
+            Report(
+                id=f"codepush-{'ok' if succeeded else 'failed'}-{label_text}",
+                app_id=target.app_id,
+                device_id=device_id,
+                manifest_id=release.manifest_id,
+                status=ReportStatus.APPLIED if succeeded else ReportStatus.ROLLED_BACK,
+                phase=None if succeeded else ReportPhase.FIRST_LAUNCH.value,
+                reason="" if succeeded else "CodePush DeploymentFailed: rolled back on the device",
+            ),
+            now,
+            active_releases,
+            service.metrics,
+        )
+        return {"recorded": True, "duplicate": duplicate}
+
+    @post("/report_status/download", status_code=200, summary="CodePush download report")
+    async def report_download(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[DownloadReport],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+        now: Now,
+    ) -> dict[str, Any]:
+        """Count a download (HotPatch's statistics count installs, not downloads)."""
+        body = msgspec.structs.asdict(data)
+        await codepush_service.limits.telemetry.enforce(client_address(request), now.timestamp())
+        _checked(body, "client_unique_id", _DEVICE)
+        _checked(body, "label", _LABEL)
+        await codepush_service.target(body)
+        codepush_service.metrics.inc("codepush_download")
+        return {"recorded": True}
