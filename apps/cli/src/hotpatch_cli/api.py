@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final
+from urllib.parse import quote
 
 import httpx
 
@@ -240,4 +241,29 @@ class Api:
         """Publish ``release_id``'s content on another channel under a new signed manifest."""
         body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
         document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/promote", json=body)
+        return document
+
+    def create_deployment_key(
+        self, app_id: str, platform: str, channel: str, name: str
+    ) -> dict[str, Any]:
+        """Create a CodePush deployment key; the answer holds the key, shown only this once."""
+        body = {"platform": platform, "channel": channel, "name": name}
+        document: dict[str, Any] = self._send(
+            "POST", f"/apps/{quote(app_id, safe='')}/deployment-keys", json=body
+        )
+        return document
+
+    def deployment_keys(self, app_id: str) -> list[dict[str, Any]]:
+        """List an app's CodePush deployment keys (never the keys themselves)."""
+        rows: list[dict[str, Any]] = self._send(
+            "GET", f"/apps/{quote(app_id, safe='')}/deployment-keys"
+        )
+        return rows
+
+    def revoke_deployment_key(self, app_id: str, key_id: str) -> dict[str, Any]:
+        """Revoke a CodePush deployment key."""
+        document: dict[str, Any] = self._send(
+            "DELETE",
+            f"/apps/{quote(app_id, safe='')}/deployment-keys/{quote(key_id, safe='')}",
+        )
         return document

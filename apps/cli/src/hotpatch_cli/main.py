@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from hotpatch_cli import commands
+from hotpatch_cli import commands, deployment_keys
 from hotpatch_cli.config import load_settings
 from hotpatch_cli.errors import CliError, ExitCode
 from hotpatch_cli.output import Output
@@ -280,6 +280,34 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     action.add_argument("--percent", type=float, help="offer it to this percent of devices")
     action.add_argument("--pause", action="store_true", help="stop offering it")
     action.add_argument("--resume", action="store_true", help="offer it again")
+
+    dk = sub.add_parser(
+        "deployment-keys",
+        help="CodePush deployment keys",
+        description="Keys react-native-code-push apps carry; each names a platform and channel",
+    )
+    dk_sub = dk.add_subparsers(dest="deployment_keys_command", required=True, metavar="ACTION")
+    dk_create = dk_sub.add_parser(
+        "create",
+        help="create a key (printed once)",
+        description="Create a CodePush deployment key for one platform and channel",
+    )
+    _add_common(dk_create)
+    dk_create.set_defaults(handler=deployment_keys.create)
+    dk_create.add_argument("--platform", required=True, choices=_PLATFORMS)
+    dk_create.add_argument("--channel", default="production")
+    dk_create.add_argument("--name", help="a label for people, e.g. 'Play Store build'")
+    dk_list = dk_sub.add_parser(
+        "list", help="list the app's keys", description="List CodePush deployment keys"
+    )
+    _add_common(dk_list)
+    dk_list.set_defaults(handler=deployment_keys.list_keys)
+    dk_revoke = dk_sub.add_parser(
+        "revoke", help="revoke a key", description="Revoke a CodePush deployment key"
+    )
+    _add_common(dk_revoke)
+    dk_revoke.set_defaults(handler=deployment_keys.revoke)
+    dk_revoke.add_argument("key_id", help="the key's id, from `deployment-keys list`")
 
     listing = sub.add_parser("releases", help="list releases", description="Releases")
     listing_sub = listing.add_subparsers(dest="releases_command", required=True, metavar="ACTION")
