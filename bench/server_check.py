@@ -7,7 +7,12 @@ configuration (uvicorn, one worker, no access log) and take the same load:
 wrk, 2 threads, 64 connections, random device ids. Prints requests/s and
 latency percentiles for both, and the ratios the issue targets.
 
-Usage: python bench/server_check.py [--seconds 15] [--devices 1000000]
+The CodePush update check (``/v0.1/public/codepush/update_check``, same
+devices, a deployment key for the same channel) runs on the same server
+process, alternating with HotPatch's own check ``--runs`` times; the
+medians are compared.
+
+Usage: python bench/server_check.py [--seconds 15] [--devices 1000000] [--runs 3]
 Needs: PostgreSQL (HOTPATCH_BENCH_DATABASE_URL, default the machine's test
 server) and wrk (``apt-get install wrk``).
 """
@@ -20,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,7 +83,9 @@ def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[
     return process
 
 
-def _wrk(port: int, seconds: int) -> dict[str, float]:
+def _wrk(
+    port: int, seconds: int, script: str = "check.lua", env: dict[str, str] | None = None
+) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
@@ -86,12 +94,13 @@ def _wrk(port: int, seconds: int) -> dict[str, float]:
             f"-d{seconds}s",
             "--latency",
             "-s",
-            str(HERE / "check.lua"),
+            str(HERE / script),
             f"http://127.0.0.1:{port}",
         ],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
 
     def ms(label: str) -> float:
@@ -111,11 +120,16 @@ def _wrk(port: int, seconds: int) -> dict[str, float]:
     }
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
 def main() -> int:
     """Run both servers under the same load and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--devices", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs of each check")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -159,6 +173,17 @@ def main() -> int:
             .stdout.strip()
             .splitlines()[-1]
         )
+        admin_key = (
+            subprocess.run(
+                [admin, "create-key", "--name", "ops", "--role", "admin", "--app", APP_ID],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         started = time.monotonic()
         asyncio.run(
             _sql(
@@ -188,8 +213,20 @@ def main() -> int:
                 timeout=60,
             )
             published.raise_for_status()
+            created = httpx.post(
+                f"http://127.0.0.1:{port}/apps/{APP_ID}/deployment-keys",
+                json={"platform": "android"},
+                headers={"Authorization": f"Bearer {admin_key}"},
+            )
+            created.raise_for_status()
+            wrk_env = {**os.environ, "HOTPATCH_BENCH_DEPLOYMENT_KEY": created.json()["key"]}
             _wrk(port, 3)  # warm up
-            hotpatch = _wrk(port, args.seconds)
+            _wrk(port, 3, "codepush_check.lua", wrk_env)
+            native_runs, codepush_runs = [], []
+            for _ in range(args.runs):
+                native_runs.append(_wrk(port, args.seconds))
+                codepush_runs.append(_wrk(port, args.seconds, "codepush_check.lua", wrk_env))
+            hotpatch, codepush = _median(native_runs), _median(codepush_runs)
             tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
         finally:
             server.send_signal(signal.SIGTERM)
@@ -205,11 +242,23 @@ def main() -> int:
             bare_server.wait(timeout=30)
     print()
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
-    for name, r in (("bare Litestar route", bare), ("HotPatch update check", hotpatch)):
+    rows = (
+        ("bare Litestar route", bare),
+        ("HotPatch update check", hotpatch),
+        ("CodePush update check", codepush),
+    )
+    for name, r in rows:
         print(f"{name:24}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['non2xx']:>10.0f}")
     print()
     print(f"throughput ratio (check / bare): {hotpatch['rps'] / bare['rps']:.2f}  (target >= 0.70)")
     print(f"p99 ratio (check / bare):        {hotpatch['p99'] / bare['p99']:.2f}  (target <= 1.50)")
+    print(
+        f"CodePush / HotPatch check: throughput {codepush['rps'] / hotpatch['rps']:.2f} "
+        f"(target >= 1.00 within noise), p99 {codepush['p99'] / hotpatch['p99']:.2f}  "
+        f"(medians of {args.runs} alternating runs)"
+    )
+    if codepush["non2xx"] or hotpatch["non2xx"]:
+        print("WARNING: some checks were not answered 2xx; the figures are not comparable")
     print(f"device rows after the run: {tracked:,}")
     return 0
 

@@ -7,6 +7,7 @@ of the contract and its errors.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -15,8 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from hotpatch_core.cohort import bucket
+from hotpatch_server.codepush import DeploymentKeys
 from hotpatch_server.testing import APP_ID, OTHER_APP, Server
 
 _CHECK = "/v0.1/public/codepush/update_check"
@@ -332,3 +336,35 @@ def test_keys_of_unknown_apps_and_ids(server: Server) -> None:
     for key_id in ["0" * 16, "zz", "a" * 500, "%00"]:
         response = server.client.delete(f"/apps/{APP_ID}/deployment-keys/{key_id}", headers=admin)
         assert response.status_code == 404, key_id
+
+
+def test_another_process_drops_a_revoked_key_within_the_cache_lifetime(server: Server) -> None:
+    """A process that did not revoke the key serves it until its cached answer is reloaded."""
+    key = server.deployment_key()
+    listing = server.client.get(
+        f"/apps/{APP_ID}/deployment-keys", headers=server.auth(server.admin_key)
+    ).json()
+    engine = create_async_engine(server.settings.database_url, poolclass=NullPool)
+    moment = [0.0]
+    other = DeploymentKeys(async_sessionmaker(engine), ttl=2.0, clock=lambda: moment[0])
+
+    async def find_then_settle() -> tuple[object, object]:
+        first = await other.find(key)
+        for _ in range(100):  # let a background reload finish
+            await asyncio.sleep(0.01)
+        return first, await other.find(key)
+
+    try:
+        assert asyncio.run(find_then_settle()) != (None, None)
+        server.client.delete(
+            f"/apps/{APP_ID}/deployment-keys/{listing[0]['id']}",
+            headers=server.auth(server.admin_key),
+        ).raise_for_status()
+        moment[0] = 1.0  # within the lifetime: the other process still honours it
+        assert None not in asyncio.run(find_then_settle())
+        moment[0] = 3.0  # past it: served once more while reloading, then refused
+        first, then = asyncio.run(find_then_settle())
+        assert first is not None
+        assert then is None
+    finally:
+        asyncio.run(engine.dispose())

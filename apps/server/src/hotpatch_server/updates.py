@@ -53,6 +53,7 @@ __all__ = [
     "DeviceTracker",
     "Report",
     "choose",
+    "native_version",
     "parse_check",
     "record_installation",
 ]
@@ -98,8 +99,8 @@ def _required(params: dict[str, Any], pattern: re.Pattern[str], *names: str) -> 
 
 
 @functools.lru_cache(maxsize=4096)
-def _native(text: str) -> Version:
-    # A fleet reports a handful of native versions: parse each once.
+def native_version(text: str) -> Version:
+    """Parse a native version (a fleet reports a handful: each is parsed once per process)."""
     return Version.parse_native(text)
 
 
@@ -111,7 +112,7 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     platform = _required(params, _PLATFORM, "platform")
     native_text = _required(params, _NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
     try:
-        native = _native(native_text)
+        native = native_version(native_text)
     except VersionSyntaxError as exc:
         raise Problem(422, "invalid", str(exc), field="nativeVersion") from None
     current = _field(params, "currentManifestId", "currentReleaseId")

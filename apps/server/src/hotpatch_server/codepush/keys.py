@@ -15,7 +15,9 @@ honouring it within ``active_cache_seconds``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -53,8 +55,9 @@ KEY: Final = re.compile(r"[A-Za-z0-9_-]{10,100}")
 _PLATFORM: Final = re.compile(r"android|ios")
 _CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
-#: Unknown keys remembered per process, so a flood of made-up keys costs no queries.
-_MAX_MISSES: Final = 10_000
+#: Answers (found or not) remembered per process: a flood of made-up keys costs one query each.
+_MAX_KEYS: Final = 10_000
+log = logging.getLogger(__name__)
 
 
 def _hash(key: str) -> str:
@@ -85,13 +88,32 @@ class DeploymentKeys:
         self._ttl = ttl
         self._clock = clock
         self._known: dict[str, tuple[float, Target | None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def find(self, key: str) -> Target | None:
-        """Return where ``key`` points, or None for a key that is unknown or revoked."""
+        """Return where ``key`` points, or None for a key that is unknown or revoked.
+
+        A known answer past its lifetime is still served while one background
+        task reloads it, so a burst of checks never queues behind the
+        database; only a key seen for the first time waits (once per key).
+        """
         digest = _hash(key)
         entry = self._known.get(digest)
-        if entry is not None and self._clock() - entry[0] < self._ttl:
+        if entry is not None:
+            if self._clock() - entry[0] >= self._ttl and digest not in self._refreshing:
+                self._refreshing[digest] = asyncio.create_task(self._refresh(digest))
             return entry[1]
+        lock = self._locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            entry = self._known.get(digest)
+            if entry is None:
+                await self._load(digest)
+                entry = self._known[digest]
+        self._locks.pop(digest, None)
+        return entry[1]
+
+    async def _load(self, digest: str) -> None:
         async with self._sessionmaker() as session:
             row = await session.scalar(
                 select(DeploymentKey).where(
@@ -99,10 +121,17 @@ class DeploymentKeys:
                 )
             )
         target = None if row is None else Target(row.id, row.app_id, row.platform, row.channel)
-        if len(self._known) >= _MAX_MISSES:
+        if len(self._known) >= _MAX_KEYS:
             self._known.clear()  # bounded: a flood of made-up keys cannot grow it
         self._known[digest] = (self._clock(), target)
-        return target
+
+    async def _refresh(self, digest: str) -> None:
+        try:
+            await self._load(digest)
+        except Exception:  # noqa: BLE001 - keep serving the last answer; retry next time
+            log.warning("reloading a deployment key failed; serving the cached answer")
+        finally:
+            self._refreshing.pop(digest, None)
 
     def forget(self) -> None:
         """Drop every cached answer (after a key is revoked in this process)."""

@@ -63,6 +63,7 @@ from hotpatch_server.updates import (
     DeviceTracker,
     Report,
     choose,
+    native_version,
     record_installation,
 )
 
@@ -103,7 +104,7 @@ def _required(params: Mapping[str, Any], name: str, pattern: re.Pattern[str]) ->
 
 def _native(text: str) -> Version:
     try:
-        return Version.parse_native(text)
+        return native_version(text)
     except VersionSyntaxError as exc:
         raise Problem(400, "invalid", str(exc), field="app_version") from None
 
