@@ -64,3 +64,30 @@ def test_reports_never_invalidate_the_cache_and_exclusions_stay_bounded(
     from_database, after = asyncio.run(load())
     assert from_database == {f"bot-{index}" for index in range(15, 20)}  # the newest five
     assert after == from_database  # full: later reports add nothing in memory either
+
+
+def test_a_report_stored_while_releases_load_is_not_lost(server: Server) -> None:
+    """A rolled-back report during a load reaches that load's result, not only the old entry.
+
+    Before, a reload that began before the report committed replaced the
+    entry without the device: for one cache lifetime the device was offered
+    the release it had just rolled back.
+    """
+    published = server.publish(server.build(sequence=1, version="1.0.1"))
+    assert published.status_code == 201, published.text
+    manifest_id = published.json()["manifestId"]
+
+    async def load_while_reporting() -> set[str]:
+        engine = create_async_engine(server.settings.database_url)
+        cache = ActiveReleases(async_sessionmaker(engine), ttl=3600.0)
+        key = (APP_ID, "android", "production")
+        try:
+            loading = asyncio.create_task(cache.get(*key))
+            await asyncio.sleep(0)  # the load has started and waits on the database
+            cache.exclude(key, manifest_id, "reported-during-load")
+            (loaded,) = await loading
+            return set(loaded.rolled_back_devices)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(load_while_reporting()) == {"reported-during-load"}

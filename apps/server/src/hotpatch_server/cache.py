@@ -106,6 +106,14 @@ def _candidate(
     )
 
 
+def _exclude(candidates: tuple[Candidate, ...], manifest_id: str, device_id: str) -> None:
+    for candidate in candidates:
+        if candidate.manifest_id == manifest_id:
+            if len(candidate.rolled_back_devices) < MAX_EXCLUDED_DEVICES:
+                candidate.rolled_back_devices.add(device_id)
+            return
+
+
 class ActiveReleases:
     """Per-process cache of active releases, invalidated on every change."""
 
@@ -124,6 +132,8 @@ class ActiveReleases:
         self._entries: dict[Key, tuple[float, tuple[Candidate, ...]]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._refreshing: dict[Key, asyncio.Task[None]] = {}
+        #: Exclusions reported while a load of the key is running, by key.
+        self._loading: dict[Key, list[list[tuple[str, str]]]] = {}
         self._generation = 0
         self.publish_invalidation: Callable[[Key], Awaitable[None]] | None = None
 
@@ -177,6 +187,20 @@ class ActiveReleases:
             self._entries[key] = (self._clock(), loaded)
 
     async def _load(self, key: Key) -> tuple[Candidate, ...]:
+        late: list[tuple[str, str]] = []
+        self._loading.setdefault(key, []).append(late)
+        try:
+            loaded = await self._select(key)
+        finally:
+            running = self._loading[key]
+            running.remove(late)
+            if not running:
+                del self._loading[key]
+        for manifest_id, device_id in late:  # reports stored while the SELECT ran
+            _exclude(loaded, manifest_id, device_id)
+        return loaded
+
+    async def _select(self, key: Key) -> tuple[Candidate, ...]:
         app_id, platform, channel = key
         async with self._sessionmaker() as session:
             rows = (
@@ -254,14 +278,13 @@ class ActiveReleases:
         turn every check into a reload. Other processes see the exclusion at
         their next reload (within the cache lifetime).
         """
+        for late in self._loading.get(key, ()):
+            # A load that started before this report committed may not see it:
+            # it is applied to that load's result as well.
+            late.append((manifest_id, device_id))
         entry = self._entries.get(key)
-        if entry is None:
-            return  # the next load reads it from the database
-        for candidate in entry[1]:
-            if candidate.manifest_id == manifest_id:
-                if len(candidate.rolled_back_devices) < MAX_EXCLUDED_DEVICES:
-                    candidate.rolled_back_devices.add(device_id)
-                return
+        if entry is not None:
+            _exclude(entry[1], manifest_id, device_id)
 
     def forget(self, key: Key) -> None:
         """Drop one entry (an invalidation, here or from another process)."""
