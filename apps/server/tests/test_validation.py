@@ -17,7 +17,7 @@ from hotpatch_core.testing import make_pki
 from hotpatch_core.versions import Version
 from hotpatch_server import fields, updates
 from hotpatch_server.migrate import upgrade
-from hotpatch_server.models import ApiKey, App, Device, Installation
+from hotpatch_server.models import ApiKey, App, DeploymentKey, Device, Installation
 from hotpatch_server.testing import Server
 
 
@@ -31,11 +31,11 @@ def _length(column: object) -> int:
 #: Each validator of text that is stored, and every column it is stored in.
 STORED = [
     (fields.APP_ID, [App.id, Device.app_id, Installation.app_id]),
-    (updates._ID, [Device.device_id, Installation.device_id, Installation.id]),
-    (updates._CHANNEL, [Device.channel]),
-    (updates._NATIVE_TEXT, [Device.native_version]),
-    (updates._MANIFEST_ID, [Device.current_manifest_id, Installation.manifest_id]),
-    (updates._PLATFORM, [Device.platform]),
+    (updates.DEVICE_ID, [Device.device_id, Installation.device_id, Installation.id]),
+    (updates.CHANNEL, [Device.channel, DeploymentKey.channel]),
+    (updates.NATIVE_TEXT, [Device.native_version]),
+    (updates.MANIFEST_ID, [Device.current_manifest_id, Installation.manifest_id]),
+    (updates.PLATFORM, [Device.platform, DeploymentKey.platform]),
 ]
 
 

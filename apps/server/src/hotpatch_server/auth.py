@@ -44,6 +44,7 @@ __all__ = [
     "authenticate",
     "checksum_ok",
     "create_api_key",
+    "hash_secret",
     "issue_tokens",
     "refresh_tokens",
 ]
@@ -113,7 +114,8 @@ class Principal:
         return f"{self.name} ({self.key_id})"
 
 
-def _hash(secret: str) -> str:
+def hash_secret(secret: str) -> str:
+    """Return what is stored of a key or token: its sha256, in hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -143,7 +145,7 @@ async def create_api_key(
     plaintext = body + _crc(body)
     row = ApiKey(
         id=uuid.uuid4().hex[:16],
-        key_hash=_hash(plaintext),
+        key_hash=hash_secret(plaintext),
         name=name,
         role=role.value,
         apps=list(apps),
@@ -179,7 +181,7 @@ async def principal_for_key(session: AsyncSession, key: str, now: datetime) -> P
     if not checksum_ok(key):
         raise Problem(401, "unauthorized", "malformed API key (wrong prefix, length or checksum)")
     row = _usable(
-        (await session.execute(select(ApiKey).where(ApiKey.key_hash == _hash(key)))).scalar(),
+        (await session.execute(select(ApiKey).where(ApiKey.key_hash == hash_secret(key)))).scalar(),
         now,
     )
     await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
@@ -219,7 +221,7 @@ async def issue_tokens(
     family = family or secrets.token_hex(16)
     session.add(
         RefreshToken(
-            token_hash=_hash(token),
+            token_hash=hash_secret(token),
             api_key_id=row.id,
             expires_at=now + timedelta(seconds=refresh),
             family=family,
@@ -256,7 +258,7 @@ async def refresh_tokens(
     used = await session.execute(
         update(RefreshToken)
         .where(
-            RefreshToken.token_hash == _hash(token),
+            RefreshToken.token_hash == hash_secret(token),
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked_at.is_(None),
         )
@@ -266,7 +268,7 @@ async def refresh_tokens(
     found = used.first()
     if found is None:
         family = await session.scalar(
-            select(RefreshToken.family).where(RefreshToken.token_hash == _hash(token))
+            select(RefreshToken.family).where(RefreshToken.token_hash == hash_secret(token))
         )
         if family is None:
             raise Problem(401, "unauthorized", "unknown refresh token")

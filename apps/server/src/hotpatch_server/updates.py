@@ -48,6 +48,11 @@ from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
 
 __all__ = [
+    "CHANNEL",
+    "DEVICE_ID",
+    "MANIFEST_ID",
+    "NATIVE_TEXT",
+    "PLATFORM",
     "CheckQuery",
     "DeviceController",
     "DeviceTracker",
@@ -60,11 +65,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Every pattern is used with fullmatch: a bare ``$`` would let a trailing newline through.
-_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
-_PLATFORM: Final = re.compile(r"android|ios")
-_NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
+# They are the device API's, shared by every device protocol; tests/test_validation.py
+# checks each against the columns it lands in.
+DEVICE_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
+PLATFORM: Final = re.compile(r"android|ios")
+NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
 
 
 @attrs.frozen
@@ -109,19 +116,19 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
 
     ``appVersion`` and ``binaryVersion`` are accepted as names of ``nativeVersion``.
     """
-    platform = _required(params, _PLATFORM, "platform")
-    native_text = _required(params, _NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
+    platform = _required(params, PLATFORM, "platform")
+    native_text = _required(params, NATIVE_TEXT, "nativeVersion", "appVersion", "binaryVersion")
     try:
         native = native_version(native_text)
     except VersionSyntaxError as exc:
         raise Problem(422, "invalid", str(exc), field="nativeVersion") from None
     current = _field(params, "currentManifestId", "currentReleaseId")
-    if current is not None and not _MANIFEST_ID.fullmatch(current):
+    if current is not None and not MANIFEST_ID.fullmatch(current):
         raise Problem(
             422, "invalid", "currentManifestId is a 64-digit hex id", field="currentManifestId"
         )
     channel = _field(params, "channel") or "production"
-    if not _CHANNEL.fullmatch(channel):
+    if not CHANNEL.fullmatch(channel):
         raise Problem(422, "invalid", f"channel {channel[:40]!r} is not valid", field="channel")
     position: tuple[int, int] | None = None
     epoch, sequence = _field(params, "currentEpoch"), _field(params, "currentSequence")
@@ -133,10 +140,10 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
             )
         position = (epoch_number, number)
     return CheckQuery(
-        app_id=_required(params, _ID, "appId"),
+        app_id=_required(params, DEVICE_ID, "appId"),
         platform=platform,
         channel=channel,
-        device_id=_required(params, _ID, "deviceId"),
+        device_id=_required(params, DEVICE_ID, "deviceId"),
         native_version=native,
         native_text=native_text,
         current_manifest_id=current,
@@ -542,13 +549,13 @@ class DeviceController(Controller):
         if data.phase is not None and data.phase not in {p.value for p in ReportPhase}:
             raise Problem(422, "invalid", "unknown phase", field="phase")
         for name, value in (("id", data.id), ("appId", data.app_id), ("deviceId", data.device_id)):
-            if not _ID.fullmatch(value):
+            if not DEVICE_ID.fullmatch(value):
                 raise Problem(422, "invalid", f"{name} is not valid", field=name)
         for name, manifest_id in (
             ("manifestId", data.manifest_id),
             ("patchedFrom", data.patched_from or "0" * 64),
         ):
-            if not _MANIFEST_ID.fullmatch(manifest_id):
+            if not MANIFEST_ID.fullmatch(manifest_id):
                 raise Problem(422, "invalid", f"{name} is a 64-digit hex id", field=name)
         if data.patched_from is not None and status is not ReportStatus.APPLIED:
             raise Problem(

@@ -16,7 +16,6 @@ honouring it within ``active_cache_seconds``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import secrets
@@ -36,10 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_server import fields
 from hotpatch_server.audit import record_raw
-from hotpatch_server.auth import Action
+from hotpatch_server.auth import Action, hash_secret
 from hotpatch_server.deps import DbSession, Now, PrincipalDep
 from hotpatch_server.models import App, DeploymentKey
 from hotpatch_server.problems import Problem
+from hotpatch_server.updates import CHANNEL, PLATFORM
 
 __all__ = [
     "KEY",
@@ -52,16 +52,10 @@ __all__ = [
 
 #: What CodePush clients and servers accept as a deployment key (code-push-server's rule).
 KEY: Final = re.compile(r"[A-Za-z0-9_-]{10,100}")
-_PLATFORM: Final = re.compile(r"android|ios")
-_CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
 #: Answers (found or not) remembered per process: a flood of made-up keys costs one query each.
 _MAX_KEYS: Final = 10_000
 log = logging.getLogger(__name__)
-
-
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
 @attrs.frozen
@@ -98,7 +92,7 @@ class DeploymentKeys:
         task reloads it, so a burst of checks never queues behind the
         database; only a key seen for the first time waits (once per key).
         """
-        digest = _hash(key)
+        digest = hash_secret(key)
         entry = self._known.get(digest)
         if entry is not None:
             if self._clock() - entry[0] >= self._ttl and digest not in self._refreshing:
@@ -164,9 +158,9 @@ async def create_deployment_key(
     """Create a key for (app, platform, channel); return the row and the key, never stored."""
     fields.app_id(app_id, "appId")
     fields.display_name(name, "name")
-    if not _PLATFORM.fullmatch(platform):
+    if not PLATFORM.fullmatch(platform):
         raise Problem(422, "invalid", "platform is android or ios", field="platform")
-    if not _CHANNEL.fullmatch(channel):
+    if not CHANNEL.fullmatch(channel):
         raise Problem(
             422,
             "invalid",
@@ -178,7 +172,7 @@ async def create_deployment_key(
     plaintext = secrets.token_urlsafe(32)  # 43 characters of [A-Za-z0-9_-]
     row = DeploymentKey(
         id=uuid.uuid4().hex[:16],
-        key_hash=_hash(plaintext),
+        key_hash=hash_secret(plaintext),
         app_id=app_id,
         platform=platform,
         channel=channel,

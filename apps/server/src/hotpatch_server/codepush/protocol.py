@@ -59,6 +59,8 @@ from hotpatch_server.models import Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.updates import (
+    DEVICE_ID,
+    NATIVE_TEXT,
     CheckQuery,
     DeviceTracker,
     Report,
@@ -70,8 +72,6 @@ from hotpatch_server.updates import (
 __all__ = ["CodePushController", "CodePushService", "DeployReport", "DownloadReport"]
 
 PREFIX: Final = "/v0.1/public/codepush"
-_DEVICE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_NATIVE: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
 _HASH: Final = re.compile(r"[0-9a-f]{64}")
 #: Labels of other servers are accepted (a device moving to HotPatch sends them) but bounded.
 _LABEL: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -107,6 +107,27 @@ def _native(text: str) -> Version:
         return native_version(text)
     except VersionSyntaxError as exc:
         raise Problem(400, "invalid", str(exc), field="app_version") from None
+
+
+def _query(
+    target: Target,
+    device_id: str,
+    native: Version,
+    native_text: str,
+    manifest_id: str | None,
+    position: tuple[int, int] | None = None,
+) -> CheckQuery:
+    """Describe a CodePush device as HotPatch's check and tracker see one."""
+    return CheckQuery(
+        app_id=target.app_id,
+        platform=target.platform,
+        channel=target.channel,
+        device_id=device_id,
+        native_version=native,
+        native_text=native_text,
+        current_manifest_id=manifest_id,
+        current_position=position,
+    )
 
 
 def _current(
@@ -151,9 +172,9 @@ class CodePushService:
 
     async def update_check(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Answer ``update_check`` with ``{"update_info": ...}``."""
-        native_text = _required(params, "app_version", _NATIVE)
+        native_text = _required(params, "app_version", NATIVE_TEXT)
         native = _native(native_text)
-        device_id = _required(params, "client_unique_id", _DEVICE)
+        device_id = _required(params, "client_unique_id", DEVICE_ID)
         package_hash = _checked(params, "package_hash", _HASH)
         label_text = _checked(params, "label", _LABEL)
         target = await self.target(params)
@@ -161,16 +182,7 @@ class CodePushService:
         await self.limits.check.enforce(f"{target.app_id}/{device_id}", now.timestamp())
         candidates = await self.active_releases.get(target.app_id, target.platform, target.channel)
         manifest_id, position = _current(candidates, package_hash, label_text)
-        query = CheckQuery(
-            app_id=target.app_id,
-            platform=target.platform,
-            channel=target.channel,
-            device_id=device_id,
-            native_version=native,
-            native_text=native_text,
-            current_manifest_id=manifest_id,
-            current_position=position,
-        )
+        query = _query(target, device_id, native, native_text, manifest_id, position)
         self.device_tracker.note(query, now)
         chosen = choose(query, candidates)
         self.metrics.inc("codepush_check", offered=str(chosen is not None).lower())
@@ -261,8 +273,8 @@ class CodePushController(Controller):
         service = codepush_service
         body = msgspec.structs.asdict(data)
         await service.limits.telemetry.enforce(client_address(request), now.timestamp())
-        native_text = _required(body, "app_version", _NATIVE)
-        device_id = _checked(body, "client_unique_id", _DEVICE)
+        native_text = _required(body, "app_version", NATIVE_TEXT)
+        device_id = _checked(body, "client_unique_id", DEVICE_ID)
         label_text = _checked(body, "label", _LABEL)
         status = _value(body, "status")
         for name in ("previous_label_or_app_version", "previous_deployment_key"):
@@ -289,19 +301,8 @@ class CodePushController(Controller):
                 )
             )
         succeeded = status == _SUCCEEDED
-        service.device_tracker.note(
-            CheckQuery(
-                app_id=target.app_id,
-                platform=target.platform,
-                channel=target.channel,
-                device_id=device_id,
-                native_version=native,
-                native_text=native_text,
-                current_manifest_id=release.manifest_id if release and succeeded else None,
-                current_position=None,
-            ),
-            now,
-        )
+        running = release.manifest_id if release and succeeded else None
+        service.device_tracker.note(_query(target, device_id, native, native_text, running), now)
         if release is None:
             # A binary's first run, or a label this channel does not have.
             service.metrics.inc(
@@ -336,7 +337,7 @@ class CodePushController(Controller):
         """Count a download (HotPatch's statistics count installs, not downloads)."""
         body = msgspec.structs.asdict(data)
         await codepush_service.limits.telemetry.enforce(client_address(request), now.timestamp())
-        _checked(body, "client_unique_id", _DEVICE)
+        _checked(body, "client_unique_id", DEVICE_ID)
         _checked(body, "label", _LABEL)
         await codepush_service.target(body)
         codepush_service.metrics.inc("codepush_download")
