@@ -47,6 +47,8 @@ MAX_EXCLUDED_DEVICES = 10_000
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
+#: CodePush package hashes remembered per process (by manifest id).
+_MAX_CODEPUSH_HASHES = 10_000
 
 
 @attrs.frozen
@@ -82,9 +84,20 @@ class Candidate:
 
 
 def _candidate(
-    row: Release, rolled_back: set[str], patches: Mapping[str, tuple[str, int, str]]
+    row: Release,
+    rolled_back: set[str],
+    patches: Mapping[str, tuple[str, int, str]],
+    codepush_hashes: dict[str, str],
 ) -> Candidate:
     envelope = decode_release_envelope(row.manifest)
+    # A manifest id names the manifest's bytes: its file list is parsed and
+    # hashed once per process, not at every reload of the channel.
+    codepush_hash = codepush_hashes.get(row.manifest_id)
+    if codepush_hash is None:
+        if len(codepush_hashes) >= _MAX_CODEPUSH_HASHES:
+            codepush_hashes.clear()
+        codepush_hash = package_hash(decode_manifest(envelope.payload).files)
+        codepush_hashes[row.manifest_id] = codepush_hash
     first = envelope.signatures[0].sig if envelope.signatures else b""
     return Candidate(
         id=row.id,
@@ -100,7 +113,7 @@ def _candidate(
         archive_length=row.archive_length,
         manifest_b64=base64.b64encode(row.manifest).decode(),
         signature_b64=base64.b64encode(first).decode(),
-        codepush_hash=package_hash(decode_manifest(envelope.payload).files),
+        codepush_hash=codepush_hash,
         rolled_back_devices=rolled_back,
         patches=patches,
     )
@@ -134,6 +147,7 @@ class ActiveReleases:
         self._refreshing: dict[Key, asyncio.Task[None]] = {}
         #: Exclusions reported while a load of the key is running, by key.
         self._loading: dict[Key, list[list[tuple[str, str]]]] = {}
+        self._codepush_hashes: dict[str, str] = {}
         self._generation = 0
         self.publish_invalidation: Callable[[Key], Awaitable[None]] | None = None
 
@@ -267,7 +281,12 @@ class ActiveReleases:
                 slot = f"embedded:{embedded[base]}" if base in embedded else base
                 patches.setdefault(target, {})[slot] = (sha256, length, base)
             return tuple(
-                _candidate(r, devices.get(r.manifest_id, set()), patches.get(r.manifest_id, {}))
+                _candidate(
+                    r,
+                    devices.get(r.manifest_id, set()),
+                    patches.get(r.manifest_id, {}),
+                    self._codepush_hashes,
+                )
                 for r in releases
             )
 
