@@ -120,6 +120,17 @@ def _wrk(
     }
 
 
+def _create_key(env: dict[str, str], name: str, role: str) -> str:
+    done = subprocess.run(
+        [BIN / "hotpatch-server", "create-key", "--name", name, "--role", role, "--app", APP_ID],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
@@ -162,28 +173,8 @@ def main() -> int:
             check=True,
             capture_output=True,
         )
-        key = (
-            subprocess.run(
-                [admin, "create-key", "--name", "bench", "--role", "publisher", "--app", APP_ID],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        admin_key = (
-            subprocess.run(
-                [admin, "create-key", "--name", "ops", "--role", "admin", "--app", APP_ID],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        key = _create_key(env, "bench", "publisher")
+        admin_key = _create_key(env, "ops", "admin")
         started = time.monotonic()
         asyncio.run(
             _sql(
