@@ -20,7 +20,6 @@ from hotpatch_cli.errors import BuildError, UsageError
 from hotpatch_core.manifest import Platform
 
 __all__ = [
-    "BUNDLE_NAMES",
     "HERMES_MAGIC",
     "compile_hermes",
     "default_bundle_command",
@@ -28,7 +27,6 @@ __all__ = [
     "run_bundle_command",
 ]
 
-BUNDLE_NAMES: Final = {Platform.ANDROID: "index.android.bundle", Platform.IOS: "main.jsbundle"}
 #: The first eight bytes of every Hermes bytecode file.
 HERMES_MAGIC: Final = bytes.fromhex("c61fbc03c103191f")
 _TAIL: Final = 20
@@ -47,7 +45,7 @@ def default_bundle_command(platform: Platform, entry_file: str, build_dir: Path)
         "--entry-file",
         entry_file,
         "--bundle-output",
-        str(build_dir / BUNDLE_NAMES[platform]),
+        str(build_dir / platform.entry_file),
         "--assets-dest",
         str(build_dir),
     ]

@@ -19,7 +19,6 @@ import attrs
 
 from hotpatch_cli.api import Api
 from hotpatch_cli.build import (
-    BUNDLE_NAMES,
     compile_hermes,
     default_bundle_command,
     find_hermesc,
@@ -442,7 +441,7 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
             run_bundle_command(
                 command, Path(args.project_dir), quiet=out.as_json and not out.verbose
             )
-        entry = BUNDLE_NAMES[platform]
+        entry = platform.entry_file
         if args.hermes:
             bundle = bundle_dir / entry
             if not bundle.is_file():

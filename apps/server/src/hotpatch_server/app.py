@@ -30,6 +30,7 @@ from hotpatch_server.codepush import CodePushController, DeploymentKeyController
 from hotpatch_server.codepush.protocol import CodePushService
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
+from hotpatch_server.expo import ExpoController, ExpoReleaseController, ExpoService
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.ops import health, metrics, public_metrics
@@ -68,7 +69,7 @@ def _blob_store(settings: Settings) -> BlobStore:
     return LocalBlobStore(settings.blob_dir, signer, settings.public_url)
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - one wiring of every service, in order
     settings: Settings,
     *,
     clock: Clock = _utcnow,
@@ -104,6 +105,7 @@ def create_app(
     codepush_service = CodePushService(
         deployment_keys, active, tracker, store, app_metrics, limits, clock
     )
+    expo_service = ExpoService(active, tracker, sessionmaker, app_metrics, limits, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -157,6 +159,8 @@ def create_app(
             RootController,
             DeploymentKeyController,
             CodePushController,
+            ExpoReleaseController,
+            ExpoController,
             download_blob,
             list_audit,
             health,
@@ -177,6 +181,7 @@ def create_app(
             "trust_roots": Provide(lambda: trust_roots, sync_to_thread=False),
             "deployment_keys": Provide(lambda: deployment_keys, sync_to_thread=False),
             "codepush_service": Provide(lambda: codepush_service, sync_to_thread=False),
+            "expo_service": Provide(lambda: expo_service, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

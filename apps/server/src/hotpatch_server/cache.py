@@ -28,16 +28,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.codepush import package_hash
+from hotpatch_core.expo import multipart, signature_header
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.models import EmbeddedBundle, Installation, Patch, Release
+from hotpatch_server.models import EmbeddedBundle, ExpoUpdate, Installation, Patch, Release
 
 __all__ = [
     "INVALIDATIONS",
     "MAX_EXCLUDED_DEVICES",
     "ActiveReleases",
     "Candidate",
+    "ExpoServed",
+    "expo_served",
     "listen_for_invalidations",
 ]
 
@@ -49,6 +52,27 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 #: CodePush package hashes remembered per process (by manifest id).
 _MAX_CODEPUSH_HASHES = 10_000
+
+
+@attrs.frozen
+class ExpoServed:
+    """A release's Expo Updates manifest, as the Expo check serves it."""
+
+    update_id: str
+    runtime_version: str
+    #: The whole multipart answer (manifest part, with its ``expo-signature`` when signed).
+    body: bytes
+    content_type: str
+    key_id: str | None
+
+
+def expo_served(row: ExpoUpdate) -> ExpoServed:
+    """Frame a stored Expo manifest as the check's answer (once per cache load)."""
+    headers = {}
+    if row.signature is not None and row.key_id is not None:
+        headers["expo-signature"] = signature_header(row.signature, row.key_id)
+    content_type, body = multipart([("manifest", row.manifest, headers)])
+    return ExpoServed(row.update_id, row.runtime_version, body, content_type, row.key_id)
 
 
 @attrs.frozen
@@ -76,6 +100,8 @@ class Candidate:
     #: Patches to this release by base: a manifest id, or ``embedded:<native version>`` for the
     #: bundle shipped in that binary; each (blob sha256, length, base id).
     patches: Mapping[str, tuple[str, int, str]] = attrs.field(factory=dict)
+    #: The Expo Updates manifest attached to the release, if any.
+    expo: ExpoServed | None = None
 
     @property
     def position(self) -> tuple[int, int]:
@@ -88,6 +114,7 @@ def _candidate(
     rolled_back: set[str],
     patches: Mapping[str, tuple[str, int, str]],
     codepush_hashes: dict[str, str],
+    expo: ExpoServed | None,
 ) -> Candidate:
     envelope = decode_release_envelope(row.manifest)
     # A manifest id names the manifest's bytes: its file list is parsed and
@@ -116,6 +143,7 @@ def _candidate(
         codepush_hash=codepush_hash,
         rolled_back_devices=rolled_back,
         patches=patches,
+        expo=expo,
     )
 
 
@@ -276,6 +304,12 @@ class ActiveReleases:
                     )
                 ).all()
             )
+            expo_rows = (
+                await session.execute(
+                    select(ExpoUpdate).where(ExpoUpdate.release_id.in_([r.id for r in releases]))
+                )
+            ).scalars()
+            expo = {row.release_id: expo_served(row) for row in expo_rows}
             patches: dict[str, dict[str, tuple[str, int, str]]] = {}
             for target, base, sha256, length in patch_rows.all():
                 slot = f"embedded:{embedded[base]}" if base in embedded else base
@@ -286,6 +320,7 @@ class ActiveReleases:
                     devices.get(r.manifest_id, set()),
                     patches.get(r.manifest_id, {}),
                     self._codepush_hashes,
+                    expo.get(r.id),
                 )
                 for r in releases
             )

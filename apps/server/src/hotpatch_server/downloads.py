@@ -18,7 +18,7 @@ from hotpatch_server.deps import BlobStoreDep, DbSession, Now
 from hotpatch_server.models import Patch
 from hotpatch_server.problems import Problem
 
-__all__ = ["download_blob"]
+__all__ = ["download_blob", "read_range"]
 
 _RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})\Z")  # 18 digits: no int() overflow
 _CHUNK = 256 * 1024
@@ -46,7 +46,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+async def read_range(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+    """Yield bytes ``start..end`` (inclusive) of ``path`` in chunks, off the event loop."""
     with path.open("rb") as handle:
         handle.seek(start)
         left = end - start + 1
@@ -92,10 +93,10 @@ async def download_blob(
     }
     if bounds is None:
         headers["Content-Length"] = str(size)
-        return Stream(_read(path, 0, size - 1), media_type="application/zip", headers=headers)
+        return Stream(read_range(path, 0, size - 1), media_type="application/zip", headers=headers)
     start, end = bounds
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
     return Stream(
-        _read(path, start, end), status_code=206, media_type="application/zip", headers=headers
+        read_range(path, start, end), status_code=206, media_type="application/zip", headers=headers
     )

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -31,7 +32,10 @@ __all__ = [
     "App",
     "AuditEntry",
     "Base",
+    "DeploymentKey",
     "Device",
+    "ExpoAsset",
+    "ExpoUpdate",
     "Installation",
     "RefreshToken",
     "Release",
@@ -120,6 +124,32 @@ class Release(Base):
     rollback_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ExpoUpdate(Base):
+    """A release's Expo Updates manifest: the exact bytes served, and the publisher's signature."""
+
+    __tablename__ = "expo_updates"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(36), unique=True)
+    runtime_version: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Base64 RSA-SHA256 signature of ``manifest`` (``expo-signature``), when the app checks one.
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ExpoAsset(Base):
+    """A file an Expo manifest lists, stored as a blob of its own and served by sha256."""
+
+    __tablename__ = "expo_assets"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    length: Mapped[int] = mapped_column(BigInteger)
 
 
 class Device(Base):

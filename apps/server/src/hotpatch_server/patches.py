@@ -43,10 +43,12 @@ __all__ = [
     "BASES",
     "WORTH",
     "PatchRejectedError",
+    "extracted",
     "generate_patches",
     "newest_fitting",
     "register_embedded_bundle",
     "register_patch",
+    "store_bytes",
 ]
 
 log = logging.getLogger("hotpatch_server.patches")
@@ -60,7 +62,7 @@ MAX_ARCHIVE: Final = 256 * 1024 * 1024
 _RUNNING_BASES: Final = 20
 
 
-async def _store(store: BlobStore, data: bytes, tmp_dir: Path) -> str:
+async def store_bytes(store: BlobStore, data: bytes, tmp_dir: Path) -> str:
     """Put ``data`` in the blob store under its SHA-256 (via a temporary file); return that."""
     sha256 = hashlib.sha256(data).hexdigest()
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def _patch_row(target: Release, base_id: str, sha256: str, length: int, now: dat
     )
 
 
-async def _side(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
+async def extracted(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
     """Read and extract a release's (or embedded bundle's) archive, checked against its files."""
     if isinstance(release, EmbeddedBundle):
         files = tuple(
@@ -128,7 +130,7 @@ async def register_patch(
 
     if len(data) >= target.archive_length:
         raise PatchRejectedError("the patch is not smaller than the release's archive")
-    base_side, target_side = await _side(store, base), await _side(store, target)
+    base_side, target_side = await extracted(store, base), await extracted(store, target)
 
     def check() -> None:
         sink = MemorySink()
@@ -138,7 +140,9 @@ async def register_patch(
         await asyncio.to_thread(check)
     except HotPatchError as exc:
         raise PatchRejectedError(f"the patch does not rebuild the release: {exc}") from None
-    row = _patch_row(target, base.manifest_id, await _store(store, data, tmp_dir), len(data), now)
+    row = _patch_row(
+        target, base.manifest_id, await store_bytes(store, data, tmp_dir), len(data), now
+    )
     session.add(row)
     await session.commit()
     return row
@@ -233,11 +237,11 @@ async def _generate(
         bases = await _bases(session, target)
     if not bases:
         return []
-    target_side = await _side(store, target)
+    target_side = await extracted(store, target)
     added: list[Patch] = []
     for base in bases:
         try:
-            base_side = await _side(store, base)
+            base_side = await extracted(store, base)
         except (HotPatchError, ValueError, OSError) as exc:
             log.warning("cannot read %s as a patch base: %s", base.id, exc)
             continue
@@ -245,7 +249,7 @@ async def _generate(
         if len(patch) >= WORTH * target.archive_length:
             log.info("patch %s -> %s is not worth it (%d bytes)", base.id, target.id, len(patch))
             continue
-        sha256 = await _store(store, patch, tmp_dir)
+        sha256 = await store_bytes(store, patch, tmp_dir)
         row = _patch_row(target, base_side.manifest_id, sha256, len(patch), clock())
         async with sessionmaker() as session:
             session.add(row)
@@ -300,7 +304,7 @@ async def register_embedded_bundle(
         raise Problem(
             422, "invalid", f"not a valid embedded bundle: {exc}", field="archive"
         ) from None
-    sha256 = await _store(store, data, tmp_dir)
+    sha256 = await store_bytes(store, data, tmp_dir)
     bundle = EmbeddedBundle(
         app_id=app_id,
         platform=upload.platform,

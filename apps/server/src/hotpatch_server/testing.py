@@ -166,6 +166,28 @@ class Server:
         }
         return self.client.get("/v0.1/public/codepush/update_check", params=query)
 
+    def expo_attach(self, release_id: int, runtime_version: str = "1.0.0", **body: Any) -> Any:
+        """Attach release ``release_id``'s Expo manifest as the publisher; return the response."""
+        return self.client.put(
+            f"/releases/{release_id}/expo",
+            json={"runtimeVersion": runtime_version, **body},
+            headers=self.auth(),
+        )
+
+    def expo_check(
+        self, device_id: str = "4ee2e5f5-3f8d-4d0b-9d43-1a2b3c4d5e6f", **headers: str
+    ) -> Any:
+        """Request a manifest as an expo-updates device (header names with ``_`` for ``-``)."""
+        sent = {
+            "expo-protocol-version": "1",
+            "expo-platform": "android",
+            "expo-runtime-version": "1.0.0",
+            "eas-client-id": device_id,
+            "accept": "multipart/mixed,application/expo+json,application/json",
+            **{name.replace("_", "-"): value for name, value in headers.items()},
+        }
+        return self.client.get(f"/expo/{APP_ID}/manifest", headers=sent)
+
     def release_rows(self) -> int:
         """Return how many releases the admin can list."""
         listing = self.client.get("/releases", headers=self.auth(self.admin_key))

@@ -82,7 +82,9 @@ class CheckQuery:
     platform: str
     channel: str
     device_id: str
-    native_version: Version
+    #: None when the caller offers only candidates that fit the binary already
+    #: (an Expo runtime version is matched exactly, not by range).
+    native_version: Version | None
     native_text: str
     current_manifest_id: str | None
     current_position: tuple[int, int] | None
@@ -162,7 +164,10 @@ def choose(query: CheckQuery, candidates: tuple[Candidate, ...]) -> Candidate | 
     for candidate in candidates:
         if floor is not None and candidate.position <= floor:
             return None  # candidates are newest first: nothing newer is left
-        if candidate.paused or not candidate.binary_range.contains(query.native_version):
+        if candidate.paused:
+            continue
+        native = query.native_version
+        if native is not None and not candidate.binary_range.contains(native):
             continue
         if not in_rollout(
             bucket(query.device_id, candidate.manifest_id), candidate.rollout_basis_points

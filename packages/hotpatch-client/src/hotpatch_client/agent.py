@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -135,7 +135,6 @@ __all__ = [
 log = logging.getLogger("hotpatch_client")
 
 #: The largest update-check answer read (the envelope is capped far below this).
-ENTRY_FILES: Final = {Platform.ANDROID: "index.android.bundle", Platform.IOS: "main.jsbundle"}
 
 
 class Clock(Protocol):
@@ -204,7 +203,7 @@ class AgentConfig:
     @property
     def entry_file(self) -> str:
         """The archive path of the bundle the JS engine loads."""
-        return self.bundle_file or ENTRY_FILES[self.platform]
+        return self.bundle_file or self.platform.entry_file
 
     def device_config(self) -> DeviceConfig:
         """Return the state machine's view of this build."""

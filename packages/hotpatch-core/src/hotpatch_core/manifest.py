@@ -59,6 +59,11 @@ class Platform(enum.StrEnum):
     ANDROID = "android"
     IOS = "ios"
 
+    @property
+    def entry_file(self) -> str:
+        """The bundle React Native starts, at the root of every release archive."""
+        return "index.android.bundle" if self is Platform.ANDROID else "main.jsbundle"
+
 
 def _matches(
     pattern: re.Pattern[str], what: str

@@ -1,0 +1,336 @@
+"""The Expo Updates (protocol v1) device routes, over HotPatch's check and report services.
+
+An app with ``expo-updates`` sets ``updates.url`` to
+``<public URL>/expo/<app id>/manifest`` and sends, with every request, the
+headers ``expo-platform``, ``expo-runtime-version``, ``expo-protocol-version:
+1``, ``eas-client-id``, ``expo-current-update-id``,
+``expo-embedded-update-id``, optionally ``expo-channel-name`` (from
+``updates.requestHeaders``; ``production`` when absent),
+``expo-recent-failed-update-ids`` and, when it checks code signatures,
+``expo-expect-signature``.
+
+Mapping to HotPatch: (app, ``expo-platform``, channel) names the channel;
+``eas-client-id`` is the device id (cohorts, exclusions, statistics); an
+active release is offered only if an Expo manifest for exactly the device's
+runtime version is attached to it; then :func:`hotpatch_server.updates.choose`
+decides with the same rollout cohorts, pauses and rolled-back exclusions as
+HotPatch's own check. Each update id named in
+``expo-recent-failed-update-ids`` becomes a ``rolled_back`` installation
+report (that device is never offered the release again), and the update a
+device runs (``expo-current-update-id``) an ``applied`` one, once per
+device and process.
+
+Answers: the manifest as ``multipart/mixed`` (its ``expo-signature`` part
+header when the publisher signed it), a ``noUpdateAvailable`` directive
+when there is nothing newer, or ``204`` instead of the directive when the
+device expects signatures (directives are not signed: the server holds no
+key, and a 204 needs no signature). Assets are served at
+``/expo/assets/<sha256>``: stable, immutable, with their content type.
+
+Not yet: ``rollBackToEmbedded`` (HotPatch rolls back by publishing the
+earlier content as a new release, which Expo devices take like any update).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, SkipValidation
+from litestar.response import Redirect, Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hotpatch_core.errors import SchemaError
+from hotpatch_core.expo import RUNTIME_VERSION, multipart, parse_sfv_dictionary, parse_sfv_strings
+from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_server import fields
+from hotpatch_server.blobs import BlobStore, LocalBlobStore
+from hotpatch_server.cache import ActiveReleases, Candidate
+from hotpatch_server.deps import BlobStoreDep, DbSession, Now
+from hotpatch_server.downloads import read_range
+from hotpatch_server.metrics import Metrics
+from hotpatch_server.models import ExpoAsset
+from hotpatch_server.problems import Problem
+from hotpatch_server.ratelimit import Limits, client_address
+from hotpatch_server.updates import (
+    CHANNEL,
+    DEVICE_ID,
+    PLATFORM,
+    CheckQuery,
+    DeviceTracker,
+    Report,
+    choose,
+    record_installation,
+)
+
+__all__ = ["ExpoController", "ExpoService"]
+
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+#: expo-updates sends at most five failed ids; more are ignored.
+_MAX_FAILED: Final = 5
+#: (device, update) pairs whose ``applied`` report this process stored already.
+_MAX_SEEN: Final = 100_000
+_HEADERS: Final = {
+    "expo-protocol-version": "1",
+    "expo-sfv-version": "0",
+    "cache-control": "private, max-age=0",
+}
+_NO_UPDATE: Final = multipart([("directive", b'{"type":"noUpdateAvailable"}', {})])
+
+
+def _header(headers: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = headers.get(name)
+    if value is None or value == "":
+        return None
+    if not pattern.fullmatch(value):
+        raise Problem(400, "invalid", f"header {name} {value[:40]!r} is not valid", field=name)
+    return value
+
+
+def _required(headers: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    value = _header(headers, name, pattern)
+    if value is None:
+        raise Problem(400, "invalid", f"header {name} is required", field=name)
+    return value
+
+
+def _structured(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name, "")
+    if len(value) > 4096:
+        raise Problem(400, "invalid", f"header {name} is too long", field=name)
+    return value
+
+
+@attrs.frozen
+class ExpoCheck:
+    """A validated manifest request."""
+
+    app_id: str
+    platform: str
+    channel: str
+    runtime_version: str
+    device_id: str
+    current: str | None
+    failed: tuple[str, ...]
+    expected_key_id: str | None
+
+
+def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
+    """Validate a manifest request's headers; :class:`Problem` 400 names the bad one."""
+    fields.app_id(app_id, "appId")
+    protocol = headers.get("expo-protocol-version")
+    if protocol != "1":
+        raise Problem(
+            400,
+            "invalid",
+            "expo-protocol-version must be 1 (expo-updates 0.16 and later send it)",
+            field="expo-protocol-version",
+        )
+    platform = _required(headers, "expo-platform", PLATFORM)
+    runtime = _required(headers, "expo-runtime-version", RUNTIME_VERSION)
+    device_id = _required(headers, "eas-client-id", DEVICE_ID)
+    channel = _header(headers, "expo-channel-name", CHANNEL) or "production"
+    current = _header(headers, "expo-current-update-id", _UUID)
+    _header(headers, "expo-embedded-update-id", _UUID)
+    try:
+        failed = parse_sfv_strings(_structured(headers, "expo-recent-failed-update-ids"))
+        expect = parse_sfv_dictionary(_structured(headers, "expo-expect-signature"))
+    except SchemaError as exc:
+        raise Problem(400, "invalid", f"a structured header is malformed: {exc}") from None
+    key_id: str | None = None
+    if "expo-expect-signature" in headers:
+        given = expect.get("keyid", "root")
+        key_id = given if isinstance(given, str) else "root"
+    return ExpoCheck(
+        app_id=app_id,
+        platform=platform,
+        channel=channel,
+        runtime_version=runtime,
+        device_id=device_id,
+        current=current.lower() if current else None,
+        failed=tuple(f.lower() for f in failed[:_MAX_FAILED] if _UUID.fullmatch(f)),
+        expected_key_id=key_id,
+    )
+
+
+@attrs.frozen
+class ExpoAnswer:
+    """What the manifest route sends: a status, a content type and a body."""
+
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+@attrs.define
+class ExpoService:
+    """The Expo check: translate, then HotPatch's own selection (no database on a hit)."""
+
+    active_releases: ActiveReleases
+    device_tracker: DeviceTracker
+    sessionmaker: async_sessionmaker[AsyncSession]
+    metrics: Metrics
+    limits: Limits
+    clock: Callable[[], datetime]
+    _seen: set[tuple[str, str]] = attrs.field(factory=set, init=False)
+
+    async def check(self, app_id: str, headers: Mapping[str, str]) -> ExpoAnswer:
+        """Answer a manifest request."""
+        request = parse_request(app_id, headers)
+        now = self.clock()
+        await self.limits.check.enforce(f"{app_id}/{request.device_id}", now.timestamp())
+        candidates = await self.active_releases.get(app_id, request.platform, request.channel)
+        by_update = {c.expo.update_id: c for c in candidates if c.expo is not None}
+        current = by_update.get(request.current) if request.current else None
+        await self._reports(request, by_update, current, now)
+        fitting = tuple(
+            c
+            for c in candidates
+            if c.expo is not None and c.expo.runtime_version == request.runtime_version
+        )
+        query = CheckQuery(
+            app_id=app_id,
+            platform=request.platform,
+            channel=request.channel,
+            device_id=request.device_id,
+            native_version=None,  # matched exactly above
+            native_text=request.runtime_version,
+            current_manifest_id=current.manifest_id if current else None,
+            current_position=None,
+        )
+        self.device_tracker.note(query, now)
+        chosen = choose(query, fitting)
+        self.metrics.inc("expo_check", offered=str(chosen is not None).lower())
+        if chosen is None or chosen.expo is None:
+            if request.expected_key_id is not None:
+                return ExpoAnswer(204, None, b"")
+            return ExpoAnswer(200, *_NO_UPDATE)
+        served = chosen.expo
+        if request.expected_key_id is not None and served.key_id != request.expected_key_id:
+            raise Problem(
+                409,
+                "unsigned-update",
+                f"the device expects a signature with keyid {request.expected_key_id!r}; "
+                f"release {chosen.version} (sequence {chosen.sequence}) is "
+                + (f"signed with keyid {served.key_id!r}" if served.key_id else "not signed"),
+            )
+        return ExpoAnswer(200, served.content_type, served.body)
+
+    async def _reports(
+        self,
+        request: ExpoCheck,
+        by_update: dict[str, Candidate],
+        current: Candidate | None,
+        now: datetime,
+    ) -> None:
+        """Store what the request's headers say happened on the device (rarely a write)."""
+        reports: list[Report] = []
+        for failed_id in request.failed:
+            failed = by_update.get(failed_id)
+            if failed is not None and request.device_id not in failed.rolled_back_devices:
+                reports.append(
+                    Report(
+                        id=f"expo-failed-{failed_id}",
+                        app_id=request.app_id,
+                        device_id=request.device_id,
+                        manifest_id=failed.manifest_id,
+                        status=ReportStatus.ROLLED_BACK,
+                        phase=ReportPhase.FIRST_LAUNCH.value,
+                        reason="expo-updates: the update failed to launch",
+                    )
+                )
+        if current is not None and current.expo is not None:
+            seen = (request.device_id, current.expo.update_id)
+            if seen not in self._seen:
+                if len(self._seen) >= _MAX_SEEN:
+                    self._seen.clear()
+                self._seen.add(seen)
+                reports.append(
+                    Report(
+                        id=f"expo-ok-{current.expo.update_id}",
+                        app_id=request.app_id,
+                        device_id=request.device_id,
+                        manifest_id=current.manifest_id,
+                        status=ReportStatus.APPLIED,
+                    )
+                )
+        if not reports:
+            return
+        await self.limits.report.enforce(f"{request.app_id}/{request.device_id}", now.timestamp())
+        async with self.sessionmaker() as session:
+            for report in reports:
+                await record_installation(session, report, now, self.active_releases, self.metrics)
+
+
+class ExpoController(Controller):
+    """The routes ``expo-updates`` calls: the manifest and the assets; no credentials."""
+
+    path = "/expo"
+    tags = ["expo"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/{app_id:str}/manifest",
+        summary="Expo Updates manifest request",
+        description=(
+            "Expo Updates protocol v1: headers expo-platform, expo-runtime-version, "
+            "expo-protocol-version (1), eas-client-id, and optionally expo-channel-name, "
+            "expo-current-update-id, expo-embedded-update-id, expo-recent-failed-update-ids, "
+            "expo-expect-signature. Answers multipart/mixed (a manifest, or a "
+            "noUpdateAvailable directive) or 204."
+        ),
+    )
+    async def manifest(
+        self,
+        app_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        expo_service: NamedDependency[SkipValidation[ExpoService]],
+    ) -> Response[bytes]:
+        """Answer an expo-updates manifest request."""
+        answer = await expo_service.check(app_id, request.headers)
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type or "text/plain",
+            headers=_HEADERS,
+        )
+
+    @get("/assets/{sha256:str}", summary="An Expo update's asset, by sha256")
+    async def asset(
+        self,
+        sha256: FromPath[str],
+        request: Request[Any, Any, Any],
+        blob_store: BlobStoreDep,
+        db_session: DbSession,
+        expo_service: NamedDependency[SkipValidation[ExpoService]],
+        now: Now,
+    ) -> Response[Any]:
+        """Serve an asset an attached Expo manifest lists: immutable, with its content type."""
+        await expo_service.limits.telemetry.enforce(client_address(request), now.timestamp())
+        if not _SHA256.fullmatch(sha256):
+            raise Problem(400, "invalid", "an asset is named by 64 lowercase hex digits")
+        row = await db_session.get(ExpoAsset, sha256)
+        if row is None:
+            raise Problem(404, "not-found", "no Expo asset with that sha256")
+        return _serve(blob_store, row, now)
+
+
+def _serve(store: BlobStore, row: ExpoAsset, now: datetime) -> Response[Any]:
+    if not isinstance(store, LocalBlobStore):
+        return Redirect(store.url(row.sha256, now), status_code=302)
+    path = store.path(row.sha256)
+    if not path.exists():
+        raise Problem(404, "not-found", "the asset's blob is missing from storage")
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": f'"{row.sha256}"',
+        "Content-Length": str(row.length),
+    }
+    return Stream(read_range(path, 0, row.length - 1), media_type=row.content_type, headers=headers)

@@ -1,0 +1,330 @@
+"""Attaching an Expo Updates manifest to a release (publisher routes).
+
+The manifest's bytes are a function of the signed release
+(:func:`hotpatch_core.expo.expo_manifest`), so the server computes them and
+the publisher's CLI computes the same bytes to check them and, when the app
+checks code signatures, to sign them with the app's RSA key. The server
+stores the bytes and the signature, and serves exactly those: it never
+holds the key (docs/adr/0005-expo-manifests-are-fixed-at-publish.md).
+
+- ``POST /releases/{id}/expo/preview``: the bytes the server would serve,
+  for the CLI to check and sign; nothing is stored.
+- ``PUT /releases/{id}/expo``: attach them (once; the same request again is
+  idempotent). A signature is checked against the certificate sent with
+  it, as a device checks it, before anything is kept; the release's assets
+  are stored as blobs of their own for the stable asset URLs.
+- ``GET /releases/{id}/expo``: what is attached.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from litestar import Controller, Response, get, post, put
+from litestar.params import JSONBody, PathParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotpatch_core.errors import HotPatchError, VersionSyntaxError
+from hotpatch_core.expo import RUNTIME_VERSION, expo_assets, expo_manifest, update_id
+from hotpatch_core.manifest import ReleaseManifest, decode_manifest
+from hotpatch_core.release import decode_release_envelope
+from hotpatch_core.versions import BinaryRange
+from hotpatch_server.audit import record
+from hotpatch_server.auth import Action, Principal
+from hotpatch_server.blobs import BlobStore
+from hotpatch_server.deps import (
+    ActiveReleasesDep,
+    BlobStoreDep,
+    DbSession,
+    Now,
+    PrincipalDep,
+    SettingsDep,
+)
+from hotpatch_server.models import ExpoAsset, ExpoUpdate, Release
+from hotpatch_server.patches import extracted, store_bytes
+from hotpatch_server.problems import Problem
+from hotpatch_server.settings import Settings
+from hotpatch_server.updates import native_version
+
+__all__ = ["ExpoAttachment", "ExpoReleaseController", "verify_signature"]
+
+ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+#: Key ids travel in structured header strings: keep them plain.
+KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MAX_SIGNATURE_CHARS: Final = 2048  # base64 of an RSA-16384 signature
+_MAX_CERTIFICATE_CHARS: Final = 16 * 1024
+
+
+class ExpoAttachment(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """What makes a release's Expo manifest, and optionally its signature."""
+
+    runtime_version: str
+    #: The app's public Expo config (``npx expo config --type public --json``).
+    expo_client: dict[str, Any] | None = None
+    #: Base64 RSASSA-PKCS1-v1_5 SHA-256 signature of the manifest bytes.
+    signature: str | None = None
+    key_id: str | None = None
+    #: The PEM code-signing certificate the app embeds, to check the signature against.
+    certificate: str | None = None
+
+
+def verify_signature(
+    certificate_pem: str, manifest: bytes, signature: bytes, now: datetime
+) -> None:
+    """Check ``signature`` as expo-updates does; :class:`Problem` (422) if a device would refuse.
+
+    The certificate must be valid at ``now``, allow digital signatures and
+    code signing, and hold an RSA key under which the signature verifies.
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise Problem(
+            422, "invalid", "certificate is not a PEM X.509 certificate", field="certificate"
+        ) from None
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise Problem(
+            422,
+            "invalid",
+            f"the certificate is valid from {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()}, not now",
+            field="certificate",
+        )
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        extended = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usage, extended = None, None
+    if (
+        usage is None
+        or extended is None
+        or not usage.digital_signature
+        or ExtendedKeyUsageOID.CODE_SIGNING not in extended
+    ):
+        raise Problem(
+            422,
+            "invalid",
+            "the certificate is not a code-signing certificate (Key Usage digitalSignature, "
+            "Extended Key Usage codeSigning); make it with `npx expo-updates codesigning:generate`",
+            field="certificate",
+        )
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise Problem(422, "invalid", "the certificate's key is not RSA", field="certificate")
+    try:
+        key.verify(signature, manifest, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise Problem(
+            422,
+            "bad-signature",
+            "the signature does not verify with the certificate's key over these manifest bytes",
+            field="signature",
+        ) from None
+
+
+def _signature(data: ExpoAttachment) -> bytes | None:
+    given = [data.signature is not None, data.key_id is not None, data.certificate is not None]
+    if not any(given):
+        return None
+    if not all(given):
+        raise Problem(
+            422,
+            "invalid",
+            "signature, keyId and certificate go together",
+            field="signature" if data.signature is None else "keyId",
+        )
+    assert data.signature is not None  # noqa: S101 - narrowed above
+    assert data.key_id is not None  # noqa: S101
+    assert data.certificate is not None  # noqa: S101
+    if not KEY_ID.fullmatch(data.key_id):
+        raise Problem(
+            422, "invalid", "keyId is 1-64 letters, digits, '.', '_' or '-'", field="keyId"
+        )
+    if len(data.signature) > _MAX_SIGNATURE_CHARS:
+        raise Problem(422, "invalid", "signature is too long", field="signature")
+    if len(data.certificate) > _MAX_CERTIFICATE_CHARS:
+        raise Problem(422, "invalid", "certificate is too long", field="certificate")
+    try:
+        return base64.b64decode(data.signature.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise Problem(422, "invalid", "signature must be base64", field="signature") from None
+
+
+def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:
+    """Refuse a runtime version that is a native version outside the release's binary range."""
+    try:
+        native = native_version(runtime_version)
+    except VersionSyntaxError:
+        return  # a fingerprint: matched exactly, not by range
+    if not BinaryRange.parse(manifest.binary_range).contains(native):
+        raise Problem(
+            422,
+            "invalid",
+            f"runtime version {runtime_version} is outside the release's binary range "
+            f"{manifest.binary_range}",
+            field="runtimeVersion",
+        )
+
+
+async def _release(
+    session: AsyncSession, release_id: int, principal: Principal, action: Action
+) -> Release:
+    row = await session.get(Release, release_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no release {release_id}")
+    principal.require(action, row.app_id)
+    return row
+
+
+def _manifest_bytes(release: Release, data: ExpoAttachment, settings: Settings) -> bytes:
+    if not RUNTIME_VERSION.fullmatch(data.runtime_version):
+        raise Problem(
+            422,
+            "invalid",
+            "runtimeVersion is 1-64 letters, digits or ._+:()- starting with a letter or digit",
+            field="runtimeVersion",
+        )
+    manifest = decode_manifest(decode_release_envelope(release.manifest).payload)
+    _fits(manifest, data.runtime_version)
+    try:
+        return expo_manifest(
+            manifest,
+            release.manifest_id,
+            runtime_version=data.runtime_version,
+            public_url=settings.public_url,
+            expo_client=data.expo_client,
+        )
+    except HotPatchError as exc:
+        raise Problem(
+            422, "not-expo-release", str(exc), field=getattr(exc, "field", None)
+        ) from None
+
+
+def attachment_json(row: ExpoUpdate, release: Release) -> dict[str, Any]:
+    """Return the API's view of a release's Expo manifest."""
+    return {
+        "releaseId": release.id,
+        "updateId": row.update_id,
+        "runtimeVersion": row.runtime_version,
+        "signed": row.signature is not None,
+        "keyId": row.key_id,
+        "manifest": row.manifest.decode("utf-8"),
+        # SQLite gives back naive datetimes for timezone-aware columns; they are UTC.
+        "createdAt": row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC).isoformat(),
+        "createdBy": row.created_by,
+    }
+
+
+async def _store_assets(
+    session: AsyncSession, store: BlobStore, release: Release, settings: Settings
+) -> int:
+    """Store every file the Expo manifest lists as a blob of its own; return how many."""
+    side = await extracted(store, release)
+    manifest = decode_manifest(decode_release_envelope(release.manifest).payload)
+    launch, assets = expo_assets(manifest)
+    entries = {entry.path: entry for entry in side.files}
+    for asset in (launch, *assets):
+        data = side.read(entries[asset.path])
+        await store_bytes(store, data, settings.data_dir / "tmp")
+        if await session.get(ExpoAsset, asset.sha256) is None:
+            session.add(
+                ExpoAsset(sha256=asset.sha256, content_type=asset.content_type, length=len(data))
+            )
+    return 1 + len(assets)
+
+
+class ExpoReleaseController(Controller):
+    """Publisher routes for a release's Expo Updates manifest."""
+
+    path = "/releases"
+    tags = ["expo"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/{release_id:int}/expo/preview", status_code=200, summary="Expo manifest bytes to sign")
+    async def preview(
+        self,
+        release_id: ReleaseId,
+        data: JSONBody[ExpoAttachment],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        settings: SettingsDep,
+    ) -> Response[bytes]:
+        """Return the exact manifest bytes an attach with these fields would serve."""
+        release = await _release(db_session, release_id, principal, Action.PUBLISH)
+        body = _manifest_bytes(release, data, settings)
+        return Response(body, media_type="application/json")
+
+    @put("/{release_id:int}/expo", status_code=200, summary="Serve this release to expo-updates")
+    async def attach(
+        self,
+        release_id: ReleaseId,
+        data: JSONBody[ExpoAttachment],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        blob_store: BlobStoreDep,
+        settings: SettingsDep,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Attach the release's Expo manifest (with its signature, checked first)."""
+        release = await _release(db_session, release_id, principal, Action.PUBLISH)
+        body = _manifest_bytes(release, data, settings)
+        signature = _signature(data)
+        if signature is not None:
+            assert data.certificate is not None  # noqa: S101 - _signature checked it
+            verify_signature(data.certificate, body, signature, now)
+        existing = await db_session.get(ExpoUpdate, release.id)
+        if existing is not None:
+            same = existing.manifest == body and existing.signature == data.signature
+            if not same:
+                raise Problem(
+                    409,
+                    "expo-update-exists",
+                    f"release {release.id} already serves Expo update {existing.update_id} "
+                    f"(runtime {existing.runtime_version}); an update never changes: publish "
+                    "a new release instead",
+                )
+            return attachment_json(existing, release)
+        assets = await _store_assets(db_session, blob_store, release, settings)
+        row = ExpoUpdate(
+            release_id=release.id,
+            update_id=update_id(release.manifest_id),
+            runtime_version=data.runtime_version,
+            manifest=body,
+            signature=data.signature,
+            key_id=data.key_id,
+            created_at=now,
+            created_by=principal.label,
+        )
+        db_session.add(row)
+        record(
+            db_session,
+            principal,
+            "expo-attach",
+            release,
+            now,
+            {"runtimeVersion": data.runtime_version, "keyId": data.key_id, "assets": assets},
+        )
+        await db_session.commit()
+        await active_releases.invalidate(release.app_id, release.platform, release.channel)
+        return attachment_json(row, release)
+
+    @get("/{release_id:int}/expo", summary="The release's Expo manifest")
+    async def show(
+        self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
+    ) -> dict[str, Any]:
+        """Return the attached Expo manifest; 404 if the release has none."""
+        release = await _release(db_session, release_id, principal, Action.READ)
+        row = await db_session.get(ExpoUpdate, release.id)
+        if row is None:
+            raise Problem(404, "not-found", f"release {release.id} has no Expo manifest")
+        return attachment_json(row, release)
