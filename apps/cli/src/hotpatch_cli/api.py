@@ -267,3 +267,20 @@ class Api:
             f"/apps/{quote(app_id, safe='')}/deployment-keys/{quote(key_id, safe='')}",
         )
         return document
+
+    def expo_preview(self, release_id: int, body: dict[str, Any]) -> bytes:
+        """Return the exact Expo manifest bytes the server would serve for ``release_id``."""
+        try:
+            response = self._http.post(f"/releases/{release_id}/expo/preview", json=body)
+        except httpx.HTTPError as exc:
+            raise ServerError(
+                f"cannot reach {self.base_url}: {exc}", hint="check --api-url and the network"
+            ) from None
+        if not response.is_success:
+            raise self._error(response)
+        return response.content
+
+    def expo_attach(self, release_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Attach a release's Expo manifest (and its signature)."""
+        document: dict[str, Any] = self._send("PUT", f"/releases/{release_id}/expo", json=body)
+        return document

@@ -27,6 +27,7 @@ from hotpatch_cli.build import (
 )
 from hotpatch_cli.config import Settings, save_login
 from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, ServerError, UsageError
+from hotpatch_cli.expo import ExpoOptions, attach, export_files
 from hotpatch_cli.keys import (
     build_trust_root,
     load_public_key,
@@ -399,7 +400,7 @@ def _base_bytecode(
     return base
 
 
-def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - one pipeline, step by step
+def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one pipeline, step by step
     """Build (or take) a bundle, pack, sign and publish it."""
     app = ctx.app()
     platform = Platform(args.platform)
@@ -410,6 +411,12 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
     if not 0 <= args.rollout <= 100:
         raise UsageError("--rollout is a percentage between 0 and 100")
     key = ctx.signing_key(Path(args.key) if args.key else None)
+    expo = _expo_options(args)
+    if args.expo_export and (args.hermes or args.bundle_dir or args.bundle_command):
+        raise UsageError(
+            "--expo-export publishes what `npx expo export` built: "
+            "no --hermes, --bundle-dir or --bundle-command with it"
+        )
     out = ctx.output
     with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
         work = Path(tmp)
@@ -425,7 +432,10 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
                 hint="bump --version, or use `hotpatch rollback` to re-activate it",
             )
         newest = api.releases(app, platform=platform.value, channel=args.channel, limit=1)
-        if args.bundle_dir:
+        if args.expo_export:
+            bundle_dir = Path(args.expo_export)
+            out.step(f"using the Expo export in {bundle_dir}")
+        elif args.bundle_dir:
             bundle_dir = Path(args.bundle_dir)
             out.step(f"using the prebuilt bundle in {bundle_dir}")
             if args.hermes:  # compile a copy: never change the user's directory
@@ -456,7 +466,10 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
                 f"compiling {entry} to Hermes bytecode" + (f" against {base.name}" if base else "")
             )
             compile_hermes(hermesc, bundle, base_bytecode=base)
-        files = {k: v for k, v in collect_files(bundle_dir).items() if k != BUILD_MARKER}
+        if args.expo_export:
+            files = export_files(bundle_dir, platform)
+        else:
+            files = {k: v for k, v in collect_files(bundle_dir).items() if k != BUILD_MARKER}
         if entry not in files:
             raise UsageError(
                 f"{bundle_dir} has no {entry}", hint="check --entry-file and the bundle output name"
@@ -499,7 +512,74 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0915 - 
             mandatory=args.mandatory,
             progress=lambda done: out.progress("upload", done, packed.info.length),
         )
+        if expo is not None:
+            document["expo"] = attach(api, int(document["id"]), manifest, mid, expo, out.step)
     out.result(document, _summary(document))
+
+
+# --- Expo Updates --------------------------------------------------------------
+
+
+def _expo_options(args: argparse.Namespace) -> ExpoOptions | None:
+    if args.runtime_version is None:
+        if getattr(args, "expo_export", None) or args.expo_signing_key or args.expo_config:
+            raise UsageError(
+                "--runtime-version is required to serve a release to expo-updates",
+                hint="the app's runtimeVersion (app.json), e.g. 1.0.0",
+            )
+        return None
+    return ExpoOptions.from_args(
+        args.runtime_version,
+        args.expo_config,
+        args.expo_signing_key,
+        args.expo_certificate,
+        args.expo_key_id,
+    )
+
+
+def _attach_expo(
+    ctx: Context, api: Api, args: argparse.Namespace, document: dict[str, Any], envelope: bytes
+) -> None:
+    """Serve a just-published release to expo-updates too, when asked to."""
+    options = _expo_options(args)
+    if options is None:
+        return
+    payload = decode_release_envelope(envelope).payload
+    document["expo"] = attach(
+        api,
+        int(document["id"]),
+        decode_manifest(payload),
+        manifest_id(payload),
+        options,
+        ctx.output.step,
+    )
+
+
+def expo_attach(ctx: Context, args: argparse.Namespace) -> None:
+    """Serve an already published release to expo-updates (optionally signed)."""
+    options = _expo_options(args)
+    if options is None:
+        raise UsageError("--runtime-version is required", hint="the app's runtimeVersion")
+    with ctx.api() as api:
+        shown = api.release(args.release_id)
+        try:
+            payload = decode_release_envelope(base64.b64decode(shown["manifest"])).payload
+            manifest = decode_manifest(payload)
+        except (HotPatchError, KeyError, ValueError) as exc:
+            raise UsageError(
+                f"release {args.release_id} has an unreadable manifest: {exc}"
+            ) from None
+        if manifest_id(payload) != shown.get("manifestId"):
+            raise ServerError(f"release {args.release_id}'s manifest does not match its id")
+        document = attach(
+            api, args.release_id, manifest, manifest_id(payload), options, ctx.output.step
+        )
+    signed = f", signed with keyid {document['keyId']!r}" if document["signed"] else ", unsigned"
+    ctx.output.result(
+        document,
+        f"release {args.release_id} is served to expo-updates as update {document['updateId']} "
+        f"(runtime {document['runtimeVersion']}{signed})",
+    )
 
 
 # --- rollback, promote, rollout, list ----------------------------------------
@@ -524,7 +604,9 @@ def rollback(ctx: Context, args: argparse.Namespace) -> None:
         )
         ctx.output.step(f"rolling {app} {args.platform}/{args.channel} back to {args.version} "
                         f"as sequence {manifest.sequence}")  # fmt: skip
-        document = api.rollback(int(source["id"]), sign_release(manifest, [key]), args.rollout)
+        envelope = sign_release(manifest, [key])
+        document = api.rollback(int(source["id"]), envelope, args.rollout)
+        _attach_expo(ctx, api, args, document, envelope)
     ctx.output.result(document, _summary(document))
 
 
@@ -553,7 +635,9 @@ def promote(ctx: Context, args: argparse.Namespace) -> None:
         except (HotPatchError, ValueError) as exc:
             raise UsageError(f"invalid --to channel: {exc}") from None
         ctx.output.step(f"promoting {args.version} from {args.source} to {args.target}")
-        document = api.promote(int(source["id"]), sign_release(manifest, [key]), args.rollout)
+        envelope = sign_release(manifest, [key])
+        document = api.promote(int(source["id"]), envelope, args.rollout)
+        _attach_expo(ctx, api, args, document, envelope)
     ctx.output.result(document, _summary(document))
 
 

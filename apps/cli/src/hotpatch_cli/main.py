@@ -84,6 +84,19 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scope-channel", action="append", help="channels (repeat; default *)")
 
 
+def _add_expo(parser: argparse.ArgumentParser) -> None:
+    expo = parser.add_argument_group("expo-updates (serve the release to Expo apps too)")
+    expo.add_argument(
+        "--runtime-version", help="the app's runtimeVersion: serve it to expo-updates apps of it"
+    )
+    expo.add_argument(
+        "--expo-config", help="the public Expo config (npx expo config --type public --json)"
+    )
+    expo.add_argument("--expo-signing-key", help="PEM private key from expo-updates codesigning")
+    expo.add_argument("--expo-certificate", help="its PEM certificate (the one the app embeds)")
+    expo.add_argument("--expo-key-id", default="main", help="codeSigningMetadata keyid (main)")
+
+
 def _target(parser: argparse.ArgumentParser, *, channel: bool = True) -> None:
     parser.add_argument("--platform", required=True, choices=_PLATFORMS)
     parser.add_argument("--version", required=True, help="the release's version label")
@@ -218,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     rel.add_argument("--base-bytecode", help="compile against this .hbc (default: the previous)")
     rel.add_argument("--compression", type=int, default=9, choices=range(10), metavar="0-9")
     rel.add_argument("--dry-run", action="store_true", help="do everything but upload")
+    rel.add_argument(
+        "--expo-export", help="publish this `npx expo export` output (needs --runtime-version)"
+    )
     _add_key(rel)
+    _add_expo(rel)
 
     back = command(
         "rollback",
@@ -230,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     back.add_argument("--rollout", type=float, default=100.0)
     back.add_argument("--mandatory", action=argparse.BooleanOptionalAction, default=None)
     _add_key(back)
+    _add_expo(back)
 
     prom = command(
         "promote", commands.promote, "Publish a version's content from one channel on another."
@@ -239,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     prom.add_argument("--to", dest="target", required=True, help="e.g. production")
     prom.add_argument("--rollout", type=float, default=100.0)
     _add_key(prom)
+    _add_expo(prom)
 
     diff = command(
         "patch",
@@ -308,6 +327,21 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     _add_common(dk_revoke)
     dk_revoke.set_defaults(handler=deployment_keys.revoke)
     dk_revoke.add_argument("key_id", help="the key's id, from `deployment-keys list`")
+
+    expo = sub.add_parser(
+        "expo", help="serve releases to expo-updates apps", description="Expo Updates"
+    )
+    expo_sub = expo.add_subparsers(dest="expo_command", required=True, metavar="ACTION")
+    expo_attach = expo_sub.add_parser(
+        "attach",
+        help="serve a published release to expo-updates apps",
+        description="Attach a release's Expo manifest (signed with the app's code-signing key "
+        "when given); the release must hold an `npx expo export` build",
+    )
+    _add_common(expo_attach)
+    expo_attach.set_defaults(handler=commands.expo_attach)
+    expo_attach.add_argument("release_id", type=int, help="the release's id (releases list)")
+    _add_expo(expo_attach)
 
     listing = sub.add_parser("releases", help="list releases", description="Releases")
     listing_sub = listing.add_subparsers(dest="releases_command", required=True, metavar="ACTION")

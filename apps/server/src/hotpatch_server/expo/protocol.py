@@ -146,7 +146,7 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
     except SchemaError as exc:
         raise Problem(400, "invalid", f"a structured header is malformed: {exc}") from None
     key_id: str | None = None
-    if "expo-expect-signature" in headers:
+    if headers.get("expo-expect-signature"):
         given = expect.get("keyid", "root")
         key_id = given if isinstance(given, str) else "root"
     return ExpoCheck(
