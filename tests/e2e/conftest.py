@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+CLIENTS = REPO / "tests" / "clients"
+
+
+def _npm_installed(harness: Path) -> Path:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("the JavaScript client tests need Node.js and npm on PATH")
+    with (harness / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = harness / "node_modules" / ".package-lock.json"
+        lockfile = harness / "package-lock.json"
+        if not stamp.exists() or stamp.stat().st_mtime < lockfile.stat().st_mtime:
+            subprocess.run(
+                [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=harness,
+                check=True,
+                timeout=600,
+            )
+    return harness
+
+
+@pytest.fixture(scope="session")
+def npm_installed() -> Callable[[str], Path]:
+    """Return a function that installs a harness of tests/clients (``npm ci``, once per lock).
+
+    It skips the test where Node.js or npm is missing. Test workers share one
+    install: the first takes a file lock, the others wait for it.
+    """
+    return lambda name: _npm_installed(CLIENTS / name)
+
 
 #: What the test runner's virtualenv (nox with uv) sets, which would point a
 #: user's ``uv`` and ``pip`` at the runner's environment instead of their own.

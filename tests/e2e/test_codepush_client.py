@@ -10,12 +10,11 @@ with the device's state kept on disk between starts.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +24,13 @@ import pytest
 from hotpatch_core.testing import build_release
 from hotpatch_server.testing import APP_ID, ServerProcess, server_process
 
-HARNESS = Path(__file__).resolve().parents[1] / "clients" / "codepush"
 CRASH = b"HOTPATCH_TEST_CRASH_ON_START"
 
 
 @pytest.fixture(scope="session")
-def codepush_client() -> Path:
+def codepush_client(npm_installed: Callable[[str], Path]) -> Path:
     """The harness with its pinned npm dependencies installed (``npm ci``, once)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("the CodePush client tests need Node.js and npm on PATH")
-    with (HARNESS / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one npm ci, whichever test worker comes first
-        stamp = HARNESS / "node_modules" / ".package-lock.json"
-        lockfile = HARNESS / "package-lock.json"
-        if not stamp.exists() or stamp.stat().st_mtime < lockfile.stat().st_mtime:
-            subprocess.run(
-                [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=HARNESS,
-                check=True,
-                timeout=600,
-            )
-    return HARNESS
+    return npm_installed("codepush")
 
 
 class Phone:
