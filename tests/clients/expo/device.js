@@ -8,8 +8,8 @@
 //                                 (what `npx expo-updates codesigning:generate` does)
 //   node device.js start <state>  launch, then check and download like the app
 //
-// What it does is what expo-updates 57 does on Android (the brief in
-// docs/howto/expo-updates.md names the Kotlin sources): the manifest request
+// What it does is what expo-updates 57 does on Android
+// (android/src/main/java/expo/modules/updates/ in its npm tarball): the manifest request
 // and its headers (FileDownloader.createRequestForRemoteUpdate), the
 // multipart answer parsed with Expo's own @expo/multipart-body-parser, the
 // expo-signature checked against the embedded certificate with the rules of

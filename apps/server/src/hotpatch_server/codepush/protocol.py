@@ -25,7 +25,7 @@ What a CodePush device cannot check that a HotPatch device does: the
 release's Ed25519 signatures and trust root (a CodePush device trusts the
 server and TLS, or a publisher's RSA signature if the app embeds
 ``CodePushPublicKey``, which HotPatch does not make yet). See
-docs/guides/codepush.md.
+docs/howto/codepush.md.
 
 Errors are problem documents with status 400 (bad query or body) or 404
 (unknown or revoked deployment key): the client shows
