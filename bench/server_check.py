@@ -8,9 +8,10 @@ wrk, 2 threads, 64 connections, random device ids. Prints requests/s and
 latency percentiles for both, and the ratios the issue targets.
 
 The CodePush update check (``/v0.1/public/codepush/update_check``, same
-devices, a deployment key for the same channel) runs on the same server
-process, alternating with HotPatch's own check ``--runs`` times; the
-medians are compared.
+devices, a deployment key for the same channel) and the Expo Updates
+manifest request (``/expo/<app>/manifest``, same devices, the release's
+Expo manifest attached) run on the same server process, alternating with
+HotPatch's own check ``--runs`` times; the medians are compared.
 
 Usage: python bench/server_check.py [--seconds 15] [--devices 1000000] [--runs 3]
 Needs: PostgreSQL (HOTPATCH_BENCH_DATABASE_URL, default the machine's test
@@ -204,6 +205,12 @@ def main() -> int:
                 timeout=60,
             )
             published.raise_for_status()
+            httpx.put(
+                f"http://127.0.0.1:{port}/releases/{published.json()['id']}/expo",
+                json={"runtimeVersion": "1.0.0"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            ).raise_for_status()
             created = httpx.post(
                 f"http://127.0.0.1:{port}/apps/{APP_ID}/deployment-keys",
                 json={"platform": "android"},
@@ -213,11 +220,14 @@ def main() -> int:
             wrk_env = {**os.environ, "HOTPATCH_BENCH_DEPLOYMENT_KEY": created.json()["key"]}
             _wrk(port, 3)  # warm up
             _wrk(port, 3, "codepush_check.lua", wrk_env)
-            native_runs, codepush_runs = [], []
+            _wrk(port, 3, "expo_check.lua", wrk_env)
+            native_runs, codepush_runs, expo_runs = [], [], []
             for _ in range(args.runs):
                 native_runs.append(_wrk(port, args.seconds))
                 codepush_runs.append(_wrk(port, args.seconds, "codepush_check.lua", wrk_env))
+                expo_runs.append(_wrk(port, args.seconds, "expo_check.lua", wrk_env))
             hotpatch, codepush = _median(native_runs), _median(codepush_runs)
+            expo = _median(expo_runs)
             tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
         finally:
             server.send_signal(signal.SIGTERM)
@@ -237,6 +247,7 @@ def main() -> int:
         ("bare Litestar route", bare),
         ("HotPatch update check", hotpatch),
         ("CodePush update check", codepush),
+        ("Expo manifest request", expo),
     )
     for name, r in rows:
         print(f"{name:24}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['non2xx']:>10.0f}")
@@ -248,7 +259,12 @@ def main() -> int:
         f"(target >= 1.00 within noise), p99 {codepush['p99'] / hotpatch['p99']:.2f}  "
         f"(medians of {args.runs} alternating runs)"
     )
-    if codepush["non2xx"] or hotpatch["non2xx"]:
+    print(
+        f"Expo / HotPatch check:     throughput {expo['rps'] / hotpatch['rps']:.2f} "
+        f"(target >= 1.00 within noise), p99 {expo['p99'] / hotpatch['p99']:.2f}  "
+        f"(medians of {args.runs} alternating runs)"
+    )
+    if codepush["non2xx"] or hotpatch["non2xx"] or expo["non2xx"]:
         print("WARNING: some checks were not answered 2xx; the figures are not comparable")
     print(f"device rows after the run: {tracked:,}")
     return 0
