@@ -15,12 +15,16 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hotpatch_cli.codepush import SIGNATURE_PATH, signature_file
 from hotpatch_core.testing import build_release
 from hotpatch_server.testing import APP_ID, ServerProcess, server_process
 
@@ -36,13 +40,25 @@ def codepush_client(npm_installed: Callable[[str], Path]) -> Path:
 class Phone:
     """One installed app: its state directory, binary version and deployment key."""
 
-    def __init__(self, harness: Path, state: Path, server: str, key: str, version: str) -> None:
-        """Install the app (nothing runs until :meth:`launch`)."""
+    def __init__(
+        self,
+        harness: Path,
+        state: Path,
+        server: str,
+        key: str,
+        version: str,
+        *,
+        public_key: Path | None = None,
+    ) -> None:
+        """Install the app (nothing runs until :meth:`launch`); ``public_key`` is its key."""
         self.harness, self.state, self.server = harness, state, server
-        self.key, self.version = key, version
+        self.key, self.version, self.public_key = key, version, public_key
 
-    def launch(self) -> dict[str, Any]:
-        """Start the app once; return what happened (sync status, events, errors)."""
+    def launch(self, *, failing: bool = False) -> dict[str, Any]:
+        """Start the app once; return what happened (sync status, events, errors).
+
+        With ``failing``, sync must end in an error (which the client rethrows).
+        """
         done = subprocess.run(
             [
                 shutil.which("node") or "node",
@@ -51,6 +67,7 @@ class Phone:
                 self.server,
                 self.key,
                 self.version,
+                *([str(self.public_key)] if self.public_key else []),
             ],
             cwd=self.harness,
             capture_output=True,
@@ -60,16 +77,32 @@ class Phone:
         )
         assert done.stdout.strip(), done.stderr
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        assert "error" not in result, result["error"]
+        assert ("error" in result) == failing, result
         return result
 
 
-def _release(server: ServerProcess, sequence: int, bundle: bytes, binary_range: str) -> int:
+def _release(
+    server: ServerProcess,
+    sequence: int,
+    bundle: bytes,
+    binary_range: str,
+    signed_with: Path | None = None,
+) -> int:
+    files = {
+        "index.android.bundle": bundle,
+        "drawable-mdpi/assets_logo.png": b"\x89PNG" + bytes([sequence]) * 64,
+    }
+    if signed_with is not None:  # what `hotpatch release --codepush-signing-key` adds
+        build = signed_with.parent / f"build-{sequence}"
+        for name, data in files.items():
+            (build / name).parent.mkdir(parents=True, exist_ok=True)
+            (build / name).write_bytes(data)
+        sources = {name: build / name for name in files}
+        files[SIGNATURE_PATH] = signature_file(
+            sources, signed_with, datetime(2026, 1, 1, tzinfo=UTC)
+        )
     built = build_release(
-        {
-            "index.android.bundle": bundle,
-            "drawable-mdpi/assets_logo.png": b"\x89PNG" + bytes([sequence]) * 64,
-        },
+        files,
         app_id=APP_ID,
         version=f"1.0.{sequence}",
         sequence=sequence,
@@ -182,3 +215,49 @@ def test_binaries_no_release_targets(
     result = older.launch()
     assert result["status"] == "UP_TO_DATE"
     assert result["binaryMismatch"] == "2.x"  # handleBinaryVersionMismatchCallback
+
+
+def _rsa_pair(folder: Path) -> tuple[Path, Path]:
+    """An RSA key pair as `openssl genrsa` and `openssl rsa -pubout` make them."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    folder.mkdir(parents=True, exist_ok=True)
+    private, public = folder / "private.pem", folder / "public.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def test_a_signed_release_verifies_with_the_apps_public_key(
+    codepush_client: Path, codepush_server: tuple[ServerProcess, str, str], tmp_path: Path
+) -> None:
+    """With CodePushPublicKey, only updates signed by its private key are installed."""
+    server, _admin_key, key = codepush_server
+    private, public = _rsa_pair(tmp_path / "ours")
+    other, _ = _rsa_pair(tmp_path / "theirs")
+    _release(server, 1, b"console.log('signed');\n", "1.x", signed_with=private)
+    phone = Phone(
+        codepush_client, tmp_path / "phone", server.base_url, key, "1.0.0", public_key=public
+    )
+    assert phone.launch()["status"] == "UPDATE_INSTALLED"
+    assert phone.launch()["running"] == "v1"
+
+    _release(server, 2, b"console.log('unsigned');\n", "1.x")
+    unsigned = phone.launch(failing=True)
+    assert "no JWT signature" in unsigned["error"]
+    _release(server, 3, b"console.log('someone else');\n", "1.x", signed_with=other)
+    forged = phone.launch(failing=True)
+    assert "not signed by a trusted party" in forged["error"]
+    assert forged["events"] == []  # nothing installed: the app keeps running v1
+    # An app without the key takes the signed and the unsigned releases alike.
+    plain = Phone(codepush_client, tmp_path / "plain", server.base_url, key, "1.0.0")
+    assert plain.launch()["events"] == ["downloaded v3", "installed v3"]

@@ -1,8 +1,16 @@
-"""``hotpatch deployment-keys`` against a real server process."""
+"""``hotpatch deployment-keys`` and CodePush code signing against a real server process."""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
 import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .conftest import APP, Cli, Stage
 
@@ -51,3 +59,49 @@ def test_a_publisher_cannot_make_keys(cli: Cli, stage: Stage) -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "may not admin" in done.stderr
+
+
+def test_release_signed_for_codepush(cli: Cli, stage: Stage, tmp_path: Path) -> None:
+    """--codepush-signing-key adds CodePush/.codepushrelease: an RS256 JWT of the package hash."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "codepush-private.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    build = tmp_path / "build"
+    (build / "assets").mkdir(parents=True)
+    (build / "index.android.bundle").write_text("console.log('signed');\n")
+    (build / "assets" / "logo.png").write_bytes(b"\x89PNG" + bytes(8))
+    common = ("--api-url", stage.server.base_url, "--token", stage.publisher_key, "--app", APP)
+    published = cli.json(
+        "release", "--platform", "android", "--version", "1.0.0", "--bundle-dir", str(build),
+        "--codepush-signing-key", str(private), *common,
+    )  # fmt: skip
+    admin = ("--api-url", stage.server.base_url, "--token", stage.admin_key, "--app", APP)
+    deployment_key = cli.json("deployment-keys", "create", "--platform", "android", *admin)["key"]
+    info = _check(stage, deployment_key).json()["update_info"]
+    archive = httpx.get(info["download_url"]).content
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        token = zf.read("CodePush/.codepushrelease").decode()
+    header, claims, signature = token.split(".")
+    key.public_key().verify(
+        base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+        f"{header}.{claims}".encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
+    decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert decoded["claimVersion"] == "1.0.0"
+    assert decoded["contentHash"] == info["package_hash"]
+    assert published["size"] == len(archive)
+
+    again = cli.run(
+        "release", "--platform", "android", "--version", "1.0.1", "--bundle-dir", str(build),
+        "--codepush-signing-key", str(tmp_path / "missing.pem"), *common, check=False,
+    )  # fmt: skip
+    assert again.returncode != 0
+    assert "cannot read --codepush-signing-key" in again.stderr

@@ -93,6 +93,8 @@ def test_the_launch_asset_is_the_entry_file_and_assets_keep_their_keys() -> None
         ("abc123", ".png", "image/png"),
         ("f0nt", ".TTF", "font/ttf"),
     ]
+    signed, _ = _release({"index.android.bundle": b"code", "CodePush/.codepushrelease": b"jwt"})
+    assert expo_assets(signed)[1] == ()  # a CodePush signature is not an asset
     ios, _ = _release({"main.jsbundle": b"code"}, Platform.IOS)
     assert expo_assets(ios)[0].path == "main.jsbundle"
 

@@ -18,7 +18,11 @@
 // folder hash only for diff and signed updates, this one checks it for every
 // update and fails the download when it differs from package_hash.
 //
-// Usage: node device.js STATE_DIR SERVER_URL DEPLOYMENT_KEY APP_VERSION
+// With a CodePushPublicKey (PUBLIC_KEY_PEM_FILE), an update must carry
+// CodePush/.codepushrelease, an RS256 JWT over its package hash, verified as
+// CodePushUpdateUtils.verifyUpdateSignature does.
+//
+// Usage: node device.js STATE_DIR SERVER_URL DEPLOYMENT_KEY APP_VERSION [PUBLIC_KEY_PEM_FILE]
 // Prints one JSON line describing the launch. The bundle of an update "crashes"
 // (the process ends before the app calls notifyAppReady) when it contains the
 // text HOTPATCH_TEST_CRASH_ON_START.
@@ -30,7 +34,8 @@ const zlib = require("zlib");
 const Module = require("module");
 const babel = require("@babel/core");
 
-const [stateDir, serverUrl, deploymentKey, appVersion] = process.argv.slice(2);
+const [stateDir, serverUrl, deploymentKey, appVersion, publicKeyFile] = process.argv.slice(2);
+const publicKey = publicKeyFile ? fs.readFileSync(publicKeyFile, "utf8") : null;
 const BUNDLE = "index.android.bundle";
 const CRASH = "HOTPATCH_TEST_CRASH_ON_START";
 const logs = [];
@@ -176,6 +181,39 @@ function folderHash(folder) {
   return crypto.createHash("sha256").update(JSON.stringify(lines)).digest("hex");
 }
 
+function verifyUpdateSignature(folder, packageHash) {
+  // CodePushUpdateUtils.verifyUpdateSignature and verifyAndDecodeJWT (nimbus-jose-jwt, RSASSAVerifier)
+  let signature;
+  try {
+    signature = fs.readFileSync(path.join(folder, "CodePush", ".codepushrelease"), "utf8");
+  } catch (error) {
+    throw new Error("The update could not be verified because no signature was found.");
+  }
+  let claims = null;
+  const parts = signature.split(".");
+  if (parts.length === 3) {
+    try {
+      const header = JSON.parse(Buffer.from(parts[0], "base64url").toString("utf8"));
+      const valid = ["RS256", "RS384", "RS512"].includes(header.alg) && crypto.verify(
+        `sha${header.alg.slice(2)}`,
+        Buffer.from(`${parts[0]}.${parts[1]}`, "ascii"),
+        publicKey,
+        Buffer.from(parts[2], "base64url"),
+      );
+      if (valid) claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
+    } catch (error) {
+      claims = null;
+    }
+  }
+  if (claims === null) {
+    throw new Error("The update could not be verified because it was not signed by a trusted party.");
+  }
+  if (typeof claims.contentHash !== "string") {
+    throw new Error("The update could not be verified because the signature did not specify a content hash.");
+  }
+  if (claims.contentHash !== packageHash) throw new Error("The update contents failed the code signing check.");
+}
+
 function findBundle(folder) {
   for (const name of fs.readdirSync(folder)) {
     const full = path.join(folder, name);
@@ -216,10 +254,15 @@ async function downloadPackage(update) {
   if (bundlePath === null) {
     throw new Error(`Update is invalid - A JS bundle file named "${BUNDLE}" could not be found`);
   }
+  const signed = fs.existsSync(path.join(folder, "CodePush", ".codepushrelease"));
+  if (publicKey && !signed) {
+    throw new Error("Error! Public key was provided but there is no JWT signature within app bundle to verify.");
+  }
   const computed = folderHash(folder);
   if (computed !== update.packageHash) {
     throw new Error(`The update contents failed the data integrity check: ${computed} != ${update.packageHash}`);
   }
+  if (publicKey) verifyUpdateSignature(folder, update.packageHash);
   const metadata = { ...update, bundlePath };
   fs.writeFileSync(path.join(folder, "app.json"), JSON.stringify(metadata));
   events.push(`downloaded ${update.label}`);

@@ -25,6 +25,7 @@ from hotpatch_cli.build import (
     is_hermes_bytecode,
     run_bundle_command,
 )
+from hotpatch_cli.codepush import SIGNATURE_PATH, signature_file
 from hotpatch_cli.config import Settings, save_login
 from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, ServerError, UsageError
 from hotpatch_cli.expo import ExpoOptions, attach, export_files
@@ -474,6 +475,11 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, P
             raise UsageError(
                 f"{bundle_dir} has no {entry}", hint="check --entry-file and the bundle output name"
             )
+        if args.codepush_signing_key:
+            signed = work / "codepushrelease"
+            signed.write_bytes(signature_file(files, Path(args.codepush_signing_key), _now()))
+            files[SIGNATURE_PATH] = signed
+            out.step(f"signed the CodePush package hash into {SIGNATURE_PATH}")
         total = sum(p.stat().st_size for p in files.values())
         out.step(f"packing {len(files)} files ({total / 1e6:.1f} MB)")
         packed = pack_directory(files, work / "release.zip", compresslevel=args.compression)

@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     rel.add_argument(
         "--expo-export", help="publish this `npx expo export` output (needs --runtime-version)"
     )
+    rel.add_argument(
+        "--codepush-signing-key",
+        help="RSA private key (PEM) whose public key react-native-code-push apps carry as "
+        "CodePushPublicKey: adds the signed CodePush/.codepushrelease",
+    )
     _add_key(rel)
     _add_expo(rel)
 

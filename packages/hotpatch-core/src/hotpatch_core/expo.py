@@ -35,6 +35,7 @@ import attrs
 
 from hotpatch_core import strictjson
 from hotpatch_core.archive import FileEntry
+from hotpatch_core.codepush import SIGNATURE_FILE
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.manifest import ReleaseManifest
 
@@ -147,9 +148,9 @@ def asset_url(public_url: str, sha256: str) -> str:
 def expo_assets(manifest: ReleaseManifest) -> tuple[ExpoAsset, tuple[ExpoAsset, ...]]:
     """Return a release's launch asset and assets; :class:`SchemaError` if it has others.
 
-    Every file must be the entry file or ``assets/<key><.ext>``, and keys
-    must be unique: a device stores an asset as ``<key><.ext>`` and finds it
-    by its key.
+    Every file must be the entry file or ``assets/<key><.ext>`` (or the
+    CodePush signature, which is not served), and keys must be unique: a
+    device stores an asset as ``<key><.ext>`` and finds it by its key.
     """
     entry = manifest.platform.entry_file
     launch: FileEntry | None = None
@@ -159,6 +160,8 @@ def expo_assets(manifest: ReleaseManifest) -> tuple[ExpoAsset, tuple[ExpoAsset, 
         if file.path == entry:
             launch = file
             continue
+        if file.path == f"CodePush/{SIGNATURE_FILE}":
+            continue  # a CodePush device's signature of the same release: not an asset
         match = _ASSET.fullmatch(file.path)
         if match is None:
             raise SchemaError(

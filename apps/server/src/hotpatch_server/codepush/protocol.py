@@ -24,7 +24,7 @@ is never offered that release again), ``DeploymentSucceeded`` as
 What a CodePush device cannot check that a HotPatch device does: the
 release's Ed25519 signatures and trust root (a CodePush device trusts the
 server and TLS, or a publisher's RSA signature if the app embeds
-``CodePushPublicKey``, which HotPatch does not make yet). See
+``CodePushPublicKey``: ``hotpatch release --codepush-signing-key``). See
 docs/howto/codepush.md.
 
 Errors are problem documents with status 400 (bad query or body) or 404

@@ -43,6 +43,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, SkipValidation
 from litestar.response import Redirect, Stream
+from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.errors import SchemaError
@@ -78,11 +79,25 @@ _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_FAILED: Final = 5
 #: (device, update) pairs whose ``applied`` report this process stored already.
 _MAX_SEEN: Final = 100_000
-_HEADERS: Final = {
-    "expo-protocol-version": "1",
-    "expo-sfv-version": "0",
-    "cache-control": "private, max-age=0",
-}
+_HEADERS: Final = (
+    ("expo-protocol-version", "1"),
+    ("expo-sfv-version", "0"),
+    ("cache-control", "private, max-age=0"),
+)
+#: The request headers the check reads (ASGI gives header names in lowercase).
+_READ: Final = frozenset(
+    {
+        b"expo-protocol-version",
+        b"expo-platform",
+        b"expo-runtime-version",
+        b"eas-client-id",
+        b"expo-channel-name",
+        b"expo-current-update-id",
+        b"expo-embedded-update-id",
+        b"expo-recent-failed-update-ids",
+        b"expo-expect-signature",
+    }
+)
 _NO_UPDATE: Final = multipart([("directive", b'{"type":"noUpdateAvailable"}', {})])
 
 
@@ -292,13 +307,19 @@ class ExpoController(Controller):
         app_id: FromPath[str],
         request: Request[Any, Any, Any],
         expo_service: NamedDependency[SkipValidation[ExpoService]],
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """Answer an expo-updates manifest request."""
-        answer = await expo_service.check(app_id, request.headers)
-        return Response(
-            answer.body,
+        # The raw ASGI headers: only the ones the protocol names are decoded.
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.scope["headers"]
+            if name in _READ
+        }
+        answer = await expo_service.check(app_id, headers)
+        return ASGIResponse(
+            body=answer.body,
             status_code=answer.status,
-            media_type=answer.content_type or "text/plain",
+            media_type=answer.content_type,
             headers=_HEADERS,
         )
 
