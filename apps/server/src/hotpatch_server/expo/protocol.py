@@ -185,6 +185,32 @@ class ExpoAnswer:
     body: bytes
 
 
+@attrs.frozen
+class _Index:
+    """A channel's active releases by Expo update id and by runtime version."""
+
+    candidates: tuple[Candidate, ...]
+    by_update: dict[str, Candidate]
+    by_runtime: dict[str, tuple[Candidate, ...]]
+
+    @classmethod
+    def of(cls, candidates: tuple[Candidate, ...]) -> _Index:
+        """Index ``candidates`` (newest first, as the cache gives them)."""
+        by_runtime: dict[str, list[Candidate]] = {}
+        for candidate in candidates:
+            if candidate.expo is not None:
+                by_runtime.setdefault(candidate.expo.runtime_version, []).append(candidate)
+        return cls(
+            candidates,
+            {c.expo.update_id: c for c in candidates if c.expo is not None},
+            {runtime: tuple(found) for runtime, found in by_runtime.items()},
+        )
+
+
+#: Channels whose index is kept per process (the cache bounds its own keys alike).
+_MAX_INDEXES: Final = 10_000
+
+
 @attrs.define
 class ExpoService:
     """The Expo check: translate, then HotPatch's own selection (no database on a hit)."""
@@ -196,6 +222,16 @@ class ExpoService:
     limits: Limits
     clock: Callable[[], datetime]
     _seen: set[tuple[str, str]] = attrs.field(factory=set, init=False)
+    _indexes: dict[tuple[str, str, str], _Index] = attrs.field(factory=dict, init=False)
+
+    def _index(self, key: tuple[str, str, str], candidates: tuple[Candidate, ...]) -> _Index:
+        """Index a channel's releases once per cache load, not once per request."""
+        index = self._indexes.get(key)
+        if index is None or index.candidates is not candidates:
+            if len(self._indexes) >= _MAX_INDEXES:
+                self._indexes.clear()
+            index = self._indexes[key] = _Index.of(candidates)
+        return index
 
     async def check(self, app_id: str, headers: Mapping[str, str]) -> ExpoAnswer:
         """Answer a manifest request."""
@@ -203,14 +239,11 @@ class ExpoService:
         now = self.clock()
         await self.limits.check.enforce(f"{app_id}/{request.device_id}", now.timestamp())
         candidates = await self.active_releases.get(app_id, request.platform, request.channel)
-        by_update = {c.expo.update_id: c for c in candidates if c.expo is not None}
-        current = by_update.get(request.current) if request.current else None
-        await self._reports(request, by_update, current, now)
-        fitting = tuple(
-            c
-            for c in candidates
-            if c.expo is not None and c.expo.runtime_version == request.runtime_version
-        )
+        index = self._index((app_id, request.platform, request.channel), candidates)
+        current = index.by_update.get(request.current) if request.current else None
+        if request.failed or current is not None:
+            await self._reports(request, index.by_update, current, now)
+        fitting = index.by_runtime.get(request.runtime_version, ())
         query = CheckQuery(
             app_id=app_id,
             platform=request.platform,
