@@ -8,8 +8,10 @@ In a temporary directory it:
 3. publishes release 1.0.1 of the fixture app (its Android build output,
    kept in the repository under fixtures/rn-build/v1; with --metro, a fresh
    Metro build of fixtures/rn-app) to 10 % of devices;
-4. runs a fleet of simulated devices (real ``hotpatch_client`` agents), raises
-   the rollout to 100 %, and shows every device moving to 1.0.1;
+4. runs a fleet of simulated devices (real ``hotpatch_client`` agents, and a
+   fifth of them ``react-native-code-push`` apps speaking the CodePush
+   protocol with a deployment key), raises the rollout to 100 %, and shows
+   every device moving to 1.0.1;
 5. publishes a bad release 1.0.2 whose launches crash, and shows the devices
    trying it, crashing, reverting on their own and reporting it;
 6. rolls back with ``hotpatch rollback`` and shows the fleet settle;
@@ -203,6 +205,16 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
             .splitlines()[-1]
         )
         demo.hotpatch("login", "--api-url", demo.base_url, "--token", token, "--app", APP)
+        admin = (
+            demo.run("hotpatch-server", "create-key", "--name", "ops", "--role", "admin",
+                     "--app", APP)
+            .strip()
+            .splitlines()[-1]
+        )  # fmt: skip
+        deployment_key = demo.hotpatch(
+            "deployment-keys", "create", "--platform", "android", "--name", "demo store build",
+            "--token", admin,
+        )["key"]  # fmt: skip
         say(f"2. made a root key, a signing key ({cli_home / 'signing_key.pem'}) and a trust root;")
         say(f"   created app {APP} on the server and logged the CLI in with a publisher key")
 
@@ -219,11 +231,17 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
             native_version="1.0.0",
             trust_root=load_trust_root(root_file.read_bytes()),
         )
+        codepush = devices // 5
+        numbers["codepush_devices"] = codepush
         with httpx.Client(timeout=30) as http, Fleet(
             config, http=http, devices=devices, storage=work / "fleet",
             crash_versions={"1.0.2"}, id_prefix="demo",
+            codepush_devices=codepush, deployment_key=deployment_key,
         ) as fleet:  # fmt: skip
-            say(f"4. a fleet of {devices} simulated devices (binary 1.0.0, embedded bundle) syncs:")
+            say(f"4. a fleet of {devices} simulated devices (binary 1.0.0, embedded bundle) "
+                f"syncs: {devices - codepush} HotPatch agents and {codepush} "
+                "react-native-code-push apps (CodePush protocol, deployment key made with "
+                "`hotpatch deployment-keys create`)")  # fmt: skip
             at_ten = rounds(fleet, 1, "10 %")
             numbers["staged_at_10_percent"] = at_ten.staged
             # Cohorts are random per release, so "about a tenth": never close to all of them.
@@ -243,9 +261,11 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
                 "it throws at start-up")  # fmt: skip
             staged = rounds(fleet, 1, "bad release")
             expect(staged.staged == devices, "every device should stage 1.0.2")
-            crashes = rounds(fleet, 2, "bad release")
+            # A CodePush app rolls back at the next start; an agent after two crashed launches.
+            numbers["crashed_launches"] = sum(
+                rounds(fleet, 1, "bad release").crashed for _ in range(2)
+            )
             reverted = rounds(fleet, 1, "bad release")
-            numbers["crashed_launches"] = crashes.crashed * 2
             numbers["rolled_back_devices"] = reverted.rolled_back_devices
             expect(reverted.rolled_back_devices == devices, "every device should revert 1.0.2")
             expect(reverted.running.get("1.0.1") == devices, "every device should be back on 1.0.1")
@@ -291,13 +311,16 @@ def main() -> int:
     n = numbers["devices"]
     say(
         "\n7. Summary\n"
+        f"   - {n} devices, {numbers['codepush_devices']} of them react-native-code-push apps, "
+        "all served from the same releases.\n"
         f"   - 1.0.1 at 10 % reached {numbers['staged_at_10_percent']} of {n} devices; at 100 %, "
         f"all {numbers['on_1_0_1']}.\n"
         f"   - 1.0.2 crashed {numbers['crashed_launches']} launches; "
         f"{numbers['rolled_back_devices']} of {n} devices reverted on their own, and the server "
         f"received {numbers['server_rolled_back_reports']} rolled_back reports.\n"
         f"   - after `hotpatch rollback`: {numbers['final_running']} — every device on 1.0.1, "
-        "each install verified against the signed manifest.\n"
+        "each agent's install verified against the signed manifest, each CodePush app's against "
+        "its package hash.\n"
         + ("   (work directory kept in " + str(args.keep) + ")" if args.keep else
            "   (the temporary directory and the server are gone)")
     )  # fmt: skip

@@ -26,4 +26,5 @@ def test_demo_runs_the_whole_loop_from_a_bare_clone(bare_clone: Path) -> None:
     assert "30 of 30 devices reverted on their own" in out
     assert "received 30 rolled_back reports" in out
     assert "{'1.0.1': 30}" in out
+    assert "30 devices, 6 of them react-native-code-push apps" in out
     assert "the temporary directory and the server are gone" in out

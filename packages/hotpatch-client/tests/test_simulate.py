@@ -82,6 +82,45 @@ def test_rollout_then_crash_rollback(server: Server, tmp_path: Path) -> None:
         assert "40 have rolled back" in reverted.describe()
 
 
+def test_a_mixed_fleet_of_hotpatch_and_codepush_devices(server: Server, tmp_path: Path) -> None:
+    """CodePush devices take the same releases, crash, roll back and are counted alike."""
+    config = AgentConfig(
+        server_url="http://testserver.local",
+        app_id=APP_ID,
+        platform=Platform.ANDROID,
+        native_version="1.0.0",
+        trust_root=server.pki.root,
+    )
+    _publish(server, 1, rollout=100)
+    with Fleet(
+        config,
+        http=server.client,
+        devices=12,
+        storage=tmp_path / "fleet",
+        crash_versions={"1.0.2"},
+        concurrency=1,
+        codepush_devices=5,
+        deployment_key=server.deployment_key(),
+    ) as fleet:
+        first = fleet.run_round()
+        assert (first.staged, first.codepush_devices) == (12, 5)
+        assert "12 devices (5 of them CodePush)" in first.describe()
+        assert fleet.run_round().running == {"1.0.1": 12}
+        bad = _publish(server, 2, rollout=100)
+        server.clock.advance(seconds=60)
+        assert fleet.run_round().staged == 12
+        crashed = fleet.run_round()
+        assert (crashed.running, crashed.crashed) == ({"1.0.2": 12}, 12)
+        # A CodePush app rolls back at the next start; an agent after its threshold of crashes.
+        fleet.run_round()
+        reverted = fleet.run_round()
+        assert reverted.running == {"1.0.1": 12}
+        assert reverted.rolled_back_devices == 12
+        assert fleet.run_round().staged == 0  # nobody takes 1.0.2 again
+    stats = server.client.get(f"/releases/{bad}/stats", headers=server.auth()).json()
+    assert stats["installations"]["rolled_back"] == 12
+
+
 def test_command_against_a_real_server(tmp_path: Path) -> None:
     """Command against a real server."""
     with server_process(tmp_path / "server") as srv:

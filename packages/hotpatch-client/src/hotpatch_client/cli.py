@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1, help="seed for crash-rate rolls")
     sim.add_argument("--concurrency", type=int, default=4, help="devices run in parallel")
     sim.add_argument("--json", action="store_true", help="print one JSON summary per round")
+    sim.add_argument(
+        "--codepush-devices",
+        type=int,
+        default=0,
+        help="how many of the devices are react-native-code-push apps (default 0)",
+    )
+    sim.add_argument(
+        "--deployment-key", help="the CodePush deployment key those apps carry (--platform's)"
+    )
     return parser
 
 
@@ -88,9 +97,13 @@ def _print(summary: FleetSummary, *, as_json: bool) -> None:
     _say(json.dumps(attrs.asdict(summary), sort_keys=True) if as_json else summary.describe())
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit code per failure
     if args.devices < 1 or args.rounds < 1:
         return _fail("--devices and --rounds must be at least 1", 1)
+    if not 0 <= args.codepush_devices <= args.devices:
+        return _fail("--codepush-devices must be between 0 and --devices", 1)
+    if args.codepush_devices and not args.deployment_key:
+        return _fail("--codepush-devices needs --deployment-key (hotpatch deployment-keys)", 1)
     try:
         root = load_trust_root(args.trust_root.read_bytes())
     except (OSError, HotPatchError) as exc:
@@ -125,6 +138,8 @@ def _simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             id_prefix=args.id_prefix,
             concurrency=args.concurrency,
+            codepush_devices=args.codepush_devices,
+            deployment_key=args.deployment_key,
         ) as fleet:
             for _ in range(args.rounds):
                 summary = fleet.run_round()

@@ -4,6 +4,10 @@ Every round, each device launches (``on_launch``), "renders" — or crashes
 before its first render when it runs a release listed in ``crash_versions``,
 or with probability ``crash_rate`` — then syncs with the server, as an app
 does in the background. Used for demos, rollout experiments and load.
+
+With ``codepush_devices`` and a deployment key, that many of the devices are
+``react-native-code-push`` apps instead (:class:`CodePushDevice`): the same
+rounds, over the CodePush protocol, from the same releases.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import attrs
 import httpx
 
 from hotpatch_client.agent import Agent, AgentConfig, SyncStatus
+from hotpatch_client.codepush import CodePushConfig, CodePushDevice
 from hotpatch_core.errors import HotPatchError
 
 __all__ = ["DeviceOutcome", "Fleet", "FleetSummary"]
@@ -37,8 +42,9 @@ class DeviceOutcome:
     crashed: bool
     sync: SyncStatus | None  # None: it crashed before it could sync
     error: str | None
-    rolled_back: tuple[str, ...]  # manifest ids this device has reverted, ever
+    rolled_back: tuple[str, ...]  # releases this device has reverted, ever
     error_message: str | None = None
+    protocol: str = "hotpatch"  # or "codepush"
 
 
 @attrs.frozen
@@ -54,6 +60,7 @@ class FleetSummary:
     rolled_back_devices: int  # devices that have reverted at least one release
     errors: dict[str, int]  # error type -> count
     error_examples: dict[str, str] = attrs.field(factory=dict)  # error type -> one message
+    codepush_devices: int = 0  # of ``devices``, how many speak the CodePush protocol
 
     @property
     def all_failed(self) -> bool:
@@ -64,8 +71,9 @@ class FleetSummary:
     def describe(self) -> str:
         """Narrate the round in one paragraph."""
         versions = ", ".join(f"{v}: {n}" for v, n in sorted(self.running.items())) or "none"
+        mixed = f" ({self.codepush_devices} of them CodePush)" if self.codepush_devices else ""
         text = (
-            f"round {self.round}: {self.devices} devices ran [{versions}]; "
+            f"round {self.round}: {self.devices} devices{mixed} ran [{versions}]; "
             f"{self.staged} staged an update, {self.crashed} crashed before first render, "
             f"{self.rolled_back_devices} have rolled back a release"
         )
@@ -96,11 +104,21 @@ class Fleet:
         seed: int = 1,
         id_prefix: str = "sim",
         concurrency: int = 4,
+        codepush_devices: int = 0,
+        deployment_key: str | None = None,
     ) -> None:
         """Prepare the fleet; nothing runs until :meth:`run_round`."""
         if devices < 1:
             msg = "a fleet needs at least one device"
             raise ValueError(msg)
+        if not 0 <= codepush_devices <= devices:
+            msg = "codepush_devices is between 0 and the number of devices"
+            raise ValueError(msg)
+        if codepush_devices and not deployment_key:
+            msg = "CodePush devices need a deployment key"
+            raise ValueError(msg)
+        self._codepush_from = devices - codepush_devices
+        self._deployment_key = deployment_key or ""
         if not 0.0 <= crash_rate <= 1.0:
             msg = "crash_rate is a probability between 0 and 1"
             raise ValueError(msg)
@@ -116,6 +134,9 @@ class Fleet:
             )
             for index in range(devices)
         ]
+        self._codepush_ids = frozenset(
+            c.device_id for c in self._configs[self._codepush_from :] if c.device_id
+        )
         self._crash_versions = frozenset(crash_versions)
         self._crash_rate = crash_rate
         self._random = random.Random(seed)  # noqa: S311 - simulated crashes, not secrets
@@ -135,8 +156,48 @@ class Fleet:
         """Clean up."""
         self.close()
 
+    def _codepush_device(self, config: AgentConfig, crash_roll: float) -> DeviceOutcome:
+        assert config.device_id is not None  # noqa: S101 - set in __init__
+        device = CodePushDevice(
+            CodePushConfig(
+                server_url=config.server_url,
+                deployment_key=self._deployment_key,
+                app_version=config.native_version,
+                device_id=config.device_id,
+                bundle_file=config.entry_file,
+            ),
+            http=self._http,
+            storage=self.storage / config.device_id,
+        )
+        device.launch()
+        running = device.running
+        ran = str(running["version"]) if running is not None else EMBEDDED
+        crashed = ran in self._crash_versions or crash_roll < self._crash_rate
+        outcome = DeviceOutcome(
+            device_id=config.device_id,
+            native_version=config.native_version,
+            ran=ran,
+            crashed=crashed,
+            sync=None,
+            error=None,
+            rolled_back=device.failed,
+            protocol="codepush",
+        )
+        if crashed:
+            return outcome
+        device.notify_ready()
+        result = device.sync()
+        return attrs.evolve(
+            outcome,
+            sync=result.status,
+            error=type(result.error).__name__ if result.error is not None else None,
+            error_message=str(result.error) if result.error is not None else None,
+        )
+
     def _device(self, config: AgentConfig, crash_roll: float) -> DeviceOutcome:
         assert config.device_id is not None  # noqa: S101 - set in __init__
+        if config.device_id in self._codepush_ids:
+            return self._codepush_device(config, crash_roll)
         storage = self.storage / config.device_id
         with Agent(config, http=self._http, storage_dir=storage) as agent:
             agent.on_launch()
@@ -190,6 +251,7 @@ class Fleet:
             error_examples={
                 o.error: o.error_message or "" for o in reversed(outcomes) if o.error is not None
             },
+            codepush_devices=sum(o.protocol == "codepush" for o in outcomes),
         )
 
     def _safe_device(self, config: AgentConfig, roll: float) -> DeviceOutcome:
