@@ -261,3 +261,37 @@ def test_a_signed_release_verifies_with_the_apps_public_key(
     # An app without the key takes the signed and the unsigned releases alike.
     plain = Phone(codepush_client, tmp_path / "plain", server.base_url, key, "1.0.0")
     assert plain.launch()["events"] == ["downloaded v3", "installed v3"]
+
+
+def _legacy(harness: Path, server: ServerProcess, key: str, *args: str) -> dict[str, Any]:
+    """Run the legacy acquisition SDK (code-push 2.0.7) once; return its answer."""
+    done = subprocess.run(
+        [shutil.which("node") or "node", str(harness / "legacy.js"), server.base_url, key,
+         "1.0.0", "legacy-device", *args],
+        cwd=harness, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stdout.strip(), done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in answer, answer["error"]
+    return answer
+
+
+def test_the_legacy_sdk_checks_and_reports(
+    codepush_client: Path, codepush_server: tuple[ServerProcess, str, str]
+) -> None:
+    """react-native-code-push 5.6 and older (code-push SDK 2.0.7) use the camelCase API."""
+    server, admin_key, key = codepush_server
+    release = _release(server, 1, b"console.log('legacy');\n", "1.x")
+    offered = _legacy(codepush_client, server, key, "check")["result"]
+    assert offered["label"] == "v1"
+    assert offered["appVersion"] == "1.0.0"
+    assert offered["downloadUrl"].startswith(server.base_url + "/blobs/")
+    archive = httpx.get(offered["downloadUrl"]).content
+    assert len(archive) == offered["packageSize"]
+    assert _legacy(codepush_client, server, key, "download", "v1") == {"result": None}
+    assert _legacy(codepush_client, server, key, "deploy", "v1", "DeploymentFailed") == {
+        "result": None
+    }
+    again = _legacy(codepush_client, server, key, "check", "", offered["packageHash"])
+    assert again == {"result": None}  # nothing newer, and v1 is excluded for this device
+    assert _stats(server, admin_key, release)["installations"]["rolled_back"] == 1

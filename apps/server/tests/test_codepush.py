@@ -368,3 +368,80 @@ def test_another_process_drops_a_revoked_key_within_the_cache_lifetime(server: S
         assert then is None
     finally:
         asyncio.run(engine.dispose())
+
+
+def test_the_legacy_camelcase_api_is_the_same_service(server: Server) -> None:
+    """/updateCheck and /reportStatus/* of code-push SDK 2.x: same choice, same reports."""
+    release = _publish(server, 1)
+    key = server.deployment_key()
+    query = {"deploymentKey": key, "appVersion": "1.0.0", "clientUniqueId": "old-app",
+             "packageHash": "", "label": "", "isCompanion": ""}  # fmt: skip
+    response = server.client.get("/updateCheck", params=query)
+    assert response.status_code == 200, response.text
+    info = response.json()["updateInfo"]
+    current = _info(server, key, "old-app")
+    assert info == {
+        "isAvailable": True,
+        "downloadURL": info["downloadURL"],
+        "packageHash": current["package_hash"],
+        "packageSize": current["package_size"],
+        "label": "v1",
+        "description": "1.0.1",
+        "isMandatory": False,
+        "updateAppVersion": False,
+        "shouldRunBinaryVersion": False,
+        "appVersion": "1.0.0",
+    }
+    assert urlsplit(info["downloadURL"]).path.startswith("/blobs/")
+    failed = {"deploymentKey": key, "appVersion": "1.0.0", "clientUniqueId": "old-app",
+              "label": "v1", "status": "DeploymentFailed"}  # fmt: skip
+    reported = server.client.post("/reportStatus/deploy", json=failed)
+    assert reported.json() == {"recorded": True, "duplicate": False}
+    download = {"deploymentKey": key, "clientUniqueId": "old-app", "label": "v1"}
+    assert server.client.post("/reportStatus/download", json=download).status_code == 200
+    again = server.client.get("/updateCheck", params=query).json()["updateInfo"]
+    assert again["isAvailable"] is False
+    stats = server.client.get(f"/releases/{release['id']}/stats", headers=server.auth()).json()
+    assert stats["installations"]["rolled_back"] == 1
+
+
+def test_the_legacy_api_names_the_binary_a_release_needs(server: Server) -> None:
+    """The old SDK reads appVersion, not target_binary_range: it carries the range."""
+    _publish(server, 1, binary_range=">=2.0.0")
+    key = server.deployment_key()
+    query = {"deploymentKey": key, "appVersion": "1.0.0", "clientUniqueId": "old-app"}
+    info = server.client.get("/updateCheck", params=query).json()["updateInfo"]
+    assert (info["isAvailable"], info["updateAppVersion"], info["appVersion"]) == (
+        False,
+        True,
+        ">=2.0.0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "body"),
+    [
+        ("/updateCheck", {"appVersion": "1.0.0", "clientUniqueId": "d"}, None),
+        ("/updateCheck", {"deploymentKey": "KEY", "appVersion": "x", "clientUniqueId": "d"}, None),
+        ("/reportStatus/deploy", None, {"deploymentKey": "KEY", "label": "v1", "status": "Maybe",
+                                        "appVersion": "1.0.0", "clientUniqueId": "d"}),
+        ("/reportStatus/deploy", None, {"deploymentKey": "KEY", "clientUniqueId": "d"}),
+        ("/reportStatus/download", None, {"deploymentKey": "KEY", "label": "v 1"}),
+    ],
+)  # fmt: skip
+def test_bad_legacy_requests_are_400(
+    server: Server, path: str, params: dict[str, str] | None, body: dict[str, str] | None
+) -> None:
+    """The legacy spelling is validated exactly like the current one."""
+    key = server.deployment_key()
+
+    def fill(document: dict[str, str] | None) -> dict[str, str] | None:
+        return (
+            None if document is None else {k: key if v == "KEY" else v for k, v in document.items()}
+        )
+
+    if body is None:
+        response = server.client.get(path, params=fill(params))
+    else:
+        response = server.client.post(path, json=fill(body))
+    assert response.status_code == 400, response.text

@@ -26,7 +26,12 @@ from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
 from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
 from hotpatch_server.cache import INVALIDATIONS, ActiveReleases, listen_for_invalidations
-from hotpatch_server.codepush import CodePushController, DeploymentKeyController, DeploymentKeys
+from hotpatch_server.codepush import (
+    CodePushController,
+    DeploymentKeyController,
+    DeploymentKeys,
+    LegacyCodePushController,
+)
 from hotpatch_server.codepush.protocol import CodePushService
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
@@ -159,6 +164,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
             RootController,
             DeploymentKeyController,
             CodePushController,
+            LegacyCodePushController,
             ExpoReleaseController,
             ExpoController,
             download_blob,

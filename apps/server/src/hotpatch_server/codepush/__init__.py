@@ -11,9 +11,17 @@ use a *deployment key* made here: it names one (app, platform, channel).
   check and report services (:func:`hotpatch_server.updates.choose`,
   :func:`hotpatch_server.updates.record_installation`): the same releases,
   cohorts, binary ranges, exclusions and statistics as HotPatch's own devices.
+  The legacy camelCase routes of code-push SDK 2.x (``/updateCheck``,
+  ``/reportStatus/...``; react-native-code-push 5.6 and older) are the same
+  service with the old spelling.
 """
 
 from hotpatch_server.codepush.keys import DeploymentKeyController, DeploymentKeys
-from hotpatch_server.codepush.protocol import CodePushController
+from hotpatch_server.codepush.protocol import CodePushController, LegacyCodePushController
 
-__all__ = ["CodePushController", "DeploymentKeyController", "DeploymentKeys"]
+__all__ = [
+    "CodePushController",
+    "DeploymentKeyController",
+    "DeploymentKeys",
+    "LegacyCodePushController",
+]

@@ -45,6 +45,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, SkipValidation
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.codepush import label, parse_label
 from hotpatch_core.errors import VersionSyntaxError
@@ -69,7 +70,14 @@ from hotpatch_server.updates import (
     record_installation,
 )
 
-__all__ = ["CodePushController", "CodePushService", "DeployReport", "DownloadReport"]
+__all__ = [
+    "CodePushController",
+    "CodePushService",
+    "DeployReport",
+    "DownloadReport",
+    "LegacyCodePushController",
+    "legacy_update_info",
+]
 
 PREFIX: Final = "/v0.1/public/codepush"
 _HASH: Final = re.compile(r"[0-9a-f]{64}")
@@ -215,6 +223,80 @@ class CodePushService:
             }
         }
 
+    async def deploy(
+        self,
+        body: Mapping[str, Any],
+        address: str,
+        db_session: AsyncSession,
+        active_releases: ActiveReleases,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Store a deploy report (snake_case fields) as an installation, once."""
+        await self.limits.telemetry.enforce(address, now.timestamp())
+        native_text = _required(body, "app_version", NATIVE_TEXT)
+        device_id = _checked(body, "client_unique_id", DEVICE_ID)
+        label_text = _checked(body, "label", _LABEL)
+        status = _value(body, "status")
+        for name in ("previous_label_or_app_version", "previous_deployment_key"):
+            _checked(body, name, _LABEL)
+        if label_text is not None and status not in (_SUCCEEDED, _FAILED):
+            raise Problem(
+                400, "invalid", f"status must be {_SUCCEEDED} or {_FAILED}", field="status"
+            )
+        target = await self.target(body)
+        if device_id is None:
+            return {"recorded": False}
+        await self.limits.report.enforce(f"{target.app_id}/{device_id}", now.timestamp())
+        native = _native(native_text)
+        position = parse_label(label_text) if label_text is not None else None
+        release = None
+        if position is not None:
+            release = await db_session.scalar(
+                select(Release).where(
+                    Release.app_id == target.app_id,
+                    Release.platform == target.platform,
+                    Release.channel == target.channel,
+                    Release.epoch == position[0],
+                    Release.sequence == position[1],
+                )
+            )
+        succeeded = status == _SUCCEEDED
+        running = release.manifest_id if release and succeeded else None
+        self.device_tracker.note(_query(target, device_id, native, native_text, running), now)
+        if release is None:
+            # A binary's first run, or a label this channel does not have.
+            self.metrics.inc(
+                "codepush_report", status="binary" if label_text is None else "unknown"
+            )
+            return {"recorded": False}
+        duplicate = await record_installation(
+            db_session,
+            Report(
+                id=f"codepush-{'ok' if succeeded else 'failed'}-{label_text}",
+                app_id=target.app_id,
+                device_id=device_id,
+                manifest_id=release.manifest_id,
+                status=ReportStatus.APPLIED if succeeded else ReportStatus.ROLLED_BACK,
+                phase=None if succeeded else ReportPhase.FIRST_LAUNCH.value,
+                reason="" if succeeded else "CodePush DeploymentFailed: rolled back on the device",
+            ),
+            now,
+            active_releases,
+            self.metrics,
+        )
+        return {"recorded": True, "duplicate": duplicate}
+
+    async def download(
+        self, body: Mapping[str, Any], address: str, now: datetime
+    ) -> dict[str, Any]:
+        """Count a download report (HotPatch's statistics count installs, not downloads)."""
+        await self.limits.telemetry.enforce(address, now.timestamp())
+        _checked(body, "client_unique_id", DEVICE_ID)
+        _checked(body, "label", _LABEL)
+        await self.target(body)
+        self.metrics.inc("codepush_download")
+        return {"recorded": True}
+
 
 class DeployReport(msgspec.Struct):
     """``report_status/deploy``: a binary's first run, or an update's success or rollback."""
@@ -270,61 +352,13 @@ class CodePushController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Store a labelled report as an installation: succeeded = applied, failed = rolled back."""
-        service = codepush_service
-        body = msgspec.structs.asdict(data)
-        await service.limits.telemetry.enforce(client_address(request), now.timestamp())
-        native_text = _required(body, "app_version", NATIVE_TEXT)
-        device_id = _checked(body, "client_unique_id", DEVICE_ID)
-        label_text = _checked(body, "label", _LABEL)
-        status = _value(body, "status")
-        for name in ("previous_label_or_app_version", "previous_deployment_key"):
-            _checked(body, name, _LABEL)
-        if label_text is not None and status not in (_SUCCEEDED, _FAILED):
-            raise Problem(
-                400, "invalid", f"status must be {_SUCCEEDED} or {_FAILED}", field="status"
-            )
-        target = await service.target(body)
-        if device_id is None:
-            return {"recorded": False}
-        await service.limits.report.enforce(f"{target.app_id}/{device_id}", now.timestamp())
-        native = _native(native_text)
-        position = parse_label(label_text) if label_text is not None else None
-        release = None
-        if position is not None:
-            release = await db_session.scalar(
-                select(Release).where(
-                    Release.app_id == target.app_id,
-                    Release.platform == target.platform,
-                    Release.channel == target.channel,
-                    Release.epoch == position[0],
-                    Release.sequence == position[1],
-                )
-            )
-        succeeded = status == _SUCCEEDED
-        running = release.manifest_id if release and succeeded else None
-        service.device_tracker.note(_query(target, device_id, native, native_text, running), now)
-        if release is None:
-            # A binary's first run, or a label this channel does not have.
-            service.metrics.inc(
-                "codepush_report", status="binary" if label_text is None else "unknown"
-            )
-            return {"recorded": False}
-        duplicate = await record_installation(
+        return await codepush_service.deploy(
+            msgspec.structs.asdict(data),
+            client_address(request),
             db_session,
-            Report(
-                id=f"codepush-{'ok' if succeeded else 'failed'}-{label_text}",
-                app_id=target.app_id,
-                device_id=device_id,
-                manifest_id=release.manifest_id,
-                status=ReportStatus.APPLIED if succeeded else ReportStatus.ROLLED_BACK,
-                phase=None if succeeded else ReportPhase.FIRST_LAUNCH.value,
-                reason="" if succeeded else "CodePush DeploymentFailed: rolled back on the device",
-            ),
-            now,
             active_releases,
-            service.metrics,
+            now,
         )
-        return {"recorded": True, "duplicate": duplicate}
 
     @post("/report_status/download", status_code=200, summary="CodePush download report")
     async def report_download(
@@ -335,10 +369,122 @@ class CodePushController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Count a download (HotPatch's statistics count installs, not downloads)."""
-        body = msgspec.structs.asdict(data)
-        await codepush_service.limits.telemetry.enforce(client_address(request), now.timestamp())
-        _checked(body, "client_unique_id", DEVICE_ID)
-        _checked(body, "label", _LABEL)
-        await codepush_service.target(body)
-        codepush_service.metrics.inc("codepush_download")
-        return {"recorded": True}
+        return await codepush_service.download(
+            msgspec.structs.asdict(data), client_address(request), now
+        )
+
+
+# --- the legacy API of code-push SDK 2.x (react-native-code-push 5.6 and older) ----
+
+#: Legacy query names, as the old acquisition SDK sends them, to the current ones.
+_LEGACY_QUERY: Final = {
+    "deploymentKey": "deployment_key",
+    "appVersion": "app_version",
+    "packageHash": "package_hash",
+    "label": "label",
+    "clientUniqueId": "client_unique_id",
+}
+#: Current answer fields to legacy ones (``downloadURL`` is spelled so by the old SDK).
+_LEGACY_ANSWER: Final = {
+    "is_available": "isAvailable",
+    "download_url": "downloadURL",
+    "package_hash": "packageHash",
+    "package_size": "packageSize",
+    "label": "label",
+    "description": "description",
+    "is_mandatory": "isMandatory",
+    "update_app_version": "updateAppVersion",
+    "should_run_binary_version": "shouldRunBinaryVersion",
+}
+
+
+class LegacyDeployReport(msgspec.Struct, rename="camel"):
+    """``reportStatus/deploy`` of the legacy API: the same fields, in camelCase."""
+
+    deployment_key: Any = None
+    app_version: Any = None
+    client_unique_id: Any = None
+    label: Any = None
+    status: Any = None
+    previous_label_or_app_version: Any = None
+    previous_deployment_key: Any = None
+
+
+class LegacyDownloadReport(msgspec.Struct, rename="camel"):
+    """``reportStatus/download`` of the legacy API."""
+
+    deployment_key: Any = None
+    client_unique_id: Any = None
+    label: Any = None
+
+
+def legacy_update_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Spell a current ``update_info`` as the legacy SDK reads it.
+
+    The old SDK has no ``target_binary_range``: it reads ``appVersion``, which
+    carries the range a newer binary needs when ``updateAppVersion`` is set.
+    """
+    legacy = {_LEGACY_ANSWER[k]: v for k, v in info.items() if k in _LEGACY_ANSWER}
+    legacy["appVersion"] = info["target_binary_range"]
+    return legacy
+
+
+class LegacyCodePushController(Controller):
+    """The camelCase routes of code-push SDK 2.x and older, over the same service."""
+
+    path = "/"
+    tags = ["codepush"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/updateCheck",
+        summary="CodePush update check (legacy API)",
+        description=(
+            "Query: deploymentKey, appVersion, clientUniqueId, and optionally packageHash, "
+            'label and isCompanion (code-push SDK 2.x). Answers {"updateInfo": {...}} in '
+            "camelCase."
+        ),
+    )
+    async def update_check(
+        self,
+        request: Request[Any, Any, Any],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+    ) -> dict[str, Any]:
+        """Answer whether a release is available, in the legacy spelling."""
+        query = request.query_params
+        params = {new: query[old] for old, new in _LEGACY_QUERY.items() if old in query}
+        answer = await codepush_service.update_check(params)
+        return {"updateInfo": legacy_update_info(answer["update_info"])}
+
+    @post("/reportStatus/deploy", status_code=200, summary="CodePush deploy report (legacy API)")
+    async def report_deploy(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LegacyDeployReport],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+        db_session: DbSession,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Store a labelled report as an installation, as the current route does."""
+        return await codepush_service.deploy(
+            msgspec.structs.asdict(data),
+            client_address(request),
+            db_session,
+            active_releases,
+            now,
+        )
+
+    @post(
+        "/reportStatus/download", status_code=200, summary="CodePush download report (legacy API)"
+    )
+    async def report_download(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LegacyDownloadReport],
+        codepush_service: NamedDependency[SkipValidation[CodePushService]],
+        now: Now,
+    ) -> dict[str, Any]:
+        """Count a download, as the current route does."""
+        return await codepush_service.download(
+            msgspec.structs.asdict(data), client_address(request), now
+        )
