@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,3 +296,37 @@ def test_the_legacy_sdk_checks_and_reports(
     again = _legacy(codepush_client, server, key, "check", "", offered["packageHash"])
     assert again == {"result": None}  # nothing newer, and v1 is excluded for this device
     assert _stats(server, admin_key, release)["installations"]["rolled_back"] == 1
+
+
+def test_a_device_applies_a_diff_update(
+    codepush_client: Path, codepush_server: tuple[ServerProcess, str, str], tmp_path: Path
+) -> None:
+    """A device on a release downloads only the changed files and ends with the new package."""
+    server, _admin_key, key = codepush_server
+    picture = bytes(range(256)) * 400
+    first = build_release(
+        {"index.android.bundle": b"console.log('one');\n" * 40, "assets/big.png": picture,
+         "assets/old.png": b"\x89PNG removed in v2"},
+        app_id=APP_ID, version="1.0.1", sequence=1, binary_range="1.x",
+    )  # fmt: skip
+    assert server.publish(first.manifest, first.archive).status_code == 201
+    phone = Phone(codepush_client, tmp_path / "phone", server.base_url, key, "1.0.0")
+    assert phone.launch()["events"] == ["downloaded v1", "installed v1"]
+    assert phone.launch()["running"] == "v1"
+    v1_hash = _offered(server, key, "another")["package_hash"]
+    second = build_release(
+        {"index.android.bundle": b"console.log('two');\n" * 40, "assets/big.png": picture},
+        app_id=APP_ID, version="1.0.2", sequence=2, binary_range="1.x",
+    )  # fmt: skip
+    published = server.publish(second.manifest, second.archive)
+    assert published.status_code == 201
+    deadline = time.monotonic() + 30  # the diff is made in the background after the publish
+    while (
+        _offered(server, key, "probe", label="v1", package_hash=v1_hash)["package_size"]
+        == (published.json()["size"])
+    ):
+        assert time.monotonic() < deadline, "no CodePush diff was made"
+        time.sleep(0.2)
+    update = phone.launch()
+    assert update["events"] == ["downloaded v2 (diff)", "installed v2"], update
+    assert phone.launch()["running"] == "v2"  # the folder hash matched: the diff was exact

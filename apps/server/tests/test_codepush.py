@@ -445,3 +445,39 @@ def test_bad_legacy_requests_are_400(
     else:
         response = server.client.post(path, json=fill(body))
     assert response.status_code == 400, response.text
+
+
+def _apply_diff(base: dict[str, bytes], diff: bytes) -> dict[str, bytes]:
+    """What react-native-code-push does with a diff zip: copy, delete, overlay."""
+    files = dict(base)
+    with zipfile.ZipFile(io.BytesIO(diff)) as zf:
+        for name in json.loads(zf.read("hotcodepush.json"))["deletedFiles"]:
+            files.pop(name, None)
+        files |= {n: zf.read(n) for n in zf.namelist() if n != "hotcodepush.json"}
+    return files
+
+
+def _hash_of(files: dict[str, bytes]) -> str:
+    lines = sorted(f"{name}:{hashlib.sha256(data).hexdigest()}" for name, data in files.items())
+    return hashlib.sha256(json.dumps(lines, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_a_device_on_a_known_package_downloads_a_diff(server: Server) -> None:
+    """After a publish, devices on a recent release get a zip of the changed files only."""
+    picture = bytes(range(256)) * 400  # does not change: stays out of the diff
+    v1 = {"index.android.bundle": b"console.log('one');\n" * 50, "assets/big.png": picture,
+          "assets/old.png": b"\x89PNG gone in v2"}  # fmt: skip
+    v2 = {"index.android.bundle": b"console.log('two');\n" * 50, "assets/big.png": picture}
+    _publish(server, 1, files=v1, compresslevel=0)
+    second = _publish(server, 2, files=v2, compresslevel=0)
+    key = server.deployment_key()
+    fresh = _info(server, key, "fresh")
+    assert fresh["package_size"] == second["size"]  # no package: the whole archive
+    on_v1 = _info(server, key, "on-v1", package_hash=_hash_of(v1), label="v1")
+    assert on_v1["package_hash"] == fresh["package_hash"] == _hash_of(v2)
+    assert on_v1["package_size"] < second["size"] / 10
+    diff = _download(server, on_v1["download_url"])
+    assert len(diff) == on_v1["package_size"]
+    assert _apply_diff(v1, diff) == v2
+    unknown = _info(server, key, "elsewhere", package_hash="0" * 64, label="v1")
+    assert unknown["package_size"] == second["size"]

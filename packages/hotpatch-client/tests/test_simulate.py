@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from hotpatch_client import AgentConfig
+from hotpatch_client.agent import SyncStatus
+from hotpatch_client.codepush import CodePushConfig, CodePushDevice
 from hotpatch_client.simulate import Fleet
 from hotpatch_client.testing import sample_bundle
 from hotpatch_core.manifest import Platform
@@ -185,3 +188,41 @@ def test_command_reports_bad_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert down.returncode == 4
     assert "unreachable" in down.stderr
+
+
+def test_a_codepush_device_applies_a_diff(server: Server, tmp_path: Path) -> None:
+    """The simulated CodePush device takes a diff over its running package, hash-checked."""
+    picture = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(3000))  # incompressible
+    v1 = {"index.android.bundle": b"one" * 100, "assets/big.png": picture, "assets/old.png": b"x"}
+    v2 = {"index.android.bundle": b"two" * 100, "assets/big.png": picture}
+    for sequence, files in ((1, v1), (2, v2)):
+        built = server.build(sequence=sequence, version=f"1.0.{sequence}", files=files)
+        assert server.publish(built).status_code == 201
+        if sequence == 1:
+            device = CodePushDevice(
+                CodePushConfig(
+                    server_url="http://testserver.local",
+                    deployment_key=server.deployment_key(),
+                    app_version="1.0.0",
+                    device_id="cp-1",
+                ),
+                http=server.client,
+                storage=tmp_path / "device",
+            )
+            assert device.sync().status is SyncStatus.STAGED
+            device.launch()
+            device.notify_ready()
+            assert device.running is not None
+            assert device.running["label"] == "v1"
+    server.clock.advance(seconds=60)
+    result = device.sync()
+    assert (result.status, result.label) == (SyncStatus.STAGED, "v2")
+    assert result.downloaded < len(picture) / 10  # the diff, not the archive
+    device.launch()
+    assert device.running is not None
+    folder = tmp_path / "device" / device.running["package_hash"]
+    on_disk = {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+    assert on_disk == v2
+    assert device.sync().status is SyncStatus.UP_TO_DATE

@@ -14,7 +14,8 @@
 // each start, the download (Content-Length must equal the bytes received;
 // zip by its first four bytes; entries read in order from their local headers
 // as java.util.zip.ZipInputStream reads them; no entry may leave the folder),
-// the bundle search, and the folder hash. Unlike a device, which checks the
+// the bundle search, diff updates (hotcodepush.json: the running package's
+// files, minus deletedFiles, under the zip's), and the folder hash. Unlike a device, which checks the
 // folder hash only for diff and signed updates, this one checks it for every
 // update and fails the download when it differs from package_hash.
 //
@@ -238,17 +239,30 @@ async function downloadPackage(update) {
   if (totalBytes !== body.length) throw new Error(`Received ${body.length} bytes, expected ${totalBytes}`);
   if (response.headers.get("content-encoding")) throw new Error("the download was content-encoded");
   fs.mkdirSync(folder, { recursive: true });
+  let isDiffUpdate = false;
   if (body.readUInt32BE(0) !== 0x504b0304) {
     fs.writeFileSync(path.join(folder, BUNDLE), body);
   } else {
-    for (const entry of readEntries(body)) {
+    const entries = readEntries(body);
+    const diffManifest = entries.find((entry) => entry.name === "hotcodepush.json");
+    if (diffManifest) {
+      // copyNecessaryFilesFromCurrentPackage: the running package, minus deletedFiles
+      isDiffUpdate = true;
+      const running = currentPackage();
+      if (running) fs.cpSync(packageFolder(running.packageHash), folder, { recursive: true });
+      for (const name of JSON.parse(diffManifest.data.toString("utf8")).deletedFiles) {
+        fs.rmSync(path.join(folder, name), { force: true });
+      }
+      fs.rmSync(path.join(folder, "app.json"), { force: true }); // the old package's metadata
+    }
+    for (const entry of entries) {
+      if (entry === diffManifest) continue;
       const target = path.resolve(folder, entry.name);
       if (!target.startsWith(path.resolve(folder) + path.sep)) throw new Error(`zip entry escapes: ${entry.name}`);
       if (entry.name.endsWith("/")) continue;
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, entry.data);
     }
-    if (fs.existsSync(path.join(folder, "hotcodepush.json"))) throw new Error("diff updates are not ported");
   }
   const bundlePath = findBundle(folder);
   if (bundlePath === null) {
@@ -265,7 +279,7 @@ async function downloadPackage(update) {
   if (publicKey) verifyUpdateSignature(folder, update.packageHash);
   const metadata = { ...update, bundlePath };
   fs.writeFileSync(path.join(folder, "app.json"), JSON.stringify(metadata));
-  events.push(`downloaded ${update.label}`);
+  events.push(`downloaded ${update.label}${isDiffUpdate ? " (diff)" : ""}`);
   return metadata;
 }
 

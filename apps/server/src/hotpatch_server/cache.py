@@ -32,7 +32,14 @@ from hotpatch_core.expo import multipart, signature_header
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.models import EmbeddedBundle, ExpoUpdate, Installation, Patch, Release
+from hotpatch_server.models import (
+    CodePushDiff,
+    EmbeddedBundle,
+    ExpoUpdate,
+    Installation,
+    Patch,
+    Release,
+)
 
 __all__ = [
     "INVALIDATIONS",
@@ -102,6 +109,8 @@ class Candidate:
     patches: Mapping[str, tuple[str, int, str]] = attrs.field(factory=dict)
     #: The Expo Updates manifest attached to the release, if any.
     expo: ExpoServed | None = None
+    #: CodePush diff zips to this release by base package hash: (blob sha256, length).
+    codepush_diffs: Mapping[str, tuple[str, int]] = attrs.field(factory=dict)
 
     @property
     def position(self) -> tuple[int, int]:
@@ -115,6 +124,7 @@ def _candidate(
     patches: Mapping[str, tuple[str, int, str]],
     codepush_hashes: dict[str, str],
     expo: ExpoServed | None,
+    codepush_diffs: Mapping[str, tuple[str, int]],
 ) -> Candidate:
     envelope = decode_release_envelope(row.manifest)
     # A manifest id names the manifest's bytes: its file list is parsed and
@@ -144,6 +154,7 @@ def _candidate(
         rolled_back_devices=rolled_back,
         patches=patches,
         expo=expo,
+        codepush_diffs=codepush_diffs,
     )
 
 
@@ -310,6 +321,17 @@ class ActiveReleases:
                 )
             ).scalars()
             expo = {row.release_id: expo_served(row) for row in expo_rows}
+            diff_rows = await session.execute(
+                select(
+                    CodePushDiff.target_manifest_id,
+                    CodePushDiff.base_hash,
+                    CodePushDiff.sha256,
+                    CodePushDiff.length,
+                ).where(CodePushDiff.target_manifest_id.in_([r.manifest_id for r in releases]))
+            )
+            diffs: dict[str, dict[str, tuple[str, int]]] = {}
+            for target, base, sha256, length in diff_rows.all():
+                diffs.setdefault(target, {})[base] = (sha256, length)
             patches: dict[str, dict[str, tuple[str, int, str]]] = {}
             for target, base, sha256, length in patch_rows.all():
                 slot = f"embedded:{embedded[base]}" if base in embedded else base
@@ -321,6 +343,7 @@ class ActiveReleases:
                     patches.get(r.manifest_id, {}),
                     self._codepush_hashes,
                     expo.get(r.id),
+                    diffs.get(r.manifest_id, {}),
                 )
                 for r in releases
             )

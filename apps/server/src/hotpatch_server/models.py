@@ -32,6 +32,7 @@ __all__ = [
     "App",
     "AuditEntry",
     "Base",
+    "CodePushDiff",
     "DeploymentKey",
     "Device",
     "ExpoAsset",
@@ -124,6 +125,18 @@ class Release(Base):
     rollback_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+class CodePushDiff(Base):
+    """A CodePush diff zip to a release from one base package (by its CodePush package hash)."""
+
+    __tablename__ = "codepush_diffs"
+
+    target_manifest_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ExpoUpdate(Base):

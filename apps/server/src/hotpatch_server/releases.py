@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.background_tasks import BackgroundTask
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import func, select
@@ -39,6 +39,7 @@ from hotpatch_core.wire import parse_decimal
 from hotpatch_server.audit import record
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.blobs import BlobStore
+from hotpatch_server.codepush.diffs import generate_codepush_diffs
 from hotpatch_server.deps import (
     ActiveReleasesDep,
     BlobStoreDep,
@@ -308,18 +309,16 @@ class ReleaseController(Controller):
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
         app_metrics.inc("publish", app=row.app_id)
         patches = (
-            BackgroundTask(
-                generate_patches,
-                sessionmaker,
-                blob_store,
-                active_releases,
-                row.id,
-                settings.data_dir / "tmp",
-                lambda: now,
+            BackgroundTasks(
+                [
+                    BackgroundTask(task, sessionmaker, blob_store, active_releases, row.id,
+                                   settings.data_dir / "tmp", lambda: now)
+                    for task in (generate_patches, generate_codepush_diffs)
+                ]
             )
             if settings.auto_patches
             else None
-        )
+        )  # fmt: skip
         return Response(release_json(row, blob_store, now), status_code=201, background=patches)
 
     @get("/", summary="List releases")

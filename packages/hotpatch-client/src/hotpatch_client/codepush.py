@@ -14,7 +14,8 @@ mix CodePush devices with HotPatch agents):
 - ``sync`` checks (``deployment_key``, ``app_version``, ``package_hash``,
   ``label``, ``client_unique_id``), skips a failed hash, downloads the zip
   (``Content-Length`` must match), checks the folder hash as a signed or
-  diff update is checked, and stages it for the next launch
+  diff update is checked (applying a diff, ``hotcodepush.json``, over the
+  running package first), and stages it for the next launch
   (``ON_NEXT_RESTART``), reporting the download.
 
 It verifies what a CodePush device verifies and no more: there is no trust
@@ -44,6 +45,8 @@ __all__ = ["CodePushConfig", "CodePushDevice", "CodePushSync"]
 
 #: The biggest download a simulated device accepts.
 MAX_DOWNLOAD: Final = 256 * 1024 * 1024
+#: A zip holding this file is a diff from the running package.
+_DIFF_MANIFEST: Final = "hotcodepush.json"
 
 
 @attrs.frozen
@@ -64,6 +67,8 @@ class CodePushSync:
     status: SyncStatus
     label: str | None = None
     error: Exception | None = None
+    #: Bytes downloaded: the archive, or the diff from the running package.
+    downloaded: int = 0
 
 
 class CodePushDevice:
@@ -160,7 +165,7 @@ class CodePushDevice:
             or (current is not None and info["package_hash"] == current["package_hash"])
         ):
             return CodePushSync(SyncStatus.UP_TO_DATE)
-        self._download(info)
+        downloaded = self._download(info)
         self.state["pending"] = {
             "label": info["label"],
             "package_hash": info["package_hash"],
@@ -177,9 +182,9 @@ class CodePushDevice:
                     "label": info["label"],
                 },
             )
-        return CodePushSync(SyncStatus.STAGED, label=info["label"])
+        return CodePushSync(SyncStatus.STAGED, label=info["label"], downloaded=downloaded)
 
-    def _download(self, info: dict[str, Any]) -> None:
+    def _download(self, info: dict[str, Any]) -> int:
         response = self._http.get(info["download_url"], headers={"Accept-Encoding": "identity"})
         response.raise_for_status()
         body = response.content
@@ -189,19 +194,36 @@ class CodePushDevice:
             raise ValueError(msg)
         folder = self._storage / info["package_hash"]
         shutil.rmtree(folder, ignore_errors=True)
-        entries: list[FileEntry] = []
+        folder.mkdir()
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
-            for name in archive.namelist():
-                if name.endswith("/"):
-                    continue
-                data = archive.read(name)
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if _DIFF_MANIFEST in names:
+                # A diff: the running package's files, minus deletedFiles, under the zip's.
+                names.remove(_DIFF_MANIFEST)
+                running = self.running
+                if running is not None:
+                    shutil.copytree(
+                        self._storage / running["package_hash"], folder, dirs_exist_ok=True
+                    )
+                for name in json.loads(archive.read(_DIFF_MANIFEST))["deletedFiles"]:
+                    (folder / check_path(name)).unlink(missing_ok=True)
+            for name in names:
                 target = folder / check_path(name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                entries.append(FileEntry(name, hashlib.sha256(data).hexdigest(), len(data)))
+                target.write_bytes(archive.read(name))
+        entries = [
+            FileEntry(
+                path.relative_to(folder).as_posix(),
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                path.stat().st_size,
+            )
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        ]
         if not any(Path(e.path).name == self.config.bundle_file for e in entries):
             msg = f"Update is invalid - no JS bundle file named {self.config.bundle_file!r}"
             raise SchemaError(msg)
         if package_hash(entries) != info["package_hash"]:
             msg = "The update contents failed the data integrity check."
             raise HashMismatchError(msg)
+        return len(body)

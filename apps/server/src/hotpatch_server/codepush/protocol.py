@@ -205,12 +205,16 @@ class CodePushService:
                     "target_binary_range": upgrade.binary_range.text if upgrade else native_text,
                 }
             }
+        # A device on a package there is a diff from downloads the diff instead.
+        sha256, size = chosen.archive_sha256, chosen.archive_length
+        if package_hash is not None and package_hash in chosen.codepush_diffs:
+            sha256, size = chosen.codepush_diffs[package_hash]
         return {
             "update_info": {
                 "is_available": True,
-                "download_url": self.blob_store.url(chosen.archive_sha256, now),
+                "download_url": self.blob_store.url(sha256, now),
                 "package_hash": chosen.codepush_hash,
-                "package_size": chosen.archive_length,
+                "package_size": size,
                 "label": label(chosen.epoch, chosen.sequence),
                 "description": chosen.version,
                 "is_mandatory": chosen.mandatory,
