@@ -63,15 +63,14 @@ def test_a_publisher_cannot_make_keys(cli: Cli, stage: Stage) -> None:
 
 def test_release_signed_for_codepush(cli: Cli, stage: Stage, tmp_path: Path) -> None:
     """--codepush-signing-key adds CodePush/.codepushrelease: an RS256 JWT of the package hash."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = tmp_path / "codepush-private.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
+    made = cli.json("keys", "generate-codepush", "--out", str(private))
+    assert made["publicKey"] == str(tmp_path / "codepush-private.pub.pem")
+    assert private.stat().st_mode & 0o777 == 0o600
+    public = serialization.load_pem_public_key((tmp_path / "codepush-private.pub.pem").read_bytes())
+    assert isinstance(public, rsa.RSAPublicKey)
+    refused = cli.run("keys", "generate-codepush", "--out", str(private), check=False)
+    assert refused.returncode != 0
     build = tmp_path / "build"
     (build / "assets").mkdir(parents=True)
     (build / "index.android.bundle").write_text("console.log('signed');\n")
@@ -88,7 +87,7 @@ def test_release_signed_for_codepush(cli: Cli, stage: Stage, tmp_path: Path) -> 
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         token = zf.read("CodePush/.codepushrelease").decode()
     header, claims, signature = token.split(".")
-    key.public_key().verify(
+    public.verify(
         base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
         f"{header}.{claims}".encode(),
         padding.PKCS1v15(),

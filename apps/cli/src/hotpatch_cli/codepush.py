@@ -31,7 +31,7 @@ from hotpatch_cli.errors import UsageError
 from hotpatch_core.archive import FileEntry
 from hotpatch_core.codepush import SIGNATURE_FILE, package_hash
 
-__all__ = ["SIGNATURE_PATH", "signature_file"]
+__all__ = ["SIGNATURE_PATH", "codepush_key_pair", "signature_file"]
 
 #: Where the device looks for the signature in an unpacked update.
 SIGNATURE_PATH: Final = f"CodePush/{SIGNATURE_FILE}"
@@ -50,6 +50,23 @@ def _entry(path: str, source: Path) -> FileEntry:
             digest.update(chunk)
             size += len(chunk)
     return FileEntry(path, digest.hexdigest(), size)
+
+
+def codepush_key_pair(bits: int = 2048) -> tuple[bytes, bytes]:
+    """Return a new RSA key pair as (private key PEM, public key PEM), as openssl writes them.
+
+    The public key is SubjectPublicKeyInfo PEM, the form CodePushPublicKey takes.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
 
 
 def signature_file(files: Mapping[str, Path], private_key: Path, now: datetime) -> bytes:

@@ -25,7 +25,7 @@ from hotpatch_cli.build import (
     is_hermes_bytecode,
     run_bundle_command,
 )
-from hotpatch_cli.codepush import SIGNATURE_PATH, signature_file
+from hotpatch_cli.codepush import SIGNATURE_PATH, codepush_key_pair, signature_file
 from hotpatch_cli.config import Settings, save_login
 from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, ServerError, UsageError
 from hotpatch_cli.expo import ExpoOptions, attach, export_files
@@ -164,6 +164,25 @@ def keys_generate(ctx: Context, args: argparse.Namespace) -> None:
     key = SigningKey.generate()
     write_private(path, key.to_pem(), force=args.force)
     _describe_key(ctx, key, args, str(path))
+
+
+def keys_generate_codepush(ctx: Context, args: argparse.Namespace) -> None:
+    """Create an RSA key pair for CodePush code signing (the private key PEM is 0600)."""
+    private = Path(args.out)
+    public = Path(args.public_out) if args.public_out else private.with_suffix(".pub.pem")
+    if public.exists() and not args.force:
+        raise ConflictError(f"{public} exists", hint="use --force to replace it")
+    private_pem, public_pem = codepush_key_pair(args.bits)
+    write_private(private, private_pem, force=args.force)
+    public.write_bytes(public_pem)
+    ctx.output.result(
+        {"privateKey": str(private), "publicKey": str(public), "publicKeyPem": public_pem.decode()},
+        f"CodePush signing key: {private} (keep it secret, like the HotPatch signing key)\n"
+        f"public key: {public}\n\n"
+        "Put the public key in the app as CodePushPublicKey (strings.xml / Info.plist), and "
+        "publish with\n"
+        f"  hotpatch release ... --codepush-signing-key {private}",
+    )
 
 
 def keys_show(ctx: Context, args: argparse.Namespace) -> None:

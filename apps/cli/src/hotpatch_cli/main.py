@@ -169,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     )
     _add_key(export)
     export.add_argument("--out", help="file to write (default: stdout)")
+    codepush_key = key_command(
+        "generate-codepush",
+        commands.keys_generate_codepush,
+        "Create the RSA key pair of CodePush code signing: the private key (PEM, 0600) for "
+        "`hotpatch release --codepush-signing-key`, the public key for CodePushPublicKey.",
+    )
+    codepush_key.add_argument("--out", required=True, help="the private key file to write")
+    codepush_key.add_argument(
+        "--public-out", help="the public key file (default: OUT with .pub.pem)"
+    )
+    codepush_key.add_argument("--bits", type=int, default=2048, choices=[2048, 3072, 4096])
+    codepush_key.add_argument("--force", action="store_true", help="replace existing files")
 
     roots = sub.add_parser(
         "trust-root", help="create or rotate an app's trust root", description="Trust roots"
