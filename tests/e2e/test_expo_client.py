@@ -109,7 +109,12 @@ def expo_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def _release(
-    server: ServerProcess, tmp_path: Path, sequence: int, bundle: bytes, *sign: str
+    server: ServerProcess,
+    tmp_path: Path,
+    sequence: int,
+    bundle: bytes,
+    *sign: str,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Publish an Expo-shaped release, then attach (and sign) it with the real CLI."""
     png = b"\x89PNG\r\n\x1a\n" + bytes([sequence]) * 32
@@ -120,7 +125,7 @@ def _release(
         version=f"1.0.{sequence}",
         sequence=sequence,
         binary_range="1.x",
-        created_at=BUILT_AT + timedelta(days=sequence),
+        created_at=created_at or BUILT_AT + timedelta(days=sequence),
     )
     response = server.publish(built.manifest, built.archive)
     assert response.status_code == 201, response.text
@@ -250,3 +255,40 @@ def test_a_runtime_no_release_targets_gets_nothing(
     )
     result = phone.start()
     assert (result["check"], result["events"]) == ("noUpdate", [])
+
+
+def test_a_channel_rolled_back_to_the_embedded_bundle(
+    expo_client: Path, expo_server: ServerProcess, tmp_path: Path
+) -> None:
+    """`hotpatch expo rollback-to-embedded`: a signed directive the device obeys, then forward."""
+    keys = _node(expo_client, "keygen", str(tmp_path / "keys"))
+    sign = ("--expo-signing-key", keys["privateKey"], "--expo-certificate", keys["certificate"])
+    first = _release(expo_server, tmp_path, 1, b"console.log('release 1');\n", *sign)
+    phone = Phone(
+        expo_client,
+        tmp_path / "phone",
+        expo_server.base_url,
+        "be6f9c2e-0b7d-4e3a-9c51-2f8e7d6b5a46",
+        certificate=Path(keys["certificate"]),
+    )
+    phone.start()
+    assert phone.start()["running"] == first["updateId"]
+    done = subprocess.run(
+        [HOTPATCH, "expo", "rollback-to-embedded", "--platform", "android",
+         "--runtime-version", "1.0.0", *sign, "--api-url", expo_server.base_url,
+         "--token", expo_server.publisher_key, "--app", APP_ID, "--json"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["signed"] is True
+    told = phone.start()  # the directive verifies with the embedded certificate
+    assert (told["running"], told["check"]) == (first["updateId"], "rollBackToEmbedded")
+    back = phone.start()
+    assert (back["running"], back["check"]) == (None, "noUpdate")  # the embedded bundle runs
+    # An update committed after the directive moves the device forward again.
+    later = _release(
+        expo_server, tmp_path, 2, b"console.log('release 2');\n", *sign,
+        created_at=datetime.now(UTC) + timedelta(minutes=1),
+    )  # fmt: skip
+    assert phone.start()["events"] == [f"downloaded {later['updateId']}"]
+    assert phone.start()["running"] == later["updateId"]

@@ -105,7 +105,9 @@ def _signed_manifest(response: httpx.Response, cert_path: Path) -> dict[str, Any
     assert response.status_code == 200, response.text
     raw = f"Content-Type: {response.headers['content-type']}\r\n\r\n".encode() + response.content
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    (part,) = list(message.iter_parts())
+    parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
+    assert set(parts) == {"manifest", "extensions"}
+    part = parts["manifest"]
     body = part.get_payload(decode=True)
     assert isinstance(body, bytes)
     fields = dict(item.split("=", 1) for item in str(part["expo-signature"]).split(", "))

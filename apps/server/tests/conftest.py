@@ -18,6 +18,7 @@ from hotpatch_server.testing import Server, in_process_server
 PG_URL = os.environ.get("HOTPATCH_TEST_DATABASE_URL", "")
 TABLES = [
     "codepush_diffs",
+    "expo_directives",
     "expo_updates",
     "expo_assets",
     "patches",

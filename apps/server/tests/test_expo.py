@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hotpatch_core.cohort import bucket
-from hotpatch_core.expo import update_id
+from hotpatch_core.expo import commit_time, roll_back_directive, update_id
 from hotpatch_server.testing import APP_ID, Server
 
 DEVICE = "4ee2e5f5-3f8d-4d0b-9d43-1a2b3c4d5e6f"
@@ -69,7 +69,8 @@ def _parts(response: Any) -> dict[str, tuple[dict[str, str], bytes]]:
 def _manifest(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     parts = _parts(response)
-    assert set(parts) == {"manifest"}
+    assert set(parts) == {"manifest", "extensions"}
+    assert json.loads(parts["extensions"][1]) == {"assetRequestHeaders": {}}
     document: dict[str, Any] = json.loads(parts["manifest"][1])
     return document
 
@@ -425,3 +426,98 @@ def test_the_channel_header_picks_the_channel(server: Server) -> None:
     assert _manifest(server.expo_check(expo_channel_name="staging"))["id"] == update_id(
         staging["manifestId"]
     )
+
+
+def _roll_back(server: Server, **body: Any) -> Any:
+    sent = {
+        "platform": "android",
+        "runtimeVersion": "1.0.0",
+        "commitTime": commit_time(server.clock()),
+        **body,
+    }
+    return server.client.put(
+        f"/apps/{APP_ID}/expo/roll-back-to-embedded", json=sent, headers=server.auth()
+    )
+
+
+def test_a_channel_rolled_back_to_the_embedded_bundle(server: Server) -> None:
+    """Devices on an update get rollBackToEmbedded; on the embedded bundle, nothing; newer wins."""
+    release = _attached(server, 1)
+    running = update_id(release["manifestId"])
+    server.clock.advance(seconds=60)
+    rolled = _roll_back(server)
+    assert rolled.status_code == 200, rolled.text
+    directive = _directive(server.expo_check(expo_current_update_id=running,
+                                             expo_embedded_update_id=EMBEDDED))  # fmt: skip
+    assert directive == {
+        "type": "rollBackToEmbedded",
+        "parameters": {"commitTime": rolled.json()["commitTime"]},
+    }
+    on_embedded = server.expo_check(
+        expo_current_update_id=EMBEDDED, expo_embedded_update_id=EMBEDDED
+    )
+    assert _directive(on_embedded)["type"] == "noUpdateAvailable"
+    other_runtime = server.expo_check(expo_runtime_version="2.0.0", expo_current_update_id=running)
+    assert _directive(other_runtime)["type"] == "noUpdateAvailable"
+    server.clock.advance(seconds=60)
+    newer = _publish(server, 2, created_at=server.clock())
+    assert server.expo_attach(newer["id"]).status_code == 200
+    assert _manifest(server.expo_check(expo_current_update_id=EMBEDDED))["id"] == update_id(
+        newer["manifestId"]
+    )
+    stale = _roll_back(server, commitTime=rolled.json()["commitTime"])
+    assert stale.status_code == 409
+
+
+def test_a_signed_rollback_to_the_embedded_bundle(server: Server) -> None:
+    """Signed by the publisher over the exact directive bytes; a bad signature keeps nothing."""
+    release = _attached(server, 1)
+    key, cert = _signing_pair(server)
+    when = commit_time(server.clock() + timedelta(seconds=1))
+    body = roll_back_directive(when)
+    signature = base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    forged = base64.b64encode(key.sign(b"other", padding.PKCS1v15(), hashes.SHA256())).decode()
+    bad = _roll_back(server, commitTime=when, signature=forged, keyId="main", certificate=cert)
+    assert bad.status_code == 422
+    answer = server.expo_check(expo_current_update_id=EMBEDDED)
+    assert _manifest(answer)["id"] == update_id(release["manifestId"])  # nothing changed
+    good = _roll_back(server, commitTime=when, signature=signature, keyId="main",
+                      certificate=cert)  # fmt: skip
+    assert good.json()["signed"] is True
+    served = server.expo_check(
+        expo_current_update_id=update_id(release["manifestId"]),
+        expo_expect_signature='sig, keyid="main"',
+    )
+    headers, part = _parts(served)["directive"]
+    assert part == body
+    assert headers["expo-signature"].startswith(f'sig="{signature}"')
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"commitTime": "2026-01-01T00:00:00Z"}, 422),
+        ({"commitTime": "1999-01-01T00:00:00.000Z"}, 422),
+        ({"platform": "web"}, 422),
+        ({"runtimeVersion": "1 0"}, 422),
+        ({"channel": "Prod"}, 422),
+        ({"keyId": "main"}, 422),
+    ],
+)
+def test_bad_rollbacks_to_the_embedded_bundle_are_refused(
+    server: Server, change: dict[str, str], status: int
+) -> None:
+    """Every field is checked; a commit time far from the server's clock is refused."""
+    assert _roll_back(server, **change).status_code == status
+
+
+def test_only_rollback_keys_may_roll_back(server: Server) -> None:
+    """A key of another app cannot roll this app's channel back."""
+    stranger = server.create_key("publisher", ["com.other.app"])
+    response = server.client.put(
+        f"/apps/{APP_ID}/expo/roll-back-to-embedded",
+        json={"platform": "android", "runtimeVersion": "1.0.0",
+              "commitTime": commit_time(server.clock())},
+        headers=server.auth(stranger),
+    )  # fmt: skip
+    assert response.status_code == 403

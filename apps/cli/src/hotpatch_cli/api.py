@@ -284,3 +284,10 @@ class Api:
         """Attach a release's Expo manifest (and its signature)."""
         document: dict[str, Any] = self._send("PUT", f"/releases/{release_id}/expo", json=body)
         return document
+
+    def expo_roll_back(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Roll an Expo channel's runtime version back to the embedded bundle."""
+        document: dict[str, Any] = self._send(
+            "PUT", f"/apps/{quote(app_id, safe='')}/expo/roll-back-to-embedded", json=body
+        )
+        return document

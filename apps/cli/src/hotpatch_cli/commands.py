@@ -28,7 +28,7 @@ from hotpatch_cli.build import (
 from hotpatch_cli.codepush import SIGNATURE_PATH, codepush_key_pair, signature_file
 from hotpatch_cli.config import Settings, save_login
 from hotpatch_cli.errors import AuthError, ConflictError, NotFoundError, ServerError, UsageError
-from hotpatch_cli.expo import ExpoOptions, attach, export_files
+from hotpatch_cli.expo import ExpoOptions, attach, export_files, sign
 from hotpatch_cli.keys import (
     build_trust_root,
     load_public_key,
@@ -40,6 +40,7 @@ from hotpatch_cli.output import Output, table
 from hotpatch_cli.pack import collect_files, pack_directory, release_manifest
 from hotpatch_core.archive import MemorySink, extract_archive
 from hotpatch_core.errors import HotPatchError
+from hotpatch_core.expo import commit_time, roll_back_directive
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest, manifest_id
 from hotpatch_core.release import decode_release_envelope, sign_release
@@ -547,7 +548,11 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, P
 
 def _expo_options(args: argparse.Namespace) -> ExpoOptions | None:
     if args.runtime_version is None:
-        if getattr(args, "expo_export", None) or args.expo_signing_key or args.expo_config:
+        if (
+            getattr(args, "expo_export", None)
+            or args.expo_signing_key
+            or getattr(args, "expo_config", None)
+        ):
             raise UsageError(
                 "--runtime-version is required to serve a release to expo-updates",
                 hint="the app's runtimeVersion (app.json), e.g. 1.0.0",
@@ -555,7 +560,7 @@ def _expo_options(args: argparse.Namespace) -> ExpoOptions | None:
         return None
     return ExpoOptions.from_args(
         args.runtime_version,
-        args.expo_config,
+        getattr(args, "expo_config", None),
         args.expo_signing_key,
         args.expo_certificate,
         args.expo_key_id,
@@ -604,6 +609,32 @@ def expo_attach(ctx: Context, args: argparse.Namespace) -> None:
         document,
         f"release {args.release_id} is served to expo-updates as update {document['updateId']} "
         f"(runtime {document['runtimeVersion']}{signed})",
+    )
+
+
+def expo_rollback_to_embedded(ctx: Context, args: argparse.Namespace) -> None:
+    """Send one Expo channel's runtime version back to the bundle embedded in the binary."""
+    app = ctx.app()
+    options = _expo_options(args)
+    if options is None:
+        raise UsageError("--runtime-version is required", hint="the app's runtimeVersion")
+    when = commit_time(_now())
+    body: dict[str, Any] = {
+        "platform": args.platform,
+        "channel": args.channel,
+        "runtimeVersion": options.runtime_version,
+        "commitTime": when,
+    }
+    if options.signing_key is not None:
+        body |= sign(options, roll_back_directive(when))
+    with ctx.api() as api:
+        document = api.expo_roll_back(app, body)
+    signed = f", signed with keyid {document['keyId']!r}" if document["signed"] else ", unsigned"
+    ctx.output.result(
+        document,
+        f"{app} {args.platform}/{args.channel}, runtime {options.runtime_version}: devices go back "
+        f"to their embedded bundle (committed {when}{signed}); publish a new update to move "
+        "them forward again",
     )
 
 

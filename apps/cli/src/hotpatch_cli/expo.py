@@ -36,7 +36,7 @@ from hotpatch_core.errors import HotPatchError
 from hotpatch_core.expo import expo_manifest
 from hotpatch_core.manifest import Platform, ReleaseManifest
 
-__all__ = ["ExpoOptions", "attach", "export_files"]
+__all__ = ["ExpoOptions", "attach", "export_files", "sign"]
 
 _EXT: Final = re.compile(r"[0-9A-Za-z]{1,16}")
 _ASSET_PATH: Final = re.compile(r"assets/[0-9A-Za-z_-]{1,128}")
@@ -145,8 +145,12 @@ class ExpoOptions:
         )
 
 
-def _sign(options: ExpoOptions, body: bytes) -> dict[str, str]:
-    """Sign ``body`` and check the signature against the certificate, as a device will."""
+def sign(options: ExpoOptions, body: bytes) -> dict[str, str]:
+    """Sign ``body``, check the signature against the certificate as a device will; return fields.
+
+    The fields are those the server takes with it: ``signature``, ``keyId``
+    and ``certificate``.
+    """
     assert options.signing_key is not None  # noqa: S101 - only called with a key
     assert options.certificate is not None  # noqa: S101
     try:
@@ -217,6 +221,6 @@ def attach(  # noqa: PLR0913, PLR0917 - the release, what to make of it, where t
         )
     step(f"Expo manifest for runtime {options.runtime_version}: assets served from {public_url}")
     if options.signing_key is not None:
-        body.update(_sign(options, served))
+        body.update(sign(options, served))
         step(f"signed it with keyid {options.key_id!r}")
     return api.expo_attach(release_id, body)

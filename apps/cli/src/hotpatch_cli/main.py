@@ -84,14 +84,15 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scope-channel", action="append", help="channels (repeat; default *)")
 
 
-def _add_expo(parser: argparse.ArgumentParser) -> None:
+def _add_expo(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
     expo = parser.add_argument_group("expo-updates (serve the release to Expo apps too)")
     expo.add_argument(
         "--runtime-version", help="the app's runtimeVersion: serve it to expo-updates apps of it"
     )
-    expo.add_argument(
-        "--expo-config", help="the public Expo config (npx expo config --type public --json)"
-    )
+    if config:
+        expo.add_argument(
+            "--expo-config", help="the public Expo config (npx expo config --type public --json)"
+        )
     expo.add_argument("--expo-signing-key", help="PEM private key from expo-updates codesigning")
     expo.add_argument("--expo-certificate", help="its PEM certificate (the one the app embeds)")
     expo.add_argument("--expo-key-id", default="main", help="codeSigningMetadata keyid (main)")
@@ -359,6 +360,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     expo_attach.set_defaults(handler=commands.expo_attach)
     expo_attach.add_argument("release_id", type=int, help="the release's id (releases list)")
     _add_expo(expo_attach)
+    expo_back = expo_sub.add_parser(
+        "rollback-to-embedded",
+        help="send a channel back to the bundle embedded in the binary",
+        description="Stop serving this channel's Expo updates of one runtime version: devices "
+        "running one go back to their embedded bundle (rollBackToEmbedded) until a newer "
+        "update is published",
+    )
+    _add_common(expo_back)
+    expo_back.set_defaults(handler=commands.expo_rollback_to_embedded)
+    expo_back.add_argument("--platform", required=True, choices=_PLATFORMS)
+    expo_back.add_argument("--channel", default="production")
+    _add_expo(expo_back, config=False)
 
     listing = sub.add_parser("releases", help="list releases", description="Releases")
     listing_sub = listing.add_subparsers(dest="releases_command", required=True, metavar="ACTION")

@@ -35,7 +35,12 @@ from hotpatch_server.codepush import (
 from hotpatch_server.codepush.protocol import CodePushService
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
-from hotpatch_server.expo import ExpoController, ExpoReleaseController, ExpoService
+from hotpatch_server.expo import (
+    ExpoController,
+    ExpoDirectiveController,
+    ExpoReleaseController,
+    ExpoService,
+)
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.ops import health, metrics, public_metrics
@@ -166,6 +171,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
             CodePushController,
             LegacyCodePushController,
             ExpoReleaseController,
+            ExpoDirectiveController,
             ExpoController,
             download_blob,
             list_audit,

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 import attrs
 from redis.asyncio import Redis
@@ -35,6 +37,7 @@ from hotpatch_core.versions import BinaryRange
 from hotpatch_server.models import (
     CodePushDiff,
     EmbeddedBundle,
+    ExpoDirective,
     ExpoUpdate,
     Installation,
     Patch,
@@ -46,7 +49,9 @@ __all__ = [
     "MAX_EXCLUDED_DEVICES",
     "ActiveReleases",
     "Candidate",
+    "ExpoDirectiveServed",
     "ExpoServed",
+    "expo_directive_served",
     "expo_served",
     "listen_for_invalidations",
 ]
@@ -71,15 +76,44 @@ class ExpoServed:
     body: bytes
     content_type: str
     key_id: str | None
+    #: The manifest's ``createdAt`` (``YYYY-MM-DDTHH:mm:ss.sssZ``, so it sorts as text).
+    commit_time: str = ""
+
+
+#: Served with every manifest: no asset needs extra request headers.
+_EXTENSIONS: Final = b'{"assetRequestHeaders":{}}'
+
+
+def _signed(signature: str | None, key_id: str | None) -> dict[str, str]:
+    if signature is None or key_id is None:
+        return {}
+    return {"expo-signature": signature_header(signature, key_id)}
 
 
 def expo_served(row: ExpoUpdate) -> ExpoServed:
     """Frame a stored Expo manifest as the check's answer (once per cache load)."""
-    headers = {}
-    if row.signature is not None and row.key_id is not None:
-        headers["expo-signature"] = signature_header(row.signature, row.key_id)
-    content_type, body = multipart([("manifest", row.manifest, headers)])
-    return ExpoServed(row.update_id, row.runtime_version, body, content_type, row.key_id)
+    content_type, body = multipart(
+        [("manifest", row.manifest, _signed(row.signature, row.key_id)),
+         ("extensions", _EXTENSIONS, {})]
+    )  # fmt: skip
+    created = json.loads(row.manifest)["createdAt"]
+    return ExpoServed(row.update_id, row.runtime_version, body, content_type, row.key_id, created)
+
+
+@attrs.frozen
+class ExpoDirectiveServed:
+    """A channel's ``rollBackToEmbedded`` directive for one runtime version, as served."""
+
+    commit_time: str
+    body: bytes
+    content_type: str
+    key_id: str | None
+
+
+def expo_directive_served(row: ExpoDirective) -> ExpoDirectiveServed:
+    """Frame a stored directive as the check's answer."""
+    content_type, body = multipart([("directive", row.body, _signed(row.signature, row.key_id))])
+    return ExpoDirectiveServed(row.commit_time, body, content_type, row.key_id)
 
 
 @attrs.frozen
@@ -182,6 +216,8 @@ class ActiveReleases:
         self._clock = clock
         self._max_keys = max_keys
         self._entries: dict[Key, tuple[float, tuple[Candidate, ...]]] = {}
+        #: Expo rollBackToEmbedded directives by runtime version, loaded with each entry.
+        self._directives: dict[Key, Mapping[str, ExpoDirectiveServed]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._refreshing: dict[Key, asyncio.Task[None]] = {}
         #: Exclusions reported while a load of the key is running, by key.
@@ -209,11 +245,18 @@ class ActiveReleases:
             entry = self._entries.get(key)
             if entry is not None:
                 return entry[1]
-            loaded = await self._load(key)
+            loaded, directives = await self._load(key)
             if len(self._entries) >= self._max_keys:
                 self._evict()
             self._entries[key] = (self._clock(), loaded)
+            self._directives[key] = directives
             return loaded
+
+    def expo_directives(
+        self, app_id: str, platform: str, channel: str
+    ) -> Mapping[str, ExpoDirectiveServed]:
+        """Return the channel's Expo directives by runtime version, loaded with its entry."""
+        return self._directives.get((app_id, platform, channel), {})
 
     def _evict(self) -> None:
         # Checks name any app id they like: keep junk keys from growing the
@@ -224,12 +267,13 @@ class ActiveReleases:
             del self._entries[key]
         if len(self._entries) >= self._max_keys:
             self._entries.clear()
+        self._directives = {k: v for k, v in self._directives.items() if k in self._entries}
         self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
 
     async def _refresh(self, key: Key) -> None:
         generation = self._generation
         try:
-            loaded = await self._load(key)
+            loaded, directives = await self._load(key)
         except Exception:  # the stale entry keeps serving; the next check retries
             log.warning("refreshing active releases for %s failed", key, exc_info=True)
             return
@@ -238,12 +282,15 @@ class ActiveReleases:
         # An invalidation during the reload wins: its next load sees the change.
         if generation == self._generation and key in self._entries:
             self._entries[key] = (self._clock(), loaded)
+            self._directives[key] = directives
 
-    async def _load(self, key: Key) -> tuple[Candidate, ...]:
+    async def _load(
+        self, key: Key
+    ) -> tuple[tuple[Candidate, ...], Mapping[str, ExpoDirectiveServed]]:
         late: list[tuple[str, str]] = []
         self._loading.setdefault(key, []).append(late)
         try:
-            loaded = await self._select(key)
+            loaded, directives = await self._select(key)
         finally:
             running = self._loading[key]
             running.remove(late)
@@ -251,9 +298,11 @@ class ActiveReleases:
                 del self._loading[key]
         for manifest_id, device_id in late:  # reports stored while the SELECT ran
             _exclude(loaded, manifest_id, device_id)
-        return loaded
+        return loaded, directives
 
-    async def _select(self, key: Key) -> tuple[Candidate, ...]:
+    async def _select(
+        self, key: Key
+    ) -> tuple[tuple[Candidate, ...], Mapping[str, ExpoDirectiveServed]]:
         app_id, platform, channel = key
         async with self._sessionmaker() as session:
             rows = (
@@ -329,6 +378,14 @@ class ActiveReleases:
                     CodePushDiff.length,
                 ).where(CodePushDiff.target_manifest_id.in_([r.manifest_id for r in releases]))
             )
+            directive_rows = await session.scalars(
+                select(ExpoDirective).where(
+                    ExpoDirective.app_id == app_id,
+                    ExpoDirective.platform == platform,
+                    ExpoDirective.channel == channel,
+                )
+            )
+            directives = {d.runtime_version: expo_directive_served(d) for d in directive_rows}
             diffs: dict[str, dict[str, tuple[str, int]]] = {}
             for target, base, sha256, length in diff_rows.all():
                 diffs.setdefault(target, {})[base] = (sha256, length)
@@ -336,7 +393,7 @@ class ActiveReleases:
             for target, base, sha256, length in patch_rows.all():
                 slot = f"embedded:{embedded[base]}" if base in embedded else base
                 patches.setdefault(target, {})[slot] = (sha256, length, base)
-            return tuple(
+            candidates = tuple(
                 _candidate(
                     r,
                     devices.get(r.manifest_id, set()),
@@ -347,6 +404,7 @@ class ActiveReleases:
                 )
                 for r in releases
             )
+            return candidates, directives
 
     def exclude(self, key: Key, manifest_id: str, device_id: str) -> None:
         """Stop offering ``manifest_id`` to ``device_id`` here, without reloading anything.
@@ -367,6 +425,7 @@ class ActiveReleases:
         """Drop one entry (an invalidation, here or from another process)."""
         self._generation += 1
         self._entries.pop(key, None)
+        self._directives.pop(key, None)
 
     async def invalidate(self, app_id: str, platform: str, channel: str) -> None:
         """Drop the entry here and tell other processes to drop theirs."""

@@ -36,6 +36,7 @@ __all__ = [
     "DeploymentKey",
     "Device",
     "ExpoAsset",
+    "ExpoDirective",
     "ExpoUpdate",
     "Installation",
     "RefreshToken",
@@ -149,6 +150,24 @@ class ExpoUpdate(Base):
     runtime_version: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[bytes] = mapped_column(LargeBinary)
     #: Base64 RSA-SHA256 signature of ``manifest`` (``expo-signature``), when the app checks one.
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ExpoDirective(Base):
+    """An Expo ``rollBackToEmbedded`` directive for one channel and runtime version."""
+
+    __tablename__ = "expo_directives"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    runtime_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``YYYY-MM-DDTHH:mm:ss.sssZ``: updates committed before it are not served.
+    commit_time: Mapped[str] = mapped_column(String(24))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)
     key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

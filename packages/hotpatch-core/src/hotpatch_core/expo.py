@@ -53,6 +53,7 @@ __all__ = [
     "multipart",
     "parse_sfv_dictionary",
     "parse_sfv_strings",
+    "roll_back_directive",
     "signature_header",
     "update_id",
 ]
@@ -178,6 +179,25 @@ def expo_assets(manifest: ReleaseManifest) -> tuple[ExpoAsset, tuple[ExpoAsset, 
     if launch is None:
         raise SchemaError(f"the release has no {entry} to launch", "files")
     return ExpoAsset(launch.path, launch.sha256, None, _LAUNCH_TYPE, launch.sha256), tuple(assets)
+
+
+def roll_back_directive(commit_time_text: str) -> bytes:
+    """Return the exact bytes of a ``rollBackToEmbedded`` directive committed at that time.
+
+    ``commit_time_text`` is in :func:`commit_time` form; devices run their
+    embedded bundle unless an update committed after it is served.
+    """
+    try:
+        parsed = datetime.strptime(commit_time_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        parsed = None
+    if parsed is None or commit_time(parsed) != commit_time_text:
+        raise SchemaError(
+            f"{commit_time_text[:40]!r} is not a time like 2026-01-31T12:00:00.000Z", "commitTime"
+        )
+    return strictjson.canonical(
+        {"type": "rollBackToEmbedded", "parameters": {"commitTime": commit_time_text}}
+    )
 
 
 def _listed(asset: ExpoAsset, public_url: str) -> dict[str, strictjson.JSONValue]:

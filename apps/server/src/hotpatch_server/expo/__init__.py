@@ -14,6 +14,6 @@ its publisher attached an Expo manifest to it (``hotpatch release
 """
 
 from hotpatch_server.expo.protocol import ExpoController, ExpoService
-from hotpatch_server.expo.publish import ExpoReleaseController
+from hotpatch_server.expo.publish import ExpoDirectiveController, ExpoReleaseController
 
-__all__ = ["ExpoController", "ExpoReleaseController", "ExpoService"]
+__all__ = ["ExpoController", "ExpoDirectiveController", "ExpoReleaseController", "ExpoService"]

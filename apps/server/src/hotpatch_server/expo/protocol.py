@@ -27,8 +27,12 @@ device expects signatures (directives are not signed: the server holds no
 key, and a 204 needs no signature). Assets are served at
 ``/expo/assets/<sha256>``: stable, immutable, with their content type.
 
-Not yet: ``rollBackToEmbedded`` (HotPatch rolls back by publishing the
-earlier content as a new release, which Expo devices take like any update).
+A publisher can roll a channel's runtime version back to the bundle embedded
+in the binary (``hotpatch expo rollback-to-embedded``): updates committed
+before that directive are no longer served, a device running one gets the
+``rollBackToEmbedded`` directive (signed by the publisher when the app
+checks signatures), and a device on its embedded bundle is told there is
+nothing new. An update published after the directive is served as usual.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class ExpoCheck:
     runtime_version: str
     device_id: str
     current: str | None
+    embedded: str | None
     failed: tuple[str, ...]
     expected_key_id: str | None
 
@@ -154,7 +159,7 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
     device_id = _required(headers, "eas-client-id", DEVICE_ID)
     channel = _header(headers, "expo-channel-name", CHANNEL) or "production"
     current = _header(headers, "expo-current-update-id", _UUID)
-    _header(headers, "expo-embedded-update-id", _UUID)
+    embedded = _header(headers, "expo-embedded-update-id", _UUID)
     try:
         failed = parse_sfv_strings(_structured(headers, "expo-recent-failed-update-ids"))
         expect = parse_sfv_dictionary(_structured(headers, "expo-expect-signature"))
@@ -171,9 +176,21 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
         runtime_version=runtime,
         device_id=device_id,
         current=current.lower() if current else None,
+        embedded=embedded.lower() if embedded else None,
         failed=tuple(f.lower() for f in failed[:_MAX_FAILED] if _UUID.fullmatch(f)),
         expected_key_id=key_id,
     )
+
+
+def _signed_as_expected(request: ExpoCheck, key_id: str | None, what: str) -> None:
+    """Refuse to send what the device would reject for want of the signature it expects."""
+    if request.expected_key_id is not None and key_id != request.expected_key_id:
+        raise Problem(
+            409,
+            "unsigned-update",
+            f"the device expects a signature with keyid {request.expected_key_id!r}; {what} is "
+            + (f"signed with keyid {key_id!r}" if key_id else "not signed"),
+        )
 
 
 @attrs.frozen
@@ -244,6 +261,15 @@ class ExpoService:
         if request.failed or current is not None:
             await self._reports(request, index.by_update, current, now)
         fitting = index.by_runtime.get(request.runtime_version, ())
+        directive = self.active_releases.expo_directives(
+            app_id, request.platform, request.channel
+        ).get(request.runtime_version)
+        if directive is not None:  # the channel was rolled back to the embedded bundle
+            fitting = tuple(
+                c
+                for c in fitting
+                if c.expo is not None and c.expo.commit_time > directive.commit_time
+            )
         query = CheckQuery(
             app_id=app_id,
             platform=request.platform,
@@ -258,18 +284,18 @@ class ExpoService:
         chosen = choose(query, fitting)
         self.metrics.inc("expo_check", offered=str(chosen is not None).lower())
         if chosen is None or chosen.expo is None:
+            if directive is not None and request.current not in (None, request.embedded):
+                _signed_as_expected(
+                    request, directive.key_id, "the rollback to the embedded bundle"
+                )
+                return ExpoAnswer(200, directive.content_type, directive.body)
             if request.expected_key_id is not None:
                 return ExpoAnswer(204, None, b"")
             return ExpoAnswer(200, *_NO_UPDATE)
         served = chosen.expo
-        if request.expected_key_id is not None and served.key_id != request.expected_key_id:
-            raise Problem(
-                409,
-                "unsigned-update",
-                f"the device expects a signature with keyid {request.expected_key_id!r}; "
-                f"release {chosen.version} (sequence {chosen.sequence}) is "
-                + (f"signed with keyid {served.key_id!r}" if served.key_id else "not signed"),
-            )
+        _signed_as_expected(
+            request, served.key_id, f"release {chosen.version} (sequence {chosen.sequence})"
+        )
         return ExpoAnswer(200, served.content_type, served.body)
 
     async def _reports(

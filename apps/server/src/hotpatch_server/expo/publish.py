@@ -14,6 +14,10 @@ holds the key (docs/adr/0005-expo-manifests-are-fixed-at-publish.md).
   it, as a device checks it, before anything is kept; the release's assets
   are stored as blobs of their own for the stable asset URLs.
 - ``GET /releases/{id}/expo``: what is attached.
+- ``PUT /apps/{appId}/expo/roll-back-to-embedded``: a ``rollBackToEmbedded``
+  directive for one channel and runtime version, made (and signed) by the
+  CLI at the commit time it names; updates committed before it are no
+  longer served.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -31,15 +35,23 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from litestar import Controller, Response, get, post, put
-from litestar.params import JSONBody, PathParameter
+from litestar.params import FromPath, JSONBody, PathParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError, VersionSyntaxError
-from hotpatch_core.expo import RUNTIME_VERSION, expo_assets, expo_manifest, update_id
+from hotpatch_core.expo import (
+    RUNTIME_VERSION,
+    commit_time,
+    expo_assets,
+    expo_manifest,
+    roll_back_directive,
+    update_id,
+)
 from hotpatch_core.manifest import ReleaseManifest, decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
-from hotpatch_server.audit import record
+from hotpatch_server import fields
+from hotpatch_server.audit import record, record_raw
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.deps import (
@@ -50,13 +62,19 @@ from hotpatch_server.deps import (
     PrincipalDep,
     SettingsDep,
 )
-from hotpatch_server.models import ExpoAsset, ExpoUpdate, Release
+from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
 from hotpatch_server.patches import extracted, store_bytes
 from hotpatch_server.problems import Problem
 from hotpatch_server.settings import Settings
-from hotpatch_server.updates import native_version
+from hotpatch_server.updates import CHANNEL, PLATFORM, native_version
 
-__all__ = ["ExpoAttachment", "ExpoReleaseController", "verify_signature"]
+__all__ = [
+    "ExpoAttachment",
+    "ExpoDirectiveController",
+    "ExpoReleaseController",
+    "RollBackToEmbedded",
+    "verify_signature",
+]
 
 ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 #: Key ids travel in structured header strings: keep them plain.
@@ -328,3 +346,129 @@ class ExpoReleaseController(Controller):
         if row is None:
             raise Problem(404, "not-found", f"release {release.id} has no Expo manifest")
         return attachment_json(row, release)
+
+
+class RollBackToEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Roll one channel's runtime version back to the binary's embedded bundle."""
+
+    platform: str
+    runtime_version: str
+    #: The directive's commit time (``YYYY-MM-DDTHH:mm:ss.sssZ``), as signed.
+    commit_time: str
+    channel: str = "production"
+    signature: str | None = None
+    key_id: str | None = None
+    certificate: str | None = None
+
+
+#: How far a directive's commit time may be from the server's clock.
+_COMMIT_SKEW: Final = timedelta(minutes=10)
+
+
+def directive_json(row: ExpoDirective) -> dict[str, Any]:
+    """Return the API's view of a rollBackToEmbedded directive."""
+    return {
+        "appId": row.app_id,
+        "platform": row.platform,
+        "channel": row.channel,
+        "runtimeVersion": row.runtime_version,
+        "commitTime": row.commit_time,
+        "signed": row.signature is not None,
+        "keyId": row.key_id,
+        "directive": row.body.decode("utf-8"),
+        "createdAt": row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC).isoformat(),
+        "createdBy": row.created_by,
+    }
+
+
+class ExpoDirectiveController(Controller):
+    """Publisher routes for an app's Expo directives."""
+
+    path = "/apps/{app_id:str}/expo"
+    tags = ["expo"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @put(
+        "/roll-back-to-embedded",
+        status_code=200,
+        summary="Roll an Expo channel back to the embedded bundle",
+    )
+    async def roll_back_to_embedded(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[RollBackToEmbedded],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        active_releases: ActiveReleasesDep,
+        now: Now,
+    ) -> dict[str, Any]:
+        """Store the directive (its signature checked first); older updates stop being served."""
+        fields.app_id(app_id, "appId")
+        principal.require(Action.ROLLBACK, app_id)
+        if await db_session.get(App, app_id) is None:
+            raise Problem(404, "not-found", f"no app {app_id!r}")
+        if not PLATFORM.fullmatch(data.platform):
+            raise Problem(422, "invalid", "platform is android or ios", field="platform")
+        if not CHANNEL.fullmatch(data.channel):
+            raise Problem(422, "invalid", "channel is not valid", field="channel")
+        if not RUNTIME_VERSION.fullmatch(data.runtime_version):
+            raise Problem(422, "invalid", "runtimeVersion is not valid", field="runtimeVersion")
+        try:
+            body = roll_back_directive(data.commit_time)
+        except HotPatchError as exc:
+            raise Problem(422, "invalid", str(exc), field="commitTime") from None
+        committed = datetime.strptime(data.commit_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        if abs(committed - now) > _COMMIT_SKEW:
+            raise Problem(
+                422,
+                "invalid",
+                f"commitTime {data.commit_time} is more than 10 minutes from the server's "
+                f"clock ({commit_time(now)}); make the directive now",
+                field="commitTime",
+            )
+        signature = _signature(
+            ExpoAttachment(
+                runtime_version=data.runtime_version,
+                signature=data.signature,
+                key_id=data.key_id,
+                certificate=data.certificate,
+            )
+        )
+        if signature is not None:
+            assert data.certificate is not None  # noqa: S101 - _signature checked it
+            verify_signature(data.certificate, body, signature, now)
+        key = (app_id, data.platform, data.channel, data.runtime_version)
+        row = await db_session.get(ExpoDirective, key)
+        if row is not None and row.commit_time >= data.commit_time:
+            raise Problem(
+                409,
+                "directive-not-newer",
+                f"a rollback to the embedded bundle committed at {row.commit_time} exists; "
+                "a new one must be committed later",
+                field="commitTime",
+            )
+        if row is None:
+            row = ExpoDirective(
+                app_id=app_id,
+                platform=data.platform,
+                channel=data.channel,
+                runtime_version=data.runtime_version,
+            )
+            db_session.add(row)
+        row.commit_time = data.commit_time
+        row.body = body
+        row.signature = data.signature
+        row.key_id = data.key_id
+        row.created_at = now
+        row.created_by = principal.label
+        record_raw(
+            db_session,
+            principal.label,
+            "expo-rollback-to-embedded",
+            app_id,
+            f"{data.platform}/{data.channel}/{data.runtime_version}",
+            now,
+            {"commitTime": data.commit_time, "keyId": data.key_id},
+        )
+        await db_session.commit()
+        await active_releases.invalidate(app_id, data.platform, data.channel)
+        return directive_json(row)
