@@ -7,7 +7,7 @@ import email.parser
 import email.policy
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hotpatch_server.testing import expo_code_signing
 
 from .conftest import APP, Cli, Stage
 
@@ -46,34 +47,8 @@ def _export(root: Path, text: str) -> Path:
 
 def _code_signing(tmp_path: Path) -> tuple[Path, Path]:
     """A key and self-signed code-signing certificate, as `expo-updates codesigning:generate`."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CLI test")])
-    now = datetime.now(UTC)  # the server process checks validity against its own clock
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    # The server process checks the certificate's validity against its own clock.
+    key, cert = expo_code_signing(datetime.now(UTC))
     key_path, cert_path = tmp_path / "private-key.pem", tmp_path / "certificate.pem"
     key_path.write_bytes(
         key.private_bytes(
@@ -82,7 +57,7 @@ def _code_signing(tmp_path: Path) -> tuple[Path, Path]:
             serialization.NoEncryption(),
         )
     )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_text(cert)
     return key_path, cert_path
 
 

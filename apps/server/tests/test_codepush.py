@@ -29,14 +29,7 @@ _DOWNLOAD = "/v0.1/public/codepush/report_status/download"
 
 
 def _publish(server: Server, sequence: int, **kwargs: Any) -> dict[str, Any]:
-    rollout = kwargs.pop("rollout", None)
-    built = server.build(sequence=sequence, version=f"1.0.{sequence}", **kwargs)
-    response = server.publish(
-        built, fields={"rollout": str(rollout)} if rollout is not None else None
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return server.published(sequence, **kwargs)
 
 
 def _info(server: Server, key: str, device: str = "device-1", **params: str) -> dict[str, Any]:

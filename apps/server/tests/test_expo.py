@@ -18,27 +18,19 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hotpatch_core.cohort import bucket
 from hotpatch_core.expo import commit_time, roll_back_directive, update_id
-from hotpatch_server.testing import APP_ID, Server
+from hotpatch_server.testing import APP_ID, Server, expo_code_signing
 
 DEVICE = "4ee2e5f5-3f8d-4d0b-9d43-1a2b3c4d5e6f"
 EMBEDDED = "00000000-0000-4000-8000-000000000001"
 
 
 def _publish(server: Server, sequence: int, **kwargs: Any) -> dict[str, Any]:
-    rollout = kwargs.pop("rollout", None)
-    built = server.build(sequence=sequence, version=f"1.0.{sequence}", **kwargs)
-    response = server.publish(
-        built, fields={"rollout": str(rollout)} if rollout is not None else None
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return server.published(sequence, **kwargs)
 
 
 def _attached(server: Server, sequence: int, **kwargs: Any) -> dict[str, Any]:
@@ -88,39 +80,7 @@ def _b64url_sha256(data: bytes) -> str:
 
 
 def _signing_pair(server: Server, *, code_signing: bool = True) -> tuple[rsa.RSAPrivateKey, str]:
-    """A self-signed code-signing certificate like `expo-updates codesigning:generate` makes."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "HotPatch test")])
-    now = server.clock()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if code_signing:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
-        )
-    cert = builder.sign(key, hashes.SHA256())
-    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return expo_code_signing(server.clock(), code_signing=code_signing)
 
 
 def _preview(server: Server, release_id: int, runtime: str = "1.0.0") -> bytes:

@@ -57,7 +57,7 @@ from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
 from hotpatch_server.upload import read_upload
 
-__all__ = ["ReleaseController", "release_json"]
+__all__ = ["ReleaseController", "find_release", "release_json"]
 
 # Ids beyond the 64-bit range cannot exist; bounding them keeps them out of the database driver.
 ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
@@ -365,7 +365,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """One release, with its signed manifest (base64, exactly as uploaded)."""
-        row = await _release(db_session, release_id, principal, Action.READ)
+        row = await find_release(db_session, release_id, principal, Action.READ)
         document = release_json(row, blob_store, now)
         document["manifest"] = base64.b64encode(row.manifest).decode()
         return document
@@ -375,7 +375,7 @@ class ReleaseController(Controller):
         self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
     ) -> dict[str, Any]:
         """Count reports, devices running the release, its patches and the bytes they saved."""
-        row = await _release(db_session, release_id, principal, Action.READ)
+        row = await find_release(db_session, release_id, principal, Action.READ)
         by_status = await db_session.execute(
             select(Installation.status, Installation.phase, func.count())
             .where(Installation.manifest_id == row.manifest_id, Installation.app_id == row.app_id)
@@ -448,7 +448,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Store a patch from ``baseManifestId`` after checking it rebuilds this release exactly."""
-        target = await _release(db_session, release_id, principal, Action.PUBLISH)
+        target = await find_release(db_session, release_id, principal, Action.PUBLISH)
         base = await db_session.scalar(
             select(Release).where(
                 Release.manifest_id == data.base_manifest_id, Release.app_id == target.app_id
@@ -494,7 +494,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Widen, narrow, pause or resume a rollout. Advisory: never changes what is signed."""
-        row = await _release(db_session, release_id, principal, Action.ROLLOUT)
+        row = await find_release(db_session, release_id, principal, Action.ROLLOUT)
         before = {"rolloutPercent": row.rollout_basis_points / 100, "paused": row.paused}
         if data.rollout_percent is not None:
             try:
@@ -520,7 +520,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Activate a new signed manifest (next sequence) for release ``release_id``'s content."""
-        source = await _release(db_session, release_id, principal, Action.ROLLBACK)
+        source = await find_release(db_session, release_id, principal, Action.ROLLBACK)
         row = await _republish(
             db_session, source, data, principal, now, same_channel=True, action="rollback"
         )
@@ -539,7 +539,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Publish release ``release_id``'s content on another channel under a new manifest."""
-        source = await _release(db_session, release_id, principal, Action.PROMOTE)
+        source = await find_release(db_session, release_id, principal, Action.PROMOTE)
         row = await _republish(
             db_session, source, data, principal, now, same_channel=False, action="promote"
         )
@@ -557,7 +557,7 @@ class ReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Stop offering a release; its row, manifest and archive are kept."""
-        row = await _release(db_session, release_id, principal, Action.PUBLISH)
+        row = await find_release(db_session, release_id, principal, Action.PUBLISH)
         row.active = False
         record(db_session, principal, "archive", row, now, {})
         await db_session.commit()
@@ -596,9 +596,10 @@ def _validate_archive(path: Path, release: VerifiedRelease) -> None:
         extract_archive(handle, release.manifest.files, NullSink())
 
 
-async def _release(
+async def find_release(
     session: AsyncSession, release_id: int, principal: Principal, action: Action
 ) -> Release:
+    """Return release ``release_id`` if ``principal`` may do ``action`` on it; else 404 / 403."""
     row = await session.get(Release, release_id)
     if row is None:
         raise Problem(404, "not-found", f"no release {release_id}")

@@ -18,12 +18,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import attrs
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -44,6 +48,7 @@ __all__ = [
     "ServerDidNotStartError",
     "ServerProcess",
     "bootstrap_admin",
+    "expo_code_signing",
     "free_port",
     "in_process_server",
     "server_process",
@@ -130,6 +135,19 @@ class Server:
             headers=self.auth(key),
         )
 
+    def published(self, sequence: int, **kwargs: Any) -> dict[str, Any]:
+        """Build, sign and publish version ``1.0.<sequence>`` (``rollout=`` a percent); its JSON."""
+        rollout = kwargs.pop("rollout", None)
+        built = self.build(sequence=sequence, version=f"1.0.{sequence}", **kwargs)
+        response = self.publish(
+            built, fields={"rollout": str(rollout)} if rollout is not None else None
+        )
+        if response.status_code != httpx.codes.CREATED:
+            msg = f"publishing 1.0.{sequence} failed: {response.text}"
+            raise AssertionError(msg)
+        document: dict[str, Any] = response.json()
+        return document
+
     def check(self, device_id: str = "device-1", **params: Any) -> Any:
         """Check for an update as a device; return the JSON answer."""
         query = {
@@ -197,6 +215,46 @@ class Server:
         """Return the archive files on disk."""
         root = self.settings.blob_dir
         return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def expo_code_signing(now: datetime, *, code_signing: bool = True) -> tuple[rsa.RSAPrivateKey, str]:
+    """Return an RSA key and its self-signed PEM certificate, valid around ``now``.
+
+    The certificate is what ``npx expo-updates codesigning:generate`` makes
+    (Key Usage digitalSignature, Extended Key Usage codeSigning); without
+    ``code_signing`` it lacks the extended usage, which devices refuse.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "HotPatch test")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if code_signing:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
+        )
+    cert = builder.sign(key, hashes.SHA256())
+    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def bootstrap_admin(settings: Settings, now: datetime) -> str:

@@ -403,7 +403,10 @@ _LEGACY_ANSWER: Final = {
 
 
 class LegacyDeployReport(msgspec.Struct, rename="camel"):
-    """``reportStatus/deploy`` of the legacy API: the same fields, in camelCase."""
+    """``reportStatus/deploy`` of the legacy API: the fields of :class:`DeployReport`, camelCase.
+
+    (msgspec renames only the fields a class declares itself: they are declared again.)
+    """
 
     deployment_key: Any = None
     app_version: Any = None

@@ -52,7 +52,7 @@ from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server import fields
 from hotpatch_server.audit import record, record_raw
-from hotpatch_server.auth import Action, Principal
+from hotpatch_server.auth import Action
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.deps import (
     ActiveReleasesDep,
@@ -65,6 +65,7 @@ from hotpatch_server.deps import (
 from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
 from hotpatch_server.patches import extracted, store_bytes
 from hotpatch_server.problems import Problem
+from hotpatch_server.releases import find_release
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import CHANNEL, PLATFORM, native_version
 
@@ -194,16 +195,6 @@ def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:
         )
 
 
-async def _release(
-    session: AsyncSession, release_id: int, principal: Principal, action: Action
-) -> Release:
-    row = await session.get(Release, release_id)
-    if row is None:
-        raise Problem(404, "not-found", f"no release {release_id}")
-    principal.require(action, row.app_id)
-    return row
-
-
 def _manifest_bytes(release: Release, data: ExpoAttachment, settings: Settings) -> bytes:
     if not RUNTIME_VERSION.fullmatch(data.runtime_version):
         raise Problem(
@@ -277,7 +268,7 @@ class ExpoReleaseController(Controller):
         settings: SettingsDep,
     ) -> Response[bytes]:
         """Return the exact manifest bytes an attach with these fields would serve."""
-        release = await _release(db_session, release_id, principal, Action.PUBLISH)
+        release = await find_release(db_session, release_id, principal, Action.PUBLISH)
         body = _manifest_bytes(release, data, settings)
         return Response(body, media_type="application/json")
 
@@ -294,7 +285,7 @@ class ExpoReleaseController(Controller):
         now: Now,
     ) -> dict[str, Any]:
         """Attach the release's Expo manifest (with its signature, checked first)."""
-        release = await _release(db_session, release_id, principal, Action.PUBLISH)
+        release = await find_release(db_session, release_id, principal, Action.PUBLISH)
         body = _manifest_bytes(release, data, settings)
         signature = _signature(data)
         if signature is not None:
@@ -341,7 +332,7 @@ class ExpoReleaseController(Controller):
         self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
     ) -> dict[str, Any]:
         """Return the attached Expo manifest; 404 if the release has none."""
-        release = await _release(db_session, release_id, principal, Action.READ)
+        release = await find_release(db_session, release_id, principal, Action.READ)
         row = await db_session.get(ExpoUpdate, release.id)
         if row is None:
             raise Problem(404, "not-found", f"release {release.id} has no Expo manifest")
