@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hotpatch_core.expo import commit_time
 from hotpatch_core.testing import build_release
 from hotpatch_server.testing import APP_ID, ServerProcess, server_process
 
@@ -66,6 +67,7 @@ class Phone:
         client_id: str,
         certificate: Path | None = None,
         runtime: str = "1.0.0",
+        built_at: datetime = BUILT_AT,
     ) -> None:
         """Install the app (nothing runs until :meth:`start`)."""
         self.harness, self.state = harness, state
@@ -76,8 +78,8 @@ class Phone:
             "runtimeVersion": runtime,
             "clientId": client_id,
             "requestHeaders": {"expo-channel-name": "production"},
-            "embedded": {"id": EMBEDDED, "commitTime": "2026-01-01T00:00:00.000Z"},
-            "current": {"id": EMBEDDED, "commitTime": "2026-01-01T00:00:00.000Z"},
+            "embedded": {"id": EMBEDDED, "commitTime": commit_time(built_at)},
+            "current": {"id": EMBEDDED, "commitTime": commit_time(built_at)},
             "recentFailed": [],
             "updates": {},
             "dir": str(state / "updates"),
@@ -263,13 +265,20 @@ def test_a_channel_rolled_back_to_the_embedded_bundle(
     """`hotpatch expo rollback-to-embedded`: a signed directive the device obeys, then forward."""
     keys = _node(expo_client, "keygen", str(tmp_path / "keys"))
     sign = ("--expo-signing-key", keys["privateKey"], "--expo-certificate", keys["certificate"])
-    first = _release(expo_server, tmp_path, 1, b"console.log('release 1');\n", *sign)
+    # The directive's commit time is the server's clock: every other time here is relative
+    # to the one clock the test, the server and the device share.
+    now = datetime.now(UTC)
+    first = _release(
+        expo_server, tmp_path, 1, b"console.log('release 1');\n", *sign,
+        created_at=now - timedelta(hours=1),
+    )  # fmt: skip
     phone = Phone(
         expo_client,
         tmp_path / "phone",
         expo_server.base_url,
         "be6f9c2e-0b7d-4e3a-9c51-2f8e7d6b5a46",
         certificate=Path(keys["certificate"]),
+        built_at=now - timedelta(hours=2),
     )
     phone.start()
     assert phone.start()["running"] == first["updateId"]
