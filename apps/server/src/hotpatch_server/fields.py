@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from hotpatch_server.problems import Problem
 
-__all__ = ["APP_ID", "APP_ID_CHARS", "NAME_CHARS", "app_id", "app_scope", "display_name"]
+__all__ = [
+    "APP_ID",
+    "APP_ID_CHARS",
+    "NAME_CHARS",
+    "app_id",
+    "app_scope",
+    "device_value",
+    "display_name",
+    "required_device_value",
+]
 
 #: apps.id is VARCHAR(128); the same names trust-root scopes sign (hotpatch_core.trust).
 APP_ID_CHARS: Final = 128
@@ -50,4 +60,39 @@ def display_name(value: str, field: str) -> str:
         raise Problem(422, "invalid", f"{field} is longer than {NAME_CHARS}", field=field)
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
         raise Problem(422, "invalid", f"{field} contains a control character", field=field)
+    return value
+
+
+# --- what devices of other protocols send: a query, a JSON body or headers ---------
+# Those protocols answer bad input with 400 (their clients show it as is).
+
+
+def device_value(
+    values: Mapping[str, Any],
+    name: str,
+    pattern: re.Pattern[str] | None = None,
+    *,
+    kind: str = "",
+) -> str | None:
+    """Return what a device sent as ``name`` (None if absent or empty); 400 if it is not valid.
+
+    ``kind`` prefixes the name in messages (``"header "`` for request headers).
+    """
+    value = values.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Problem(400, "invalid", f"{kind}{name} must be a string", field=name)
+    if pattern is not None and not pattern.fullmatch(value):
+        raise Problem(400, "invalid", f"{kind}{name} {value[:40]!r} is not valid", field=name)
+    return value
+
+
+def required_device_value(
+    values: Mapping[str, Any], name: str, pattern: re.Pattern[str], *, kind: str = ""
+) -> str:
+    """Return what a device sent as ``name``; 400 if it is absent, empty or not valid."""
+    value = device_value(values, name, pattern, kind=kind)
+    if value is None:
+        raise Problem(400, "invalid", f"{kind}{name} is required", field=name)
     return value

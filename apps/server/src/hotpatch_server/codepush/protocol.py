@@ -55,6 +55,7 @@ from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.codepush.keys import KEY, DeploymentKeys, Target
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
+from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Release
 from hotpatch_server.problems import Problem
@@ -85,29 +86,6 @@ _HASH: Final = re.compile(r"[0-9a-f]{64}")
 _LABEL: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SUCCEEDED: Final = "DeploymentSucceeded"
 _FAILED: Final = "DeploymentFailed"
-
-
-def _value(params: Mapping[str, Any], name: str) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise Problem(400, "invalid", f"{name} must be a string", field=name)
-    return value
-
-
-def _checked(params: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
-    value = _value(params, name)
-    if value is not None and not pattern.fullmatch(value):
-        raise Problem(400, "invalid", f"{name} {value[:40]!r} is not valid", field=name)
-    return value
-
-
-def _required(params: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
-    value = _checked(params, name, pattern)
-    if value is None:
-        raise Problem(400, "invalid", f"{name} is required", field=name)
-    return value
 
 
 def _native(text: str) -> Version:
@@ -172,7 +150,7 @@ class CodePushService:
 
     async def target(self, params: Mapping[str, Any]) -> Target:
         """Return where the request's deployment key points; 404 if unknown."""
-        key = _required(params, "deployment_key", KEY)
+        key = required_device_value(params, "deployment_key", KEY)
         target = await self.deployment_keys.find(key)
         if target is None:
             raise Problem(404, "not-found", "unknown or revoked deployment key")
@@ -180,11 +158,11 @@ class CodePushService:
 
     async def update_check(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Answer ``update_check`` with ``{"update_info": ...}``."""
-        native_text = _required(params, "app_version", NATIVE_TEXT)
+        native_text = required_device_value(params, "app_version", NATIVE_TEXT)
         native = _native(native_text)
-        device_id = _required(params, "client_unique_id", DEVICE_ID)
-        package_hash = _checked(params, "package_hash", _HASH)
-        label_text = _checked(params, "label", _LABEL)
+        device_id = required_device_value(params, "client_unique_id", DEVICE_ID)
+        package_hash = device_value(params, "package_hash", _HASH)
+        label_text = device_value(params, "label", _LABEL)
         target = await self.target(params)
         now = self.clock()
         await self.limits.check.enforce(f"{target.app_id}/{device_id}", now.timestamp())
@@ -237,12 +215,12 @@ class CodePushService:
     ) -> dict[str, Any]:
         """Store a deploy report (snake_case fields) as an installation, once."""
         await self.limits.telemetry.enforce(address, now.timestamp())
-        native_text = _required(body, "app_version", NATIVE_TEXT)
-        device_id = _checked(body, "client_unique_id", DEVICE_ID)
-        label_text = _checked(body, "label", _LABEL)
-        status = _value(body, "status")
+        native_text = required_device_value(body, "app_version", NATIVE_TEXT)
+        device_id = device_value(body, "client_unique_id", DEVICE_ID)
+        label_text = device_value(body, "label", _LABEL)
+        status = device_value(body, "status")
         for name in ("previous_label_or_app_version", "previous_deployment_key"):
-            _checked(body, name, _LABEL)
+            device_value(body, name, _LABEL)
         if label_text is not None and status not in (_SUCCEEDED, _FAILED):
             raise Problem(
                 400, "invalid", f"status must be {_SUCCEEDED} or {_FAILED}", field="status"
@@ -295,8 +273,8 @@ class CodePushService:
     ) -> dict[str, Any]:
         """Count a download report (HotPatch's statistics count installs, not downloads)."""
         await self.limits.telemetry.enforce(address, now.timestamp())
-        _checked(body, "client_unique_id", DEVICE_ID)
-        _checked(body, "label", _LABEL)
+        device_value(body, "client_unique_id", DEVICE_ID)
+        device_value(body, "label", _LABEL)
         await self.target(body)
         self.metrics.inc("codepush_download")
         return {"recorded": True}

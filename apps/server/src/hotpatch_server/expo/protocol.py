@@ -58,6 +58,7 @@ from hotpatch_server.blobs import BlobStore, LocalBlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import BlobStoreDep, DbSession, Now
 from hotpatch_server.downloads import read_range
+from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import ExpoAsset
 from hotpatch_server.problems import Problem
@@ -105,22 +106,6 @@ _READ: Final = frozenset(
 _NO_UPDATE: Final = multipart([("directive", b'{"type":"noUpdateAvailable"}', {})])
 
 
-def _header(headers: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
-    value = headers.get(name)
-    if value is None or value == "":
-        return None
-    if not pattern.fullmatch(value):
-        raise Problem(400, "invalid", f"header {name} {value[:40]!r} is not valid", field=name)
-    return value
-
-
-def _required(headers: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
-    value = _header(headers, name, pattern)
-    if value is None:
-        raise Problem(400, "invalid", f"header {name} is required", field=name)
-    return value
-
-
 def _structured(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name, "")
     if len(value) > 4096:
@@ -154,12 +139,14 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
             "expo-protocol-version must be 1 (expo-updates 0.16 and later send it)",
             field="expo-protocol-version",
         )
-    platform = _required(headers, "expo-platform", PLATFORM)
-    runtime = _required(headers, "expo-runtime-version", RUNTIME_VERSION)
-    device_id = _required(headers, "eas-client-id", DEVICE_ID)
-    channel = _header(headers, "expo-channel-name", CHANNEL) or "production"
-    current = _header(headers, "expo-current-update-id", _UUID)
-    embedded = _header(headers, "expo-embedded-update-id", _UUID)
+    platform = required_device_value(headers, "expo-platform", PLATFORM, kind="header ")
+    runtime = required_device_value(
+        headers, "expo-runtime-version", RUNTIME_VERSION, kind="header "
+    )
+    device_id = required_device_value(headers, "eas-client-id", DEVICE_ID, kind="header ")
+    channel = device_value(headers, "expo-channel-name", CHANNEL, kind="header ") or "production"
+    current = device_value(headers, "expo-current-update-id", _UUID, kind="header ")
+    embedded = device_value(headers, "expo-embedded-update-id", _UUID, kind="header ")
     try:
         failed = parse_sfv_strings(_structured(headers, "expo-recent-failed-update-ids"))
         expect = parse_sfv_dictionary(_structured(headers, "expo-expect-signature"))
