@@ -195,7 +195,10 @@ def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:
         )
 
 
-def _manifest_bytes(release: Release, data: ExpoAttachment, settings: Settings) -> bytes:
+def _manifest_bytes(
+    release: Release, data: ExpoAttachment, settings: Settings
+) -> tuple[ReleaseManifest, bytes]:
+    """Return the release's signed manifest and the Expo manifest bytes it makes."""
     if not RUNTIME_VERSION.fullmatch(data.runtime_version):
         raise Problem(
             422,
@@ -206,7 +209,7 @@ def _manifest_bytes(release: Release, data: ExpoAttachment, settings: Settings) 
     manifest = decode_manifest(decode_release_envelope(release.manifest).payload)
     _fits(manifest, data.runtime_version)
     try:
-        return expo_manifest(
+        return manifest, expo_manifest(
             manifest,
             release.manifest_id,
             runtime_version=data.runtime_version,
@@ -235,13 +238,16 @@ def attachment_json(row: ExpoUpdate, release: Release) -> dict[str, Any]:
 
 
 async def _store_assets(
-    session: AsyncSession, store: BlobStore, release: Release, settings: Settings
+    session: AsyncSession,
+    store: BlobStore,
+    release: Release,
+    manifest: ReleaseManifest,
+    settings: Settings,
 ) -> int:
     """Store every file the Expo manifest lists as a blob of its own; return how many."""
     side = await extracted(store, release)
-    manifest = decode_manifest(decode_release_envelope(release.manifest).payload)
     launch, assets = expo_assets(manifest)
-    entries = {entry.path: entry for entry in side.files}
+    entries = {entry.path: entry for entry in manifest.files}
     for asset in (launch, *assets):
         data = side.read(entries[asset.path])
         await store_bytes(store, data, settings.data_dir / "tmp")
@@ -269,7 +275,7 @@ class ExpoReleaseController(Controller):
     ) -> Response[bytes]:
         """Return the exact manifest bytes an attach with these fields would serve."""
         release = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        body = _manifest_bytes(release, data, settings)
+        _manifest, body = _manifest_bytes(release, data, settings)
         return Response(body, media_type="application/json")
 
     @put("/{release_id:int}/expo", status_code=200, summary="Serve this release to expo-updates")
@@ -286,7 +292,7 @@ class ExpoReleaseController(Controller):
     ) -> dict[str, Any]:
         """Attach the release's Expo manifest (with its signature, checked first)."""
         release = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        body = _manifest_bytes(release, data, settings)
+        manifest, body = _manifest_bytes(release, data, settings)
         signature = _signature(data)
         if signature is not None:
             assert data.certificate is not None  # noqa: S101 - _signature checked it
@@ -303,7 +309,7 @@ class ExpoReleaseController(Controller):
                     "a new release instead",
                 )
             return attachment_json(existing, release)
-        assets = await _store_assets(db_session, blob_store, release, settings)
+        assets = await _store_assets(db_session, blob_store, release, manifest, settings)
         row = ExpoUpdate(
             release_id=release.id,
             update_id=update_id(release.manifest_id),
