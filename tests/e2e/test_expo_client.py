@@ -267,7 +267,7 @@ def test_a_channel_rolled_back_to_the_embedded_bundle(
     sign = ("--expo-signing-key", keys["privateKey"], "--expo-certificate", keys["certificate"])
     # The directive's commit time is the server's clock: every other time here is relative
     # to the one clock the test, the server and the device share.
-    now = datetime.now(UTC)
+    now = expo_server.now()
     first = _release(
         expo_server, tmp_path, 1, b"console.log('release 1');\n", *sign,
         created_at=now - timedelta(hours=1),
@@ -297,7 +297,7 @@ def test_a_channel_rolled_back_to_the_embedded_bundle(
     # An update committed after the directive moves the device forward again.
     later = _release(
         expo_server, tmp_path, 2, b"console.log('release 2');\n", *sign,
-        created_at=datetime.now(UTC) + timedelta(minutes=1),
+        created_at=expo_server.now() + timedelta(minutes=1),
     )  # fmt: skip
     assert phone.start()["events"] == [f"downloaded {later['updateId']}"]
     assert phone.start()["running"] == later["updateId"]

@@ -7,7 +7,6 @@ import email.parser
 import email.policy
 import hashlib
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,10 @@ def _export(root: Path, text: str) -> Path:
     return root
 
 
-def _code_signing(tmp_path: Path) -> tuple[Path, Path]:
+def _code_signing(stage: Stage, tmp_path: Path) -> tuple[Path, Path]:
     """A key and self-signed code-signing certificate, as `expo-updates codesigning:generate`."""
     # The server process checks the certificate's validity against its own clock.
-    key, cert = expo_code_signing(datetime.now(UTC))
+    key, cert = expo_code_signing(stage.server.now())
     key_path, cert_path = tmp_path / "private-key.pem", tmp_path / "certificate.pem"
     key_path.write_bytes(
         key.private_bytes(
@@ -100,7 +99,7 @@ def test_release_an_expo_export_signed_then_roll_back(
     cli: Cli, stage: Stage, tmp_path: Path
 ) -> None:
     """An export is packed, published, signed and served; a rollback is a new signed update."""
-    key, cert = _code_signing(tmp_path)
+    key, cert = _code_signing(stage, tmp_path)
     config = tmp_path / "expo-config.json"
     config.write_text(json.dumps({"name": "Shop", "slug": "shop", "runtimeVersion": "1.0.0"}))
     common = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import email.utils
 import os
 import socket
 import subprocess
@@ -355,6 +356,16 @@ class ServerProcess:
     def admin(self, *args: str) -> str:
         """Run an admin command against the same data; return its output."""
         return _admin(self.env, *args)
+
+    def now(self) -> datetime:
+        """Return the server process's clock (its ``Date`` header, to the second).
+
+        Tests of what the server checks against its clock (certificate
+        validity, a directive's commit time) take their times from here: the
+        server's clock is the harness's one clock.
+        """
+        response = httpx.get(f"{self.base_url}/health", timeout=30)
+        return email.utils.parsedate_to_datetime(response.headers["date"])
 
     def publish(
         self,
