@@ -40,6 +40,7 @@ from hotpatch_server.expo import (
     ExpoDirectiveController,
     ExpoReleaseController,
     ExpoService,
+    manifest_route,
 )
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
@@ -173,6 +174,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
             ExpoReleaseController,
             ExpoDirectiveController,
             ExpoController,
+            manifest_route(expo_service),
             download_blob,
             list_audit,
             health,

@@ -13,7 +13,13 @@ its publisher attached an Expo manifest to it (``hotpatch release
   exclusions and statistics as HotPatch's own devices.
 """
 
-from hotpatch_server.expo.protocol import ExpoController, ExpoService
+from hotpatch_server.expo.protocol import ExpoController, ExpoService, manifest_route
 from hotpatch_server.expo.publish import ExpoDirectiveController, ExpoReleaseController
 
-__all__ = ["ExpoController", "ExpoDirectiveController", "ExpoReleaseController", "ExpoService"]
+__all__ = [
+    "ExpoController",
+    "ExpoDirectiveController",
+    "ExpoReleaseController",
+    "ExpoService",
+    "manifest_route",
+]

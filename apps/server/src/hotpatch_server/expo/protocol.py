@@ -45,9 +45,11 @@ from typing import Any, Final
 import attrs
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, SkipValidation
 from litestar.response import Redirect, Stream
 from litestar.response.base import ASGIResponse
+from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.errors import SchemaError
@@ -74,7 +76,7 @@ from hotpatch_server.updates import (
     record_installation,
 )
 
-__all__ = ["ExpoController", "ExpoService"]
+__all__ = ["ExpoController", "ExpoService", "manifest_route"]
 
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -331,14 +333,36 @@ class ExpoService:
                 await record_installation(session, report, now, self.active_releases, self.metrics)
 
 
-class ExpoController(Controller):
-    """The routes ``expo-updates`` calls: the manifest and the assets; no credentials."""
+def manifest_route(service: ExpoService) -> HTTPRouteHandler:
+    """Build the manifest route ``expo-updates`` calls: ``GET /expo/<app id>/manifest``.
 
-    path = "/expo"
-    tags = ["expo"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    Lean on purpose: the handler takes only the ASGI scope (no parameter
+    models, no dependency injection), reads only the headers the protocol
+    names and returns the precomputed answer bytes. Each request carries the
+    protocol's seven headers and each answer three more, which the HTTP
+    parser pays for; with the framework's usual per-request work on top, the
+    route measured 4-7 % slower than HotPatch's own check (docs/benchmarks.md).
+    It needs no credentials.
+    """
 
-    @get(
-        "/{app_id:str}/manifest",
+    async def manifest(scope: Scope) -> ASGIResponse:
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _READ
+        }
+        answer = await service.check(scope["path_params"]["app_id"], headers)
+        return ASGIResponse(
+            body=answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type,
+            headers=_HEADERS,
+        )
+
+    return get(
+        "/expo/{app_id:str}/manifest",
+        name="expo-manifest",
+        tags=["expo"],
         summary="Expo Updates manifest request",
         description=(
             "Expo Updates protocol v1: headers expo-platform, expo-runtime-version, "
@@ -347,27 +371,14 @@ class ExpoController(Controller):
             "expo-expect-signature. Answers multipart/mixed (a manifest, or a "
             "noUpdateAvailable directive) or 204."
         ),
-    )
-    async def manifest(
-        self,
-        app_id: FromPath[str],
-        request: Request[Any, Any, Any],
-        expo_service: NamedDependency[SkipValidation[ExpoService]],
-    ) -> ASGIResponse:
-        """Answer an expo-updates manifest request."""
-        # The raw ASGI headers: only the ones the protocol names are decoded.
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in request.scope["headers"]
-            if name in _READ
-        }
-        answer = await expo_service.check(app_id, headers)
-        return ASGIResponse(
-            body=answer.body,
-            status_code=answer.status,
-            media_type=answer.content_type,
-            headers=_HEADERS,
-        )
+    )(manifest)
+
+
+class ExpoController(Controller):
+    """The asset route ``expo-updates`` calls; no credentials."""
+
+    path = "/expo"
+    tags = ["expo"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/assets/{sha256:str}", summary="An Expo update's asset, by sha256")
     async def asset(
