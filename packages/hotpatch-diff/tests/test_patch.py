@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 
 import hdiffpatch
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotpatch_core.archive import FileEntry, MemorySink
@@ -298,3 +299,66 @@ def test_the_damage_set_is_what_a_real_flip_raises(pair: tuple[bytes, bytes]) ->
         damaged[offset] ^= 0xFF
     with pytest.raises(PatchFormatError):
         apply_patch(bytes(damaged), base, target.manifest_id, target.files, MemorySink())
+
+
+def test_a_bsdiff_control_block_larger_than_the_file_is_refused_before_it_is_inflated() -> None:
+    """Attack A9 (patch side): empty control triples cannot make a device allocate 24x the size.
+
+    A control block of zero triples compresses to almost nothing and, under
+    the former cap of one triple per output byte, inflated to 24 times the
+    signed size. The cap is now the signed size plus one triple.
+    """
+    import bz2  # noqa: PLC0415
+
+    from hotpatch_diff.patch import _varint  # noqa: PLC0415
+
+    size = 200_000
+    old = {"index.android.bundle": bytes(size)}
+    new = {"index.android.bundle": b"\1" * size}
+    base, target = side(old, "old"), side(new, "new")
+    empty_triples = bytes(24 * size)  # within the former cap, 24x the file
+    blocks = [bz2.compress(empty_triples), bz2.compress(b""), bz2.compress(b"")]
+    payload = bytes([0]) + _varint(len(blocks[0])) + _varint(len(blocks[1])) + b"".join(blocks)
+    assert len(payload) < 1_000  # a tiny patch
+    patch = patch_header(base, target) + _op(2, payload)
+    with pytest.raises(TooLargeError, match="bsdiff block"):
+        apply_patch(patch, base, target.manifest_id, target.files, MemorySink())
+
+
+def _reordered(source: bytes, chunk: int, order: random.Random) -> bytes:
+    """``source`` cut into ``chunk``-byte pieces, shuffled: one bsdiff triple per piece."""
+    pieces = [source[i : i + chunk] for i in range(0, len(source), chunk)]
+    order.shuffle(pieces)
+    return b"".join(pieces)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=64, max_size=600), st.integers(9, 40), st.randoms(use_true_random=False))
+def test_the_maker_never_emits_a_bsdiff_control_block_the_applier_refuses(
+    old: bytes, chunk: int, order: random.Random
+) -> None:
+    """Shuffled small pieces make bsdiff's control block outgrow the file; patches still apply."""
+    new = _reordered(old, chunk, order)
+    for payload in _bsdiff_encodings(old, new).values():
+        base, target = side({"a.bin": old}, "old"), side({"a.bin": new}, "new")
+        sink = MemorySink()
+        apply_patch(
+            patch_header(base, target) + _op(2, payload),
+            base,
+            target.manifest_id,
+            target.files,
+            sink,
+        )
+        assert sink.files == {"a.bin": new}
+    _, produced = roundtrip({"a.bin": old}, {"a.bin": new})
+    assert produced == {"a.bin": new}
+
+
+def test_a_file_whose_bsdiff_control_block_outgrows_it_is_patched_another_way() -> None:
+    """The maker drops bsdiff (the applier would refuse it); the patch still rebuilds the file."""
+    old = random.Random(7).randbytes(2000)
+    new = _reordered(old[:360], 12, random.Random(8))
+    assert _bsdiff_encodings(old, new) == {}
+    patch, produced = roundtrip({"a.bin": old}, {"a.bin": new})
+    assert produced == {"a.bin": new}
+    assert len(patch) < len(new)

@@ -232,7 +232,8 @@ def make_patch(base: PatchSide, target: PatchSide, *, level: int = 19) -> tuple[
             choices.append((len(zpatch), Op.ZSTD, source_index, zpatch))
             if max(len(source), len(data)) <= _BSDIFF_LIMIT:
                 bpatch = _bsdiff_encode(source, data)
-                choices.append((len(bpatch), Op.BSDIFF, source_index, bpatch))
+                if bpatch is not None:
+                    choices.append((len(bpatch), Op.BSDIFF, source_index, bpatch))
                 hpatch = hdiffpatch.diff(source, data, hdiffpatch.COMPRESSION_ZSTD, validate=False)
                 choices.append((len(hpatch), Op.HDIFF, source_index, hpatch))
         _, kind, source_index, payload = min(choices, key=lambda c: (c[0], c[1]))
@@ -279,9 +280,26 @@ class _BsdiffCodec(enum.IntEnum):
 _LZMA_FILTERS: Final = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
+def _control_cap(size: int) -> int:
+    """Return the largest bsdiff control block accepted for a file of ``size`` bytes.
+
+    No larger than the file itself, plus one 24-byte triple: a patch of a
+    few hundred bytes must not make a device allocate many times the signed
+    size (a control block of empty triples inflates 24 bytes per output byte
+    otherwise). The maker never emits a larger one.
+    """
+    return size + 24
+
+
 def _bsdiff_encodings(source: bytes, data: bytes) -> dict[_BsdiffCodec, bytes]:
-    """Run bsdiff once; return its payload in each encoding (no magic, no sizes)."""
+    """Run bsdiff once; return its payload in each encoding (no magic, no sizes).
+
+    Empty when bsdiff's control block exceeds :func:`_control_cap` (many tiny
+    edits): the applier would refuse it, so another operation is used.
+    """
     control, diff, extra = bsdiff4.core.diff(source, data)
+    if len(control) > _control_cap(len(data)):
+        return {}
     blocks = [bz2.compress(block, 9) for block in (control, diff, extra)]
     as_bzip2 = bytes([_BsdiffCodec.BZIP2]) + _varint(len(blocks[0])) + _varint(len(blocks[1]))
     as_bzip2 += b"".join(blocks)
@@ -290,9 +308,9 @@ def _bsdiff_encodings(source: bytes, data: bytes) -> dict[_BsdiffCodec, bytes]:
     return {_BsdiffCodec.BZIP2: as_bzip2, _BsdiffCodec.LZMA2: as_lzma}
 
 
-def _bsdiff_encode(source: bytes, data: bytes) -> bytes:
-    """Run bsdiff; keep the smaller of its two encodings."""
-    return min(_bsdiff_encodings(source, data).values(), key=len)
+def _bsdiff_encode(source: bytes, data: bytes) -> bytes | None:
+    """Run bsdiff; keep the smaller of its two encodings (None when it has none)."""
+    return min(_bsdiff_encodings(source, data).values(), key=len, default=None)
 
 
 def _capped(
@@ -309,7 +327,7 @@ def _bsdiff_decode(payload: bytes, source: bytes, size: int) -> bytes:
     reader = _Reader(payload)
     codec = reader.byte()
     first, second = reader.varint(), reader.varint()
-    control_cap = 24 * (size + 1)  # one 24-byte triple per output byte at most
+    control_cap = _control_cap(size)
     if codec == _BsdiffCodec.BZIP2:
         control = _capped(bz2.BZ2Decompressor(), reader.take(first), control_cap)
         diff = _capped(bz2.BZ2Decompressor(), reader.take(second), size)
