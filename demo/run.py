@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from hotpatch_client import AgentConfig
+from hotpatch_client import AgentConfig, device_http_client
 from hotpatch_client.simulate import Fleet, FleetSummary
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
@@ -233,7 +233,7 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
         )
         codepush = devices // 5
         numbers["codepush_devices"] = codepush
-        with httpx.Client(timeout=30) as http, Fleet(
+        with device_http_client(timeout=30) as http, Fleet(
             config, http=http, devices=devices, storage=work / "fleet",
             crash_versions={"1.0.2"}, id_prefix="demo",
             codepush_devices=codepush, deployment_key=deployment_key,

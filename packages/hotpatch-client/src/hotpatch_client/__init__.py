@@ -24,6 +24,7 @@ from hotpatch_client.errors import (
     StorageError,
 )
 from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.http import device_http_client
 from hotpatch_client.limits import DeviceLimits
 from hotpatch_client.transfer import DownloadPolicy
 
@@ -45,4 +46,5 @@ __all__ = [
     "SyncStatus",
     "SystemClock",
     "UpdateInfo",
+    "device_http_client",
 ]

@@ -5,7 +5,7 @@
 then performs the actions it asks for. Its public calls mirror what a
 native SDK exposes to an app::
 
-    agent = Agent(config, http=httpx.Client(), storage_dir=app_files / "ota")
+    agent = Agent(config, http=device_http_client(), storage_dir=app_files / "ota")
     path = agent.on_launch()        # before the JS engine starts
     # ... start the engine on `path`, or on the embedded bundle when None ...
     agent.notify_ready()            # after the first screen rendered
@@ -50,6 +50,7 @@ import httpx
 
 from hotpatch_client.errors import NetworkError, SlowDownloadError, StorageError
 from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.http import remaining, request_deadline
 from hotpatch_client.install import (
     ENVELOPE,
     FILES,
@@ -297,8 +298,13 @@ class Agent:
     ``restart`` is called when the app should restart onto a staged bundle
     now (a mandatory update, or :meth:`apply`). One agent owns a storage
     directory at a time (an exclusive lock); :meth:`close` releases it.
-    Calls are serialised by an internal lock, so an app may call
-    :meth:`sync` from a background thread.
+    An app may call :meth:`sync` from a background thread: one update runs
+    at a time, and the network is used only outside the lock that guards
+    the state, so :meth:`on_launch`, :meth:`notify_ready`, :meth:`apply` and
+    :meth:`bundle_path` never wait for a server, however slow (A9). Every
+    request ends by its deadline (``DownloadPolicy``); pass an ``http``
+    client from :func:`hotpatch_client.device_http_client` so that a status
+    line or headers trickled by a slow server are bounded too.
     """
 
     def __init__(  # noqa: PLR0913 - the integration points, all keyword-only
@@ -321,7 +327,8 @@ class Agent:
         self._http = http
         self._clock: Clock = clock or SystemClock()
         self._restart = restart
-        self._mutex = threading.RLock()
+        self._mutex = threading.RLock()  # the state: held briefly, never across network I/O
+        self._updating = threading.RLock()  # one check / download / report flush at a time
         self._offered: tuple[VerifiedRelease, str, PatchHint | None] | None = None
         self._patched = False
         self._embedded_side: PatchSide | None = None
@@ -419,25 +426,28 @@ class Agent:
         :class:`NetworkError`. A refused answer fetches nothing; a refused
         root ends the update before the check is sent.
         """
-        with self._mutex:
-            self._ensure_loaded()
-            if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
-                return UpdateInfo.of(self._offered[0])
-            work = self._walk_roots(self._feed(CheckStarted()))
+        with self._updating:
+            with self._mutex:
+                self._ensure_loaded()
+                if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
+                    return UpdateInfo.of(self._offered[0])
+                work = self._feed(CheckStarted())
+            work = self._walk_roots(work)
             request = next(a for a in work if isinstance(a, RequestCheck))
             try:
                 envelope, url, hint = self._ask(request)
             except NetworkError as exc:
                 self._feed(CheckFailed(str(exc)))
                 raise
-            work = self._feed(CheckAnswered(envelope, self._clock.now()))
-            for action in work:
-                if isinstance(action, Reject):
-                    raise action.error
-                if isinstance(action, Download):
-                    self._offered = (action.release, url or "", hint)
-                    return UpdateInfo.of(action.release)
-            return None
+            with self._mutex:
+                work = self._feed(CheckAnswered(envelope, self._clock.now()))
+                for action in work:
+                    if isinstance(action, Reject):
+                        raise action.error
+                    if isinstance(action, Download):
+                        self._offered = (action.release, url or "", hint)
+                        return UpdateInfo.of(action.release)
+                return None
 
     def download(self, progress: ProgressCallback = _ignore) -> None:
         """Download, verify and install the offered release; it runs at the next launch.
@@ -447,13 +457,14 @@ class Agent:
         :class:`TooLargeError`, :class:`HashMismatchError`, an
         :class:`ArchiveError` or :class:`StorageError`; nothing is installed then.
         """
-        with self._mutex:
-            self._ensure_loaded()
-            if self._state.phase is not Phase.DOWNLOADING or self._offered is None:
-                raise IllegalTransitionError("download() needs an update offered by check()")
-            release, url, hint = self._offered
-            self._offered = None
-            patchable = hint is not None and self._patch_usable(hint, release)
+        with self._updating:
+            with self._mutex:
+                self._ensure_loaded()
+                if self._state.phase is not Phase.DOWNLOADING or self._offered is None:
+                    raise IllegalTransitionError("download() needs an update offered by check()")
+                release, url, hint = self._offered
+                self._offered = None
+                patchable = hint is not None and self._patch_usable(hint, release)
             if patchable and hint is not None and self._install_patched(release, hint, progress):
                 return
             self._download_and_install(release, url, progress)
@@ -471,33 +482,45 @@ class Agent:
         A mandatory release restarts the app at once (``restart`` callback);
         any other waits for the next launch.
         """
-        info: UpdateInfo | None = None
-        self._fetched_bytes = 0
-        self._patched = False
-        try:
-            info = self.check()
-            if info is not None:
-                self.download(progress)
-                status = (
-                    SyncStatus.RESTART_REQUESTED if self.restart_requested else SyncStatus.STAGED
-                )
-            else:
-                status = SyncStatus.UP_TO_DATE
-            result = SyncResult(status, info)
-        except HotPatchError as exc:
-            result = SyncResult(SyncStatus.FAILED, info, exc)
-        return attrs.evolve(
-            result,
-            reports_sent=self.flush_reports(),
-            downloaded_bytes=self._fetched_bytes,
-            patched=self._patched,
-        )
+        with self._updating:
+            info: UpdateInfo | None = None
+            self._fetched_bytes = 0
+            self._patched = False
+            try:
+                info = self.check()
+                if info is not None:
+                    self.download(progress)
+                    status = (
+                        SyncStatus.RESTART_REQUESTED
+                        if self.restart_requested
+                        else SyncStatus.STAGED
+                    )
+                else:
+                    status = SyncStatus.UP_TO_DATE
+                result = SyncResult(status, info)
+            except HotPatchError as exc:
+                result = SyncResult(SyncStatus.FAILED, info, exc)
+            return attrs.evolve(
+                result,
+                reports_sent=self.flush_reports(),
+                downloaded_bytes=self._fetched_bytes,
+                patched=self._patched,
+            )
 
     def flush_reports(self) -> int:
-        """Send queued installation reports; return how many the server took."""
-        with self._mutex:
+        """Send queued installation reports; return how many the server took.
+
+        Each report is one request under ``DownloadPolicy.request_deadline``.
+        """
+        with self._updating:
+            with self._mutex:
+                reports = self._reports
             try:
-                return self._reports.send(self._http, self._url("/installations"))
+                return reports.send(
+                    self._http,
+                    self._url("/installations"),
+                    deadline=self.config.download.request_deadline,
+                )
             except OSError as exc:
                 log.warning("reports could not be read or removed: %s", exc)
                 return 0
@@ -601,6 +624,10 @@ class Agent:
 
     def _feed(self, event: Event) -> list[Action]:
         """Step the machine, queue its reports, save its state; return the remaining work."""
+        with self._mutex:
+            return self._feed_locked(event)
+
+    def _feed_locked(self, event: Event) -> list[Action]:
         new, actions = step(self._state, event, self._device)
         try:
             for action in actions:
@@ -647,14 +674,21 @@ class Agent:
                 raise action.error
 
     def _get(self, path: str, params: dict[str, Any], cap: int, what: str) -> bytes | None:
-        """GET ``path``; return its body (at most ``cap`` bytes), or None for a 404."""
+        """GET ``path``; return its body (at most ``cap`` bytes), or None for a 404.
+
+        The whole request ends by ``DownloadPolicy.request_deadline``.
+        """
+        policy = self.config.download
         try:
-            with self._http.stream(
-                "GET",
-                self._url(path),
-                params=params,
-                timeout=httpx.Timeout(self.config.download.read_timeout),
-            ) as response:
+            with (
+                request_deadline(policy.request_deadline),
+                self._http.stream(
+                    "GET",
+                    self._url(path),
+                    params=params,
+                    timeout=httpx.Timeout(policy.read_timeout),
+                ) as response,
+            ):
                 if response.status_code == httpx.codes.NOT_FOUND:
                     return None
                 if response.status_code != httpx.codes.OK:
@@ -668,6 +702,10 @@ class Agent:
                     body += chunk
                     if len(body) > cap:
                         raise NetworkError(f"{what} answer exceeds {cap} bytes", retryable=False)
+                    if remaining() == 0:  # a transport that cannot be interrupted mid-read
+                        raise NetworkError(
+                            f"{what} ran past its {policy.request_deadline:g} s deadline"
+                        )
         except httpx.HTTPError as exc:
             raise NetworkError(f"{what} failed: {exc}") from exc
         return bytes(body)

@@ -21,6 +21,7 @@ import attrs
 import httpx
 
 from hotpatch_client.agent import AgentConfig
+from hotpatch_client.http import device_http_client
 from hotpatch_client.simulate import EMBEDDED, Fleet, FleetSummary
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.manifest import Platform
@@ -122,7 +123,7 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit code
             attrs.evolve(config, native_version=native)
     except HotPatchError as exc:
         return _fail(str(exc), 1)
-    with httpx.Client(timeout=30) as http:
+    with device_http_client(timeout=30) as http:
         try:
             http.get(args.server.rstrip("/") + "/health").raise_for_status()
         except httpx.HTTPError as exc:

@@ -16,6 +16,7 @@ from typing import Any, Final
 import httpx
 
 from hotpatch_client.fs import FileSystem
+from hotpatch_client.http import request_deadline
 from hotpatch_client.limits import DEFAULT_DEVICE_LIMITS
 from hotpatch_client.storage import REPORTS, write_atomic
 from hotpatch_core.errors import HotPatchError
@@ -90,8 +91,10 @@ class ReportQueue:
             raise HotPatchError("report is not an object")
         return body
 
-    def send(self, http: httpx.Client, url: str) -> int:
+    def send(self, http: httpx.Client, url: str, *, deadline: float = 60.0) -> int:
         """POST every queued report once; remove the ones the server took. Return that count.
+
+        Each POST ends within ``deadline`` seconds (:func:`request_deadline`).
 
         A network failure, a 5xx, a 408 or a 429 leaves a report queued for
         the next call. Another 4xx means the server will never accept it (say, the
@@ -100,7 +103,8 @@ class ReportQueue:
         sent = 0
         for path, body in self.pending():
             try:
-                response = http.post(url, json=body)
+                with request_deadline(deadline):
+                    response = http.post(url, json=body)
             except httpx.HTTPError as exc:
                 log.info("report %s not sent (%s); will retry", body.get("id"), exc)
                 break  # the server is unreachable: keep the rest for later too

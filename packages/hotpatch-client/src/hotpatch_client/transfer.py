@@ -5,8 +5,9 @@ the same open descriptor is later handed to the extractor, so what was
 hashed is what gets extracted (A15). The body is read raw (no content
 decoding) and never past the signed length (A2). A partial file from an
 earlier attempt, or an earlier process, is resumed with an HTTP ``Range``
-request. A total deadline and a minimum throughput stop a trickling server
-(A9); transient failures are retried with exponential backoff and jitter.
+request. A total deadline (applied to every socket operation with
+:func:`hotpatch_client.device_http_client`) and a minimum throughput stop a
+trickling server (A9); transient failures are retried with exponential backoff and jitter.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 
 from hotpatch_client.errors import NetworkError, SlowDownloadError
 from hotpatch_client.fs import FileSystem
+from hotpatch_client.http import request_deadline
 from hotpatch_core.errors import TooLargeError
 from hotpatch_core.wire import parse_decimal
 
@@ -65,12 +67,16 @@ class Timer(Protocol):
 class DownloadPolicy:
     """Limits on one download (all times in seconds).
 
+    ``deadline`` bounds a whole archive or patch download (every attempt);
+    ``request_deadline`` bounds each smaller request (an update check, a
+    trust root, a report) from connecting to the last byte.
     ``min_bytes_per_second`` is judged over every ``throughput_window``: a
     server that sends less than ``min_bytes_per_second * throughput_window``
     bytes in a window is abandoned, however alive it looks.
     """
 
     deadline: float = 600.0
+    request_deadline: float = 60.0
     min_bytes_per_second: int = 1024
     throughput_window: float = 30.0
     read_timeout: float = 30.0
@@ -124,6 +130,9 @@ class _Meter:
         self.started = timer.monotonic()
         self.window_start = self.started
         self.window_bytes = 0
+
+    def elapsed(self) -> float:
+        return self.timer.monotonic() - self.started
 
     def tick(self, received: int) -> None:
         now = self.timer.monotonic()
@@ -210,7 +219,8 @@ def fetch_archive(  # noqa: PLR0913 - the download's inputs, all keyword-only
         while partial.have < length:
             before = partial.have
             try:
-                _attempt(http, url, partial, length, meter, progress)
+                with request_deadline(policy.deadline - meter.elapsed()):
+                    _attempt(http, url, partial, length, meter, progress)
             except httpx.HTTPError as exc:
                 error: NetworkError = NetworkError(f"archive download failed: {exc}")
             except NetworkError as exc:
