@@ -8,9 +8,11 @@ import hashlib
 import io
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -19,7 +21,7 @@ from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_diff import PatchSide, apply_patch
 from hotpatch_server.models import Device
-from hotpatch_server.testing import Server
+from hotpatch_server.testing import Server, in_process_server
 
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
 V1 = {"index.android.bundle": BUNDLE, "assets/logo.png": b"\x89PNG" + bytes(300)}
@@ -218,3 +220,56 @@ def _device_count(server: Server) -> int:
             await engine.dispose()
 
     return asyncio.run(count())
+
+
+def test_releases_that_expand_past_the_limit_are_never_expanded_in_memory(
+    database_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Attack: small archives of zeros that expand a thousandfold (issue 15, item 7).
+
+    Two 20 kB uploads declaring 20 MB files each drove patch making to
+    expand both in memory; with ``HOTPATCH_MAX_EXPANDED_BYTES`` at 1 MiB no
+    patch, CodePush diff, uploaded-patch check, embedded bundle or Expo
+    attachment expands them, each says why, and the releases still publish.
+    """
+    bomb = {"index.android.bundle": bytes(20_000_000)}
+    bomb2 = {"index.android.bundle": bytes(19_999_999) + b"\1"}
+    with in_process_server(tmp_path / "data", database_url, max_expanded_bytes=1 << 20) as server:
+        v1 = _publish(server, 1, bomb)
+        v2 = _publish(server, 2, bomb2)
+        assert len(server.build(sequence=9, files=bomb).archive) < 100_000  # a small upload
+        assert "patch" not in server.check("device-1", currentManifestId=v1["manifestId"])
+        logged = capfd.readouterr().err  # the server logs to stderr
+        assert f"no patches to release {v2['id']}" in logged
+        assert f"no CodePush diffs to release {v2['id']}" in logged
+        assert "HOTPATCH_MAX_EXPANDED_BYTES" in logged
+        uploaded = server.client.post(
+            f"/releases/{v2['id']}/patches",
+            json={"baseManifestId": v1["manifestId"], "patch": base64.b64encode(b"x").decode()},
+            headers=server.auth(),
+        )
+        assert uploaded.status_code == 422
+        assert "releases this large" in uploaded.json()["detail"]
+        attach = server.expo_attach(v2["id"])
+        assert attach.status_code == 413, attach.text
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("index.android.bundle", bomb["index.android.bundle"])
+        embedded = server.client.post(
+            "/apps/com.example.app/embedded",
+            json={
+                "platform": "android",
+                "nativeVersion": "1.0.0",
+                "archive": base64.b64encode(out.getvalue()).decode(),
+                "files": [
+                    {
+                        "path": "index.android.bundle",
+                        "sha256": hashlib.sha256(bomb["index.android.bundle"]).hexdigest(),
+                        "size": 20_000_000,
+                    }
+                ],
+            },
+            headers=server.auth(),
+        )
+        assert embedded.status_code == 413, embedded.text
+        assert embedded.json()["field"] == "files"

@@ -238,7 +238,13 @@ class AppController(Controller):
         if await db_session.get(App, app_id) is None:
             raise Problem(404, "not-found", f"no app {app_id!r}; create it first")
         bundle = await register_embedded_bundle(
-            db_session, blob_store, app_id, data, settings.data_dir / "tmp", now
+            db_session,
+            blob_store,
+            app_id,
+            data,
+            settings.data_dir / "tmp",
+            now,
+            settings.max_expanded_bytes,
         )
         record_raw(
             db_session,
@@ -260,6 +266,7 @@ class AppController(Controller):
                 target,
                 settings.data_dir / "tmp",
                 lambda: now,
+                settings.max_expanded_bytes,
             )
             for target in targets
         ]

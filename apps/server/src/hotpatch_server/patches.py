@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.archive import ArchiveLimits, FileEntry, MemorySink, extract_archive
-from hotpatch_core.errors import HotPatchError
+from hotpatch_core.errors import HotPatchError, TooLargeError
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange, Version
@@ -85,8 +85,20 @@ def _patch_row(target: Release, base_id: str, sha256: str, length: int, now: dat
     )
 
 
-async def extracted(store: BlobStore, release: Release | EmbeddedBundle) -> PatchSide:
-    """Read and extract a release's (or embedded bundle's) archive, checked against its files."""
+class ExpandsTooFarError(TooLargeError):
+    """A release's files add up to more than the server expands in memory."""
+
+
+async def extracted(
+    store: BlobStore, release: Release | EmbeddedBundle, max_bytes: int
+) -> PatchSide:
+    """Read and extract a release's (or embedded bundle's) archive, checked against its files.
+
+    Raises :class:`ExpandsTooFarError` before reading anything when its
+    signed file sizes add up to more than ``max_bytes``
+    (``HOTPATCH_MAX_EXPANDED_BYTES``): the files are held in memory, and a
+    small archive of a publisher's may expand a thousandfold.
+    """
     if isinstance(release, EmbeddedBundle):
         files = tuple(
             FileEntry(str(f["path"]), str(f["sha256"]), int(str(f["size"]))) for f in release.files
@@ -95,6 +107,9 @@ async def extracted(store: BlobStore, release: Release | EmbeddedBundle) -> Patc
     else:
         files = decode_manifest(decode_release_envelope(release.manifest).payload).files
         name = release.manifest_id
+    expanded = sum(entry.size for entry in files)
+    if expanded > max_bytes:
+        raise ExpandsTooFarError(f"{name[:12]}'s files ({expanded} bytes)", max_bytes)
     data = await store.read(release.archive_sha256, MAX_ARCHIVE)
 
     def extract() -> dict[str, bytes]:
@@ -119,6 +134,7 @@ async def register_patch(
     data: bytes,
     tmp_dir: Path,
     now: datetime,
+    max_expanded: int,
 ) -> Patch:
     """Check that ``data`` rebuilds ``target`` from ``base`` exactly, then store it.
 
@@ -130,7 +146,13 @@ async def register_patch(
 
     if len(data) >= target.archive_length:
         raise PatchRejectedError("the patch is not smaller than the release's archive")
-    base_side, target_side = await extracted(store, base), await extracted(store, target)
+    try:
+        base_side = await extracted(store, base, max_expanded)
+        target_side = await extracted(store, target, max_expanded)
+    except ExpandsTooFarError as exc:
+        raise PatchRejectedError(
+            f"the server does not check patches of releases this large: {exc}"
+        ) from None
 
     def check() -> None:
         sink = MemorySink()
@@ -211,10 +233,17 @@ async def generate_patches(
     release_id: int,
     tmp_dir: Path,
     clock: Callable[[], datetime],
+    max_expanded: int,
 ) -> list[Patch]:
-    """Make the patches to release ``release_id``; return the rows added. Never raises."""
+    """Make the patches to release ``release_id``; return the rows added. Never raises.
+
+    Releases whose files add up to more than ``max_expanded`` bytes get no
+    patches (to them, or from them as a base); a warning names them.
+    """
     try:
-        return await _generate(sessionmaker, store, active_releases, release_id, tmp_dir, clock)
+        return await _generate(
+            sessionmaker, store, active_releases, release_id, tmp_dir, clock, max_expanded
+        )
     except Exception:
         log.exception(
             "making patches to release %s failed; devices get the full archive", release_id
@@ -229,6 +258,7 @@ async def _generate(
     release_id: int,
     tmp_dir: Path,
     clock: Callable[[], datetime],
+    max_expanded: int,
 ) -> list[Patch]:
     async with sessionmaker() as session:
         target = await session.get(Release, release_id)
@@ -237,11 +267,15 @@ async def _generate(
         bases = await _bases(session, target)
     if not bases:
         return []
-    target_side = await extracted(store, target)
+    try:
+        target_side = await extracted(store, target, max_expanded)
+    except ExpandsTooFarError as exc:
+        log.warning("no patches to release %s: %s (HOTPATCH_MAX_EXPANDED_BYTES)", target.id, exc)
+        return []
     added: list[Patch] = []
     for base in bases:
         try:
-            base_side = await extracted(store, base)
+            base_side = await extracted(store, base, max_expanded)
         except (HotPatchError, ValueError, OSError) as exc:
             log.warning("cannot read %s as a patch base: %s", base.id, exc)
             continue
@@ -282,8 +316,13 @@ async def register_embedded_bundle(
     upload: EmbeddedUpload,
     tmp_dir: Path,
     now: datetime,
+    max_expanded: int,
 ) -> EmbeddedBundle:
-    """Check and store the bundle embedded in one native version; raise a 4xx Problem if bad."""
+    """Check and store the bundle embedded in one native version; raise a 4xx Problem if bad.
+
+    Its files may add up to at most ``max_expanded`` bytes: they are
+    expanded in memory to check them, and later to make patches from them.
+    """
     from hotpatch_diff import embedded_id  # noqa: PLC0415
 
     if upload.platform not in {"android", "ios"}:
@@ -291,6 +330,15 @@ async def register_embedded_bundle(
     try:
         Version.parse_native(upload.native_version)
         files = tuple(FileEntry(f.path, f.sha256, f.size) for f in upload.files)
+        expanded = sum(entry.size for entry in files)
+        if expanded > max_expanded:
+            raise Problem(
+                413,
+                "too-large",
+                f"the files add up to {expanded} bytes, more than the server expands "
+                f"({max_expanded}, HOTPATCH_MAX_EXPANDED_BYTES)",
+                field="files",
+            )
         data = base64.b64decode(upload.archive.encode("ascii"), validate=True)
         if len(data) > MAX_ARCHIVE:
             raise Problem(

@@ -312,7 +312,8 @@ class ReleaseController(Controller):
             BackgroundTasks(
                 [
                     BackgroundTask(task, sessionmaker, blob_store, active_releases, row.id,
-                                   settings.data_dir / "tmp", lambda: now)
+                                   settings.data_dir / "tmp", lambda: now,
+                                   settings.max_expanded_bytes)
                     for task in (generate_patches, generate_codepush_diffs)
                 ]
             )
@@ -463,7 +464,14 @@ class ReleaseController(Controller):
             raise Problem(422, "invalid", "patch must be base64", field="patch") from None
         try:
             row = await register_patch(
-                db_session, blob_store, base, target, payload, settings.data_dir / "tmp", now
+                db_session,
+                blob_store,
+                base,
+                target,
+                payload,
+                settings.data_dir / "tmp",
+                now,
+                settings.max_expanded_bytes,
             )
         except PatchRejectedError as exc:
             raise Problem(422, "invalid-patch", str(exc), field="patch") from None

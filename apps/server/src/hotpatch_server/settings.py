@@ -21,6 +21,9 @@ these environment variables:
 ``HOTPATCH_CACHE_SECONDS``         lifetime of the active-release cache (default 2)
 ``HOTPATCH_DEVICE_FLUSH_SECONDS``  interval of device last-seen batch writes (default 2)
 ``HOTPATCH_MAX_ARCHIVE_BYTES``     the largest release archive accepted (default 256 MiB)
+``HOTPATCH_MAX_EXPANDED_BYTES``    the largest release (sum of its signed file sizes) the server
+                                   expands in memory to make or check patches and CodePush
+                                   diffs, or to attach an Expo manifest (default 128 MiB)
 ``HOTPATCH_AUTO_PATCHES``          ``0`` stops making patches after each publish (default ``1``)
 ``HOTPATCH_METRICS_PUBLIC``        ``1`` serves ``/metrics`` without a credential (default ``0``)
 =================================  ============================================================
@@ -46,6 +49,7 @@ __all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings", "private_dir", 
 log = logging.getLogger(__name__)
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_ARCHIVE = 256 * 1024 * 1024
+DEFAULT_MAX_EXPANDED = 128 * 1024 * 1024
 
 
 class ConfigurationError(Exception):
@@ -68,6 +72,7 @@ class Settings:
     aws_secret_access_key: str | None = attrs.field(default=None, repr=False)
     redis_url: str | None = None
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE
+    max_expanded_bytes: int = DEFAULT_MAX_EXPANDED
     auto_patches: bool = True
     metrics_public: bool = False
     access_token_seconds: int = 15 * 60
@@ -150,6 +155,9 @@ class Settings:
             metrics_public=_flag(env, "HOTPATCH_METRICS_PUBLIC", default=False),
             max_archive_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
+            ),
+            max_expanded_bytes=int(
+                _positive_float(env, "HOTPATCH_MAX_EXPANDED_BYTES", float(DEFAULT_MAX_EXPANDED))
             ),
         )
 

@@ -308,9 +308,11 @@ def wait_until_serving(
 
 @contextlib.contextmanager
 def in_process_server(
-    data_dir: Path, database_url: str | None = None, pki: PKI | None = None
+    data_dir: Path, database_url: str | None = None, pki: PKI | None = None, **settings: Any
 ) -> Iterator[Server]:
     """Run the real app in-process (SQLite in ``data_dir`` unless ``database_url``).
+
+    Keyword arguments override fields of its :class:`Settings`.
 
     The app ``com.example.app`` exists with ``pki``'s trust root (default
     :func:`make_pki`), and the harness holds an admin and a publisher key.
@@ -327,6 +329,7 @@ def in_process_server(
             }
         ),
         device_flush_seconds=0.05,
+        **settings,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)

@@ -38,7 +38,14 @@ from hotpatch_core.release import decode_release_envelope
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.models import CodePushDiff, Release
-from hotpatch_server.patches import BASES, MAX_ARCHIVE, WORTH, extracted, store_bytes
+from hotpatch_server.patches import (
+    BASES,
+    MAX_ARCHIVE,
+    WORTH,
+    ExpandsTooFarError,
+    extracted,
+    store_bytes,
+)
 
 __all__ = ["DIFF_MANIFEST", "diff_zip", "generate_codepush_diffs"]
 
@@ -94,10 +101,21 @@ async def generate_codepush_diffs(
     release_id: int,
     tmp_dir: Path,
     clock: Callable[[], datetime],
+    max_expanded: int,
 ) -> int:
-    """Make the CodePush diffs to release ``release_id``; return how many. Never raises."""
+    """Make the CodePush diffs to release ``release_id``; return how many. Never raises.
+
+    A release whose files add up to more than ``max_expanded`` bytes gets none.
+    """
     try:
-        return await _generate(sessionmaker, store, active_releases, release_id, tmp_dir, clock)
+        return await _generate(
+            sessionmaker, store, active_releases, release_id, tmp_dir, clock, max_expanded
+        )
+    except ExpandsTooFarError as exc:
+        log.warning(
+            "no CodePush diffs to release %s: %s (HOTPATCH_MAX_EXPANDED_BYTES)", release_id, exc
+        )
+        return 0
     except Exception:
         log.exception(
             "making CodePush diffs to release %s failed; devices get the full archive", release_id
@@ -112,6 +130,7 @@ async def _generate(
     release_id: int,
     tmp_dir: Path,
     clock: Callable[[], datetime],
+    max_expanded: int,
 ) -> int:
     async with sessionmaker() as session:
         target = await session.get(Release, release_id)
@@ -137,7 +156,7 @@ async def _generate(
         if base_hash in done or base_hash == target_hash:
             continue
         done.add(base_hash)
-        side = side or await extracted(store, target)
+        side = side or await extracted(store, target, max_expanded)
         data = diff_zip(base_files, target_files, side.read)
         if len(data) >= WORTH * target.archive_length:
             log.info(

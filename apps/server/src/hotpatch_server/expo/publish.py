@@ -63,7 +63,7 @@ from hotpatch_server.deps import (
     SettingsDep,
 )
 from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
-from hotpatch_server.patches import extracted, store_bytes
+from hotpatch_server.patches import ExpandsTooFarError, extracted, store_bytes
 from hotpatch_server.problems import Problem
 from hotpatch_server.releases import find_release
 from hotpatch_server.settings import Settings
@@ -245,7 +245,15 @@ async def _store_assets(
     settings: Settings,
 ) -> int:
     """Store every file the Expo manifest lists as a blob of its own; return how many."""
-    side = await extracted(store, release)
+    try:
+        side = await extracted(store, release, settings.max_expanded_bytes)
+    except ExpandsTooFarError as exc:
+        raise Problem(
+            413,
+            "too-large",
+            f"the server does not expand releases this large to serve them as Expo assets: "
+            f"{exc} (HOTPATCH_MAX_EXPANDED_BYTES)",
+        ) from None
     launch, assets = expo_assets(manifest)
     entries = {entry.path: entry for entry in manifest.files}
     for asset in (launch, *assets):
