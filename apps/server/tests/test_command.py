@@ -201,3 +201,39 @@ def test_settings_come_from_the_seed_variable_names(tmp_path: Path) -> None:
     assert "secret" not in repr(settings)
     with pytest.raises(ConfigurationError, match="PORT"):
         Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path), "PORT": "http"})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "ten"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HOTPATCH_HEADER_TIMEOUT",
+        "HOTPATCH_BODY_TIMEOUT",
+        "HOTPATCH_MAX_CONNECTIONS",
+        "HOTPATCH_MAX_EXPANDED_BYTES",
+    ],
+)
+def test_limits_must_be_finite_positive_numbers(tmp_path: Path, name: str, value: str) -> None:
+    """A NaN or infinite deadline would disable it silently: each is a startup error."""
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_slow_client_limits_have_safe_defaults_and_can_be_set(tmp_path: Path) -> None:
+    """Deadlines and the connection cap default to 10 s, 600 s and 1,000."""
+    default = Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path)})
+    assert (default.header_timeout, default.body_timeout, default.max_connections) == (
+        10.0,
+        600.0,
+        1000,
+    )
+    assert default.max_expanded_bytes == 128 * 1024 * 1024
+    tuned = Settings.from_env(
+        {
+            "HOTPATCH_DATA_DIR": str(tmp_path),
+            "HOTPATCH_HEADER_TIMEOUT": "2.5",
+            "HOTPATCH_BODY_TIMEOUT": "60",
+            "HOTPATCH_MAX_CONNECTIONS": "200",
+        }
+    )
+    assert (tuned.header_timeout, tuned.body_timeout, tuned.max_connections) == (2.5, 60.0, 200)

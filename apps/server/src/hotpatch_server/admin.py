@@ -99,9 +99,8 @@ def _read(path: str) -> bytes:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only the serve command needs it
-
     from hotpatch_server.app import create_app  # noqa: PLC0415 - keeps admin commands light
+    from hotpatch_server.serving import serve  # noqa: PLC0415 - only this command needs uvicorn
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -109,7 +108,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"database: {settings.database_url.split('@')[-1]}")  # noqa: T201
     print(f"API schema: http://{host}:{port}/schema\n")  # noqa: T201
     print("\n".join(first_steps(settings, f"http://{host}:{port}")), flush=True)  # noqa: T201
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    serve(create_app(settings), settings, host, port)
     return 0
 
 

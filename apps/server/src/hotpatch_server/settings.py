@@ -24,6 +24,11 @@ these environment variables:
 ``HOTPATCH_MAX_EXPANDED_BYTES``    the largest release (sum of its signed file sizes) the server
                                    expands in memory to make or check patches and CodePush
                                    diffs, or to attach an Expo manifest (default 128 MiB)
+``HOTPATCH_HEADER_TIMEOUT``        seconds a connection may take to send a request's headers
+                                   (default 10)
+``HOTPATCH_BODY_TIMEOUT``          seconds a request may take to send its body (default 600)
+``HOTPATCH_MAX_CONNECTIONS``       connections served at once; above it requests get 503
+                                   (default 1000)
 ``HOTPATCH_AUTO_PATCHES``          ``0`` stops making patches after each publish (default ``1``)
 ``HOTPATCH_METRICS_PUBLIC``        ``1`` serves ``/metrics`` without a credential (default ``0``)
 =================================  ============================================================
@@ -38,6 +43,7 @@ missing or short ``JWT_SECRET`` is a startup error, never a silent default.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,6 +79,9 @@ class Settings:
     redis_url: str | None = None
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE
     max_expanded_bytes: int = DEFAULT_MAX_EXPANDED
+    header_timeout: float = 10.0
+    body_timeout: float = 600.0
+    max_connections: int = 1000
     auto_patches: bool = True
     metrics_public: bool = False
     access_token_seconds: int = 15 * 60
@@ -156,6 +165,9 @@ class Settings:
             max_archive_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_ARCHIVE_BYTES", float(DEFAULT_MAX_ARCHIVE))
             ),
+            header_timeout=_positive_float(env, "HOTPATCH_HEADER_TIMEOUT", 10.0),
+            body_timeout=_positive_float(env, "HOTPATCH_BODY_TIMEOUT", 600.0),
+            max_connections=max(1, int(_positive_float(env, "HOTPATCH_MAX_CONNECTIONS", 1000.0))),
             max_expanded_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_EXPANDED_BYTES", float(DEFAULT_MAX_EXPANDED))
             ),
@@ -205,8 +217,8 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {value}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {text!r}")
     return value
 
 

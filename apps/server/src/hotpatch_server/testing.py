@@ -308,7 +308,7 @@ def wait_until_serving(
 
 @contextlib.contextmanager
 def in_process_server(
-    data_dir: Path, database_url: str | None = None, pki: PKI | None = None, **settings: Any
+    data_dir: Path, database_url: str | None = None, pki: PKI | None = None, **overrides: Any
 ) -> Iterator[Server]:
     """Run the real app in-process (SQLite in ``data_dir`` unless ``database_url``).
 
@@ -329,7 +329,7 @@ def in_process_server(
             }
         ),
         device_flush_seconds=0.05,
-        **settings,
+        **overrides,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
