@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,36 @@ def test_ci_needs_no_prompt_and_no_key_file(cli: Cli, stage: Stage, tmp_path: Pa
     assert '"sequence": 1' in done.stdout
     assert not (cli.home / "signing_key.pem").exists()
     assert "uploading" in done.stderr  # steps go to stderr, stdout stays JSON
+
+
+def test_releases_expire_after_expires_in(cli: Cli, stage: Stage, tmp_path: Path) -> None:
+    """--expires-in signs an expiry into the manifest (365 days by default, or never)."""
+    build = tmp_path / "build"
+    build.mkdir()
+    common = ("--api-url", stage.server.base_url, "--token", stage.publisher_key, "--app", APP)
+
+    def published(version: str, *extra: str) -> tuple[object, object]:
+        (build / "index.android.bundle").write_text(f"console.log({version!r});\n")
+        document = cli.json(
+            "release", "--platform", "android", "--version", version,
+            "--bundle-dir", str(build), *extra, *common,
+        )  # fmt: skip
+        shown = httpx.get(
+            f"{stage.server.base_url}/releases/{document['id']}",
+            headers={"Authorization": f"Bearer {stage.publisher_key}"},
+        ).json()
+        manifest = decode_manifest(decode_envelope(base64.b64decode(shown["manifest"])).payload)
+        return manifest.created_at, manifest.expires_at
+
+    created, expires = published("1.0.0")
+    assert expires == created + timedelta(days=365)  # type: ignore[operator]
+    created, expires = published("1.0.1", "--expires-in", "12h")
+    assert expires == created + timedelta(hours=12)  # type: ignore[operator]
+    assert published("1.0.2", "--expires-in", "never")[1] is None
+    for bad in ("0d", "12", "1w", "12h\n", "\u0661d", "-1d"):
+        refused = cli.run(
+            "release", "--platform", "android", "--version", "1.0.3", "--bundle-dir", str(build),
+            "--expires-in", bad, *common, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1, bad  # usage
+        assert "--expires-in" in refused.stderr

@@ -214,6 +214,27 @@ def test_a5_expired_manifest(
     _assert_untouched(agent, v1, sim, fetched=False)
 
 
+def test_a5_a_device_clock_set_back_cannot_revive_an_expired_manifest(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, clock: FakeClock
+) -> None:
+    """A5: the newest signed time the device verified survives a restart and judges expiry.
+
+    A device 4 days behind once staged a manifest that had expired 2 days
+    before: expiry was judged by its clock alone.
+    """
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    assert agent.state.trusted_time == v1.built.manifest.created_at
+    agent.close()
+    v2 = sim.publish(V2, created_at=FIXED_TIME - timedelta(days=5))
+    stale = attrs.evolve(v2.built.manifest, expires_at=FIXED_TIME - timedelta(days=2))
+    sim.envelope_override = sign_release(stale, [sim.pki.publisher])
+    clock.wall = FIXED_TIME - timedelta(days=4)  # the clock was set back; the app restarts
+    agent = make_agent(fs.after_crash())
+    agent.on_launch()
+    _refuse(agent, ExpiredError)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
 # --- A10: key compromise and trust root rotation --------------------------------------
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import attrs
 import pytest
 from hypothesis import settings
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hotpatch_core.errors import (
+    ExpiredError,
     FormatError,
     HashMismatchError,
     IllegalTransitionError,
@@ -351,6 +354,7 @@ class DeviceMachine(RuleBasedStateMachine):
         self.installed_ids: set[str] = set()
         self.mark = (0, 0)
         self.root_version = 1
+        self.trusted_time: datetime | None = None
         self.unconfirmed_launches = 0
         self.last_run: object = None
         self.native = V1
@@ -467,6 +471,14 @@ class DeviceMachine(RuleBasedStateMachine):
         position = mark.position() if mark else (0, 0)
         assert position >= self.mark
         self.mark = position
+
+    @invariant()
+    def trusted_time_never_decreases(self) -> None:
+        now = self.state.trusted_time
+        if self.trusted_time is not None:
+            assert now is not None
+            assert now >= self.trusted_time
+        self.trusted_time = now
 
     @invariant()
     def failed_releases_never_installed(self) -> None:
@@ -673,3 +685,73 @@ def test_the_check_cannot_skip_the_root_walk() -> None:
         step(state, CheckAnswered(ENVELOPES[0], FIXED_TIME), CONFIG)
     failed, actions = run(state, CheckFailed("network"))
     assert (failed.phase, actions) == (Phase.IDLE, [])
+
+
+# --- A5: freshness judged at the newest signed time seen ---------------------------
+
+
+def test_a5_verifying_a_release_raises_the_trusted_time_and_never_lowers_it() -> None:
+    """The device keeps the newest ``createdAt`` it verified; an older one leaves it be."""
+    state = installed(fresh(), 0)
+    assert state.trusted_time == RELEASES[0].manifest.created_at
+    older = attrs.evolve(RELEASES[1].manifest, created_at=FIXED_TIME - timedelta(days=3))
+    state, _ = run(
+        state,
+        CheckStarted(),
+        RootAnswered(None),
+        CheckAnswered(sign_release(older, [PKI_.publisher]), FIXED_TIME),
+    )
+    assert state.trusted_time == FIXED_TIME
+
+
+def _behind(envelope: bytes) -> list[object]:
+    """Offer ``envelope`` to a device that verified a release at FIXED_TIME, 4 days behind it."""
+    state = installed(fresh(), 0)
+    assert state.trusted_time == FIXED_TIME
+    _, actions = run(
+        state,
+        CheckStarted(),
+        RootAnswered(None),
+        CheckAnswered(envelope, FIXED_TIME - timedelta(days=4)),
+    )
+    return actions
+
+
+def test_a5_a_clock_that_is_behind_cannot_accept_an_expired_manifest() -> None:
+    """A manifest that expired 2 days before the newest signed time is refused 4 days behind."""
+    stale = attrs.evolve(
+        RELEASES[1].manifest,
+        created_at=FIXED_TIME - timedelta(days=5),
+        expires_at=FIXED_TIME - timedelta(days=2),
+    )
+    envelope = sign_release(stale, [PKI_.publisher])
+    refused = _behind(envelope)[-1]
+    assert isinstance(refused, Reject)
+    assert isinstance(refused.error, ExpiredError)
+    # A device that never saw a newer signed time judges by its clock alone (and takes it).
+    _, taken = run(
+        fresh(),
+        CheckStarted(),
+        RootAnswered(None),
+        CheckAnswered(envelope, FIXED_TIME - timedelta(days=4)),
+    )
+    assert isinstance(taken[-1], Download)
+
+
+def test_a5_a_clock_that_is_behind_cannot_revive_an_expired_publisher_key() -> None:
+    """A release signed by a key that expired yesterday is refused by a clock 4 days behind."""
+    expiring = attrs.evolve(PKI_.root.publishers[0], expires_at=FIXED_TIME - timedelta(days=1))
+    root = attrs.evolve(PKI_.root, publishers=(expiring, *PKI_.root.publishers[1:]))
+    config = attrs.evolve(CONFIG, trust_root=root)
+    old = attrs.evolve(RELEASES[1].manifest, created_at=FIXED_TIME - timedelta(days=5))
+    state = attrs.evolve(fresh(), trusted_time=FIXED_TIME)
+    for event in (CheckStarted(), RootAnswered(None)):
+        state, _ = step(state, event, config)
+    _, actions = step(
+        state,
+        CheckAnswered(sign_release(old, [PKI_.publisher]), FIXED_TIME - timedelta(days=4)),
+        config,
+    )
+    assert len(actions) == 1
+    assert isinstance(actions[0], Reject)
+    assert isinstance(actions[0].error, ExpiredError)

@@ -99,6 +99,12 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def _expiry(created: datetime, args: argparse.Namespace) -> datetime | None:
+    """When the release being signed expires (``--expires-in``; None: never)."""
+    lifetime: timedelta | None = args.expires_in
+    return None if lifetime is None else created + lifetime
+
+
 # --- login -----------------------------------------------------------------
 
 
@@ -512,8 +518,9 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, P
             epoch=epoch,
             sequence=_next_position(api, app, platform.value, args.channel, epoch),
             packed=packed,
-            created_at=_now(),
+            created_at=(created := _now()),
             mandatory=args.mandatory,
+            expires_at=_expiry(created, args),
         )
         envelope = sign_release(manifest, [key])
         mid = manifest_id(decode_release_envelope(envelope).payload)
@@ -653,9 +660,9 @@ def rollback(ctx: Context, args: argparse.Namespace) -> None:
             old,
             epoch=epoch,
             sequence=_next_position(api, app, args.platform, args.channel, epoch),
-            created_at=_now(),
+            created_at=(created := _now()),
             rollback_of=source["manifestId"],
-            expires_at=None,
+            expires_at=_expiry(created, args),
             mandatory=old.mandatory if args.mandatory is None else args.mandatory,
         )
         ctx.output.step(f"rolling {app} {args.platform}/{args.channel} back to {args.version} "
@@ -684,9 +691,9 @@ def promote(ctx: Context, args: argparse.Namespace) -> None:
                 channel=args.target,
                 epoch=epoch,
                 sequence=_next_position(api, app, args.platform, args.target, epoch),
-                created_at=_now(),
+                created_at=(created := _now()),
                 rollback_of=None,
-                expires_at=None,
+                expires_at=_expiry(created, args),
             )
         except (HotPatchError, ValueError) as exc:
             raise UsageError(f"invalid --to channel: {exc}") from None

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Final
 
 from hotpatch_cli import commands, deployment_keys
@@ -96,6 +98,33 @@ def _add_expo(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
     expo.add_argument("--expo-signing-key", help="PEM private key from expo-updates codesigning")
     expo.add_argument("--expo-certificate", help="its PEM certificate (the one the app embeds)")
     expo.add_argument("--expo-key-id", default="main", help="codeSigningMetadata keyid (main)")
+
+
+_DURATION: Final = re.compile(r"([1-9][0-9]{0,4})([dhm])")
+_UNITS: Final = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def expires_in(text: str) -> timedelta | None:
+    """Parse ``--expires-in``: ``never`` or a count of days, hours or minutes (``90d``, ``12h``)."""
+    if text == "never":
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        msg = f"{text!r} is not a duration: use e.g. 365d, 30d, 12h, 90m or never"
+        raise argparse.ArgumentTypeError(msg)
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def _add_expiry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expires-in",
+        type=expires_in,
+        default=timedelta(days=365),
+        metavar="DURATION",
+        help="devices refuse the release this long after it is signed (the bound on how long "
+        "a mirror can replay it); publish again before then. e.g. 30d, 12h; 'never' for no "
+        "expiry (default: 365d)",
+    )
 
 
 def _target(parser: argparse.ArgumentParser, *, channel: bool = True) -> None:
@@ -233,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     _target(rel)
     rel.add_argument("--mandatory", action=argparse.BooleanOptionalAction, default=False)
     rel.add_argument("--rollout", type=float, default=100.0, help="percent of devices (0-100)")
+    _add_expiry(rel)
     rel.add_argument("--binary-range", default="*", help='native versions, e.g. "1.2.x"')
     rel.add_argument("--entry-file", default="index.js")
     rel.add_argument("--build-dir", default="build", help="where the bundle command writes")
@@ -264,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     _target(back)
     back.add_argument("--rollout", type=float, default=100.0)
     back.add_argument("--mandatory", action=argparse.BooleanOptionalAction, default=None)
+    _add_expiry(back)
     _add_key(back)
     _add_expo(back)
 
@@ -274,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     prom.add_argument("--from", dest="source", required=True, help="e.g. staging")
     prom.add_argument("--to", dest="target", required=True, help="e.g. production")
     prom.add_argument("--rollout", type=float, default=100.0)
+    _add_expiry(prom)
     _add_key(prom)
     _add_expo(prom)
 

@@ -102,6 +102,7 @@ def release_manifest(  # noqa: PLR0913 - every signed field, keyword-only
     packed: Packed,
     created_at: datetime,
     mandatory: bool,
+    expires_at: datetime | None = None,
 ) -> ReleaseManifest:
     """Describe ``packed`` as a release (validated by the manifest's own rules)."""
     try:
@@ -117,6 +118,7 @@ def release_manifest(  # noqa: PLR0913 - every signed field, keyword-only
             files=packed.files,
             created_at=created_at,
             mandatory=mandatory,
+            expires_at=expires_at,
         )
     except (HotPatchError, ValueError, TypeError) as exc:
         raise UsageError(f"invalid release: {exc}") from None

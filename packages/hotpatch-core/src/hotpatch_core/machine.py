@@ -189,6 +189,16 @@ class DeviceState:
     trust_root: bytes | None = attrs.field(default=None, repr=False)
     #: Root versions taken during the check in progress (bounded by MAX_ROOT_STEPS).
     root_steps: int = 0
+    #: The newest signed time this device verified (a manifest's ``createdAt``). Expiry is
+    #: judged at the later of the device's clock and this (A5): a clock that is behind, or
+    #: was set back, cannot make an expired manifest or publisher key valid again.
+    trusted_time: datetime | None = None
+
+    def judged_at(self, now: datetime) -> datetime:
+        """Return the time expiry is judged at: ``now``, or the trusted time if later."""
+        if self.trusted_time is not None and self.trusted_time > now:
+            return self.trusted_time
+        return now
 
     def installed(self) -> tuple[Bundle, ...]:
         """Bundles on disk that the device may launch."""
@@ -562,12 +572,16 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
         # The server offers nothing (e.g. the rollout was paused): stop any resume.
         return _drop_offer(idle)
     mark = state.high_water.get(config.scope_key)
+    at = state.judged_at(event.now)
     try:
         release = verify_release(
-            event.envelope, trusted_root(state, config), config.identity, mark, event.now
+            event.envelope, trusted_root(state, config), config.identity, mark, at
         )
     except HotPatchError as exc:
         return idle, [Reject(exc)]
+    signed_time = release.manifest.created_at
+    if state.trusted_time is None or signed_time > state.trusted_time:
+        idle = attrs.evolve(idle, trusted_time=signed_time)
     if _known(state, release.manifest_id):
         return idle, []  # installed already, or failed for good (A19)
     bundle = Bundle.of(release)
@@ -580,7 +594,7 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
     state = attrs.evolve(
         idle,
         phase=Phase.DOWNLOADING,
-        offer=Offer(bundle, event.envelope, event.now),
+        offer=Offer(bundle, event.envelope, at),
         high_water=marks,
     )
     return state, [*actions, Download(release)]
