@@ -152,7 +152,7 @@ def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
     )
     try:
         response = wait_until_serving(f"http://127.0.0.1:{port}/health", process)
-        assert response.json() == {"status": "ok", "database": "ok"}
+        assert response.json() == {"status": "ok", "database": "ok", "cache": "not configured"}
         # Private to the server's user: the directory, the secret and the database.
         assert data.stat().st_mode & 0o777 == 0o700
         assert (data / "jwt-secret").stat().st_mode & 0o777 == 0o600

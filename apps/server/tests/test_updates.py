@@ -312,7 +312,11 @@ def test_metrics_count_checks_publishes_and_reports(server: Server) -> None:
 
 def test_health_reports_the_database(server: Server) -> None:
     """/health is 200 with the database reachable."""
-    assert server.client.get("/health").json() == {"status": "ok", "database": "ok"}
+    assert server.client.get("/health").json() == {
+        "status": "ok",
+        "database": "ok",
+        "cache": "not configured",
+    }
 
 
 def test_metrics_need_a_credential_for_every_app(server: Server) -> None:
@@ -345,7 +349,11 @@ def test_health_names_no_database_detail(tmp_path: Path) -> None:
     with TestClient(create_app(settings, migrate=False)) as client:
         response = client.get("/health")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unavailable"}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "cache": "not configured",
+    }
 
 
 def test_release_stats(server: Server) -> None:

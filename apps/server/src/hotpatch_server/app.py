@@ -18,6 +18,10 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from hotpatch_core.errors import HotPatchError
@@ -44,7 +48,7 @@ from hotpatch_server.expo import (
 )
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
-from hotpatch_server.ops import health, metrics, public_metrics
+from hotpatch_server.ops import CacheState, health, metrics, public_metrics
 from hotpatch_server.problems import (
     Problem,
     http_exception_handler,
@@ -52,6 +56,7 @@ from hotpatch_server.problems import (
     unexpected_error_handler,
 )
 from hotpatch_server.ratelimit import build_limits
+from hotpatch_server.redis_health import RedisHealth
 from hotpatch_server.releases import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
@@ -98,14 +103,35 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
     store = blob_store or _blob_store(settings)
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
     trust_roots = TrustRootCache(sessionmaker, settings.active_cache_seconds)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    limits = build_limits(redis, scale=settings.rate_limit_scale, prefix=settings.redis_prefix)
+    redis = (
+        Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            # A pooled connection from before a Redis restart fails once: reconnect at once.
+            retry=Retry(NoBackoff(), retries=1),
+            retry_on_error=[RedisConnectionError],
+        )
+        if settings.redis_url
+        else None
+    )
+    redis_health = RedisHealth()
+    limits = build_limits(
+        redis, scale=settings.rate_limit_scale, prefix=settings.redis_prefix, health=redis_health
+    )
     channel = f"{settings.redis_prefix}:{INVALIDATIONS}"
     if redis is not None:
         shared = redis
 
         async def announce(key: tuple[str, str, str]) -> None:
-            await shared.publish(channel, "/".join(key))
+            if not redis_health.usable():
+                return  # other processes see it when their entry expires
+            try:
+                await shared.publish(channel, "/".join(key))
+            except (RedisError, OSError) as exc:
+                redis_health.failed(exc, "announcing a cache invalidation")
+            else:
+                redis_health.succeeded()
 
         active.publish_invalidation = announce
     tracker = DeviceTracker(sessionmaker)
@@ -127,7 +153,9 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
         tasks = [asyncio.create_task(tracker.run(settings.device_flush_seconds, stop))]
         if redis is not None:
             tasks.append(
-                asyncio.create_task(listen_for_invalidations(redis, channel, active, stop))
+                asyncio.create_task(
+                    listen_for_invalidations(redis, channel, active, stop, redis_health)
+                )
             )
         try:
             yield
@@ -196,6 +224,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
             "deployment_keys": Provide(lambda: deployment_keys, sync_to_thread=False),
             "codepush_service": Provide(lambda: codepush_service, sync_to_thread=False),
             "expo_service": Provide(lambda: expo_service, sync_to_thread=False),
+            "cache_state": Provide(lambda: CacheState(redis, redis_health), sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,

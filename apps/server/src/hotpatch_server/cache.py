@@ -43,6 +43,7 @@ from hotpatch_server.models import (
     Patch,
     Release,
 )
+from hotpatch_server.redis_health import RedisHealth
 
 __all__ = [
     "INVALIDATIONS",
@@ -427,6 +428,12 @@ class ActiveReleases:
         self._entries.pop(key, None)
         self._directives.pop(key, None)
 
+    def forget_all(self) -> None:
+        """Drop every entry (invalidations from other processes may have been missed)."""
+        self._generation += 1
+        self._entries.clear()
+        self._directives.clear()
+
     async def invalidate(self, app_id: str, platform: str, channel: str) -> None:
         """Drop the entry here and tell other processes to drop theirs."""
         key = (app_id, platform, channel)
@@ -436,17 +443,30 @@ class ActiveReleases:
 
 
 async def listen_for_invalidations(
-    redis: Redis, channel: str, cache: ActiveReleases, stop: asyncio.Event
+    redis: Redis,
+    channel: str,
+    cache: ActiveReleases,
+    stop: asyncio.Event,
+    health: RedisHealth | None = None,
 ) -> None:
     """Drop cache entries other processes announce, until ``stop`` is set.
 
     If Redis goes away, entries still expire after the cache lifetime; the
-    listener reconnects with a pause.
+    listener tries again after a pause that grows to 10 s, and ``health``
+    logs the outage once. Back on Redis, it drops the whole cache once:
+    announcements made meanwhile were missed.
     """
+    health = health or RedisHealth()
+    pause = 0.5
+    lost = False
     while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
+                health.succeeded()
+                if lost:
+                    cache.forget_all()
+                lost, pause = False, 0.5
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
                     if message is not None:
@@ -455,7 +475,9 @@ async def listen_for_invalidations(
                         parts = text.split("/")
                         if len(parts) == 3:
                             cache.forget((parts[0], parts[1], parts[2]))
-        except (RedisError, OSError):
-            log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
+        except (RedisError, OSError) as exc:
+            lost = True
+            health.failed(exc, "listening for cache invalidations")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            pause = min(10.0, pause * 2)

@@ -1,7 +1,10 @@
 """Health and Prometheus metrics.
 
-``/health`` says whether the database answers, never why not (the reason
-goes to the log: it can name hosts, users and paths). ``/metrics`` needs a
+``/health`` says whether the database and the cache (Redis) answer, never
+why not (the reason goes to the log: it can name hosts, users and paths).
+Without the database it answers 503 ``unavailable``; without Redis, 200
+``degraded``: the server still serves everything (see
+:mod:`hotpatch_server.redis_health`). ``/metrics`` needs a
 credential scoped to every app (``--app '*'``, any role) unless
 ``HOTPATCH_METRICS_PUBLIC=1``: the counters are the whole server's. Served
 publicly, they are summed over apps and name none.
@@ -9,34 +12,65 @@ publicly, they are summed over apps and name none.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import attrs
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from hotpatch_server.deps import PrincipalDep, SessionMaker
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.problems import Problem
+from hotpatch_server.redis_health import RedisHealth
 from hotpatch_server.updates import DeviceTracker
 
-__all__ = ["health", "metrics", "public_metrics"]
+__all__ = ["CacheState", "health", "metrics", "public_metrics"]
 
 log = logging.getLogger(__name__)
 
 
-@get("/health", summary="Liveness and database reachability", tags=["ops"])
-async def health(sessionmaker: SessionMaker) -> Response[dict[str, Any]]:
-    """200 when the database answers, 503 otherwise."""
+@attrs.frozen
+class CacheState:
+    """The server's Redis (None when not configured) and what its users last saw."""
+
+    redis: Redis | None
+    health: RedisHealth
+
+    async def state(self) -> str:
+        """``ok``, ``unavailable`` or ``not configured``: asks Redis (0.5 s at most)."""
+        if self.redis is None:
+            return "not configured"
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=0.5)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.health.failed(exc, "answering /health")
+            return "unavailable"
+        self.health.succeeded()
+        return "ok"
+
+
+@get("/health", summary="Liveness, and the database's and cache's reachability", tags=["ops"])
+async def health(
+    sessionmaker: SessionMaker, cache_state: NamedDependency[SkipValidation[CacheState]]
+) -> Response[dict[str, Any]]:
+    """200 ``ok``; 200 ``degraded`` when only Redis is away; 503 when the database is."""
+    cache = await cache_state.state()
     try:
         async with sessionmaker() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any database failure means "not healthy"
         log.warning("health check: the database does not answer: %s", exc)
-        return Response({"status": "unavailable", "database": "unavailable"}, status_code=503)
-    return Response({"status": "ok", "database": "ok"})
+        return Response(
+            {"status": "unavailable", "database": "unavailable", "cache": cache}, status_code=503
+        )
+    status = "degraded" if cache == "unavailable" else "ok"
+    return Response({"status": status, "database": "ok", "cache": cache})
 
 
 @get("/metrics", media_type=MediaType.TEXT, summary="Prometheus metrics", tags=["ops"])

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 import attrs
 from litestar import Request
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from hotpatch_server.problems import Problem
+from hotpatch_server.redis_health import RedisHealth
 
 __all__ = [
     "Limit",
@@ -64,21 +66,32 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    """Fixed-window counters shared through Redis."""
+    """Fixed-window counters shared through Redis; counted in ``fallback`` while it is away."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, health: RedisHealth, fallback: MemoryLimiter
+    ) -> None:
         """Count in ``redis`` under keys starting with ``prefix``."""
         self._redis = redis
         self._prefix = prefix
+        self._health = health
+        self._fallback = fallback
 
     async def hit(self, key: str, window: int, now: float) -> int:
         """``INCR`` the window's key (expiring with the window) in one round trip."""
+        if not self._health.usable():
+            return await self._fallback.hit(key, window, now)
         slot = int(now // window)
         name = f"{self._prefix}:rl:{key}:{slot}"
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, window + 1)
-            count, _ = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, window + 1)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._health.failed(exc, "counting a rate limit")
+            return await self._fallback.hit(key, window, now)
+        self._health.succeeded()
         return int(count)
 
 
@@ -115,10 +128,23 @@ class Limits:
     telemetry: Limit
 
 
-def build_limits(redis: Redis | None, *, scale: float = 1.0, prefix: str = "hotpatch") -> Limits:
-    """Default limits; ``scale`` multiplies every budget (tests and big fleets)."""
+def build_limits(
+    redis: Redis | None,
+    *,
+    scale: float = 1.0,
+    prefix: str = "hotpatch",
+    health: RedisHealth | None = None,
+) -> Limits:
+    """Default limits; ``scale`` multiplies every budget (tests and big fleets).
+
+    While Redis is away (``health``), the shared limits count in this process.
+    """
     local = MemoryLimiter()
-    shared: Limiter = RedisLimiter(redis, prefix) if redis is not None else local
+    shared: Limiter = (
+        RedisLimiter(redis, prefix, health or RedisHealth(), MemoryLimiter())
+        if redis is not None
+        else local
+    )
 
     def n(count: int) -> int:
         return max(1, int(count * scale))

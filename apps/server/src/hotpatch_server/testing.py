@@ -405,12 +405,15 @@ def _admin(env: dict[str, str], *args: str) -> str:
 
 
 @contextlib.contextmanager
-def server_process(data_dir: Path, pki: PKI | None = None, **env: str) -> Iterator[ServerProcess]:
+def server_process(
+    data_dir: Path, pki: PKI | None = None, output: IO[str] | None = None, **env: str
+) -> Iterator[ServerProcess]:
     """Run ``hotpatch-server serve`` on a free loopback port with its embedded defaults.
 
     ``com.example.app`` is created with ``pki``'s trust root and a publisher
-    key; ``env`` adds or overrides environment variables. The process is
-    stopped (SIGTERM, then SIGKILL) when the block ends.
+    key; ``env`` adds or overrides environment variables; the server's log
+    goes to ``output`` (default: discarded). The process is stopped
+    (SIGTERM, then SIGKILL) when the block ends.
     """
     pki = pki or make_pki()
     port = free_port()
@@ -434,7 +437,7 @@ def server_process(data_dir: Path, pki: PKI | None = None, **env: str) -> Iterat
         .strip()
         .splitlines()[-1]
     )
-    with serving(environment, port) as process:
+    with serving(environment, port, output) as process:
         yield ServerProcess(base_url, process, environment, pki, key)
 
 
