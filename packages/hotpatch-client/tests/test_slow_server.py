@@ -14,14 +14,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 import httpx
 import pytest
 
-from hotpatch_client import Agent, NetworkError, SyncStatus, device_http_client
+from hotpatch_client import Agent, NetworkError, SyncResult, SyncStatus, device_http_client
 from hotpatch_client.http import request_deadline
 from hotpatch_client.testing import FakeClock, MemoryFileSystem, RepositorySimulator, sample_bundle
 from hotpatch_client.transfer import DownloadPolicy
@@ -83,11 +83,11 @@ def trickler() -> Iterator[Trickler]:
     server.listener.close()
 
 
-def _in_thread(work: object) -> tuple[threading.Thread, list[object]]:
-    out: list[object] = []
+def _in_thread(work: Callable[[], SyncResult]) -> tuple[threading.Thread, list[SyncResult]]:
+    out: list[SyncResult] = []
 
     def run() -> None:
-        out.append(work())  # type: ignore[operator]
+        out.append(work())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -120,8 +120,8 @@ def test_a9_a_check_answer_trickled_a_byte_at_a_time_ends_at_the_deadline(
         assert not thread.is_alive(), f"a trickled {where} kept the sync running"
         elapsed = time.monotonic() - started
     result = out[0]
-    assert result.status is SyncStatus.FAILED  # type: ignore[attr-defined]
-    assert isinstance(result.error, NetworkError)  # type: ignore[attr-defined]
+    assert result.status is SyncStatus.FAILED
+    assert isinstance(result.error, NetworkError)
     assert elapsed < DEADLINE + 2.0, f"took {elapsed:.1f} s"
 
 
@@ -182,4 +182,4 @@ def test_a9_notify_ready_and_apply_do_not_wait_for_a_stuck_check() -> None:
         network.release.set()
         thread.join(STUCK)
         assert not thread.is_alive()
-    assert out[0].status is SyncStatus.UP_TO_DATE  # type: ignore[attr-defined]
+    assert out[0].status is SyncStatus.UP_TO_DATE

@@ -89,6 +89,13 @@ class ExpandsTooFarError(TooLargeError):
     """A release's files add up to more than the server expands in memory."""
 
 
+def check_expanded(name: str, files: Sequence[FileEntry], max_bytes: int) -> None:
+    """Raise :class:`ExpandsTooFarError` when ``files``' signed sizes exceed ``max_bytes``."""
+    expanded = sum(entry.size for entry in files)
+    if expanded > max_bytes:
+        raise ExpandsTooFarError(f"{name}'s files ({expanded} bytes)", max_bytes)
+
+
 async def extracted(
     store: BlobStore, release: Release | EmbeddedBundle, max_bytes: int
 ) -> PatchSide:
@@ -107,9 +114,7 @@ async def extracted(
     else:
         files = decode_manifest(decode_release_envelope(release.manifest).payload).files
         name = release.manifest_id
-    expanded = sum(entry.size for entry in files)
-    if expanded > max_bytes:
-        raise ExpandsTooFarError(f"{name[:12]}'s files ({expanded} bytes)", max_bytes)
+    check_expanded(name[:12], files, max_bytes)
     data = await store.read(release.archive_sha256, MAX_ARCHIVE)
 
     def extract() -> dict[str, bytes]:
@@ -330,15 +335,16 @@ async def register_embedded_bundle(
     try:
         Version.parse_native(upload.native_version)
         files = tuple(FileEntry(f.path, f.sha256, f.size) for f in upload.files)
-        expanded = sum(entry.size for entry in files)
-        if expanded > max_expanded:
+        try:
+            check_expanded("the embedded bundle", files, max_expanded)
+        except ExpandsTooFarError as exc:
             raise Problem(
                 413,
                 "too-large",
-                f"the files add up to {expanded} bytes, more than the server expands "
-                f"({max_expanded}, HOTPATCH_MAX_EXPANDED_BYTES)",
+                f"the server does not expand bundles this large: {exc} "
+                "(HOTPATCH_MAX_EXPANDED_BYTES)",
                 field="files",
-            )
+            ) from None
         data = base64.b64decode(upload.archive.encode("ascii"), validate=True)
         if len(data) > MAX_ARCHIVE:
             raise Problem(
