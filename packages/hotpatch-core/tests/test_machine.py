@@ -16,7 +16,11 @@ from hotpatch_core.errors import (
     RollbackError,
     RootRotationError,
     UnknownKeyError,
+    UnsignedError,
+    WithdrawnError,
+    WithheldError,
 )
+from hotpatch_core.head import ChannelHead, sign_head
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.machine import (
     MAX_ROOT_STEPS,
@@ -55,8 +59,8 @@ from hotpatch_core.machine import (
 )
 from hotpatch_core.manifest import Platform
 from hotpatch_core.release import DeviceIdentity, sign_release
-from hotpatch_core.testing import FIXED_TIME, build_release, make_pki, rotate_pki
-from hotpatch_core.trust import sign_trust_root
+from hotpatch_core.testing import FIXED_TIME, build_release, head_listing, make_pki, rotate_pki
+from hotpatch_core.trust import TimestampRole, sign_trust_root
 from hotpatch_core.versions import Version
 
 PKI_ = make_pki(seed=3)
@@ -192,8 +196,12 @@ def test_mandatory_release_restarts_now() -> None:
 
 
 def test_unsigned_wrapper_fields_ignored() -> None:
-    """Only signed bytes reach the machine: a check answer has no field for wrapper claims (A7)."""
-    assert {f.name for f in attrs.fields(CheckAnswered)} == {"envelope", "now"}
+    """Only signed bytes reach the machine: a check answer has no field for wrapper claims (A7).
+
+    Besides the time and the device's own id, it carries two signed documents:
+    the release envelope and the channel head.
+    """
+    assert {f.name for f in attrs.fields(CheckAnswered)} == {"envelope", "now", "head", "device_id"}
     archive = RELEASES[0].manifest.archive
     _, actions = run(
         fresh(),
@@ -755,3 +763,152 @@ def test_a5_a_clock_that_is_behind_cannot_revive_an_expired_publisher_key() -> N
     assert len(actions) == 1
     assert isinstance(actions[0], Reject)
     assert isinstance(actions[0].error, ExpiredError)
+
+
+# --- the signed channel head (A5) ------------------------------------------------------------
+
+STAMPED = make_pki(seed=5, timestamp=True)
+STAMPED_CONFIG = attrs.evolve(CONFIG, trust_root=STAMPED.root)
+STAMPED_ENVELOPES = [sign_release(r.manifest, [STAMPED.publisher]) for r in RELEASES]
+MANIFESTS = [r.manifest for r in RELEASES]
+
+
+def _head(head: ChannelHead, key: SigningKey | None = None) -> bytes:
+    assert STAMPED.timestamp is not None
+    return sign_head(head, [key or STAMPED.timestamp])
+
+
+def _answer(
+    envelope: bytes | None,
+    head: bytes | None,
+    *,
+    state: DeviceState | None = None,
+    now: datetime = FIXED_TIME,
+    config: DeviceConfig = STAMPED_CONFIG,
+) -> tuple[DeviceState, list[object]]:
+    """Start a check on ``state`` (default: fresh) and answer it with ``envelope`` and ``head``."""
+    state = state or fresh()
+    actions: list[object] = []
+    for event in (
+        CheckStarted(),
+        RootAnswered(None),
+        CheckAnswered(envelope, now, head, "device-1"),
+    ):
+        state, produced = step(state, event, config)
+        actions = list(produced)
+    return state, actions
+
+
+def _refused(actions: list[object]) -> type[Exception]:
+    assert not any(isinstance(a, Download) for a in actions)
+    reject = actions[-1]
+    assert isinstance(reject, Reject)
+    return type(reject.error)
+
+
+def test_a5_the_offered_release_is_taken_with_a_current_head_that_lists_it() -> None:
+    """The honest case: a current head that lists the offer; its time is kept."""
+    state, actions = _answer(STAMPED_ENVELOPES[2], _head(head_listing(MANIFESTS[:3])))
+    assert [type(a) for a in actions] == [Download]
+    assert state.head_seen[CONFIG.scope_key] == FIXED_TIME
+
+
+def test_a5_a_root_with_a_timestamp_key_refuses_an_answer_without_a_head() -> None:
+    """A root that names a timestamp key makes the head mandatory."""
+    assert _refused(_answer(STAMPED_ENVELOPES[2], None)[1]) is UnsignedError
+    assert _refused(_answer(None, None)[1]) is UnsignedError
+
+
+def test_a5_a_root_without_one_ignores_heads() -> None:
+    """A root with no timestamp role keeps the old behaviour: heads are not read."""
+    _, actions = _answer(ENVELOPES[2], b"not a head", config=CONFIG)
+    assert [type(a) for a in actions] == [Download]
+
+
+def test_a5_an_old_answer_replayed_after_its_head_expired_is_refused() -> None:
+    """A mirror that replays yesterday's answer, head and all, is caught when the head expires."""
+    head = _head(head_listing(MANIFESTS[:3], lifetime=timedelta(hours=24)))
+    _, actions = _answer(STAMPED_ENVELOPES[2], head, now=FIXED_TIME + timedelta(hours=24))
+    assert _refused(actions) is ExpiredError
+    # A clock set back does not revive it: the head's expiry is judged at the trusted time too.
+    state = attrs.evolve(fresh(), trusted_time=FIXED_TIME + timedelta(days=2))
+    assert _refused(_answer(STAMPED_ENVELOPES[2], head, state=state)[1]) is ExpiredError
+
+
+def test_a5_a_withdrawn_release_is_refused() -> None:
+    """Release 3 was withdrawn (archived): the current head lists only 1 and 2."""
+    _, actions = _answer(STAMPED_ENVELOPES[2], _head(head_listing(MANIFESTS[:2])))
+    assert _refused(actions) is WithdrawnError
+
+
+def test_a5_a_paused_release_is_refused() -> None:
+    """A paused release is not due, so offering it instead of the due one is refused."""
+    head = head_listing(MANIFESTS[:3])
+    paused = head_listing(MANIFESTS[:3], paused=[head.releases[0].manifest_id])
+    assert _refused(_answer(STAMPED_ENVELOPES[2], _head(paused))[1]) is WithheldError
+
+
+def test_a5_an_answer_that_hides_the_newest_release_is_refused() -> None:
+    """The head lists release 3 for everyone; offering nothing, or release 2, is a freeze."""
+    head = _head(head_listing(MANIFESTS[:3]))
+    assert _refused(_answer(None, head)[1]) is WithheldError
+    assert _refused(_answer(STAMPED_ENVELOPES[1], head)[1]) is WithheldError
+
+
+def test_a5_nothing_is_held_back_from_a_device_outside_the_rollout() -> None:
+    """Outside every release's cohort, no offer is the honest answer."""
+    head = head_listing(MANIFESTS[:3], rollout_basis_points=0)
+    state, actions = _answer(None, _head(head))
+    assert actions == []
+    assert state.phase is Phase.IDLE
+
+
+def test_a5_a_release_the_device_failed_may_be_skipped_or_offered() -> None:
+    """A failed release may be offered (and ignored) or skipped; the next is then due."""
+    failed = attrs.evolve(fresh(), failed=(head_listing(MANIFESTS[:3]).releases[0].manifest_id,))
+    head = _head(head_listing(MANIFESTS[:3]))
+    assert [type(a) for a in _answer(STAMPED_ENVELOPES[1], head, state=failed)[1]] == [Download]
+    assert _answer(STAMPED_ENVELOPES[2], head, state=failed)[1] == []  # failed for good: ignored
+    assert _refused(_answer(None, head, state=failed)[1]) is WithheldError  # release 2 is due
+
+
+def test_a5_a_head_older_than_one_seen_is_refused_and_seen_times_are_saved_sparingly() -> None:
+    """An older head is refused; a slightly newer one does not cost a state write."""
+    newer = _head(head_listing(MANIFESTS[:3], issued_at=FIXED_TIME + timedelta(minutes=10)))
+    state, _ = _answer(None, newer, state=attrs.evolve(fresh(), failed=()))
+    state = attrs.evolve(state, phase=Phase.IDLE)
+    seen = state.head_seen[CONFIG.scope_key]
+    assert seen == FIXED_TIME + timedelta(minutes=10)
+    # A head a few seconds newer is taken but not saved (no write per check) ...
+    slightly = _head(head_listing(MANIFESTS[:3], issued_at=seen + timedelta(seconds=5)))
+    again, _ = _answer(STAMPED_ENVELOPES[2], slightly, state=state)
+    assert again.head_seen[CONFIG.scope_key] == seen
+    # ... and one from before the last seen one, past the tolerance, is refused.
+    old = _head(head_listing(MANIFESTS[:3]))
+    assert _refused(_answer(STAMPED_ENVELOPES[2], old, state=state)[1]) is RollbackError
+
+
+def test_a5_a_head_signed_by_a_key_the_root_does_not_name_is_refused() -> None:
+    """A head signed by any other key is refused."""
+    forged = _head(head_listing(MANIFESTS[:3]), SigningKey(b"\x07" * 32))
+    assert _refused(_answer(STAMPED_ENVELOPES[2], forged)[1]) is UnknownKeyError
+
+
+def test_a5_a_root_that_changes_the_timestamp_keys_forgets_the_heads_seen() -> None:
+    """A key that signed a head far in the future cannot freeze devices past a rotation."""
+    state, _ = _answer(None, _head(head_listing([], issued_at=FIXED_TIME + timedelta(days=3650))))
+    assert state.head_seen
+    new_stamp = SigningKey(b"\x08" * 32)
+    rotated = attrs.evolve(
+        STAMPED.root, version=2, timestamp=TimestampRole((new_stamp.public_key,))
+    )
+    envelope = sign_trust_root(rotated, STAMPED.root_keys)
+    state, _ = step(state, CheckStarted(), STAMPED_CONFIG)
+    state, _ = step(state, RootAnswered(envelope), STAMPED_CONFIG)
+    assert state.head_seen == {}
+    state, _ = step(state, RootAnswered(None), STAMPED_CONFIG)
+    head = sign_head(head_listing(MANIFESTS[:3]), [new_stamp])
+    state, actions = step(
+        state, CheckAnswered(STAMPED_ENVELOPES[2], FIXED_TIME, head, "device-1"), STAMPED_CONFIG
+    )
+    assert [type(a) for a in actions] == [Download]

@@ -12,6 +12,7 @@ against. Modules:
 - :mod:`~hotpatch_core.trust` — the trust root and its rotation;
 - :mod:`~hotpatch_core.manifest` — the signed release manifest;
 - :mod:`~hotpatch_core.release` — the one verification path;
+- :mod:`~hotpatch_core.head` — the signed channel head (freshness);
 - :mod:`~hotpatch_core.archive` — the deterministic zip and strict extractor;
 - :mod:`~hotpatch_core.cohort` — stable, monotone rollout buckets;
 - :mod:`~hotpatch_core.machine` — the device state machine;
@@ -37,7 +38,14 @@ from hotpatch_core.release import (
     verify_publication,
     verify_release,
 )
-from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, load_trust_root, sign_trust_root
+from hotpatch_core.trust import (
+    PublisherKey,
+    Scope,
+    TimestampRole,
+    TrustRoot,
+    load_trust_root,
+    sign_trust_root,
+)
 from hotpatch_core.versions import BinaryRange, Version
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "ReleaseManifest",
     "Scope",
     "SigningKey",
+    "TimestampRole",
     "TrustRoot",
     "VerifiedRelease",
     "Version",

@@ -27,6 +27,9 @@ integrator) can tell *why* something was refused without parsing messages::
     ├── RollbackError                sequence lower than the high-water mark (A8)
     ├── EquivocationError            same sequence, different manifest (A8)
     ├── HashMismatchError            bytes differ from their signed hash / length (A1, A15)
+    ├── FreshnessError               an answer contradicts the signed channel head (A5)
+    │   ├── WithdrawnError           offers a release the head does not list
+    │   └── WithheldError            hides a release the head lists for this device
     ├── ArchiveError                 the archive breaks the extractor's rules
     │   ├── UnsafePathError          traversal, absolute, backslash, NUL, too deep
     │   ├── UnsupportedEntryError    symlink, device, directory, encrypted, odd codec
@@ -51,6 +54,7 @@ __all__ = [
     "EquivocationError",
     "ExpiredError",
     "FormatError",
+    "FreshnessError",
     "HashMismatchError",
     "HotPatchError",
     "IdentityMismatchError",
@@ -73,6 +77,8 @@ __all__ = [
     "UnsupportedFormatError",
     "VerificationError",
     "VersionSyntaxError",
+    "WithdrawnError",
+    "WithheldError",
 ]
 
 
@@ -192,6 +198,23 @@ class EquivocationError(HotPatchError):
 
 class HashMismatchError(HotPatchError):
     """Bytes differ from the hash or length their signed manifest declares."""
+
+
+class FreshnessError(HotPatchError):
+    """A check answer contradicts the signed channel head that came with it (A5).
+
+    The head, signed by the trust root's timestamp key, lists the releases the
+    server may offer right now; a mirror that replays an old answer, serves a
+    withdrawn release or hides a newer one is caught by the difference.
+    """
+
+
+class WithdrawnError(FreshnessError):
+    """The offered release is not among the releases the channel head lists as live."""
+
+
+class WithheldError(FreshnessError):
+    """The answer does not offer the release the channel head says this device gets."""
 
 
 class ArchiveError(HotPatchError):

@@ -24,6 +24,13 @@ its state, so it is durable before anything is verified with it (A10). At
 most :data:`MAX_ROOT_STEPS` versions are taken per check; the next check
 goes on from there. A root that does not chain ends the check.
 
+*Freshness*: when the trusted root names timestamp keys, every check answer
+must come with a channel head they signed (:mod:`hotpatch_core.head`): it
+must be current and for this channel, list the offered release, and agree
+that nothing it lists for this device was held back. The newest head time
+seen is kept per channel, and forgotten when a root changes the timestamp
+keys (a key that signed a head far in the future must not freeze devices).
+
 *The launch lifecycle* (``Launched`` and ``Ready``, taken in every phase,
 since a process can die anywhere): a staged bundle becomes the *trial*
 bundle at the next launch. Each launch of a trial bundle increments a
@@ -47,7 +54,16 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
-from hotpatch_core.errors import HashMismatchError, HotPatchError, IllegalTransitionError
+from hotpatch_core.errors import (
+    FreshnessError,
+    HashMismatchError,
+    HotPatchError,
+    IllegalTransitionError,
+    UnsignedError,
+    WithdrawnError,
+    WithheldError,
+)
+from hotpatch_core.head import HEAD_TOLERANCE, ChannelHead, due_offers, verify_head
 from hotpatch_core.release import (
     DeviceIdentity,
     HighWaterMark,
@@ -193,6 +209,9 @@ class DeviceState:
     #: judged at the later of the device's clock and this (A5): a clock that is behind, or
     #: was set back, cannot make an expired manifest or publisher key valid again.
     trusted_time: datetime | None = None
+    #: Per channel (like ``high_water``), the newest channel head time verified, give or take
+    #: half of HEAD_TOLERANCE (it is saved only when it moves that far, to spare writes).
+    head_seen: Mapping[str, datetime] = attrs.field(factory=dict)
 
     def judged_at(self, now: datetime) -> datetime:
         """Return the time expiry is judged at: ``now``, or the trusted time if later."""
@@ -269,10 +288,17 @@ class RootAnswered:
 
 @attrs.frozen
 class CheckAnswered:
-    """The server answered: signed release envelope bytes, or ``None`` for no update."""
+    """The server answered: signed release envelope bytes, or ``None`` for no update.
+
+    ``head`` is the signed channel head that came with the answer, if any,
+    and ``device_id`` the id the check was sent with (the head's cohorts are
+    judged for it).
+    """
 
     envelope: bytes | None = attrs.field(repr=False)
     now: datetime
+    head: bytes | None = attrs.field(default=None, repr=False)
+    device_id: str = ""
 
 
 @attrs.frozen
@@ -546,9 +572,12 @@ def _on_root_answered(state: DeviceState, event: RootAnswered, config: DeviceCon
     except HotPatchError as exc:
         # Withheld is indistinguishable from "none newer"; forged or out of order is refused.
         return attrs.evolve(state, phase=Phase.IDLE), [Reject(exc)]
+    previous = trusted_root(state, config)
     state, actions = _outdated_by(
         attrs.evolve(state, trust_root=event.envelope, root_steps=state.root_steps + 1), root
     )
+    if root.timestamp != previous.timestamp:
+        state = attrs.evolve(state, head_seen={})
     if state.root_steps >= MAX_ROOT_STEPS:
         return attrs.evolve(state, phase=Phase.CHECKING), [*actions, _request_check(state)]
     return state, [*actions, FetchRoot(root.version + 1)]
@@ -566,19 +595,93 @@ def _known(state: DeviceState, manifest_id: str) -> bool:
     )
 
 
+def _fresh_head(
+    state: DeviceState, event: CheckAnswered, config: DeviceConfig, root: TrustRoot
+) -> tuple[DeviceState, ChannelHead | None]:
+    """Verify the answer's channel head if the root asks for one; note when it was issued."""
+    if root.timestamp is None:
+        return state, None  # this root asks for no head: freshness rests on expiry alone
+    if event.head is None:
+        msg = "the answer carries no channel head, and the trust root requires one"
+        raise UnsignedError(msg)
+    scope = config.scope_key
+    seen = state.head_seen.get(scope)
+    mark = state.high_water.get(scope)
+    head = verify_head(
+        event.head,
+        role=root.timestamp,
+        identity=config.identity,
+        at=state.judged_at(event.now),
+        newest_seen=seen,
+        high_water=mark.position() if mark is not None else None,
+    )
+    if seen is None or head.issued_at >= seen + HEAD_TOLERANCE / 2:
+        state = attrs.evolve(state, head_seen={**state.head_seen, scope: head.issued_at})
+    return state, head
+
+
+def _held_back(
+    state: DeviceState,
+    event: CheckAnswered,
+    config: DeviceConfig,
+    head: ChannelHead,
+    offered: str | None,
+) -> WithheldError | None:
+    """Return the error if the answer does not offer what ``head`` says is due to this device."""
+    mark = state.high_water.get(config.scope_key)
+    due = due_offers(
+        head,
+        device_id=event.device_id,
+        native=config.identity.native_version,
+        epoch=trusted_root(state, config).epoch,
+        above=mark.position() if mark is not None else None,
+        failed=state.failed,
+    )
+    if due is None or offered in due:
+        return None
+    what = f"offered {offered}" if offered is not None else "offered nothing"
+    return WithheldError(
+        f"the answer {what}, but the channel head lists {sorted(due)[0]} for this device"
+    )
+
+
+def _contradicts(
+    state: DeviceState,
+    event: CheckAnswered,
+    config: DeviceConfig,
+    head: ChannelHead,
+    release: VerifiedRelease,
+) -> FreshnessError | None:
+    """Return why the offered ``release`` contradicts ``head``, or None if it agrees."""
+    if not head.lists(release.manifest_id):
+        return WithdrawnError(
+            f"release {release.manifest_id} ({release.manifest.version}) is not live: the "
+            "channel head does not list it"
+        )
+    return _held_back(state, event, config, head, release.manifest_id)
+
+
 def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceConfig) -> Result:
     idle = attrs.evolve(state, phase=Phase.IDLE)
+    root = trusted_root(state, config)
+    try:
+        idle, head = _fresh_head(idle, event, config, root)
+    except HotPatchError as exc:
+        return idle, [Reject(exc)]
     if event.envelope is None:
         # The server offers nothing (e.g. the rollout was paused): stop any resume.
-        return _drop_offer(idle)
+        idle, actions = _drop_offer(idle)
+        held = None if head is None else _held_back(idle, event, config, head, None)
+        return idle, [*actions, *([Reject(held)] if held is not None else [])]
     mark = state.high_water.get(config.scope_key)
     at = state.judged_at(event.now)
     try:
-        release = verify_release(
-            event.envelope, trusted_root(state, config), config.identity, mark, at
-        )
+        release = verify_release(event.envelope, root, config.identity, mark, at)
     except HotPatchError as exc:
         return idle, [Reject(exc)]
+    contradiction = None if head is None else _contradicts(idle, event, config, head, release)
+    if contradiction is not None:
+        return idle, [Reject(contradiction)]
     signed_time = release.manifest.created_at
     if state.trusted_time is None or signed_time > state.trusted_time:
         idle = attrs.evolve(idle, trusted_time=signed_time)

@@ -23,9 +23,16 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from hotpatch_core.archive import ArchiveInput, write_archive
+from hotpatch_core.head import ChannelHead, HeadRelease, Position
 from hotpatch_core.keys import SigningKey
-from hotpatch_core.manifest import ArchiveInfo, Platform, ReleaseManifest
-from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, sign_trust_root
+from hotpatch_core.manifest import (
+    ArchiveInfo,
+    Platform,
+    ReleaseManifest,
+    encode_manifest,
+    manifest_id,
+)
+from hotpatch_core.trust import PublisherKey, Scope, TimestampRole, TrustRoot, sign_trust_root
 
 __all__ = [
     "FIXED_TIME",
@@ -33,6 +40,7 @@ __all__ = [
     "BuiltRelease",
     "FakeClock",
     "build_release",
+    "head_listing",
     "make_pki",
     "rotate_pki",
 ]
@@ -87,6 +95,8 @@ class PKI:
     publisher: SigningKey
     root: TrustRoot
     root_bytes: bytes
+    #: The key that signs channel heads, when the root names one (``timestamp=True``).
+    timestamp: SigningKey | None = None
 
 
 def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
@@ -98,11 +108,13 @@ def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
     version: int = 1,
     extra_publishers: Sequence[PublisherKey] = (),
     seed: int | None = None,
+    timestamp: bool = False,
 ) -> PKI:
     """Make a trust root with ``root_count`` root keys and one publisher key.
 
     With ``seed``, keys are derived from it, so the result is reproducible
-    (golden vectors); without it, keys are random.
+    (golden vectors); without it, keys are random. With ``timestamp``, the
+    root also names a timestamp key, so devices require channel heads.
     """
 
     def key(index: int) -> SigningKey:
@@ -112,6 +124,7 @@ def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
 
     roots = tuple(key(i) for i in range(root_count))
     publisher = key(100)
+    stamp = key(200) if timestamp else None
     root = TrustRoot(
         version=version,
         epoch=epoch,
@@ -121,8 +134,9 @@ def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
             PublisherKey(publisher.public_key, "ci", scope or Scope(("*",), ("*",), ("*",))),
             *extra_publishers,
         ),
+        timestamp=TimestampRole((stamp.public_key,)) if stamp is not None else None,
     )
-    return PKI(roots, publisher, root, sign_trust_root(root, roots))
+    return PKI(roots, publisher, root, sign_trust_root(root, roots), stamp)
 
 
 def rotate_pki(pki: PKI, *, new_root_keys: bool = False, bump_epoch: bool = True) -> PKI:
@@ -144,7 +158,7 @@ def rotate_pki(pki: PKI, *, new_root_keys: bool = False, bump_epoch: bool = True
         release_thresholds={},
     )
     signers = {k.public_key.key_id: k for k in (*pki.root_keys, *roots)}
-    return PKI(roots, publisher, root, sign_trust_root(root, signers.values()))
+    return PKI(roots, publisher, root, sign_trust_root(root, signers.values()), pki.timestamp)
 
 
 @attrs.frozen
@@ -191,3 +205,38 @@ def build_release(  # noqa: PLR0913 - keyword-only knobs of a test builder
         mandatory=mandatory,
     )
     return BuiltRelease(manifest, archive)
+
+
+def head_listing(  # noqa: PLR0913 - keyword-only knobs of a test builder
+    manifests: Sequence[ReleaseManifest],
+    *,
+    issued_at: datetime = FIXED_TIME,
+    lifetime: timedelta = timedelta(hours=24),
+    rollout_basis_points: int = 10_000,
+    paused: Sequence[str] = (),
+    after: tuple[int, int] | None = None,
+    target: tuple[str, str, str] = ("com.example.app", "android", "production"),
+) -> ChannelHead:
+    """Return the channel head of ``target`` (app, platform, channel) listing ``manifests``.
+
+    Each is listed, newest first, at ``rollout_basis_points``, and those
+    whose ids are in ``paused`` as paused.
+    """
+    ordered = sorted(manifests, key=lambda m: (m.epoch, m.sequence), reverse=True)
+    releases = []
+    for m in ordered:
+        mid = manifest_id(encode_manifest(m))
+        releases.append(
+            HeadRelease(
+                mid, m.epoch, m.sequence, m.binary_range, rollout_basis_points, mid in paused
+            )
+        )
+    return ChannelHead(
+        app_id=target[0],
+        platform=target[1],
+        channel=target[2],
+        issued_at=issued_at,
+        expires_at=issued_at + lifetime,
+        releases=tuple(releases),
+        after=Position(*after) if after is not None else None,
+    )

@@ -9,7 +9,12 @@ An app embeds a trust root (``root.json`` in an envelope). It lists
 - per-channel *release thresholds* (``{"production": 2}``), default 1;
 - an *epoch*: every release manifest must carry the root's epoch, so bumping
   it (with a rotation that revokes a stolen key) invalidates everything that
-  key signed, including a fast-forwarded sequence (docs/security.md A4).
+  key signed, including a fast-forwarded sequence (docs/security.md A4);
+- optionally a *timestamp* role: keys the update server holds, certified for
+  freshness only. They sign the short-lived channel head
+  (:mod:`hotpatch_core.head`) that says which releases are live right now;
+  they can never make a device accept content. A root that names them makes
+  every device require a valid head with each check answer (A5).
 
 Rotation follows TUF: root version N+1 must be signed by a threshold of
 version N's root keys *and* a threshold of its own (:func:`rotate_trust_root`),
@@ -53,6 +58,7 @@ __all__ = [
     "ROOT_PAYLOAD_TYPE",
     "PublisherKey",
     "Scope",
+    "TimestampRole",
     "TrustRoot",
     "check_root_fresh",
     "decode_trust_root_body",
@@ -119,6 +125,28 @@ class PublisherKey:
         return self.expires_at is not None and now >= self.expires_at
 
 
+def _timestamp_keys(instance: TimestampRole, _attribute: attrs.Attribute[int], _value: int) -> None:
+    ids = [k.key_id for k in instance.keys]
+    if not ids:
+        raise SchemaError("must list at least one key", "keys")
+    if len(set(ids)) != len(ids):
+        raise SchemaError("a timestamp key is listed twice", "keys")
+    if not 1 <= instance.threshold <= len(ids):
+        raise SchemaError("must be between 1 and the number of timestamp keys", "threshold")
+
+
+@attrs.frozen
+class TimestampRole:
+    """Keys that sign channel heads (freshness only) and how many must sign each."""
+
+    keys: tuple[PublicKey, ...]
+    threshold: int = attrs.field(default=1, validator=_timestamp_keys)
+
+    def keyring(self) -> dict[str, PublicKey]:
+        """Timestamp keys by id."""
+        return {k.key_id: k for k in self.keys}
+
+
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not 1 <= value <= strictjson.MAX_INT:
         raise SchemaError("must be a positive integer", wire.camel(attribute.name))
@@ -132,6 +160,12 @@ def _unique_keys(instance: TrustRoot, attribute: attrs.Attribute[object], _value
     publisher_ids = [p.key_id for p in instance.publishers]
     if len(set(publisher_ids)) != len(publisher_ids):
         raise SchemaError("a publisher key is listed twice", "publishers")
+    if instance.timestamp is not None and {k.key_id for k in instance.timestamp.keys} & {
+        *root_ids,
+        *publisher_ids,
+    }:
+        # The server holds timestamp keys: one must never be able to sign roots or releases.
+        raise SchemaError("a timestamp key may not also be a root or publisher key", "timestamp")
     if not 1 <= instance.root_threshold <= len(root_ids):
         raise SchemaError("must be between 1 and the number of root keys", "rootThreshold")
     for channel, threshold in instance.release_thresholds.items():
@@ -153,6 +187,8 @@ class TrustRoot:
     publishers: tuple[PublisherKey, ...]
     release_thresholds: Mapping[str, int] = attrs.field(factory=dict, validator=_unique_keys)
     expires_at: datetime | None = None
+    #: The keys that sign channel heads; None: devices need no head (freshness by expiry only).
+    timestamp: TimestampRole | None = None
     format: int = ROOT_FORMAT
 
     def root_keyring(self) -> dict[str, PublicKey]:
