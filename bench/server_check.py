@@ -13,6 +13,11 @@ manifest request (``/expo/<app>/manifest``, same devices, the release's
 Expo manifest attached) run on the same server process, alternating with
 HotPatch's own check ``--runs`` times; the medians are compared.
 
+A second server process on the same database has a timestamp key
+(``HOTPATCH_TIMESTAMP_KEY_FILE``), so its checks also carry the signed
+channel head; it takes the same check in the same alternation, which gives
+the cost of heads as a ratio.
+
 Usage: python bench/server_check.py [--seconds 15] [--devices 1000000] [--runs 3]
 Needs: PostgreSQL (HOTPATCH_BENCH_DATABASE_URL, default the machine's test
 server) and wrk (``apt-get install wrk``).
@@ -37,6 +42,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hotpatch_core.keys import SigningKey
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import build_release, make_pki
 from hotpatch_server.testing import ServerDidNotStartError, free_port, wait_until_serving
@@ -174,6 +180,9 @@ def main() -> int:
             check=True,
             capture_output=True,
         )
+        stamp = Path(data) / "timestamp.pem"
+        stamp.write_bytes(SigningKey.generate().to_pem())
+        heads_env = {**env, "HOTPATCH_TIMESTAMP_KEY_FILE": str(stamp)}
         key = _create_key(env, "bench", "publisher")
         admin_key = _create_key(env, "ops", "admin")
         started = time.monotonic()
@@ -190,8 +199,11 @@ def main() -> int:
             )
         )
         print(f"seeded {args.devices:,} devices in {time.monotonic() - started:.1f} s")
-        port = free_port()
+        port, heads_port = free_port(), free_port()
         server = _start(["--factory", "hotpatch_server.app:app_from_env"], env, port)
+        heads_server = _start(
+            ["--factory", "hotpatch_server.app:app_from_env"], heads_env, heads_port
+        )
         try:
             built = build_release({"index.android.bundle": b"x" * 200_000}, app_id=APP_ID)
             published = httpx.post(
@@ -221,17 +233,20 @@ def main() -> int:
             _wrk(port, 3)  # warm up
             _wrk(port, 3, "codepush_check.lua", wrk_env)
             _wrk(port, 3, "expo_check.lua", wrk_env)
-            native_runs, codepush_runs, expo_runs = [], [], []
+            _wrk(heads_port, 3)
+            native_runs, codepush_runs, expo_runs, heads_runs = [], [], [], []
             for _ in range(args.runs):
                 native_runs.append(_wrk(port, args.seconds))
                 codepush_runs.append(_wrk(port, args.seconds, "codepush_check.lua", wrk_env))
                 expo_runs.append(_wrk(port, args.seconds, "expo_check.lua", wrk_env))
+                heads_runs.append(_wrk(heads_port, args.seconds))
             hotpatch, codepush = _median(native_runs), _median(codepush_runs)
-            expo = _median(expo_runs)
+            expo, headed = _median(expo_runs), _median(heads_runs)
             tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            for process in (server, heads_server):
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
         port = free_port()
         bare_env = {**env, "PYTHONPATH": str(HERE)}
         bare_server = _start(["--factory", "bare_app:app"], bare_env, port)
@@ -246,6 +261,7 @@ def main() -> int:
     rows = (
         ("bare Litestar route", bare),
         ("HotPatch update check", hotpatch),
+        ("... with channel head", headed),
         ("CodePush update check", codepush),
         ("Expo manifest request", expo),
     )
@@ -264,7 +280,11 @@ def main() -> int:
         f"(target >= 1.00 within noise), p99 {expo['p99'] / hotpatch['p99']:.2f}  "
         f"(medians of {args.runs} alternating runs)"
     )
-    if codepush["non2xx"] or hotpatch["non2xx"] or expo["non2xx"]:
+    print(
+        f"check with head / without:  throughput {headed['rps'] / hotpatch['rps']:.2f}, "
+        f"p99 {headed['p99'] / hotpatch['p99']:.2f}  (medians of {args.runs} alternating runs)"
+    )
+    if codepush["non2xx"] or hotpatch["non2xx"] or expo["non2xx"] or headed["non2xx"]:
         print("WARNING: some checks were not answered 2xx; the figures are not comparable")
     print(f"device rows after the run: {tracked:,}")
     return 0

@@ -4,7 +4,9 @@ In a temporary directory it:
 
 1. starts ``hotpatch-server`` on its embedded defaults (SQLite, local disk);
 2. makes a root key, a publisher signing key and a trust root with the
-   ``hotpatch`` CLI, creates the app and a publisher API key, logs in;
+   ``hotpatch`` CLI (naming the server's timestamp key, so every device
+   checks the signed channel head of each answer), creates the app and a
+   publisher API key, logs in;
 3. publishes release 1.0.1 of the fixture app (its Android build output,
    kept in the repository under fixtures/rn-build/v1; with --metro, a fresh
    Metro build of fixtures/rn-app) to 10 % of devices;
@@ -185,10 +187,11 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
         demo.hotpatch("keys", "generate", "--scope-app", APP)
         demo.hotpatch("keys", "generate", "--root", "--out", str(work / "root.pem"))
         demo.hotpatch("keys", "export-public", "--out", str(work / "publisher.pub"))
-        root_file = work / "trust-root.json"
+        root_file, stamp = work / "trust-root.json", work / "timestamp.pub"
+        demo.run("hotpatch-server", "timestamp-key", "--out", str(stamp))
         demo.hotpatch("trust-root", "create", "--root-key", str(work / "root.pem"),
                       "--publisher", f"{work / 'publisher.pub'}:ci", "--scope-app", APP,
-                      "--out", str(root_file))  # fmt: skip
+                      "--timestamp-key", str(stamp), "--out", str(root_file))  # fmt: skip
         demo.run("hotpatch-server", "create-app", APP, "--trust-root", str(root_file))
         token = (
             demo.run(
@@ -215,7 +218,10 @@ def run_demo(work: Path, devices: int, *, metro: bool) -> dict[str, Any]:  # noq
             "deployment-keys", "create", "--platform", "android", "--name", "demo store build",
             "--token", admin,
         )["key"]  # fmt: skip
-        say(f"2. made a root key, a signing key ({cli_home / 'signing_key.pem'}) and a trust root;")
+        say(
+            f"2. made a root key, a signing key ({cli_home / 'signing_key.pem'}) and a trust root "
+            "that names the server's timestamp key (devices check the signed channel head);"
+        )
         say(f"   created app {APP} on the server and logged the CLI in with a publisher key")
 
         bundle, how = build_bundle(demo, metro=metro)

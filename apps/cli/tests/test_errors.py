@@ -6,9 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import attrs
 import pytest
 
-from hotpatch_core.trust import load_trust_root, rotate_trust_root
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.trust import load_trust_root, rotate_trust_root, sign_trust_root
 from hotpatch_server.testing import free_port, server_process
 
 from .conftest import APP, Cli, Stage
@@ -178,3 +180,44 @@ def test_trust_root_rotation_chains_from_the_current_root(cli: Cli, tmp_path: Pa
         "--out", str(tmp_path / "bad.json"), check=False,
     )  # fmt: skip
     _fails(done, 1, "would not be accepted")
+
+
+def test_trust_roots_name_timestamp_keys_and_rotation_keeps_what_it_is_not_told_to_change(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """--timestamp-key makes devices require heads; rotate keeps, replaces or drops it.
+
+    Rotation also keeps the root's release thresholds: it dropped them before.
+    """
+    root, pub, stamp, other = (tmp_path / f"{n}.pem" for n in ("root", "pub", "ts", "ts2"))
+    cli.run("keys", "generate")
+    for path in (root, stamp, other):
+        cli.run("keys", "generate", "--out", str(path))
+    cli.run("keys", "export-public", "--out", str(pub))
+    v1, v2, v3, v4 = (tmp_path / f"v{n}.json" for n in range(1, 5))
+    created = cli.json(
+        "trust-root", "create", "--root-key", str(root), "--publisher", str(pub),
+        "--timestamp-key", str(stamp), "--out", str(v1),
+    )  # fmt: skip
+    first = load_trust_root(v1.read_bytes())
+    assert first.timestamp is not None
+    assert created["timestampKeys"] == [first.timestamp.keys[0].key_id]
+    # A root with a production threshold, as a team may have signed by hand.
+    with_threshold = attrs.evolve(first, release_thresholds={"production": 1})
+    v1.write_bytes(sign_trust_root(with_threshold, [SigningKey.from_pem(root.read_bytes())]))
+    rotate = ("trust-root", "rotate", "--old-root-key", str(root), "--force")
+    cli.json(*rotate, "--current", str(v1), "--out", str(v2))
+    kept = load_trust_root(v2.read_bytes())
+    assert kept.timestamp == first.timestamp
+    assert kept.release_thresholds == {"production": 1}
+    cli.json(*rotate, "--current", str(v2), "--timestamp-key", str(other), "--out", str(v3))
+    replaced = load_trust_root(v3.read_bytes())
+    assert replaced.timestamp is not None
+    assert replaced.timestamp != first.timestamp
+    cli.json(*rotate, "--current", str(v3), "--no-timestamp-key", "--out", str(v4))
+    assert load_trust_root(v4.read_bytes()).timestamp is None
+    same = cli.run(
+        "trust-root", "create", "--root-key", str(root), "--publisher", str(pub),
+        "--timestamp-key", str(pub), "--out", str(tmp_path / "bad.json"), check=False,
+    )  # fmt: skip
+    _fails(same, 1, "timestamp key may not also be")

@@ -98,7 +98,11 @@ def test_the_printed_first_steps_work_when_pasted_in_another_folder(
         tools = [
             c.split()[1] if c.startswith("HOTPATCH_DATA_DIR") else c.split()[0] for c in commands
         ]
-        assert tools == ["hotpatch"] * 4 + ["hotpatch-server"] * 2 + ["hotpatch"] * 2
+        assert tools == (
+            ["hotpatch"] * 3 + ["hotpatch-server"] + ["hotpatch"] + ["hotpatch-server"] * 2
+            + ["hotpatch"] * 2
+        )  # fmt: skip
+        assert any(c.endswith("timestamp-key --out timestamp.pub") for c in commands)
         assert all("com.example.app" in c for c in commands if " create-" in c or " login " in c)
         bundle = user_dir / "build"
         for path, data in rn_builds["v1"].items():
@@ -157,10 +161,60 @@ def test_server_starts_with_zero_configuration(tmp_path: Path) -> None:
         assert data.stat().st_mode & 0o777 == 0o700
         assert (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
         assert (data / "hotpatch.db").stat().st_mode & 0o777 == 0o600
+        assert (data / "timestamp-key.pem").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert f"HotPatch server on http://127.0.0.1:{port}" in output
+
+
+def test_the_timestamp_key_is_made_once_when_embedded_and_named_elsewhere(tmp_path: Path) -> None:
+    """The embedded default makes one key and keeps it; other setups name theirs or serve no head.
+
+    Several processes must sign with one key, so a server on another database
+    never makes one up; a key file that is missing or not a key stops startup.
+    """
+    first = Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path / "embedded")})
+    again = Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path / "embedded")})
+    assert first.timestamp_key is not None
+    assert again.timestamp_key == first.timestamp_key
+    base = {
+        "HOTPATCH_DATA_DIR": str(tmp_path / "shared"),
+        "DATABASE_URL": "postgresql://db/hotpatch",
+        "JWT_SECRET": "s" * 32,
+    }
+    assert Settings.from_env(base).timestamp_key is None
+    named = tmp_path / "timestamp.pem"
+    named.write_bytes(first.timestamp_key.to_pem())
+    settings = Settings.from_env({**base, "HOTPATCH_TIMESTAMP_KEY_FILE": str(named)})
+    assert settings.timestamp_key == first.timestamp_key
+    for bad, message in [(tmp_path / "missing.pem", "cannot read"), (tmp_path, "cannot read")]:
+        with pytest.raises(ConfigurationError, match=message):
+            Settings.from_env({**base, "HOTPATCH_TIMESTAMP_KEY_FILE": str(bad)})
+    public = tmp_path / "public.pem"
+    public.write_bytes(first.timestamp_key.public_key.to_pem())
+    with pytest.raises(ConfigurationError, match="not an Ed25519 private key"):
+        Settings.from_env({**base, "HOTPATCH_TIMESTAMP_KEY_FILE": str(public)})
+    with pytest.raises(ConfigurationError, match="HOTPATCH_HEAD_LIFETIME"):
+        Settings.from_env({**base, "HOTPATCH_HEAD_LIFETIME": "0"})
+
+
+def test_timestamp_key_prints_the_public_half(tmp_path: Path) -> None:
+    """`hotpatch-server timestamp-key` gives what `trust-root create --timestamp-key` takes."""
+    printed = _run(["timestamp-key"], tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    key = Settings.from_env({"HOTPATCH_DATA_DIR": str(tmp_path)}).timestamp_key
+    assert key is not None
+    assert printed.stdout.encode() == key.public_key.to_pem()
+    written = _run(["timestamp-key", "--out", str(tmp_path / "ts.pub")], tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "ts.pub").read_bytes() == key.public_key.to_pem()
+    assert key.key_id in written.stdout
+    none = _run(
+        ["timestamp-key"], tmp_path, DATABASE_URL="postgresql://db/hotpatch", JWT_SECRET="s" * 32
+    )
+    assert none.returncode == 2
+    assert "HOTPATCH_TIMESTAMP_KEY_FILE" in none.stderr
 
 
 def test_missing_or_weak_jwt_secret_is_a_startup_error(tmp_path: Path) -> None:

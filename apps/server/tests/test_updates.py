@@ -19,7 +19,7 @@ from hotpatch_core.testing import make_pki
 from hotpatch_server.app import create_app
 from hotpatch_server.models import Device
 from hotpatch_server.settings import Settings
-from hotpatch_server.testing import APP_ID, Server
+from hotpatch_server.testing import APP_ID, Server, assert_no_offer
 
 
 def _publish(server: Server, sequence: int, **kwargs: object) -> dict[str, object]:
@@ -38,7 +38,7 @@ def test_newest_eligible_release_is_offered(server: Server) -> None:
     first = _publish(server, 1)
     second = _publish(server, 2)
     assert server.check()["manifestId"] == second["manifestId"]
-    assert server.check(currentManifestId=second["manifestId"]) == {"updateAvailable": False}
+    assert_no_offer(server.check(currentManifestId=second["manifestId"]))
     assert server.check(currentManifestId=first["manifestId"])["manifestId"] == second["manifestId"]
 
 
@@ -48,7 +48,7 @@ def test_binary_range_decides(server: Server) -> None:
     newer = _publish(server, 2, binary_range="2.x")
     assert server.check(nativeVersion="2.1")["manifestId"] == newer["manifestId"]
     assert server.check(nativeVersion="1.4.0")["version"] == "1.0.1"
-    assert server.check(nativeVersion="3.0.0") == {"updateAvailable": False}
+    assert_no_offer(server.check(nativeVersion="3.0.0"))
 
 
 def test_rollout_cohort_is_stable_and_monotone(server: Server) -> None:
@@ -108,7 +108,7 @@ def test_archived_release_not_offered(server: Server) -> None:
     assert (
         server.client.delete(f"/releases/{release['id']}", headers=server.auth()).status_code == 200
     )
-    assert server.check() == {"updateAvailable": False}
+    assert_no_offer(server.check())
     shown = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
     assert shown["active"] is False
 
@@ -116,9 +116,9 @@ def test_archived_release_not_offered(server: Server) -> None:
 def test_check_leaks_nothing_across_apps(server: Server) -> None:
     """A device of another app, or another channel, never sees this app's releases (S9)."""
     _publish(server, 1)
-    assert server.check(appId="com.other.app") == {"updateAvailable": False}
-    assert server.check(channel="staging") == {"updateAvailable": False}
-    assert server.check(platform="ios") == {"updateAvailable": False}
+    assert_no_offer(server.check(appId="com.other.app"))
+    assert_no_offer(server.check(channel="staging"))
+    assert_no_offer(server.check(platform="ios"))
 
 
 def test_post_check_matches_get(server: Server) -> None:

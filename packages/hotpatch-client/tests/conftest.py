@@ -13,15 +13,15 @@ from hotpatch_client.testing import FakeClock, MemoryFileSystem, RepositorySimul
 
 
 @pytest.fixture
-def sim() -> RepositorySimulator:
-    """An update server in memory."""
-    return RepositorySimulator()
+def clock() -> FakeClock:
+    """Time that moves only when told: the devices' and the simulated server's."""
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """Time that moves only when told."""
-    return FakeClock()
+def sim(clock: FakeClock) -> RepositorySimulator:
+    """An update server in memory."""
+    return RepositorySimulator(clock=clock)
 
 
 @pytest.fixture

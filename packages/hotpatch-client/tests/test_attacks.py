@@ -47,6 +47,8 @@ from hotpatch_core.errors import (
     UnsafePathError,
     UnsignedError,
     UnsupportedEntryError,
+    WithdrawnError,
+    WithheldError,
 )
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, encode_manifest
@@ -233,6 +235,122 @@ def test_a5_a_device_clock_set_back_cannot_revive_an_expired_manifest(
     agent.on_launch()
     _refuse(agent, ExpiredError)
     _assert_untouched(agent, v1, sim, fetched=False)
+
+
+# --- A5: the signed channel head -------------------------------------------------------
+
+
+@pytest.fixture
+def stamped(clock: FakeClock) -> RepositorySimulator:
+    """A server whose apps' trust root names its timestamp key: devices require heads."""
+    return RepositorySimulator(pki=make_pki(seed=11, timestamp=True), clock=clock)
+
+
+@pytest.fixture
+def make_stamped_agent(stamped: RepositorySimulator, clock: FakeClock) -> Iterator[AgentFactory]:
+    """Build agents of the ``stamped`` server's app; every one is closed at the end."""
+    agents: list[Agent] = []
+
+    def build(fs: MemoryFileSystem) -> Agent:
+        agent = Agent(stamped.config(), http=stamped.client(), fs=fs, clock=clock)
+        agents.append(agent)
+        return agent
+
+    yield build
+    for agent in agents:
+        agent.close()
+
+
+def test_a5_an_honest_server_with_heads_updates_the_device(
+    stamped: RepositorySimulator, fs: MemoryFileSystem, make_stamped_agent: AgentFactory
+) -> None:
+    """The head travels with every answer and agrees with it: the update goes through."""
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    assert agent.state.head_seen
+    v2 = stamped.publish(V2)
+    assert agent.sync().status is SyncStatus.STAGED
+    assert agent.state.pending is not None
+    assert agent.state.pending.manifest_id == v2.manifest_id != v1.manifest_id
+
+
+def test_a5_a_mirror_replaying_an_old_answer_is_caught_when_its_head_expires(
+    stamped: RepositorySimulator,
+    fs: MemoryFileSystem,
+    make_stamped_agent: AgentFactory,
+    clock: FakeClock,
+) -> None:
+    """A mirror keeps answering with yesterday's head, which says v1 is the newest: v2 is hidden.
+
+    Before heads existed, such a replay froze the device on v1 until v1's
+    manifest expired (365 days by default).
+    """
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    stamped.head_override = stamped.head()  # recorded while v1 was the newest
+    stamped.publish(V2)
+    stamped.offer_nothing = True
+    clock.advance(hours=23)  # within the head's lifetime the replay cannot be told apart
+    assert agent.sync().status is SyncStatus.UP_TO_DATE
+    clock.advance(hours=1)
+    _refuse(agent, ExpiredError)
+    _assert_untouched(agent, v1, stamped, fetched=False)
+
+
+def test_a5_a_device_that_saw_a_newer_head_refuses_an_older_one(
+    stamped: RepositorySimulator,
+    fs: MemoryFileSystem,
+    make_stamped_agent: AgentFactory,
+    clock: FakeClock,
+) -> None:
+    """Within its lifetime, a replayed head is refused by a device that has seen a newer one."""
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    old = stamped.head()
+    clock.advance(minutes=10)
+    assert agent.sync().status is SyncStatus.UP_TO_DATE  # sees (and keeps) the newer head
+    agent.close()
+    agent = make_stamped_agent(fs.after_crash())  # kept across a restart
+    agent.on_launch()
+    stamped.head_override = old
+    _refuse(agent, RollbackError)
+    _assert_untouched(agent, v1, stamped, fetched=False)
+
+
+def test_a5_a_withdrawn_release_served_by_a_mirror_is_refused(
+    stamped: RepositorySimulator, fs: MemoryFileSystem, make_stamped_agent: AgentFactory
+) -> None:
+    """The team withdrew v2; a mirror keeps offering it with the current head, which omits it."""
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    v2 = stamped.publish(V2)
+    stamped.withdrawn.add(v2.manifest_id)
+    stamped.offer = v2
+    error = _refuse(agent, WithdrawnError)
+    assert v2.manifest_id in str(error)
+    _assert_untouched(agent, v1, stamped, fetched=False)
+
+
+def test_a5_a_mirror_hiding_the_newest_release_is_detected(
+    stamped: RepositorySimulator, fs: MemoryFileSystem, make_stamped_agent: AgentFactory
+) -> None:
+    """The current head lists v3 for this device; the mirror answers "nothing", then offers v2."""
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    v2 = stamped.publish(V2)
+    stamped.publish(sample_bundle("v3"))
+    stamped.offer_nothing = True
+    _refuse(agent, WithheldError)
+    stamped.offer_nothing = False
+    stamped.offer = v2
+    _refuse(agent, WithheldError)
+    _assert_untouched(agent, v1, stamped, fetched=False)
+
+
+def test_a5_an_answer_without_a_head_is_refused(
+    stamped: RepositorySimulator, fs: MemoryFileSystem, make_stamped_agent: AgentFactory
+) -> None:
+    """A mirror that strips the head gets nothing installed."""
+    agent, v1 = _installed_v1(stamped, fs, make_stamped_agent)
+    stamped.publish(V2)
+    stamped.pki = attrs.evolve(stamped.pki, timestamp=None)
+    _refuse(agent, UnsignedError)
+    _assert_untouched(agent, v1, stamped, fetched=False)
 
 
 # --- A10: key compromise and trust root rotation --------------------------------------

@@ -5,6 +5,10 @@ publisher K2, new epoch) with its offline root key and installs it with
 ``hotpatch-server rotate-trust-root``. Devices that embed root v1 walk to v2
 by themselves, with no app-store release: they install what K2 signs, and
 the server no longer takes what K1 signs.
+
+The app's root also names the server's timestamp key, so every answer the
+device takes, before and after the rotation, comes with a current channel
+head signed by the server process.
 """
 
 from __future__ import annotations
@@ -23,9 +27,17 @@ from hotpatch_server.testing import APP_ID, server_process
 
 def test_devices_follow_a_rotation_without_a_store_release(tmp_path: Path) -> None:
     """Compromise -> rotation -> the device adopts v2, installs K2's release; K1 is refused."""
-    pki = make_pki()
+    pki = make_pki(timestamp=True)
+    assert pki.timestamp is not None
+    stamp = tmp_path / "timestamp.pem"
+    stamp.write_bytes(pki.timestamp.to_pem())
     with (
-        server_process(tmp_path / "server", pki, HOTPATCH_CACHE_SECONDS="0.2") as server,
+        server_process(
+            tmp_path / "server",
+            pki,
+            HOTPATCH_CACHE_SECONDS="0.2",
+            HOTPATCH_TIMESTAMP_KEY_FILE=str(stamp),
+        ) as server,
         httpx.Client(timeout=30) as http,
     ):
         config = AgentConfig(
@@ -41,6 +53,7 @@ def test_devices_follow_a_rotation_without_a_store_release(tmp_path: Path) -> No
         with Agent(config, http=http, storage_dir=tmp_path / "device") as agent:
             agent.on_launch()
             assert agent.sync().status is SyncStatus.STAGED
+            assert agent.state.head_seen  # the server process's head was verified
             agent.on_launch()
             agent.notify_ready()
 

@@ -18,10 +18,12 @@ from hotpatch_core import strictjson
 from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.cohort import bucket
 from hotpatch_core.envelope import decode_envelope, pae
+from hotpatch_core.head import due_offers, sign_head
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import FIXED_TIME, build_release, make_pki
+from hotpatch_core.testing import FIXED_TIME, build_release, head_listing, make_pki
+from hotpatch_core.versions import Version
 from hotpatch_core.wire import format_time
 
 VECTORS = Path(__file__).resolve().parents[3] / "docs" / "spec" / "vectors"
@@ -88,6 +90,36 @@ def generate() -> dict[str, bytes]:
         },
         "manifestSha256": hashlib.sha256(encode_manifest(built.manifest)).hexdigest(),
     }
+    stamped = make_pki(seed=7, timestamp=True)
+    assert stamped.timestamp is not None
+    listed = head_listing(
+        [built.manifest], rollout_basis_points=5_000, after=(1, 41),
+        target=("com.example.app", "android", "production"),
+    )  # fmt: skip
+    head_envelope = sign_head(listed, [stamped.timestamp])
+    native = Version.parse_native("1.2.3")
+    head_cases = []
+    for device in ("device-0001", "device-0002", "device-0003", "device-0004"):
+        for failed in ([], [manifest_id(body)]):
+            due = due_offers(
+                listed, device_id=device, native=native, epoch=1, above=(1, 41), failed=failed
+            )
+            head_cases.append(
+                {
+                    "deviceId": device,
+                    "bucket": bucket(device, manifest_id(body)),
+                    "failed": failed,
+                    "due": sorted(due) if due is not None else None,
+                }
+            )
+    head_verify = {
+        "device": release["device"],
+        "now": format_time(FIXED_TIME),
+        "highWaterMark": {"epoch": 1, "sequence": 41},
+        "expiresAt": format_time(listed.expires_at),
+        "signedBy": [stamped.timestamp.key_id],
+        "cases": head_cases,
+    }
     out = io.BytesIO()
     write_archive([ArchiveInput.of_bytes(p, d) for p, d in FILES.items()], out, compresslevel=0)
     archive = out.getvalue()
@@ -111,6 +143,9 @@ def generate() -> dict[str, bytes]:
                 "base64": base64.b64encode(archive).decode(),
             }
         ),
+        "trust-root.timestamp.envelope.json": stamped.root_bytes + b"\n",
+        "head.envelope.json": head_envelope + b"\n",
+        "head.verify.json": _json(head_verify),
         "canonical.json": strictjson.canonical({"b": [1, {"é": None}], "a": True}) + b"\n",
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -169,8 +170,8 @@ def test_a5_a_head_that_starts_above_the_device_could_hide_a_release() -> None:
 
 def test_heads_of_unknown_formats_and_bad_fields_are_refused() -> None:
     """Each malformed field of a correctly signed head is refused with a schema error."""
-    document = unstructure(head_listing(MANIFESTS))
-    for change, error in [
+    document: dict[str, Any] = unstructure(head_listing(MANIFESTS))
+    changes: list[tuple[dict[str, Any], type[Exception]]] = [
         ({"format": 2}, UnsupportedFormatError),
         ({"releases": list(reversed(document["releases"]))}, SchemaError),
         ({"releases": document["releases"] * 2}, SchemaError),
@@ -179,7 +180,8 @@ def test_heads_of_unknown_formats_and_bad_fields_are_refused() -> None:
         ({"releases": [{**document["releases"][0], "manifestId": "A" * 64}]}, SchemaError),
         ({"releases": [{**document["releases"][0], "rolloutBasisPoints": 10_001}]}, SchemaError),
         ({"releases": [{**document["releases"][0], "binaryRange": "garbage!"}]}, SchemaError),
-    ]:
+    ]
+    for change, error in changes:
         body = json.dumps({**document, **change}).encode()
         data = encode_envelope(sign_envelope(HEAD_PAYLOAD_TYPE, body, [STAMP]))
         with pytest.raises(error):

@@ -44,7 +44,13 @@ from hotpatch_core.expo import commit_time, roll_back_directive
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest, manifest_id
 from hotpatch_core.release import decode_release_envelope, sign_release
-from hotpatch_core.trust import PublisherKey, Scope, load_trust_root, rotate_trust_root
+from hotpatch_core.trust import (
+    PublisherKey,
+    Scope,
+    TimestampRole,
+    load_trust_root,
+    rotate_trust_root,
+)
 from hotpatch_core.versions import Version
 from hotpatch_diff import PatchSide, make_patch
 
@@ -237,6 +243,17 @@ def _root_keys(paths: list[str] | None) -> list[SigningKey]:
     return [load_signing_key(None, Path(p)) for p in paths or []]
 
 
+def _timestamp(paths: list[str] | None) -> TimestampRole | None:
+    """Return the timestamp role of the ``--timestamp-key`` files (any one key must sign)."""
+    if not paths:
+        return None
+    keys = {}
+    for path in paths:
+        key = load_public_key(Path(path))
+        keys[key.key_id] = key
+    return TimestampRole(tuple(keys.values()))
+
+
 def trust_root_create(ctx: Context, args: argparse.Namespace) -> None:
     """Create and sign an app's first trust root."""
     root, data = build_trust_root(
@@ -246,6 +263,7 @@ def trust_root_create(ctx: Context, args: argparse.Namespace) -> None:
         version=1,
         epoch=args.epoch,
         expires_at=_now() + timedelta(days=args.days) if args.days else None,
+        timestamp=_timestamp(args.timestamp_key),
     )
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -254,10 +272,13 @@ def trust_root_create(ctx: Context, args: argparse.Namespace) -> None:
     ctx.output.result(
         {"path": str(out), "version": root.version, "epoch": root.epoch,
          "rootKeys": [k.key_id for k in root.root_keys],
-         "publishers": [p.key_id for p in root.publishers]},
+         "publishers": [p.key_id for p in root.publishers],
+         "timestampKeys": [k.key_id for k in root.timestamp.keys] if root.timestamp else []},
         f"wrote trust root v{root.version} (epoch {root.epoch}) to {out}: "
         f"{root.root_threshold} of {len(root.root_keys)} root keys, "
-        f"{len(root.publishers)} publisher key(s). Embed this file in the app, and create the "
+        f"{len(root.publishers)} publisher key(s)"
+        + (", channel heads required" if root.timestamp else "")
+        + ". Embed this file in the app, and create the "
         f"app on the server with it (hotpatch-server create-app ID --trust-root {out}).",
     )  # fmt: skip
 
@@ -279,6 +300,10 @@ def trust_root_rotate(ctx: Context, args: argparse.Namespace) -> None:
         version=current.version + 1,
         epoch=current.epoch + 1 if args.bump_epoch else current.epoch,
         expires_at=_now() + timedelta(days=args.days) if args.days else current.expires_at,
+        timestamp=None
+        if args.no_timestamp_key
+        else _timestamp(args.timestamp_key) or current.timestamp,
+        release_thresholds=current.release_thresholds,
     )
     from hotpatch_core.trust import sign_trust_root  # noqa: PLC0415 - signed by both sets
 

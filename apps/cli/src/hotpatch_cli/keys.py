@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from hotpatch_cli.errors import UsageError
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import PublicKey, SigningKey
-from hotpatch_core.trust import PublisherKey, Scope, TrustRoot, sign_trust_root
+from hotpatch_core.trust import PublisherKey, Scope, TimestampRole, TrustRoot, sign_trust_root
 from hotpatch_core.wire import unstructure
 
 __all__ = [
@@ -91,6 +91,8 @@ def build_trust_root(  # noqa: PLR0913 - the root's fields, keyword-only
     version: int,
     epoch: int,
     expires_at: datetime | None,
+    timestamp: TimestampRole | None = None,
+    release_thresholds: Mapping[str, int] | None = None,
 ) -> tuple[TrustRoot, bytes]:
     """Build a trust root and sign it with ``root_keys``; return it and its envelope bytes."""
     if not root_keys:
@@ -106,7 +108,9 @@ def build_trust_root(  # noqa: PLR0913 - the root's fields, keyword-only
             root_keys=tuple(k.public_key for k in root_keys),
             root_threshold=threshold,
             publishers=tuple(publishers),
+            release_thresholds=dict(release_thresholds or {}),
             expires_at=expires_at,
+            timestamp=timestamp,
         )
         return root, sign_trust_root(root, root_keys)
     except (HotPatchError, ValueError) as exc:

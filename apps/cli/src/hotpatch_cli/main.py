@@ -229,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     create.add_argument("--publisher-days", type=int, help="publisher keys expire after N days")
     create.add_argument("--epoch", type=int, default=1)
     create.add_argument("--days", type=int, help="the root expires after N days")
+    create.add_argument(
+        "--timestamp-key",
+        action="append",
+        metavar="PEM",
+        help="the server's timestamp public key (`hotpatch-server timestamp-key`); devices then "
+        "require a current, signed channel head with every answer (repeat for several servers)",
+    )
     create.add_argument("--out", required=True, help="file to write")
     create.add_argument("--force", action="store_true", help="replace an existing file")
     _add_scope(create)
@@ -248,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     rotate.add_argument("--publisher-days", type=int)
     rotate.add_argument("--bump-epoch", action="store_true", help="start a new epoch (A4)")
     rotate.add_argument("--days", type=int)
+    stamp = rotate.add_mutually_exclusive_group()
+    stamp.add_argument(
+        "--timestamp-key",
+        action="append",
+        metavar="PEM",
+        help="replace the timestamp keys (default: keep the current root's)",
+    )
+    stamp.add_argument(
+        "--no-timestamp-key",
+        action="store_true",
+        help="drop the timestamp keys: devices stop requiring channel heads",
+    )
     rotate.add_argument("--out", required=True)
     rotate.add_argument("--force", action="store_true")
     rotate.add_argument("--upload", action="store_true", help="install it on the server")

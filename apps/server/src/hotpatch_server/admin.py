@@ -135,15 +135,19 @@ def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -
     cli = installed_cli or "hotpatch"
     if settings.embedded:
         server = f"HOTPATCH_DATA_DIR={shlex.quote(str(settings.data_dir))} {server}"
+    stamp = settings.timestamp_key is not None
     steps = [
         "First steps (in another terminal; docs/quickstart.md explains each one):",
         "  1. keys and the trust root your app embeds (keep root.pem offline):",
         f"     {cli} keys generate --root --out root.pem",
         f"     {cli} keys generate --scope-app {app_id}",
         f"     {cli} keys export-public --out publisher.pub",
+        *([f"     {server} timestamp-key --out timestamp.pub"] if stamp else []),
         (
             f"     {cli} trust-root create --root-key root.pem --publisher publisher.pub:ci "
-            f"--scope-app {app_id} --out trust-root.json"
+            f"--scope-app {app_id}"
+            + (" --timestamp-key timestamp.pub" if stamp else "")
+            + " --out trust-root.json"
         ),
         "  2. the app on this server, and an API key to publish with"
         + ("" if settings.embedded else " (with this server's DATABASE_URL and JWT_SECRET)")
@@ -157,6 +161,27 @@ def first_steps(settings: Settings, url: str, app_id: str = "com.example.app") -
     if installed_cli is None:
         steps.insert(1, "  0. install the hotpatch command: see docs/install.md")
     return steps
+
+
+def _timestamp_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Print (or write) the public half of the key that signs channel heads."""
+    if settings.timestamp_key is None:
+        raise AdminError(
+            "this server has no timestamp key: set HOTPATCH_TIMESTAMP_KEY_FILE to an Ed25519 "
+            "private key (`hotpatch keys generate --out timestamp.pem`)"
+        )
+    pem = settings.timestamp_key.public_key.to_pem()
+    if args.out is None:
+        sys.stdout.write(pem.decode("ascii"))
+        return 0
+    try:
+        Path(args.out).write_bytes(pem)
+    except OSError as exc:
+        raise AdminError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(  # noqa: T201
+        f"wrote the timestamp public key (id {settings.timestamp_key.key_id}) to {args.out}"
+    )
+    return 0
 
 
 def _create_app(settings: Settings, args: argparse.Namespace) -> int:
@@ -267,6 +292,12 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--create", action="store_true", help=_CREATE_HELP)
     key.set_defaults(handler=_create_key)
     commands.add_parser("list-keys", help="list API keys").set_defaults(handler=_list_keys)
+    stamp = commands.add_parser(
+        "timestamp-key",
+        help="print the public key that signs channel heads, for the trust root",
+    )
+    stamp.add_argument("--out", help="write it to this file (default: standard output)")
+    stamp.set_defaults(handler=_timestamp_key)
     revoke = commands.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_revoke_key)
@@ -281,7 +312,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         args.host, args.port = None, None
     environment = dict(os.environ) if env is None else env
     try:
-        if handler not in {_serve, _migrate}:
+        if handler not in {_serve, _migrate, _timestamp_key}:
             _require_database(environment, args)
         settings = Settings.from_env(environment)
         return handler(settings, args)

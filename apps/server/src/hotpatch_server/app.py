@@ -46,6 +46,7 @@ from hotpatch_server.expo import (
     ExpoService,
     manifest_route,
 )
+from hotpatch_server.heads import ChannelHeads
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.ops import CacheState, health, metrics, public_metrics
@@ -137,7 +138,12 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
     tracker = DeviceTracker(sessionmaker)
     app_metrics = Metrics()
     run_migrations = settings.embedded if migrate is None else migrate
-    check_service = CheckService(active, tracker, store, app_metrics, limits, clock)
+    heads = (
+        ChannelHeads(settings.timestamp_key, settings.head_lifetime)
+        if settings.timestamp_key is not None
+        else None
+    )
+    check_service = CheckService(active, tracker, store, app_metrics, limits, clock, heads)
     deployment_keys = DeploymentKeys(sessionmaker, settings.active_cache_seconds)
     codepush_service = CodePushService(
         deployment_keys, active, tracker, store, app_metrics, limits, clock

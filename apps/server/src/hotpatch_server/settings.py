@@ -31,12 +31,18 @@ these environment variables:
                                    (default 1000)
 ``HOTPATCH_AUTO_PATCHES``          ``0`` stops making patches after each publish (default ``1``)
 ``HOTPATCH_METRICS_PUBLIC``        ``1`` serves ``/metrics`` without a credential (default ``0``)
+``HOTPATCH_TIMESTAMP_KEY_FILE``    the Ed25519 private key (PEM) that signs channel heads; the
+                                   embedded default makes one in the data directory; elsewhere,
+                                   without it, no head is served
+``HOTPATCH_HEAD_LIFETIME``         seconds a channel head stays valid on a device (default
+                                   86400): how long a mirror can replay an old answer
 =================================  ============================================================
 
-The embedded default (no ``DATABASE_URL``) generates a JWT secret once and
-keeps it in the data directory, so ``hotpatch-server`` runs with zero
-configuration. The data directory is private to the server's user (0700),
-and so are the secret and the SQLite database in it (0600). Outside it, a
+The embedded default (no ``DATABASE_URL``) generates a JWT secret and a
+timestamp key once and keeps them in the data directory, so
+``hotpatch-server`` runs with zero configuration. The data directory is
+private to the server's user (0700), and so are the secret, the key and the
+SQLite database in it (0600). Outside it, a
 missing or short ``JWT_SECRET`` is a startup error, never a silent default.
 """
 
@@ -49,6 +55,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.keys import SigningKey
 
 __all__ = ["MIN_SECRET_BYTES", "ConfigurationError", "Settings", "private_dir", "sqlite_path"]
 
@@ -91,6 +100,9 @@ class Settings:
     device_flush_seconds: float = 2.0
     rate_limit_scale: float = 1.0
     redis_prefix: str = "hotpatch"
+    #: Signs channel heads (docs/spec/head.md); None: none are served.
+    timestamp_key: SigningKey | None = attrs.field(default=None, repr=False)
+    head_lifetime: float = 24 * 3600.0
 
     @property
     def embedded(self) -> bool:
@@ -144,6 +156,7 @@ class Settings:
                     f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; it is {len(jwt_secret)}"
                 )
         s3_bucket = env.get("S3_BUCKET") or None
+        timestamp_key = _timestamp_key(env, data_dir, embedded=database_url.startswith("sqlite"))
         return cls(
             database_url=database_url,
             jwt_secret=jwt_secret,
@@ -171,6 +184,8 @@ class Settings:
             max_expanded_bytes=int(
                 _positive_float(env, "HOTPATCH_MAX_EXPANDED_BYTES", float(DEFAULT_MAX_EXPANDED))
             ),
+            timestamp_key=timestamp_key,
+            head_lifetime=_positive_float(env, "HOTPATCH_HEAD_LIFETIME", 24 * 3600.0),
         )
 
 
@@ -232,3 +247,23 @@ def _embedded_secret(data_dir: Path) -> bytes:
         tmp.chmod(0o600)
         tmp.replace(path)
     return path.read_text().strip().encode()
+
+
+def _timestamp_key(env: Mapping[str, str], data_dir: Path, *, embedded: bool) -> SigningKey | None:
+    """Load the key that signs channel heads: the named file, or the embedded default's own."""
+    named = env.get("HOTPATCH_TIMESTAMP_KEY_FILE", "").strip()
+    if not named and not embedded:
+        return None  # several servers must share one key: it is never made up for them
+    path = Path(named) if named else data_dir / "timestamp-key.pem"
+    if not named and not path.exists():
+        private_dir(data_dir)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(SigningKey.generate().to_pem())
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the timestamp key {path}: {exc}") from None
+    except HotPatchError as exc:
+        raise ConfigurationError(f"{path} is not an Ed25519 private key: {exc}") from None

@@ -48,6 +48,7 @@ __all__ = [
     "Server",
     "ServerDidNotStartError",
     "ServerProcess",
+    "assert_no_offer",
     "bootstrap_admin",
     "expo_code_signing",
     "free_port",
@@ -59,6 +60,15 @@ __all__ = [
 
 APP_ID = "com.example.app"
 OTHER_APP = "com.other.app"
+
+
+def assert_no_offer(answer: dict[str, Any]) -> None:
+    """Assert an update check ``answer`` offers nothing: no release, no URL, no patch.
+
+    It may carry the channel head, which lists what the channel offers others.
+    """
+    assert answer["updateAvailable"] is False, answer  # noqa: S101 - a test helper
+    assert set(answer) <= {"updateAvailable", "head"}, answer  # noqa: S101 - a test helper
 
 
 @attrs.define

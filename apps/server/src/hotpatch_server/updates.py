@@ -42,6 +42,7 @@ from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
+from hotpatch_server.heads import ChannelHeads
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
@@ -58,6 +59,7 @@ __all__ = [
     "DeviceTracker",
     "Report",
     "choose",
+    "head_start",
     "native_version",
     "parse_check",
     "record_installation",
@@ -153,14 +155,31 @@ def parse_check(params: dict[str, Any]) -> CheckQuery:
     )
 
 
-def choose(query: CheckQuery, candidates: tuple[Candidate, ...]) -> Candidate | None:
-    """Return the release to offer this device, or None."""
-    floor = query.current_position
+def _floor(query: CheckQuery, candidates: tuple[Candidate, ...]) -> tuple[int, int] | None:
+    """Return the position of what the device runs, as far as the server can tell."""
     if query.current_manifest_id is not None:
         for candidate in candidates:
             if candidate.manifest_id == query.current_manifest_id:
-                floor = candidate.position
-                break
+                return candidate.position
+    return query.current_position
+
+
+def head_start(query: CheckQuery, candidates: tuple[Candidate, ...]) -> tuple[int, int] | None:
+    """Return where this device's channel head starts: the newest release at or below its floor.
+
+    The head lists every release newer than that, which covers everything
+    :func:`choose` could offer. Cutting only at a release's position keeps
+    the heads of a channel few, whatever numbers a device sends.
+    """
+    floor = _floor(query, candidates)
+    if floor is None:
+        return None
+    return next((c.position for c in candidates if c.position <= floor), None)
+
+
+def choose(query: CheckQuery, candidates: tuple[Candidate, ...]) -> Candidate | None:
+    """Return the release to offer this device, or None."""
+    floor = _floor(query, candidates)
     for candidate in candidates:
         if floor is not None and candidate.position <= floor:
             return None  # candidates are newest first: nothing newer is left
@@ -359,7 +378,7 @@ def _answer(
 ) -> dict[str, Any]:
     if candidate is None:
         return {"updateAvailable": False}
-    answer = {
+    answer: dict[str, Any] = {
         "updateAvailable": True,
         "version": candidate.version,
         "bundleUrl": store.url(candidate.archive_sha256, now),
@@ -394,6 +413,8 @@ class CheckService:
     metrics: Metrics
     limits: Limits
     clock: Callable[[], datetime]
+    #: Signs the channel head sent with every answer; None when no timestamp key is set.
+    heads: ChannelHeads | None = None
 
     async def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate, rate-limit, note the device, choose from the cache, answer."""
@@ -401,10 +422,15 @@ class CheckService:
         now = self.clock()
         await self.limits.check.enforce(f"{query.app_id}/{query.device_id}", now.timestamp())
         self.device_tracker.note(query, now)
-        candidates = await self.active_releases.get(query.app_id, query.platform, query.channel)
+        target = (query.app_id, query.platform, query.channel)
+        candidates = await self.active_releases.get(*target)
         chosen = choose(query, candidates)
         self.metrics.inc("update_check", offered=str(chosen is not None).lower())
-        return _answer(chosen, self.blob_store, now, query.current_manifest_id, query.native_text)
+        answer = _answer(chosen, self.blob_store, now, query.current_manifest_id, query.native_text)
+        if self.heads is not None:
+            # From the same candidates as the choice: the head never contradicts the answer.
+            answer["head"] = self.heads.head(target, candidates, head_start(query, candidates), now)
+        return answer
 
 
 @attrs.frozen

@@ -282,6 +282,26 @@ def _ignore(_progress: Progress) -> None:
     return
 
 
+@attrs.frozen
+class _Answer:
+    """An update check answer as read: the signed parts are judged by the state machine."""
+
+    envelope: bytes | None
+    url: str | None
+    patch: PatchHint | None
+    head: bytes | None
+
+
+def _signed_bytes(value: object) -> bytes | None:
+    """Decode a base64 signed document of the answer; garbage is passed on to be refused."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value.encode()  # verification rejects it as a malformed envelope
+
+
 def _durable(state: DeviceState) -> DeviceState:
     """Return the part of ``state`` worth a disk write.
 
@@ -435,12 +455,15 @@ class Agent:
             work = self._walk_roots(work)
             request = next(a for a in work if isinstance(a, RequestCheck))
             try:
-                envelope, url, hint = self._ask(request)
+                answer = self._ask(request)
             except NetworkError as exc:
                 self._feed(CheckFailed(str(exc)))
                 raise
+            envelope, url, hint = answer.envelope, answer.url, answer.patch
             with self._mutex:
-                work = self._feed(CheckAnswered(envelope, self._clock.now()))
+                work = self._feed(
+                    CheckAnswered(envelope, self._clock.now(), answer.head, self._device_id)
+                )
                 for action in work:
                     if isinstance(action, Reject):
                         raise action.error
@@ -731,8 +754,8 @@ class Agent:
             self._perform(work)  # raises a refused root's error
         return work
 
-    def _ask(self, request: RequestCheck) -> tuple[bytes | None, str | None, PatchHint | None]:
-        """Send the update check; return (envelope bytes, archive URL) or (None, None)."""
+    def _ask(self, request: RequestCheck) -> _Answer:
+        """Send the update check; return what its answer says (its signed parts undecided)."""
         c = self.config
         params: dict[str, Any] = {
             "appId": c.app_id,
@@ -750,16 +773,20 @@ class Agent:
             answer = loads(bytes(body))
         except FormatError as exc:
             raise NetworkError(f"update check answer is not JSON: {exc}", retryable=False) from None
-        if not isinstance(answer, dict) or answer.get("updateAvailable") is not True:
-            return None, None, None
-        manifest, url = answer.get("manifest"), answer.get("bundleUrl")
-        if not isinstance(manifest, str) or not isinstance(url, str):
+        if not isinstance(answer, dict):
+            return _Answer(None, None, None, None)
+        head = _signed_bytes(answer.get("head"))
+        if answer.get("updateAvailable") is not True:
+            return _Answer(None, None, None, head)
+        manifest, url = _signed_bytes(answer.get("manifest")), answer.get("bundleUrl")
+        if manifest is None or not isinstance(url, str):
             raise NetworkError("update check answer lacks manifest or bundleUrl", retryable=False)
-        try:
-            envelope = base64.b64decode(manifest, validate=True)
-        except (binascii.Error, ValueError):
-            envelope = manifest.encode()  # verification rejects it as a malformed envelope
-        return envelope, str(httpx.URL(self._url("/")).join(url)), self._hint(answer.get("patch"))
+        return _Answer(
+            manifest,
+            str(httpx.URL(self._url("/")).join(url)),
+            self._hint(answer.get("patch")),
+            head,
+        )
 
     def _hint(self, value: object) -> PatchHint | None:
         """Read the check answer's optional, unsigned ``patch`` offer; ignore it if malformed."""

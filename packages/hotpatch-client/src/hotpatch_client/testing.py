@@ -27,6 +27,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
 
 import attrs
@@ -35,9 +36,18 @@ import httpx
 from hotpatch_client.agent import Agent, AgentConfig, SyncResult, SyncStatus
 from hotpatch_client.errors import AgentLockedError
 from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
+from hotpatch_core.head import sign_head
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
-from hotpatch_core.testing import PKI, BuiltRelease, FakeClock, build_release, make_pki, rotate_pki
+from hotpatch_core.testing import (
+    PKI,
+    BuiltRelease,
+    FakeClock,
+    build_release,
+    head_listing,
+    make_pki,
+    rotate_pki,
+)
 from hotpatch_core.trust import TrustRoot
 from hotpatch_diff import PatchSide, make_patch
 
@@ -421,6 +431,12 @@ class RepositorySimulator:
     base), ``patch_size`` (the size to claim for them), ``roots`` (trust root
     envelopes by version, served at ``/apps/{app}/roots/{version}``; see
     :meth:`rotate`).
+
+    With a PKI whose root names a timestamp key (``make_pki(timestamp=True)``),
+    every answer carries the channel head (:meth:`head`), signed at
+    ``clock()``: it lists every release but the ``withdrawn`` ones, which are
+    no longer offered either. ``head_override`` sends other head bytes (an
+    old head a mirror replays), and ``offer_nothing`` answers "no update".
     """
 
     pki: PKI = attrs.field(factory=lambda: make_pki(seed=7))
@@ -443,6 +459,27 @@ class RepositorySimulator:
     patch_size: int | None = None
     roots: dict[int, bytes] = attrs.field(factory=dict)
     embedded_root: TrustRoot | None = None
+    clock: Callable[[], datetime] = attrs.field(factory=FakeClock)
+    head_lifetime: timedelta = timedelta(hours=24)
+    withdrawn: set[str] = attrs.field(factory=set)
+    head_override: bytes | None = None
+    offer_nothing: bool = False
+
+    def live(self) -> list[PublishedRelease]:
+        """Releases still offered, oldest first (all but the withdrawn)."""
+        return [r for r in self.releases if r.manifest_id not in self.withdrawn]
+
+    def head(self) -> bytes | None:
+        """Return the channel head this server signs now (None: its root names no timestamp key)."""
+        if self.pki.timestamp is None:
+            return None
+        head = head_listing(
+            [r.built.manifest for r in self.live()],
+            issued_at=self.clock(),
+            lifetime=self.head_lifetime,
+            target=(self.app_id, Platform.ANDROID.value, "production"),
+        )
+        return sign_head(head, [self.pki.timestamp])
 
     def config(self, **overrides: Any) -> AgentConfig:
         """Return the config of an Android device (``device-1``, binary 1.0.0) of this app.
@@ -555,9 +592,16 @@ class RepositorySimulator:
 
     def _check(self, request: httpx.Request) -> httpx.Response:
         current = request.url.params.get("currentManifestId")
-        release = self.offer or (self.releases[-1] if self.releases else None)
-        if release is None or (current == release.manifest_id and self.envelope_override is None):
-            return httpx.Response(200, json={"updateAvailable": False})
+        live = self.live()
+        release = self.offer or (live[-1] if live else None)
+        head = self.head_override or self.head()
+        signed = {"head": base64.b64encode(head).decode()} if head is not None else {}
+        if (
+            release is None
+            or self.offer_nothing
+            or (current == release.manifest_id and self.envelope_override is None)
+        ):
+            return httpx.Response(200, json={"updateAvailable": False, **signed})
         envelope = self.envelope_override or release.envelope
         m = release.built.manifest
         extra: dict[str, Any] = {}
@@ -579,6 +623,7 @@ class RepositorySimulator:
                 "mandatory": m.mandatory,
                 "manifest": base64.b64encode(envelope).decode(),
                 "manifestId": release.manifest_id,
+                **signed,
                 **extra,
                 **self.answer_extra,
             },

@@ -149,7 +149,9 @@ class HeadRelease:
 
 
 def _releases(
-    instance: ChannelHead, _attribute: attrs.Attribute[object], value: tuple[HeadRelease, ...]
+    instance: ChannelHead,
+    _attribute: attrs.Attribute[tuple[HeadRelease, ...]],
+    value: tuple[HeadRelease, ...],
 ) -> None:
     if len(value) > MAX_HEAD_RELEASES:
         raise SchemaError(f"lists more than {MAX_HEAD_RELEASES} releases", "releases")

@@ -670,9 +670,9 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
         return idle, [Reject(exc)]
     if event.envelope is None:
         # The server offers nothing (e.g. the rollout was paused): stop any resume.
-        idle, actions = _drop_offer(idle)
+        idle, dropped = _drop_offer(idle)
         held = None if head is None else _held_back(idle, event, config, head, None)
-        return idle, [*actions, *([Reject(held)] if held is not None else [])]
+        return idle, [*dropped, *([Reject(held)] if held is not None else [])]
     mark = state.high_water.get(config.scope_key)
     at = state.judged_at(event.now)
     try:

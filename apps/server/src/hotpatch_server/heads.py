@@ -1,0 +1,112 @@
+"""Channel heads: the signed "as of now" that comes with every update check answer.
+
+The server holds the timestamp key (``HOTPATCH_TIMESTAMP_KEY_FILE``), which an
+app's trust root may certify for freshness only (docs/spec/head.md). For
+each (app, platform, channel) and each point a device can start from, it
+signs a head listing the releases it may offer newer than that point, from
+the same cached candidates the check chooses from, so a head never
+contradicts the answer it comes with.
+
+Heads are signed lazily and kept: one is signed again only when the
+channel's releases change (a publish, a rollout change, a pause) or every
+:data:`REFRESH` seconds, so a device that checks again soon after sees a
+newer head, and several processes never sign heads far apart in time.
+Signing costs about one Ed25519 signature per channel and minute.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+from hotpatch_core.head import ChannelHead, HeadRelease, Position, sign_head
+from hotpatch_core.keys import SigningKey
+from hotpatch_server.cache import Candidate
+
+__all__ = ["REFRESH", "ChannelHeads"]
+
+#: The oldest a served head may be, in seconds (well inside HEAD_TOLERANCE).
+REFRESH: Final = 60.0
+#: Heads kept at most (channels x starting points); past it, the store starts over.
+_MAX_HEADS: Final = 50_000
+
+_Key = tuple[str, str, str, tuple[int, int] | None]
+_Content = tuple[tuple[str, int, int, str, int, bool], ...]
+
+
+def _content(candidates: Sequence[Candidate]) -> _Content:
+    return tuple(
+        (c.manifest_id, c.epoch, c.sequence, c.binary_range.text, c.rollout_basis_points, c.paused)
+        for c in candidates
+    )
+
+
+class ChannelHeads:
+    """Signs and keeps the channel heads of this process (see the module docstring)."""
+
+    def __init__(self, key: SigningKey, lifetime: float) -> None:
+        """Sign with ``key``; each head is valid for ``lifetime`` seconds after it is signed."""
+        self._key = key
+        self._lifetime = timedelta(seconds=lifetime)
+        # By channel and starting point: (the candidates object, its content, issued, base64).
+        self._heads: dict[_Key, tuple[object, _Content, datetime, str]] = {}
+
+    @property
+    def public_key(self) -> str:
+        """The timestamp key's public half (base64), for the trust root's ``timestamp`` role."""
+        return self._key.public_key.to_base64()
+
+    def head(
+        self,
+        target: tuple[str, str, str],
+        candidates: tuple[Candidate, ...],
+        after: tuple[int, int] | None,
+        now: datetime,
+    ) -> str:
+        """Return the base64 head of ``target`` listing ``candidates`` newer than ``after``."""
+        key = (*target, after)
+        kept = self._heads.get(key)
+        if kept is not None:
+            source, content, issued, encoded = kept
+            fresh = timedelta(0) <= now - issued < timedelta(seconds=REFRESH)
+            if fresh and (source is candidates or content == _content(candidates)):
+                if source is not candidates:  # reloaded, unchanged: compare once per reload
+                    self._heads[key] = (candidates, content, issued, encoded)
+                return encoded
+        if len(self._heads) >= _MAX_HEADS:
+            self._heads.clear()
+        encoded = self._sign(target, candidates, after, now)
+        self._heads[key] = (candidates, _content(candidates), now, encoded)
+        return encoded
+
+    def _sign(
+        self,
+        target: tuple[str, str, str],
+        candidates: tuple[Candidate, ...],
+        after: tuple[int, int] | None,
+        now: datetime,
+    ) -> str:
+        listed = tuple(
+            HeadRelease(
+                c.manifest_id,
+                c.epoch,
+                c.sequence,
+                c.binary_range.text,
+                c.rollout_basis_points,
+                c.paused,
+            )
+            for c in candidates
+            if after is None or c.position > after
+        )
+        head = ChannelHead(
+            app_id=target[0],
+            platform=target[1],
+            channel=target[2],
+            issued_at=now,
+            expires_at=now + self._lifetime,
+            releases=listed,
+            after=Position(*after) if after is not None else None,
+        )
+        return base64.b64encode(sign_head(head, [self._key])).decode("ascii")
