@@ -13,10 +13,12 @@ manifest request (``/expo/<app>/manifest``, same devices, the release's
 Expo manifest attached) run on the same server process, alternating with
 HotPatch's own check ``--runs`` times; the medians are compared.
 
-A second server process on the same database has a timestamp key
-(``HOTPATCH_TIMESTAMP_KEY_FILE``), so its checks also carry the signed
-channel head; it takes the same check in the same alternation, which gives
-the cost of heads as a ratio.
+Then the cost of channel heads: the same check against fresh server
+processes on the same database, alternately without and with a timestamp key
+(``HOTPATCH_TIMESTAMP_KEY_FILE``, so every answer also carries the signed
+head), ``--runs`` times each. Each run starts its own process: two processes
+alive at once measured 0.78 of each other with identical settings, which
+would drown the difference being measured.
 
 Usage: python bench/server_check.py [--seconds 15] [--devices 1000000] [--runs 3]
 Needs: PostgreSQL (HOTPATCH_BENCH_DATABASE_URL, default the machine's test
@@ -199,11 +201,8 @@ def main() -> int:
             )
         )
         print(f"seeded {args.devices:,} devices in {time.monotonic() - started:.1f} s")
-        port, heads_port = free_port(), free_port()
+        port = free_port()
         server = _start(["--factory", "hotpatch_server.app:app_from_env"], env, port)
-        heads_server = _start(
-            ["--factory", "hotpatch_server.app:app_from_env"], heads_env, heads_port
-        )
         try:
             built = build_release({"index.android.bundle": b"x" * 200_000}, app_id=APP_ID)
             published = httpx.post(
@@ -233,20 +232,30 @@ def main() -> int:
             _wrk(port, 3)  # warm up
             _wrk(port, 3, "codepush_check.lua", wrk_env)
             _wrk(port, 3, "expo_check.lua", wrk_env)
-            _wrk(heads_port, 3)
-            native_runs, codepush_runs, expo_runs, heads_runs = [], [], [], []
+            native_runs, codepush_runs, expo_runs = [], [], []
             for _ in range(args.runs):
                 native_runs.append(_wrk(port, args.seconds))
                 codepush_runs.append(_wrk(port, args.seconds, "codepush_check.lua", wrk_env))
                 expo_runs.append(_wrk(port, args.seconds, "expo_check.lua", wrk_env))
-                heads_runs.append(_wrk(heads_port, args.seconds))
             hotpatch, codepush = _median(native_runs), _median(codepush_runs)
-            expo, headed = _median(expo_runs), _median(heads_runs)
-            tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
+            expo = _median(expo_runs)
         finally:
-            for process in (server, heads_server):
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        plain_runs: list[dict[str, float]] = []
+        heads_runs: list[dict[str, float]] = []
+        for _ in range(args.runs):
+            for runs, settings in ((plain_runs, env), (heads_runs, heads_env)):
+                port = free_port()
+                fresh = _start(["--factory", "hotpatch_server.app:app_from_env"], settings, port)
+                try:
+                    _wrk(port, 3)
+                    runs.append(_wrk(port, args.seconds))
+                finally:
+                    fresh.send_signal(signal.SIGTERM)
+                    fresh.wait(timeout=30)
+        plain, headed = _median(plain_runs), _median(heads_runs)
+        tracked = asyncio.run(_sql(url, "SELECT count(*) FROM devices"))[0]
         port = free_port()
         bare_env = {**env, "PYTHONPATH": str(HERE)}
         bare_server = _start(["--factory", "bare_app:app"], bare_env, port)
@@ -261,6 +270,7 @@ def main() -> int:
     rows = (
         ("bare Litestar route", bare),
         ("HotPatch update check", hotpatch),
+        ("check, fresh process", plain),
         ("... with channel head", headed),
         ("CodePush update check", codepush),
         ("Expo manifest request", expo),
@@ -281,8 +291,9 @@ def main() -> int:
         f"(medians of {args.runs} alternating runs)"
     )
     print(
-        f"check with head / without:  throughput {headed['rps'] / hotpatch['rps']:.2f}, "
-        f"p99 {headed['p99'] / hotpatch['p99']:.2f}  (medians of {args.runs} alternating runs)"
+        f"check with head / without:  throughput {headed['rps'] / plain['rps']:.2f}, "
+        f"p99 {headed['p99'] / plain['p99']:.2f}  (medians of {args.runs} alternating runs, "
+        "a fresh process each)"
     )
     if codepush["non2xx"] or hotpatch["non2xx"] or expo["non2xx"] or headed["non2xx"]:
         print("WARNING: some checks were not answered 2xx; the figures are not comparable")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
+import attrs
 import pytest
 
-from hotpatch_core.testing import rotate_pki
-from hotpatch_server.testing import APP_ID, Server
+from hotpatch_core.keys import SigningKey
+from hotpatch_core.testing import make_pki, rotate_pki
+from hotpatch_core.trust import TimestampRole, sign_trust_root
+from hotpatch_server.testing import APP_ID, Server, in_process_server
 
 
 def _rotate(server: Server, envelope: bytes) -> int:
@@ -71,3 +75,49 @@ def test_bad_root_requests_get_a_problem_never_a_500(
     response = server.client.get(path)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def _stamped(server: Server, key: SigningKey, threshold: int = 1) -> bytes:
+    """The next root of the app, naming ``key`` as its timestamp key."""
+    extra = SigningKey.generate() if threshold > 1 else None
+    keys = (key.public_key, *((extra.public_key,) if extra is not None else ()))
+    root = attrs.evolve(
+        server.pki.root, version=2, timestamp=TimestampRole(keys, threshold=threshold)
+    )
+    return sign_trust_root(root, server.pki.root_keys)
+
+
+def test_a_root_naming_a_timestamp_key_this_server_does_not_sign_with_is_refused(
+    server: Server,
+) -> None:
+    """Devices taking such a root would refuse every answer: it is refused, and nothing changes.
+
+    The embedded server made its own key; a root naming another key, or asking
+    for two signatures on each head, gets 422 naming the problem. The
+    server's own key at a threshold of one is installed.
+    """
+    own = server.settings.timestamp_key
+    assert own is not None
+    for envelope, message in [
+        (_stamped(server, SigningKey.generate()), "signs channel heads with key"),
+        (_stamped(server, own, threshold=2), "with one key, not 2"),
+    ]:
+        response = server.client.put(
+            f"/apps/{APP_ID}/trust-root",
+            json={"trustRoot": base64.b64encode(envelope).decode()},
+            headers=server.auth(server.admin_key),
+        )
+        assert response.status_code == 422, response.text
+        assert message in response.json()["detail"]
+        assert server.client.get(f"/apps/{APP_ID}/roots/2").status_code == 404
+    assert _rotate(server, _stamped(server, own)) == 200
+
+
+def test_a_server_without_a_timestamp_key_refuses_roots_that_need_one(tmp_path: Path) -> None:
+    """Outside the embedded default no key is made up; a root asking for heads says what to set."""
+    pki = make_pki(timestamp=True)
+    with in_process_server(tmp_path / "server", timestamp_key=None) as server:
+        created = server.create_app("com.stamped.app", pki)
+        assert created.status_code == 422, created.text
+        assert "HOTPATCH_TIMESTAMP_KEY_FILE" in created.json()["detail"]
+        assert server.client.get("/apps/com.stamped.app/roots/1").status_code == 404

@@ -403,3 +403,39 @@ def test_forged_crash_flood_changes_nothing(server: Server) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert huge.status_code == 413
+
+
+def test_forged_reports_are_told_apart_from_devices_that_checked(server: Server) -> None:
+    """S10: reports of made-up devices move the totals, but the stats say so.
+
+    Before, a flood of forged ``rolled_back`` reports showed as crashes of
+    real devices. Now each status is also counted over devices this server has
+    seen check for updates, and a warning names the difference when most
+    reports of a status come from devices it never saw.
+    """
+    release = _publish(server, 1)
+    checked = [f"real-{n}" for n in range(3)]
+    for device in checked:
+        assert server.check(device)["updateAvailable"]
+    reports = [(device, "applied") for device in checked]
+    reports += [(f"bot-{n}", "rolled_back") for n in range(12)]
+    reports += [(checked[0], "rolled_back")]
+    for device, status in reports:
+        report = {
+            "id": f"{device}-{status}",
+            "appId": APP_ID,
+            "deviceId": device,
+            "manifestId": release["manifestId"],
+            "status": status,
+        }
+        assert server.client.post("/installations", json=report).status_code == 201
+    deadline = time.monotonic() + 10  # the tracker writes check-ins in batches
+    while True:
+        stats = server.client.get(f"/releases/{release['id']}/stats", headers=server.auth()).json()
+        if stats["installationsFromCheckedDevices"]["applied"] == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert stats["installations"] == {"applied": 3, "failed": 0, "rolled_back": 13}
+    assert stats["installationsFromCheckedDevices"] == {"applied": 3, "failed": 0, "rolled_back": 1}
+    [warning] = stats["warnings"]
+    assert warning.startswith("12 of 13 rolled_back reports come from devices that never checked")

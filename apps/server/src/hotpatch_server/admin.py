@@ -188,7 +188,9 @@ def _create_app(settings: Settings, args: argparse.Namespace) -> int:
     envelope = _read(args.trust_root)
 
     async def work(session: AsyncSession, now: datetime) -> App:
-        return await add_app(session, args.id, args.name or "", envelope, ACTOR, now)
+        return await add_app(
+            session, args.id, args.name or "", envelope, ACTOR, now, settings.timestamp_key
+        )
 
     app = _run(settings, work)
     print(f"created app {app.id} (trust root v{app.trust_root_version})")  # noqa: T201
@@ -199,7 +201,7 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     envelope = _read(args.trust_root)
 
     async def work(session: AsyncSession, now: datetime) -> int:
-        app = await rotate_root(session, args.id, envelope, ACTOR, now)
+        app = await rotate_root(session, args.id, envelope, ACTOR, now, settings.timestamp_key)
         return app.trust_root_version
 
     version = _run(settings, work)

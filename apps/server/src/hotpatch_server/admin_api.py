@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
+from hotpatch_core.keys import SigningKey
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
 from hotpatch_server import fields
 from hotpatch_server.audit import record_key_change, record_raw
@@ -86,20 +87,55 @@ def app_json(app: App) -> dict[str, Any]:
     }
 
 
-def install_trust_root(app: App | None, envelope: bytes) -> TrustRoot:
-    """Check a trust root for a new app (self-signed) or as the next rotation of ``app``'s."""
+def install_trust_root(app: App | None, envelope: bytes, heads: SigningKey | None) -> TrustRoot:
+    """Check a trust root for a new app (self-signed) or as the next rotation of ``app``'s.
+
+    A root that names timestamp keys must name the one this server signs
+    channel heads with (``heads``), at a threshold of one: otherwise every
+    device that takes it would refuse every answer.
+    """
     try:
-        if app is None:
-            return load_trust_root(envelope)
-        return rotate_trust_root(load_trust_root(app.trust_root), envelope)
+        root = (
+            load_trust_root(envelope)
+            if app is None
+            else rotate_trust_root(load_trust_root(app.trust_root), envelope)
+        )
     except HotPatchError as exc:
         raise problem_for(exc, field="trustRoot") from None
+    role = root.timestamp
+    if role is None or (
+        heads is not None and heads.key_id in role.keyring() and role.threshold == 1
+    ):
+        return root
+    named = ", ".join(k.key_id[:16] for k in role.keys)
+    if heads is None:
+        server = "has no timestamp key (set HOTPATCH_TIMESTAMP_KEY_FILE)"
+    elif heads.key_id not in role.keyring():
+        server = f"signs channel heads with key {heads.key_id[:16]}"
+    else:
+        server = f"signs channel heads with one key, not {role.threshold}"
+    raise Problem(
+        422,
+        "invalid",
+        f"the trust root names timestamp key(s) {named}, but this server {server}: devices "
+        "that take this root would refuse every answer",
+        field="trustRoot",
+    )
 
 
 async def add_app(
-    session: AsyncSession, app_id: str, name: str, envelope: bytes, actor: str, now: datetime
+    session: AsyncSession,
+    app_id: str,
+    name: str,
+    envelope: bytes,
+    actor: str,
+    now: datetime,
+    heads: SigningKey | None,
 ) -> App:
-    """Create an app trusting ``envelope`` (a self-signed trust root); audited."""
+    """Create an app trusting ``envelope`` (a self-signed trust root); audited.
+
+    ``heads`` is the key this server signs channel heads with (see :func:`install_trust_root`).
+    """
     fields.app_id(app_id, "id")
     fields.display_name(name, "name")
     if await session.get(App, app_id) is not None:
@@ -109,7 +145,7 @@ async def add_app(
             f"app {app_id!r} already exists; rotate its trust root instead",
             field="id",
         )
-    root = install_trust_root(None, envelope)
+    root = install_trust_root(None, envelope, heads)
     app = App(
         id=app_id,
         name=name or app_id,
@@ -126,7 +162,12 @@ async def add_app(
 
 
 async def rotate_root(
-    session: AsyncSession, app_id: str, envelope: bytes, actor: str, now: datetime
+    session: AsyncSession,
+    app_id: str,
+    envelope: bytes,
+    actor: str,
+    now: datetime,
+    heads: SigningKey | None,
 ) -> App:
     """Move ``app_id`` to trust root N+1 (signed by N's and its own root keys); audited.
 
@@ -137,7 +178,7 @@ async def rotate_root(
     app = await session.get(App, app_id)
     if app is None:
         raise Problem(404, "not-found", f"no app {app_id!r}")
-    root = install_trust_root(app, envelope)
+    root = install_trust_root(app, envelope, heads)
     before = app.trust_root_version
     app.trust_root = envelope
     app.trust_root_version = root.version
@@ -185,12 +226,19 @@ class AppController(Controller):
 
     @post("/", status_code=201, summary="Create an app")
     async def create(
-        self, data: JSONBody[NewApp], principal: PrincipalDep, db_session: DbSession, now: Now
+        self,
+        data: JSONBody[NewApp],
+        principal: PrincipalDep,
+        db_session: DbSession,
+        settings: SettingsDep,
+        now: Now,
     ) -> dict[str, Any]:
         """Create an app with its trust root (admin of that app id)."""
         principal.require(Action.ADMIN, data.id)
         envelope = _b64(data.trust_root, "trustRoot")
-        app = await add_app(db_session, data.id, data.name, envelope, principal.label, now)
+        app = await add_app(
+            db_session, data.id, data.name, envelope, principal.label, now, settings.timestamp_key
+        )
         await db_session.commit()
         return app_json(app)
 
@@ -288,12 +336,15 @@ class AppController(Controller):
         principal: PrincipalDep,
         db_session: DbSession,
         trust_roots: NamedDependency[SkipValidation[TrustRootCache]],
+        settings: SettingsDep,
         now: Now,
     ) -> dict[str, Any]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
         principal.require(Action.ADMIN, app_id)
         envelope = _b64(data.trust_root, "trustRoot")
-        app = await rotate_root(db_session, app_id, envelope, principal.label, now)
+        app = await rotate_root(
+            db_session, app_id, envelope, principal.label, now, settings.timestamp_key
+        )
         await db_session.commit()
         trust_roots.forget(app_id)  # devices of this process's clients see it at once
         return app_json(app)

@@ -183,6 +183,23 @@ def _row(
     )
 
 
+#: Reports of one status from devices never seen checking, from which on a warning is given.
+UNSEEN_WARNING_MIN = 10
+
+
+def _report_warnings(counts: dict[str, int], seen: dict[str, int]) -> list[str]:
+    """Say where reports come mostly from devices that never checked: they may be forged."""
+    warnings = []
+    for status, total in counts.items():
+        unseen = total - seen.get(status, 0)
+        if unseen >= UNSEEN_WARNING_MIN and unseen * 2 > total:
+            warnings.append(
+                f"{unseen} of {total} {status} reports come from devices that never checked "
+                "for updates on this server: they may be forged (reports need no credential)"
+            )
+    return warnings
+
+
 def _rollout(fields: dict[str, str]) -> int:
     text = fields.get("rollout", fields.get("rolloutPercent", "100"))
     try:
@@ -388,6 +405,19 @@ class ReleaseController(Controller):
             counts[status] = counts.get(status, 0) + count
             if phase:
                 phases[f"{status}/{phase}"] = count
+        # Reports need no credential (S10): a device that never checked for updates may be
+        # made up. Count the reports of devices this server has seen check, per status.
+        seen_rows = await db_session.execute(
+            select(Installation.status, func.count())
+            .join(
+                Device,
+                (Device.app_id == Installation.app_id)
+                & (Device.device_id == Installation.device_id),
+            )
+            .where(Installation.manifest_id == row.manifest_id, Installation.app_id == row.app_id)
+            .group_by(Installation.status)
+        )
+        seen = dict.fromkeys(counts, 0) | {str(s): int(n) for s, n in seen_rows.all()}
         running = await db_session.scalar(
             select(func.count())
             .select_from(Device)
@@ -418,6 +448,8 @@ class ReleaseController(Controller):
             "id": row.id,
             "manifestId": row.manifest_id,
             "installations": counts,
+            "installationsFromCheckedDevices": seen,
+            "warnings": _report_warnings(counts, seen),
             "failuresByPhase": phases,
             "devicesRunning": int(running or 0),
             "rolloutPercent": row.rollout_basis_points / 100,

@@ -322,7 +322,9 @@ def in_process_server(
 ) -> Iterator[Server]:
     """Run the real app in-process (SQLite in ``data_dir`` unless ``database_url``).
 
-    Keyword arguments override fields of its :class:`Settings`.
+    Keyword arguments override fields of its :class:`Settings`. It signs
+    channel heads on every database (a key is made up for PostgreSQL too),
+    unless ``timestamp_key=None`` is passed.
 
     The app ``com.example.app`` exists with ``pki``'s trust root (default
     :func:`make_pki`), and the harness holds an admin and a publisher key.
@@ -339,7 +341,7 @@ def in_process_server(
             }
         ),
         device_flush_seconds=0.05,
-        **overrides,
+        **{"timestamp_key": SigningKey.generate(), **overrides},
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
