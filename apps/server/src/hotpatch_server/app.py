@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -37,6 +37,7 @@ from hotpatch_server.codepush import (
     LegacyCodePushController,
 )
 from hotpatch_server.codepush.protocol import CodePushService
+from hotpatch_server.db_outage import database_health, is_unavailable, unavailable_problem
 from hotpatch_server.deps import Now
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.expo import (
@@ -102,7 +103,9 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
     engine = create_async_engine(settings.database_url, pool_pre_ping=True)
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     store = blob_store or _blob_store(settings)
+    db_health = database_health()
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
+    active.db_health = db_health
     trust_roots = TrustRootCache(sessionmaker, settings.active_cache_seconds)
     redis = (
         Redis.from_url(
@@ -135,7 +138,14 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
                 redis_health.succeeded()
 
         active.publish_invalidation = announce
-    tracker = DeviceTracker(sessionmaker)
+    tracker = DeviceTracker(sessionmaker, db_health)
+
+    def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        if is_unavailable(exc):
+            db_health.failed(exc, f"serving {request.method} {request.url.path}")
+            return problem_handler(request, unavailable_problem())
+        return unexpected_error_handler(request, exc)
+
     app_metrics = Metrics()
     run_migrations = settings.embedded if migrate is None else migrate
     heads = (
@@ -231,12 +241,13 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
             "codepush_service": Provide(lambda: codepush_service, sync_to_thread=False),
             "expo_service": Provide(lambda: expo_service, sync_to_thread=False),
             "cache_state": Provide(lambda: CacheState(redis, redis_health), sync_to_thread=False),
+            "db_health": Provide(lambda: db_health, sync_to_thread=False),
         },
         exception_handlers={
             Problem: problem_handler,
             HotPatchError: problem_handler,
             HTTPException: http_exception_handler,
-            Exception: unexpected_error_handler,
+            Exception: server_error,
         },
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="HotPatch", version="0.1.0", path="/schema"),

@@ -34,6 +34,8 @@ from hotpatch_core.expo import multipart, signature_header
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
+from hotpatch_server.db_outage import database_health, is_unavailable
+from hotpatch_server.health import DependencyHealth
 from hotpatch_server.models import (
     CodePushDiff,
     EmbeddedBundle,
@@ -226,6 +228,8 @@ class ActiveReleases:
         self._codepush_hashes: dict[str, str] = {}
         self._generation = 0
         self.publish_invalidation: Callable[[Key], Awaitable[None]] | None = None
+        #: Told when a load fails because the database is away, and when one succeeds again.
+        self.db_health = database_health()
 
     async def get(self, app_id: str, platform: str, channel: str) -> tuple[Candidate, ...]:
         """Active releases for the key, newest first.
@@ -275,8 +279,11 @@ class ActiveReleases:
         generation = self._generation
         try:
             loaded, directives = await self._load(key)
-        except Exception:  # the stale entry keeps serving; the next check retries
-            log.warning("refreshing active releases for %s failed", key, exc_info=True)
+        except Exception as exc:  # the stale entry keeps serving; the next check retries
+            if is_unavailable(exc):
+                self.db_health.failed(exc, "refreshing the cache of active releases")
+            else:
+                log.warning("refreshing active releases for %s failed", key, exc_info=True)
             return
         finally:
             self._refreshing.pop(key, None)
@@ -297,6 +304,7 @@ class ActiveReleases:
             running.remove(late)
             if not running:
                 del self._loading[key]
+        self.db_health.succeeded()
         for manifest_id, device_id in late:  # reports stored while the SELECT ran
             _exclude(loaded, manifest_id, device_id)
         return loaded, directives
@@ -447,7 +455,7 @@ async def listen_for_invalidations(
     channel: str,
     cache: ActiveReleases,
     stop: asyncio.Event,
-    health: RedisHealth | None = None,
+    health: DependencyHealth | None = None,
 ) -> None:
     """Drop cache entries other processes announce, until ``stop`` is set.
 

@@ -24,10 +24,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
+from hotpatch_server.db_outage import RETRY_AFTER
 from hotpatch_server.deps import PrincipalDep, SessionMaker
+from hotpatch_server.health import DependencyHealth
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.problems import Problem
-from hotpatch_server.redis_health import RedisHealth
 from hotpatch_server.updates import DeviceTracker
 
 __all__ = ["CacheState", "health", "metrics", "public_metrics"]
@@ -40,7 +41,7 @@ class CacheState:
     """The server's Redis (None when not configured) and what its users last saw."""
 
     redis: Redis | None
-    health: RedisHealth
+    health: DependencyHealth
 
     async def state(self) -> str:
         """``ok``, ``unavailable`` or ``not configured``: asks Redis (0.5 s at most)."""
@@ -57,7 +58,9 @@ class CacheState:
 
 @get("/health", summary="Liveness, and the database's and cache's reachability", tags=["ops"])
 async def health(
-    sessionmaker: SessionMaker, cache_state: NamedDependency[SkipValidation[CacheState]]
+    sessionmaker: SessionMaker,
+    cache_state: NamedDependency[SkipValidation[CacheState]],
+    db_health: NamedDependency[SkipValidation[DependencyHealth]],
 ) -> Response[dict[str, Any]]:
     """200 ``ok``; 200 ``degraded`` when only Redis is away; 503 when the database is."""
     cache = await cache_state.state()
@@ -65,10 +68,13 @@ async def health(
         async with sessionmaker() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any database failure means "not healthy"
-        log.warning("health check: the database does not answer: %s", exc)
+        db_health.failed(exc, "answering a health check")  # one line per outage, not per probe
         return Response(
-            {"status": "unavailable", "database": "unavailable", "cache": cache}, status_code=503
+            {"status": "unavailable", "database": "unavailable", "cache": cache},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER)},
         )
+    db_health.succeeded()
     status = "degraded" if cache == "unavailable" else "ok"
     return Response({"status": status, "database": "ok", "cache": cache})
 

@@ -24,6 +24,7 @@ from litestar import Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hotpatch_server.health import DependencyHealth
 from hotpatch_server.problems import Problem
 from hotpatch_server.redis_health import RedisHealth
 
@@ -69,7 +70,7 @@ class RedisLimiter:
     """Fixed-window counters shared through Redis; counted in ``fallback`` while it is away."""
 
     def __init__(
-        self, redis: Redis, prefix: str, health: RedisHealth, fallback: MemoryLimiter
+        self, redis: Redis, prefix: str, health: DependencyHealth, fallback: MemoryLimiter
     ) -> None:
         """Count in ``redis`` under keys starting with ``prefix``."""
         self._redis = redis
@@ -133,7 +134,7 @@ def build_limits(
     *,
     scale: float = 1.0,
     prefix: str = "hotpatch",
-    health: RedisHealth | None = None,
+    health: DependencyHealth | None = None,
 ) -> Limits:
     """Default limits; ``scale`` multiplies every budget (tests and big fleets).
 

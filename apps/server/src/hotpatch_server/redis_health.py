@@ -18,53 +18,21 @@ no connection attempts.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
-import attrs
+from hotpatch_server.health import DependencyHealth
 
-__all__ = ["RedisHealth"]
-
-log = logging.getLogger(__name__)
+__all__ = ["DependencyHealth", "RedisHealth"]
 
 
-@attrs.define
-class RedisHealth:
-    """The state of the server's Redis as its users last saw it."""
-
-    retry_seconds: float = 2.0
-    clock: Callable[[], float] = time.monotonic
-    down_since: float | None = None
-    _retry_at: float = 0.0
-
-    @property
-    def up(self) -> bool:
-        """Whether the last use of Redis succeeded."""
-        return self.down_since is None
-
-    def usable(self) -> bool:
-        """Whether to try Redis now: it is up, or its retry pause is over."""
-        return self.down_since is None or self.clock() >= self._retry_at
-
-    def failed(self, error: BaseException, doing: str) -> None:
-        """Record a failure; log it if Redis was up until now."""
-        now = self.clock()
-        if self.down_since is None:
-            self.down_since = now
-            log.warning(
-                "Redis is unavailable (%s while %s: %s); rate limits count per process and "
-                "other processes see publishes when their cache expires, until it is back",
-                type(error).__name__,
-                doing,
-                error,
-            )
-        self._retry_at = now + self.retry_seconds
-
-    def succeeded(self) -> bool:
-        """Record a success; log and return True if Redis was down until now."""
-        if self.down_since is None:
-            return False
-        log.warning("Redis is back after %.0f s", self.clock() - self.down_since)
-        self.down_since = None
-        return True
+def RedisHealth(  # noqa: N802 - reads as the class it makes
+    retry_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic
+) -> DependencyHealth:
+    """Return the health of the server's Redis (see the module docstring)."""
+    return DependencyHealth(
+        "Redis",
+        "rate limits count per process and other processes see publishes when their cache expires",
+        retry_seconds,
+        clock,
+    )

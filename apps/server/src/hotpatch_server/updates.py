@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import re
 from collections.abc import Callable
@@ -41,8 +42,10 @@ from hotpatch_core.versions import Version
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
+from hotpatch_server.db_outage import database_health, is_unavailable
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
 from hotpatch_server.heads import ChannelHeads
+from hotpatch_server.health import DependencyHealth
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
@@ -210,6 +213,8 @@ _COLUMNS = (
 )
 _UPDATED = ("platform", "channel", "native_version", "current_manifest_id", "last_seen")
 _FLUSH_CHUNK = 250
+#: Device check-ins kept in memory while the database is away (about 200 bytes each).
+MAX_PENDING_DEVICES = 100_000
 _PG_UPSERT = """
 INSERT INTO devices (app_id, device_id, platform, channel, native_version,
                      current_manifest_id, first_seen, last_seen)
@@ -233,13 +238,26 @@ class _Seen:
 
 
 class DeviceTracker:
-    """Buffers device last-seen data and writes it in batches, off the hot path."""
+    """Buffers device last-seen data and writes it in batches, off the hot path.
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Flush through ``sessionmaker``."""
+    While the database is away, a batch that could not be written goes back
+    into the buffer (newer check-ins of the same device win), which keeps at
+    most :data:`MAX_PENDING_DEVICES`; past that, the oldest are dropped and
+    counted (``dropped``), with one log line per outage.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        db_health: DependencyHealth | None = None,
+    ) -> None:
+        """Flush through ``sessionmaker``; report the database's reachability to ``db_health``."""
         self._sessionmaker = sessionmaker
+        self._db_health = db_health or database_health()
         self._pending: dict[tuple[str, str], _Seen] = {}
         self.flushed = 0
+        self.dropped = 0
+        self._dropping = False
 
     def note(self, query: CheckQuery, at: datetime) -> None:
         """Remember that a device checked (O(1), no I/O)."""
@@ -248,10 +266,43 @@ class DeviceTracker:
         )
 
     async def flush(self) -> int:
-        """Upsert everything buffered; return how many devices were written."""
+        """Upsert everything buffered; return how many devices were written.
+
+        If the database cannot be reached, the batch is kept for the next
+        flush and the error is raised.
+        """
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
+        try:
+            written = await self._flush(batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._keep(batch)
+            raise
+        self._dropping = False
+        self._db_health.succeeded()
+        return written
+
+    def _keep(self, batch: dict[tuple[str, str], _Seen]) -> None:
+        """Put an unwritten batch back in front of what arrived since, within the bound."""
+        merged = {**batch, **self._pending}
+        excess = len(merged) - MAX_PENDING_DEVICES
+        if excess > 0:
+            for key in list(itertools.islice(merged, excess)):
+                del merged[key]
+            self.dropped += excess
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "device check-ins are dropped while the database is away: the buffer keeps "
+                    "the newest %d devices (%d dropped so far)",
+                    MAX_PENDING_DEVICES,
+                    self.dropped,
+                )
+        self._pending = merged
+
+    async def _flush(self, batch: dict[tuple[str, str], _Seen]) -> int:
         async with self._sessionmaker() as session:
             # Checks and registrations name any app id they like: only
             # devices of apps that exist are written (one query per chunk of app ids).
@@ -280,13 +331,18 @@ class DeviceTracker:
                 return 0
         try:
             await self._write(rows)
-        except Exception:  # noqa: BLE001 - one bad row must not drop the whole batch
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise  # the whole batch waits for the database
+            # One bad row must not drop the whole batch.
             log.warning("device batch of %d failed; writing its rows one by one", len(rows))
             written = 0
             for row in rows:
                 try:
                     await self._write([row])
-                except Exception:  # noqa: BLE001 - skip just this row, and say which
+                except Exception as row_error:
+                    if is_unavailable(row_error):
+                        raise  # gone mid-batch: the whole batch waits for the database
                     log.warning("device %r of %r could not be recorded", row[1][:40], row[0][:40])
                 else:
                     written += 1
@@ -341,8 +397,11 @@ class DeviceTracker:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             try:
                 await self.flush()
-            except Exception:  # a failed flush must not stop tracking
-                log.exception("device flush failed; will retry")
+            except Exception as exc:  # a failed flush must not stop tracking
+                if is_unavailable(exc):
+                    self._db_health.failed(exc, "writing device check-ins")
+                else:
+                    log.exception("device flush failed; will retry")
 
 
 class InstallationReport(msgspec.Struct, rename="camel"):
