@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ import boto3
 import httpx
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.testing import make_pki
-from hotpatch_server.app import create_app
+from hotpatch_server.app import blob_store_for, create_app
+from hotpatch_server.cleanup import CleanupReport, clean_up
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
 from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
@@ -130,3 +134,35 @@ def test_rejected_publish_leaves_no_object(s3_server: tuple[Server, Any]) -> Non
     again = server.publish(server.build(sequence=2))  # same version -> 409
     assert again.status_code == 409
     assert len(_objects(client)) == 1
+
+
+def test_the_cleanup_pass_removes_only_unreferenced_objects(s3_server: tuple[Server, Any]) -> None:
+    """An object no release names (a publish killed before its commit) goes; the rest stays."""
+    server, client = s3_server
+    built = server.build(sequence=1)
+    assert server.publish(built).status_code == 201
+    orphan = "ab" * 32
+    client.put_object(Bucket=BUCKET, Key=f"archives/{orphan}", Body=b"orphan")
+    client.put_object(Bucket=BUCKET, Key="elsewhere/not-ours", Body=b"x")
+    engine = create_async_engine(server.settings.database_url)
+
+    async def run(grace: timedelta) -> CleanupReport:
+        return await clean_up(
+            sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+            store=blob_store_for(server.settings),
+            temporary=server.settings.data_dir / "tmp",
+            now=datetime.now(UTC),
+            grace=grace,
+        )
+
+    try:
+        kept = asyncio.run(run(timedelta(hours=1)))
+        assert (kept.blobs, kept.removed) == (2, [])
+        cleaned = asyncio.run(run(timedelta(0)))
+    finally:
+        asyncio.run(engine.dispose())
+    assert cleaned.removed == [orphan]
+    assert sorted(_objects(client)) == [
+        f"archives/{built.manifest.archive.sha256}",
+        "elsewhere/not-ours",
+    ]

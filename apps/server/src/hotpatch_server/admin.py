@@ -10,6 +10,9 @@ Commands::
                                [--create]
     hotpatch-server list-keys
     hotpatch-server revoke-key KEY_ID
+    hotpatch-server timestamp-key [--out FILE]  the public key that signs channel heads
+    hotpatch-server cleanup [--grace-hours H] [--dry-run]
+                                                remove blobs nothing references (after a crash)
 
 Settings come from the environment (see :mod:`hotpatch_server.settings`).
 Admin commands work on an existing database (the one ``serve`` made in this
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shlex
 import shutil
@@ -38,6 +42,7 @@ from hotpatch_server import fields
 from hotpatch_server.admin_api import add_app, rotate_root
 from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
+from hotpatch_server.cleanup import CleanupReport
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem
@@ -184,6 +189,48 @@ def _timestamp_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _grace_hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours) or hours < 0:
+        msg = f"{text!r} is not a number of hours (0 or more)"
+        raise argparse.ArgumentTypeError(msg)
+    return hours
+
+
+def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove unreferenced blobs and upload leftovers older than the grace period."""
+    from hotpatch_server.app import blob_store_for  # noqa: PLC0415 - keeps other commands light
+    from hotpatch_server.cleanup import clean_up  # noqa: PLC0415 - as above
+
+    async def go() -> CleanupReport:
+        engine = create_async_engine(settings.database_url)
+        try:
+            return await clean_up(
+                sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+                store=blob_store_for(settings),
+                temporary=settings.data_dir / "tmp",
+                now=datetime.now(UTC),
+                grace=timedelta(hours=args.grace_hours),
+                dry_run=args.dry_run,
+            )
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(go())
+    verb = "would remove" if args.dry_run else "removed"
+    print(  # noqa: T201
+        f"{report.blobs} blobs stored; {len(report.unreferenced)} referenced by nothing and "
+        f"older than {args.grace_hours:g} h: {verb} {len(report.unreferenced)}; "
+        f"{verb} {len(report.temporary_files)} upload leftovers"
+    )
+    for sha256 in report.unreferenced:
+        print(f"  {verb} blob {sha256}")  # noqa: T201
+    return 0
+
+
 def _create_app(settings: Settings, args: argparse.Namespace) -> int:
     envelope = _read(args.trust_root)
 
@@ -294,6 +341,18 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--create", action="store_true", help=_CREATE_HELP)
     key.set_defaults(handler=_create_key)
     commands.add_parser("list-keys", help="list API keys").set_defaults(handler=_list_keys)
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove stored blobs no release references, and upload leftovers (after a crash)",
+    )
+    cleanup.add_argument(
+        "--grace-hours",
+        type=_grace_hours,
+        default=1.0,
+        help="leave what is younger than this alone: a publish in flight (default 1)",
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    cleanup.set_defaults(handler=_cleanup)
     stamp = commands.add_parser(
         "timestamp-key",
         help="print the public key that signs channel heads, for the trust root",

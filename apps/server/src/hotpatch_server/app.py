@@ -65,7 +65,7 @@ from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings, private_dir
 from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["app_from_env", "blob_store_for", "create_app"]
 
 Clock = Callable[[], datetime]
 
@@ -74,7 +74,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _blob_store(settings: Settings) -> BlobStore:
+def blob_store_for(settings: Settings) -> BlobStore:
+    """Return the blob store ``settings`` name: S3 / R2, or local disk in the data directory."""
     if settings.s3_bucket:
         return S3BlobStore(
             settings.s3_bucket,
@@ -102,7 +103,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
     """
     engine = create_async_engine(settings.database_url, pool_pre_ping=True)
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    store = blob_store or _blob_store(settings)
+    store = blob_store or blob_store_for(settings)
     db_health = database_health()
     active = ActiveReleases(sessionmaker, settings.active_cache_seconds)
     active.db_health = db_health

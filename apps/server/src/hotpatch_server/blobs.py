@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import os
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +49,9 @@ class BlobStore(Protocol):
 
     def url(self, sha256: str, now: datetime) -> str:
         """Return a URL a device can download ``sha256`` from."""
+
+    async def listing(self) -> list[tuple[str, datetime]]:
+        """Return every stored blob's sha256 and when it was stored (for the cleanup pass)."""
 
 
 class UrlSigner:
@@ -146,6 +149,21 @@ class LocalBlobStore:
             return data
 
         return await asyncio.to_thread(load)
+
+    async def listing(self) -> list[tuple[str, datetime]]:
+        """Return every blob on disk and its modification time."""
+
+        def scan() -> list[tuple[str, datetime]]:
+            found = []
+            for path in self.root.glob("??/*"):
+                if _SHA.match(path.name) and path.parent.name == path.name[:2]:
+                    stat = path.stat()
+                    found.append((path.name, datetime.fromtimestamp(stat.st_mtime, UTC)))
+            return found
+
+        if not self.root.is_dir():
+            return []
+        return await asyncio.to_thread(scan)
 
     def url(self, sha256: str, now: datetime) -> str:
         """Return a signed, expiring URL of the download route."""

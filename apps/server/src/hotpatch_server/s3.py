@@ -10,6 +10,7 @@ reconfigures buckets.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from hotpatch_server.problems import Problem
 __all__ = ["S3BlobStore"]
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
+_SHA = re.compile(r"[0-9a-f]{64}")
 
 
 class S3BlobStore:
@@ -108,6 +110,26 @@ class S3BlobStore:
             return data
 
         return await asyncio.to_thread(load)
+
+    async def listing(self) -> list[tuple[str, datetime]]:
+        """Return every archive object's sha256 and last-modified time."""
+
+        def scan() -> list[tuple[str, datetime]]:
+            found = []
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix="archives/"
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = str(item["Key"]).removeprefix("archives/")
+                    if _SHA.fullmatch(name):
+                        found.append((name, item["LastModified"]))
+            return found
+
+        try:
+            return await asyncio.to_thread(scan)
+        except (BotoCoreError, ClientError) as exc:
+            raise Problem(503, "storage-unavailable", f"object storage failed: {exc}") from None
 
     def url(self, sha256: str, now: datetime) -> str:
         """Return a presigned GET URL straight at the bucket (no I/O: signed locally)."""
