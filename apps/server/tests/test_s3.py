@@ -10,7 +10,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,6 @@ def test_the_cleanup_pass_removes_only_unreferenced_objects(s3_server: tuple[Ser
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
             store=blob_store_for(server.settings),
             temporary=server.settings.data_dir / "tmp",
-            now=datetime.now(UTC),
             grace=grace,
         )
 

@@ -830,9 +830,21 @@ def test_a5_an_old_answer_replayed_after_its_head_expired_is_refused() -> None:
     head = _head(head_listing(MANIFESTS[:3], lifetime=timedelta(hours=24)))
     _, actions = _answer(STAMPED_ENVELOPES[2], head, now=FIXED_TIME + timedelta(hours=24))
     assert _refused(actions) is ExpiredError
-    # A clock set back does not revive it: the head's expiry is judged at the trusted time too.
+    # A clock set back does not revive it for a device that has seen a newer head.
+    seen = {CONFIG.scope_key: FIXED_TIME + timedelta(days=2)}
+    state = attrs.evolve(fresh(), head_seen=seen)
+    assert _refused(_answer(STAMPED_ENVELOPES[2], head, state=state)[1]) is RollbackError
+
+
+def test_a5_a_publisher_clock_ahead_does_not_expire_the_servers_heads() -> None:
+    """The trusted time comes from manifests (the publisher's clock): heads are judged without it.
+
+    A manifest signed on a machine whose clock ran two days ahead raised the
+    device's trusted time; the server's current head must still be taken.
+    """
     state = attrs.evolve(fresh(), trusted_time=FIXED_TIME + timedelta(days=2))
-    assert _refused(_answer(STAMPED_ENVELOPES[2], head, state=state)[1]) is ExpiredError
+    head = _head(head_listing(MANIFESTS[:3]))
+    assert [type(a) for a in _answer(STAMPED_ENVELOPES[2], head, state=state)[1]] == [Download]
 
 
 def test_a5_a_withdrawn_release_is_refused() -> None:

@@ -212,7 +212,6 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
                 sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
                 store=blob_store_for(settings),
                 temporary=settings.data_dir / "tmp",
-                now=datetime.now(UTC),
                 grace=timedelta(hours=args.grace_hours),
                 dry_run=args.dry_run,
             )

@@ -20,7 +20,8 @@ import hashlib
 import hmac
 import os
 import re
-from datetime import UTC, datetime
+import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -50,8 +51,18 @@ class BlobStore(Protocol):
     def url(self, sha256: str, now: datetime) -> str:
         """Return a URL a device can download ``sha256`` from."""
 
-    async def listing(self) -> list[tuple[str, datetime]]:
-        """Return every stored blob's sha256 and when it was stored (for the cleanup pass)."""
+    async def listing(self) -> list[tuple[str, timedelta]]:
+        """Return every stored blob's sha256 and age (for the cleanup pass)."""
+
+
+def file_system_now(directory: Path) -> float:
+    """Return the current time as the file system in ``directory`` stamps files.
+
+    Ages of files are measured against it rather than the process clock, which
+    may differ (a network file system, a container's clock).
+    """
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".clock-") as probe:
+        return os.fstat(probe.fileno()).st_mtime
 
 
 class UrlSigner:
@@ -150,16 +161,16 @@ class LocalBlobStore:
 
         return await asyncio.to_thread(load)
 
-    async def listing(self) -> list[tuple[str, datetime]]:
-        """Return every blob on disk and its modification time."""
+    async def listing(self) -> list[tuple[str, timedelta]]:
+        """Return every blob on disk and its age, measured on the file system's own clock."""
 
-        def scan() -> list[tuple[str, datetime]]:
-            found = []
-            for path in self.root.glob("??/*"):
-                if _SHA.match(path.name) and path.parent.name == path.name[:2]:
-                    stat = path.stat()
-                    found.append((path.name, datetime.fromtimestamp(stat.st_mtime, UTC)))
-            return found
+        def scan() -> list[tuple[str, timedelta]]:
+            now = file_system_now(self.root)
+            return [
+                (path.name, timedelta(seconds=now - path.stat().st_mtime))
+                for path in self.root.glob("??/*")
+                if _SHA.match(path.name) and path.parent.name == path.name[:2]
+            ]
 
         if not self.root.is_dir():
             return []

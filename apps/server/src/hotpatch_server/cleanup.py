@@ -12,14 +12,14 @@ or Expo asset references, checked again just before it is deleted.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
 from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hotpatch_server.blobs import BlobStore
+from hotpatch_server.blobs import BlobStore, file_system_now
 from hotpatch_server.models import CodePushDiff, ExpoAsset, Patch, Release
 
 __all__ = ["CleanupReport", "clean_up", "referenced_blobs"]
@@ -52,13 +52,16 @@ async def clean_up(
     sessionmaker: async_sessionmaker[AsyncSession],
     store: BlobStore,
     temporary: Path,
-    now: datetime,
     grace: timedelta,
     dry_run: bool = False,
 ) -> CleanupReport:
-    """Remove blobs no row references and temporary files, older than ``grace`` at ``now``."""
+    """Remove blobs no row references and temporary files, older than ``grace``.
+
+    Ages are measured on the store's own clock (the file system's, or the
+    object store's last-modified time against this machine's clock).
+    """
     stored = await store.listing()
-    old = {sha256 for sha256, stored_at in stored if now - stored_at >= grace}
+    old = {sha256 for sha256, age in stored if age >= grace}
     async with sessionmaker() as session:
         unreferenced = old - await referenced_blobs(session, old if len(old) < 10_000 else None)
     removed: list[str] = []
@@ -71,8 +74,11 @@ async def clean_up(
             removed.append(sha256)
     leftovers = []
     if temporary.is_dir():
+        now = file_system_now(temporary)
         for path in temporary.iterdir():
-            if path.is_file() and now.timestamp() - path.stat().st_mtime >= grace.total_seconds():
+            if path.name.startswith(".clock-"):
+                continue  # another pass's probe
+            if path.is_file() and now - path.stat().st_mtime >= grace.total_seconds():
                 leftovers.append(path.name)
                 if not dry_run:
                     path.unlink(missing_ok=True)

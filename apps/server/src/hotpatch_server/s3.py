@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,11 @@ class S3BlobStore:
 
         return await asyncio.to_thread(load)
 
-    async def listing(self) -> list[tuple[str, datetime]]:
-        """Return every archive object's sha256 and last-modified time."""
+    async def listing(self) -> list[tuple[str, timedelta]]:
+        """Return every archive object's sha256 and age (since its last modification)."""
 
-        def scan() -> list[tuple[str, datetime]]:
+        def scan() -> list[tuple[str, timedelta]]:
+            now = datetime.now(UTC)
             found = []
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix="archives/"
@@ -123,7 +124,7 @@ class S3BlobStore:
                 for item in page.get("Contents", []):
                     name = str(item["Key"]).removeprefix("archives/")
                     if _SHA.fullmatch(name):
-                        found.append((name, item["LastModified"]))
+                        found.append((name, now - item["LastModified"]))
             return found
 
         try:

@@ -20,8 +20,11 @@ newer than ``after`` (absent: all of them), newest first. A device whose
 root names timestamp keys takes an answer only with a head that
 
 - a threshold of those keys signed, for its app, platform and channel;
-- has not expired (judged like every expiry, at the later of the device's
-  clock and its trusted time), so a replayed answer dies with its head;
+- has not expired at the device's clock, so a replayed answer dies with its
+  head. Not at the trusted time, as manifests are: heads are signed on the
+  server's clock and manifests on the publisher's, and a publisher clock
+  running ahead must not make every head look expired. A device whose clock
+  was set back is still held by the next rule once it has seen a newer head;
 - is not older than the newest head it has seen, less
   :data:`HEAD_TOLERANCE` (several server processes sign their own heads);
 - starts at or before what the device has (``after`` not above its

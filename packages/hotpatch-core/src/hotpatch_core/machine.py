@@ -611,7 +611,7 @@ def _fresh_head(
         event.head,
         role=root.timestamp,
         identity=config.identity,
-        at=state.judged_at(event.now),
+        at=event.now,  # the server's clock signs heads: not the publishers' trusted time
         newest_seen=seen,
         high_water=mark.position() if mark is not None else None,
     )
