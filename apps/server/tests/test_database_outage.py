@@ -138,7 +138,7 @@ def test_a_database_restart_costs_503s_with_retry_after_and_loses_nothing(
         server_process(
             tmp_path / "server", output=output, DATABASE_URL=private_postgres.url,
             JWT_SECRET="s" * 48, HOTPATCH_CACHE_SECONDS="0.5",
-            HOTPATCH_DEVICE_FLUSH_SECONDS="0.2",
+            HOTPATCH_DEVICE_FLUSH_SECONDS="0.2", HOTPATCH_AUTO_PATCHES="0",
         ) as server,
     ):  # fmt: skip
         v1 = build_release({"index.android.bundle": b"v1" * 100}, app_id=APP_ID, version="1.0.1")
@@ -185,7 +185,7 @@ def test_a_database_restart_costs_503s_with_retry_after_and_loses_nothing(
             assert time.monotonic() < deadline, "check-ins made during the outage were lost"
             time.sleep(0.2)
         blobs = [p for p in (tmp_path / "server" / "blobs").rglob("*") if p.is_file()]
-        assert len(blobs) == 2  # v1 and v2: the refused publish left nothing behind
+        assert len(blobs) == 2  # v1 and v2 (no patches made): the refused publish left nothing
 
     text_log = log.read_text()
     assert text_log.count("The database is unavailable") == 1, text_log
