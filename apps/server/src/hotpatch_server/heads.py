@@ -53,11 +53,6 @@ class ChannelHeads:
         # By channel and starting point: (the candidates object, its content, issued, base64).
         self._heads: dict[_Key, tuple[object, _Content, datetime, str]] = {}
 
-    @property
-    def public_key(self) -> str:
-        """The timestamp key's public half (base64), for the trust root's ``timestamp`` role."""
-        return self._key.public_key.to_base64()
-
     def head(
         self,
         target: tuple[str, str, str],
@@ -68,17 +63,22 @@ class ChannelHeads:
         """Return the base64 head of ``target`` listing ``candidates`` newer than ``after``."""
         key = (*target, after)
         kept = self._heads.get(key)
+        content = None
         if kept is not None:
-            source, content, issued, encoded = kept
-            fresh = timedelta(0) <= now - issued < timedelta(seconds=REFRESH)
-            if fresh and (source is candidates or content == _content(candidates)):
-                if source is not candidates:  # reloaded, unchanged: compare once per reload
+            source, kept_content, issued, encoded = kept
+            if timedelta(0) <= now - issued < timedelta(seconds=REFRESH):
+                if source is candidates:
+                    return encoded
+                content = _content(candidates)  # reloaded: compare once per reload
+                if content == kept_content:
                     self._heads[key] = (candidates, content, issued, encoded)
-                return encoded
+                    return encoded
         if len(self._heads) >= _MAX_HEADS:
             self._heads.clear()
         encoded = self._sign(target, candidates, after, now)
-        self._heads[key] = (candidates, _content(candidates), now, encoded)
+        if content is None:
+            content = _content(candidates)
+        self._heads[key] = (candidates, content, now, encoded)
         return encoded
 
     def _sign(
