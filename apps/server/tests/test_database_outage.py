@@ -11,95 +11,30 @@ stops it under the server and starts it again.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotpatch_core.testing import build_release
-from hotpatch_server.testing import APP_ID, ServerProcess, free_port, server_process
-
-
-def _postgres_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found is not None:
-        return Path(found).parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
-
-
-@attrs.define
-class PrivatePostgres:
-    """A PostgreSQL cluster of the test's own, on a free loopback port, trust auth."""
-
-    directory: Path
-    bin: Path
-    port: int = attrs.field(factory=free_port)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool: str, *args: str) -> None:
-        # Infrastructure, not our code: it runs on the real clock even when the
-        # suite runs under libfaketime, and as the postgres user when we are root.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRELOAD"))}
-        command = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
-        if done.returncode != 0:
-            pytest.fail(f"{tool} failed: {done.stderr.strip()[-400:]}")
-
-    def init(self) -> None:
-        self.directory.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, "postgres")
-        self._run("initdb", "-D", str(self.directory / "data"), "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.directory / "log")
-        self._run("pg_ctl", "-D", str(self.directory / "data"), "-o", options, "-l", log, "-w",
-                  "start")  # fmt: skip
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+from hotpatch_server.fault_injection import PrivatePostgres, postgres_bin
+from hotpatch_server.testing import APP_ID, ServerProcess, server_process
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A PostgreSQL made for this test, stopped and removed at its end."""
-    found = _postgres_bin()
-    if found is None:
-        pytest.skip("initdb is not installed (apt-get install postgresql)")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("as root, initdb needs runuser to run as the postgres user")
-    # Not under pytest's private directory: the postgres user must reach it.
-    place = Path(tempfile.mkdtemp(prefix="hotpatch-pg-"))
-    place.chmod(0o755)
-    database = PrivatePostgres(place / "pg", found)
+    if (why := PrivatePostgres.available()) is not None:
+        pytest.skip(why)
+    database = PrivatePostgres(postgres_bin() or Path())
     database.init()
     database.start()
     yield database
-    subprocess.run(  # stop it whatever state the test left it in
-        ["runuser", "-u", "postgres", "--"] * (os.geteuid() == 0)
-        + [str(found / "pg_ctl"), "-D", str(database.directory / "data"), "-m", "immediate",
-           "stop"],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    shutil.rmtree(place, ignore_errors=True)
+    database.remove()
 
 
 def _check(server: ServerProcess, device: str, **params: str) -> httpx.Response:

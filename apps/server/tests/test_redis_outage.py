@@ -9,74 +9,23 @@ again.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
 
 from hotpatch_core.testing import build_release
-from hotpatch_server.testing import APP_ID, ServerProcess, free_port, server_process
-
-
-@attrs.define
-class PrivateRedis:
-    """A ``redis-server`` of the test's own on a fixed loopback port."""
-
-    directory: Path
-    port: int = attrs.field(factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # Infrastructure, not our code: it runs on the real clock even when the
-        # suite runs under libfaketime (the clock session), which Redis does not survive.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRELOAD"))}
-        self.process = subprocess.Popen(
-            [
-                str(shutil.which("redis-server")),
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start on port {self.port}")
-            time.sleep(0.1)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
-                connection.settimeout(1)
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+from hotpatch_server.fault_injection import PrivateRedis
+from hotpatch_server.testing import APP_ID, ServerProcess, server_process
 
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A Redis started for this test, stopped at its end."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    if (why := PrivateRedis.available()) is not None:
+        pytest.skip(why)
     redis = PrivateRedis(tmp_path)
     redis.start()
     yield redis

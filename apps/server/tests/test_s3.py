@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
-import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from hotpatch_core.testing import make_pki
 from hotpatch_server.app import blob_store_for, create_app
 from hotpatch_server.cleanup import CleanupReport, clean_up
+from hotpatch_server.fault_injection import MotoS3
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
 from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
@@ -35,27 +33,10 @@ BUCKET = "hotpatch-bundles"
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server process on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(endpoint, timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("moto_server did not start")
-            time.sleep(0.2)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=30)
+    moto = MotoS3(bucket=BUCKET)
+    moto.start()
+    yield moto.endpoint
+    moto.stop()
 
 
 def _bucket(endpoint: str) -> Any:
