@@ -83,6 +83,7 @@ def blob_store_for(settings: Settings) -> BlobStore:
             access_key=settings.aws_access_key_id,
             secret_key=settings.aws_secret_access_key,
             url_lifetime=settings.download_url_seconds,
+            timeout=settings.s3_timeout,
         )
     signer = UrlSigner(settings.jwt_secret, settings.download_url_seconds)
     return LocalBlobStore(settings.blob_dir, signer, settings.public_url)

@@ -67,8 +67,16 @@ async def store_bytes(store: BlobStore, data: bytes, tmp_dir: Path) -> str:
     sha256 = hashlib.sha256(data).hexdigest()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as handle:
-        handle.write(data)
-    await store.put(sha256, Path(handle.name))
+        staged = Path(handle.name)
+        try:
+            handle.write(data)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+    try:
+        await store.put(sha256, staged)
+    finally:
+        staged.unlink(missing_ok=True)  # put moved or removed it, unless it failed
     return sha256
 
 

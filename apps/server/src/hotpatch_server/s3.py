@@ -5,15 +5,23 @@ download them through presigned URLs straight from the bucket, so bundles
 never stream through the server process. boto3 is synchronous, so every call
 runs in a worker thread. The bucket must exist; the server never creates or
 reconfigures buckets.
+
+Faults (docs/reliability.md): each call connects and waits at most
+``timeout`` seconds per attempt and makes 3 attempts with backoff (botocore's
+standard retry mode, which retries throttling, 5xx and connection errors,
+all safe here: objects are immutable and named by their content). A call
+that still fails raises a 503 ``storage-unavailable`` problem with
+``Retry-After``; the publish that needed it keeps nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -25,6 +33,22 @@ __all__ = ["S3BlobStore"]
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _SHA = re.compile(r"[0-9a-f]{64}")
+#: Seconds a caller is asked to wait after the object store failed.
+RETRY_AFTER = 5
+_T = TypeVar("_T")
+
+
+async def _call(work: Callable[[], _T]) -> _T:
+    """Run blocking ``work`` in a thread; an object-store failure becomes a 503 problem."""
+    try:
+        return await asyncio.to_thread(work)
+    except (BotoCoreError, ClientError) as exc:
+        raise Problem(
+            503,
+            "storage-unavailable",
+            f"object storage failed: {exc}",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        ) from None
 
 
 class S3BlobStore:
@@ -39,8 +63,12 @@ class S3BlobStore:
         secret_key: str | None,
         url_lifetime: int,
         region: str = "auto",
+        timeout: float = 10.0,
     ) -> None:
-        """Use ``bucket`` at ``endpoint`` (None: AWS); presigned URLs live ``url_lifetime`` s."""
+        """Use ``bucket`` at ``endpoint`` (None: AWS); presigned URLs live ``url_lifetime`` s.
+
+        ``timeout`` bounds connecting and each wait for data, per attempt.
+        """
         self.bucket = bucket
         self.url_lifetime = url_lifetime
         self._client: Any = boto3.client(
@@ -50,7 +78,10 @@ class S3BlobStore:
             aws_secret_access_key=secret_key,
             region_name=None if region == "auto" and endpoint is None else region,
             config=Config(
-                signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"}
+                signature_version="s3v4",
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=timeout,
+                read_timeout=timeout,
             ),
         )
 
@@ -83,20 +114,15 @@ class S3BlobStore:
 
     async def put(self, sha256: str, source: Path) -> bool:
         """Upload ``source`` (multipart for large files) unless the object exists."""
-        try:
-            return await asyncio.to_thread(self._put, sha256, source)
-        except (BotoCoreError, ClientError) as exc:
-            raise Problem(503, "storage-unavailable", f"object storage failed: {exc}") from None
+        return await _call(lambda: self._put(sha256, source))
 
     async def exists(self, sha256: str) -> bool:
         """Return whether the object exists."""
-        return await asyncio.to_thread(self._exists, sha256)
+        return await _call(lambda: self._exists(sha256))
 
     async def delete(self, sha256: str) -> None:
         """Remove the object (undoing a failed publish)."""
-        await asyncio.to_thread(
-            self._client.delete_object, Bucket=self.bucket, Key=self.key(sha256)
-        )
+        await _call(lambda: self._client.delete_object(Bucket=self.bucket, Key=self.key(sha256)))
 
     async def read(self, sha256: str, limit: int) -> bytes:
         """Return an object's bytes (at most ``limit``; a larger one raises ValueError)."""
@@ -109,7 +135,7 @@ class S3BlobStore:
                 raise ValueError(msg)
             return data
 
-        return await asyncio.to_thread(load)
+        return await _call(load)
 
     async def listing(self) -> list[tuple[str, timedelta]]:
         """Return every archive object's sha256 and age (since its last modification)."""
@@ -127,10 +153,7 @@ class S3BlobStore:
                         found.append((name, now - item["LastModified"]))
             return found
 
-        try:
-            return await asyncio.to_thread(scan)
-        except (BotoCoreError, ClientError) as exc:
-            raise Problem(503, "storage-unavailable", f"object storage failed: {exc}") from None
+        return await _call(scan)
 
     def url(self, sha256: str, now: datetime) -> str:
         """Return a presigned GET URL straight at the bucket (no I/O: signed locally)."""

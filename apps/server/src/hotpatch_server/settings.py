@@ -11,6 +11,8 @@ these environment variables:
 ``S3_ENDPOINT``                    S3-compatible endpoint override (R2, MinIO, ...)
 ``AWS_ACCESS_KEY_ID``              S3 credentials
 ``AWS_SECRET_ACCESS_KEY``
+``HOTPATCH_S3_TIMEOUT``            seconds to connect to, and then to wait on, the object store
+                                   per attempt (default 10); each call tries 3 times with backoff
 ``REDIS_URL``                      shared cache and rate limits across processes
 ``PORT``                           listen port (default 8080)
 ``HOST``                           listen address (default 127.0.0.1; 0.0.0.0 for every interface)
@@ -83,6 +85,7 @@ class Settings:
     host: str = "127.0.0.1"
     s3_bucket: str | None = None
     s3_endpoint: str | None = None
+    s3_timeout: float = 10.0
     aws_access_key_id: str | None = attrs.field(default=None, repr=False)
     aws_secret_access_key: str | None = attrs.field(default=None, repr=False)
     redis_url: str | None = None
@@ -166,6 +169,7 @@ class Settings:
             host=env.get("HOST", "127.0.0.1"),
             s3_bucket=s3_bucket,
             s3_endpoint=env.get("S3_ENDPOINT") or None,
+            s3_timeout=_positive_float(env, "HOTPATCH_S3_TIMEOUT", 10.0),
             aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             redis_url=env.get("REDIS_URL") or None,
