@@ -37,7 +37,7 @@ from hotpatch_diff import PatchSide, make_patch
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.models import Device, EmbeddedBundle, Patch, Release
-from hotpatch_server.problems import Problem
+from hotpatch_server.problems import Problem, disk_full
 
 __all__ = [
     "BASES",
@@ -45,6 +45,7 @@ __all__ = [
     "PatchRejectedError",
     "extracted",
     "generate_patches",
+    "log_failure",
     "newest_fitting",
     "register_embedded_bundle",
     "register_patch",
@@ -239,6 +240,20 @@ async def _bases(session: AsyncSession, target: Release) -> list[Release | Embed
     return bases
 
 
+def log_failure(what: str, release_id: int, exc: Exception) -> None:
+    """Log why making ``what`` (patches, diffs) to a release failed: a full disk in one line."""
+    if disk_full(exc):
+        log.warning(
+            "no %s to release %s: the disk is full (%s); devices get the full archive",
+            what, release_id, exc,
+        )  # fmt: skip
+    else:
+        log.error(
+            "making %s to release %s failed; devices get the full archive",
+            what, release_id, exc_info=exc,
+        )  # fmt: skip
+
+
 async def generate_patches(
     sessionmaker: async_sessionmaker[AsyncSession],
     store: BlobStore,
@@ -257,10 +272,8 @@ async def generate_patches(
         return await _generate(
             sessionmaker, store, active_releases, release_id, tmp_dir, clock, max_expanded
         )
-    except Exception:
-        log.exception(
-            "making patches to release %s failed; devices get the full archive", release_id
-        )
+    except Exception as exc:  # noqa: BLE001 - logged; devices get the full archive
+        log_failure("patches", release_id, exc)
         return []
 
 

@@ -7,6 +7,7 @@ fault. Bad input never becomes a 500.
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -17,7 +18,9 @@ from hotpatch_core import errors as core
 
 __all__ = [
     "Problem",
+    "disk_full",
     "http_exception_handler",
+    "insufficient_storage",
     "problem_for",
     "problem_handler",
     "unexpected_error_handler",
@@ -96,8 +99,33 @@ def problem_handler(_request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
+#: Seconds a client is asked to wait after the server's disk was full.
+DISK_FULL_RETRY_AFTER = 60
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Return whether ``exc`` says a file system (or a quota on it) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def insufficient_storage() -> Problem:
+    """Return the 507 a request gets when the server's disk filled up under it."""
+    return Problem(
+        507,
+        "insufficient-storage",
+        "the server's disk is full; nothing was kept, try again later",
+        headers={"Retry-After": str(DISK_FULL_RETRY_AFTER)},
+    )
+
+
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Log an unexpected error with its traceback; answer a bare 500 problem."""
+    """Log an unexpected error with its traceback; answer a bare 500 problem.
+
+    A full disk is not unexpected: one warning line, and 507 (insufficient storage).
+    """
+    if disk_full(exc):
+        log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
+        return problem_handler(request, insufficient_storage())
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(500, "internal-error", "the server failed; the error was logged")
     return problem_handler(request, problem)

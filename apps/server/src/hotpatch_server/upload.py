@@ -14,6 +14,7 @@ archive is read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -25,7 +26,7 @@ import attrs
 from litestar import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hotpatch_server.problems import Problem
+from hotpatch_server.problems import Problem, disk_full, insufficient_storage
 
 __all__ = ["MAX_FIELD_BYTES", "MAX_MANIFEST_BYTES", "MAX_PARTS", "Upload", "read_upload"]
 
@@ -167,6 +168,11 @@ async def read_upload(
     except Problem:
         _cleanup(state)
         raise
+    except OSError as exc:
+        _cleanup(state)
+        if disk_full(exc):
+            raise insufficient_storage() from None
+        raise
     except Exception as exc:
         _cleanup(state)
         if getattr(exc, "status_code", None) == 413:
@@ -179,6 +185,7 @@ async def read_upload(
 
 def _cleanup(state: _State) -> None:
     if state.handle is not None:
-        state.handle.close()
+        with contextlib.suppress(OSError):  # flushing what is buffered may fail again (disk full)
+            state.handle.close()
     if state.archive is not None:
         state.archive.unlink(missing_ok=True)

@@ -44,6 +44,7 @@ from hotpatch_server.patches import (
     WORTH,
     ExpandsTooFarError,
     extracted,
+    log_failure,
     store_bytes,
 )
 
@@ -116,10 +117,8 @@ async def generate_codepush_diffs(
             "no CodePush diffs to release %s: %s (HOTPATCH_MAX_EXPANDED_BYTES)", release_id, exc
         )
         return 0
-    except Exception:
-        log.exception(
-            "making CodePush diffs to release %s failed; devices get the full archive", release_id
-        )
+    except Exception as exc:  # noqa: BLE001 - logged; devices get the full archive
+        log_failure("CodePush diffs", release_id, exc)
         return 0
 
 
