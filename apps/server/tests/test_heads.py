@@ -146,8 +146,38 @@ def test_a_head_is_signed_again_only_when_its_releases_change_or_it_ages() -> No
     reloaded = (_candidate(1, 1, 10_000),)  # a cache reload with the same content
     assert heads.head(TARGET, reloaded, None, FIXED_TIME + timedelta(seconds=31)) == first
     paused = (_candidate(1, 1, 10_000, paused=True),)
-    assert heads.head(TARGET, paused, None, FIXED_TIME + timedelta(seconds=32)) != first
-    later = FIXED_TIME + timedelta(seconds=32 + REFRESH)
-    assert heads.head(TARGET, paused, None, later) != heads.head(TARGET, paused, None, FIXED_TIME)
-    # A clock that went back signs again rather than serve a head from the future.
-    assert heads.head(TARGET, paused, None, FIXED_TIME) != heads.head(TARGET, paused, None, later)
+    changed = heads.head(TARGET, paused, None, FIXED_TIME + timedelta(seconds=32))
+    assert changed != first
+    refreshed = heads.head(TARGET, paused, None, FIXED_TIME + timedelta(seconds=32 + REFRESH))
+    assert refreshed != changed  # aged: signed again
+    # A clock that went back keeps the newer head rather than sign one devices refuse.
+    assert heads.head(TARGET, paused, None, FIXED_TIME) == refreshed
+
+
+#: Clock moves between two checks, in seconds: small steps and jumps of hours either way.
+_MOVES = st.sampled_from([0, 1, 30, 61, 3_600, 6 * 3_600, -30, -61, -3_600, -6 * 3_600])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_MOVES, st.booleans()), min_size=1, max_size=12))
+def test_clock_jumps_never_make_a_head_a_device_refuses(moves: list[tuple[int, bool]]) -> None:
+    """Whatever the server's clock does, each head verifies after the last one a device saw.
+
+    A device refuses a head older than the newest it has seen (less two
+    minutes). Before, a clock set back by hours signed heads at the earlier
+    time, and every device that had checked meanwhile stopped taking updates.
+    """
+    heads = ChannelHeads(KEY, 86_400)
+    identity = DeviceIdentity(TARGET[0], Platform.ANDROID, TARGET[2], Version.parse_native("1.0.0"))
+    now, paused, seen = FIXED_TIME, False, None
+    for move, change in moves:
+        now += timedelta(seconds=move)
+        paused ^= change  # the channel changes (a pause or resume) at this moment
+        signed = heads.head(TARGET, (_candidate(1, 1, 10_000, paused=paused),), None, now)
+        head = verify_head(
+            base64.b64decode(signed), role=ROLE, identity=identity,
+            at=now, newest_seen=seen, high_water=None,
+        )  # fmt: skip
+        assert head.releases[0].paused is paused  # never a stale head for a changed channel
+        assert seen is None or head.issued_at >= seen
+        seen = head.issued_at

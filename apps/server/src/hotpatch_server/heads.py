@@ -12,6 +12,15 @@ channel's releases change (a publish, a rollout change, a pause) or every
 :data:`REFRESH` seconds, so a device that checks again soon after sees a
 newer head, and several processes never sign heads far apart in time.
 Signing costs about one Ed25519 signature per channel and minute.
+
+Clock jumps (docs/reliability.md): a device refuses a head older than the
+newest it has seen (less two minutes), so a head's ``issued_at`` never goes
+back in this process: after the server's clock jumps back, heads keep the
+newest time this process signed at (and are not refreshed until the clock
+catches up, unless the channel changes). The floor is not yet kept across a
+restart: a process started after its clock was set back by more than two
+minutes signs heads that devices which saw the later ones refuse until the
+clock catches up (they keep running what they have).
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ class ChannelHeads:
         self._lifetime = timedelta(seconds=lifetime)
         # By channel and starting point: (the candidates object, its content, issued, base64).
         self._heads: dict[_Key, tuple[object, _Content, datetime, str]] = {}
+        #: The newest ``issued_at`` signed here; no head is signed earlier (clock jumps).
+        self.floor: datetime | None = None
 
     def head(
         self,
@@ -66,7 +77,7 @@ class ChannelHeads:
         content = None
         if kept is not None:
             source, kept_content, issued, encoded = kept
-            if timedelta(0) <= now - issued < timedelta(seconds=REFRESH):
+            if now - issued < timedelta(seconds=REFRESH):  # negative: the clock went back
                 if source is candidates:
                     return encoded
                 content = _content(candidates)  # reloaded: compare once per reload
@@ -75,10 +86,12 @@ class ChannelHeads:
                     return encoded
         if len(self._heads) >= _MAX_HEADS:
             self._heads.clear()
-        encoded = self._sign(target, candidates, after, now)
+        issued = now if self.floor is None or now > self.floor else self.floor
+        self.floor = issued
+        encoded = self._sign(target, candidates, after, issued)
         if content is None:
             content = _content(candidates)
-        self._heads[key] = (candidates, content, now, encoded)
+        self._heads[key] = (candidates, content, issued, encoded)
         return encoded
 
     def _sign(
