@@ -303,21 +303,21 @@ class ReleaseController(Controller):
             )
             await _check_sequence(db_session, release)
             row = _row(release, principal, now, rollout)
-            db_session.add(row)
-            try:
-                await db_session.flush()
-            except IntegrityError:
-                raise _version_conflict(release) from None
+            # No transaction stays open while the archive is stored: on SQLite a
+            # write lock held across a slow object store stalled every device
+            # report and check-in behind it (found by nox -s faults).
+            await db_session.commit()
             created = await blob_store.put(release.manifest.archive.sha256, upload.archive)
             upload.archive = None  # the store owns the file now
+            db_session.add(row)
             record(db_session, principal, "publish", row, now, {"archive": row.archive_sha256})
             try:
                 await db_session.commit()
             except IntegrityError:
-                # Unique violations normally surface at the flush above; a
-                # commit-time conflict is rare. Known gap: if another publish
-                # of the same archive found our fresh blob and commits after
-                # this delete, its row points at a missing blob.
+                # A release with this version or sequence committed meanwhile
+                # (the checks above saw none). Known gap: if another publish of
+                # the same archive found our fresh blob and commits after this
+                # delete, its row points at a missing blob.
                 if created:
                     await blob_store.delete(row.archive_sha256)
                 raise _version_conflict(release) from None
