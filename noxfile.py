@@ -94,6 +94,18 @@ def clock(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def faults(session: nox.Session) -> None:
+    """Inject faults into real server processes under a fleet; print the table (issue 18).
+
+    PostgreSQL restarts and dropped connections, Redis down, the object store
+    answering 503 or hanging, SIGKILL, a full disk; ``--only "s3 hang"`` runs
+    some, ``--seconds 5`` makes each last longer. Exits 1 if a goal is missed.
+    """
+    _sync(session, "test")
+    session.run("python", "faults/run.py", *session.posargs)
+
+
+@nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Ruff (lint + format check) and import-linter (the dependency rule)."""
     _sync(session, "lint")
@@ -111,7 +123,7 @@ def typecheck(session: nox.Session) -> None:
         if (ROOT / path / "tests").is_dir():
             targets.append(f"{path}/tests")
         session.run("mypy", *targets)
-    session.run("mypy", "bench", "demo", "tests/e2e")  # the scripts and end-to-end tests
+    session.run("mypy", "bench", "demo", "faults", "tests/e2e")  # scripts and end-to-end tests
 
 
 @nox.session(python="3.11")
