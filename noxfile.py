@@ -102,7 +102,7 @@ def faults(session: nox.Session) -> None:
     some, ``--seconds 5`` makes each last longer. Exits 1 if a goal is missed.
     """
     _sync(session, "test")
-    session.run("python", "faults/run.py", *session.posargs)
+    session.run("python", "faults/inject.py", *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -16,9 +16,10 @@ sigkill                the server process killed (SIGKILL) and started again
 disk full              the data directory's file system full (tmpfs; root only)
 =====================  ==============================================================
 
-The table counts the fleet's requests from the fault's start until the
-server has recovered: served (a 2xx in at most 1 s), failed fast (an error
-in at most 1 s) and slow (over 1 s, answered or not, or timed out at 2 s).
+The table counts the fleet's update checks and installation reports from
+the fault's start until the server has recovered: ok (a 2xx in at most
+1 s), fast error (an error, such as 503 with ``Retry-After``, in at most
+1 s) and slow (over 1 s, answered or not, or timed out at 2 s).
 Recovery is the time from the fault's end (for a kill: the restart, made at
 once as a supervisor does) until a request that needs the faulted dependency
 succeeds. Consistency, after a cleanup pass: every
@@ -31,7 +32,7 @@ status is 1 when a goal is missed. Clock jumps are not here: the server
 takes its wall clock as an argument, and ``apps/server/tests/
 test_clock_jumps.py`` jumps it by hours both ways.
 
-Usage: python faults/run.py [--seconds 3] [--devices 6] [--only NAME ...]
+Usage: python faults/inject.py [--seconds 3] [--devices 6] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -74,14 +75,14 @@ RECOVERY_GOAL = 5.0
 
 
 @attrs.define
-class Tally:
-    """The fleet's requests in one phase."""
+class Count:
+    """Requests of one kind: served, failed fast, slow."""
 
     served: int = 0
     failed_fast: int = 0
     slow: int = 0
 
-    def add(self, ok: bool, seconds: float) -> None:  # noqa: FBT001 - a tally's one call
+    def add(self, ok: bool, seconds: float) -> None:  # noqa: FBT001 - a count's one call
         """Count one request."""
         if seconds > FAST:
             self.slow += 1
@@ -89,6 +90,23 @@ class Tally:
             self.served += 1
         else:
             self.failed_fast += 1
+
+    def __str__(self) -> str:
+        """Return ``served / failed fast / slow``."""
+        return f"{self.served} / {self.failed_fast} / {self.slow}"
+
+
+@attrs.define
+class Tally:
+    """The fleet's requests in one phase: update checks and installation reports."""
+
+    checks: Count = attrs.field(factory=Count)
+    reports: Count = attrs.field(factory=Count)
+
+    @property
+    def slow(self) -> int:
+        """Slow requests of either kind."""
+        return self.checks.slow + self.reports.slow
 
 
 class Fleet:
@@ -135,7 +153,8 @@ class Fleet:
         with contextlib.suppress(httpx.HTTPError):
             status = http.request(method, path, timeout=TIMEOUT, **kwargs).status_code
         with self._lock:
-            self.tally.add(status is not None and status < 300, time.monotonic() - started)
+            count = self.tally.reports if method == "POST" else self.tally.checks
+            count.add(status is not None and status < 300, time.monotonic() - started)
         return status
 
     def _run(self, number: int) -> None:
@@ -456,14 +475,13 @@ def run_faults(deployed: Deployment, faults: list[Fault], args: argparse.Namespa
 
 def print_table(rows: list[Row]) -> None:
     """Print the table of the module docstring's columns, one row per fault."""
-    header = ("fault", "served", "failed fast", "slow", "recovery", "publish during it",
-              "consistency", "goals")  # fmt: skip
+    header = ("fault", "checks ok / fast error / slow", "reports ok / fast error / slow",
+              "recovery", "publish during it", "consistency", "goals")  # fmt: skip
     lines = [header] + [
         (
             r.fault,
-            str(r.tally.served),
-            str(r.tally.failed_fast),
-            str(r.tally.slow),
+            str(r.tally.checks),
+            str(r.tally.reports),
             "never" if r.recovery is None else f"{r.recovery:.1f} s",
             r.publish,
             r.consistency,
