@@ -346,11 +346,25 @@ def _one_release(api: Api, app: str, platform: str, channel: str, version: str) 
     return chosen
 
 
-def _next_position(api: Api, app: str, platform: str, channel: str, epoch: int) -> int:
+def _next_position(
+    api: Api, app: str, platform: str, channel: str, epoch: int
+) -> tuple[int, datetime]:
+    """Return the next sequence on the channel, and a signing time after its newest release's.
+
+    Times are whole seconds, and Expo devices take only an update committed
+    strictly later than the one they run: a rollback signed in the same
+    second as the release it replaces would never reach them.
+    """
     newest = api.releases(app, platform=platform, channel=channel, limit=1)
+    created = _now()
+    if newest:
+        previous = datetime.fromisoformat(str(newest[0]["createdAt"])).replace(microsecond=0)
+        if previous.tzinfo is None:  # the server's times are UTC; SQLite drops the offset
+            previous = previous.replace(tzinfo=UTC)
+        created = max(created, previous + timedelta(seconds=1))
     if not newest or int(newest[0]["epoch"]) != epoch:
-        return 1
-    return int(newest[0]["sequence"]) + 1
+        return 1, created
+    return int(newest[0]["sequence"]) + 1, created
 
 
 def _check_key(  # noqa: PLR0913, PLR0917 - who signs what, where
@@ -534,6 +548,7 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, P
         total = sum(p.stat().st_size for p in files.values())
         out.step(f"packing {len(files)} files ({total / 1e6:.1f} MB)")
         packed = pack_directory(files, work / "release.zip", compresslevel=args.compression)
+        sequence, created = _next_position(api, app, platform.value, args.channel, epoch)
         manifest = release_manifest(
             app_id=app,
             platform=platform,
@@ -541,9 +556,9 @@ def release(ctx: Context, args: argparse.Namespace) -> None:  # noqa: PLR0912, P
             binary_range=args.binary_range,
             version=args.version,
             epoch=epoch,
-            sequence=_next_position(api, app, platform.value, args.channel, epoch),
+            sequence=sequence,
             packed=packed,
-            created_at=(created := _now()),
+            created_at=created,
             mandatory=args.mandatory,
             expires_at=_expiry(created, args),
         )
@@ -681,11 +696,12 @@ def rollback(ctx: Context, args: argparse.Namespace) -> None:
         epoch = _check_key(ctx, api, app, key, args.platform, args.channel)
         source = _one_release(api, app, args.platform, args.channel, args.version)
         old = _source_manifest(api, source)
+        sequence, created = _next_position(api, app, args.platform, args.channel, epoch)
         manifest = attrs.evolve(
             old,
             epoch=epoch,
-            sequence=_next_position(api, app, args.platform, args.channel, epoch),
-            created_at=(created := _now()),
+            sequence=sequence,
+            created_at=created,
             rollback_of=source["manifestId"],
             expires_at=_expiry(created, args),
             mandatory=old.mandatory if args.mandatory is None else args.mandatory,
@@ -710,13 +726,14 @@ def promote(ctx: Context, args: argparse.Namespace) -> None:
         if api.releases(app, platform=args.platform, channel=args.target, version=args.version):
             raise ConflictError(f"{args.version} is already on {args.target}")
         old = _source_manifest(api, source)
+        sequence, created = _next_position(api, app, args.platform, args.target, epoch)
         try:
             manifest = attrs.evolve(
                 old,
                 channel=args.target,
                 epoch=epoch,
-                sequence=_next_position(api, app, args.platform, args.target, epoch),
-                created_at=(created := _now()),
+                sequence=sequence,
+                created_at=created,
                 rollback_of=None,
                 expires_at=_expiry(created, args),
             )
