@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from hotpatch_core.testing import make_pki
 from hotpatch_server.app import blob_store_for, create_app
 from hotpatch_server.cleanup import CleanupReport, clean_up
-from hotpatch_server.fault_injection import MotoS3
+from hotpatch_server.fault_injection import MotoS3, libfaketime
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
 from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
@@ -146,3 +146,32 @@ def test_the_cleanup_pass_removes_only_unreferenced_objects(s3_server: tuple[Ser
         f"archives/{built.manifest.archive.sha256}",
         "elsewhere/not-ours",
     ]
+
+
+def test_object_ages_are_measured_on_the_stores_clock(tmp_path: Path) -> None:
+    """A store whose clock is 3 h behind the server's: a fresh upload is fresh, not 3 h old.
+
+    Otherwise a server clock running ahead would let a cleanup pass remove the
+    archive of a publish that is still uploading.
+    """
+    if libfaketime() is None:
+        pytest.skip("libfaketime is not installed (apt-get install faketime)")
+    moto = MotoS3(bucket=BUCKET, faketime="-3h")
+    moto.start()
+    try:
+        moto.client().put_object(Bucket=BUCKET, Key="archives/" + "cd" * 32, Body=b"fresh")
+        settings = Settings.from_env(
+            {
+                "HOTPATCH_DATA_DIR": str(tmp_path),
+                "S3_BUCKET": BUCKET,
+                "S3_ENDPOINT": moto.endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+            }
+        )
+        store = blob_store_for(settings)
+        ((name, age),) = asyncio.run(store.listing())
+    finally:
+        moto.stop()
+    assert name == "cd" * 32
+    assert timedelta(0) <= age < timedelta(minutes=5)

@@ -58,7 +58,7 @@ async def clean_up(
     """Remove blobs no row references and temporary files, older than ``grace``.
 
     Ages are measured on the store's own clock (the file system's, or the
-    object store's last-modified time against this machine's clock).
+    object store's last-modified time against the time it answers with).
     """
     stored = await store.listing()
     old = {sha256 for sha256, age in stored if age >= grace}

@@ -11,8 +11,10 @@ server's dependencies, never touching the machine's shared ones:
   (an S3 endpoint, PostgreSQL), which forwards, or answers HTTP 503, or
   hangs, or is slow, or drops every connection, as it is told.
 
-Dependencies run on the real clock even when the caller runs under
-libfaketime (the clock session): :func:`real_clock_env` strips it.
+PostgreSQL and Redis run on the real clock even when the caller runs under
+libfaketime (the clock session): :func:`real_clock_env` strips it. moto's
+server keeps the caller's clock, or runs shifted from it (:attr:`MotoS3.faketime`)
+to test a server and an object store whose clocks disagree.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "MotoS3",
     "PrivatePostgres",
     "PrivateRedis",
+    "libfaketime",
     "real_clock_env",
 ]
 
@@ -53,6 +56,12 @@ class FaultHarnessError(RuntimeError):
 def real_clock_env() -> dict[str, str]:
     """Return this process's environment without libfaketime (for infrastructure processes)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRELOAD"))}
+
+
+def libfaketime() -> str | None:
+    """Return the path of Debian's libfaketime (package ``faketime``), or None if absent."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    return str(found[0]) if found else None
 
 
 def postgres_bin() -> Path | None:
@@ -187,11 +196,14 @@ class MotoS3:
     """moto's S3 server (``moto_server``, beside this Python) on a free loopback port.
 
     :meth:`start` also makes :attr:`bucket`; :meth:`objects` lists what it holds.
-    Credentials are moto's: any access key and secret work.
+    Credentials are moto's: any access key and secret work. With
+    :attr:`faketime` (a libfaketime offset such as ``"-3h"``) its clock is
+    shifted from the real one; otherwise it runs on the caller's clock.
     """
 
     bucket: str = "hotpatch-bundles"
     port: int = attrs.field(factory=free_port)
+    faketime: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -220,7 +232,7 @@ class MotoS3:
             [str(self.executable()), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=real_clock_env(),
+            env=self._environment(),
         )
         deadline = time.monotonic() + 30
         while True:
@@ -232,6 +244,14 @@ class MotoS3:
                     raise FaultHarnessError("moto_server did not start") from None
                 time.sleep(0.1)
         self.client().create_bucket(Bucket=self.bucket)
+
+    def _environment(self) -> dict[str, str]:
+        if self.faketime is None:
+            return dict(os.environ)
+        library = libfaketime()
+        if library is None:
+            raise FaultHarnessError("a shifted clock needs libfaketime: apt-get install faketime")
+        return real_clock_env() | {"LD_PRELOAD": library, "FAKETIME": self.faketime}
 
     def objects(self) -> list[str]:
         """Return every object key in the bucket."""

@@ -17,9 +17,11 @@ that still fails raises a 503 ``storage-unavailable`` problem with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +51,17 @@ async def _call(work: Callable[[], _T]) -> _T:
             f"object storage failed: {exc}",
             headers={"Retry-After": str(RETRY_AFTER)},
         ) from None
+
+
+def _store_now(answer: dict[str, Any]) -> datetime:
+    """Return the object store's time from an answer's ``Date`` header (else this machine's)."""
+    header = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if isinstance(header, str):
+        with contextlib.suppress(TypeError, ValueError):
+            stamped = parsedate_to_datetime(header)
+            if stamped.tzinfo is not None:
+                return stamped
+    return datetime.now(UTC)
 
 
 class S3BlobStore:
@@ -138,15 +151,20 @@ class S3BlobStore:
         return await _call(load)
 
     async def listing(self) -> list[tuple[str, timedelta]]:
-        """Return every archive object's sha256 and age (since its last modification)."""
+        """Return every archive object's sha256 and age (since its last modification).
+
+        Ages are measured on the store's own clock (each listing answer's
+        ``Date`` header), so a server whose clock runs ahead never sees a
+        fresh upload as old.
+        """
 
         def scan() -> list[tuple[str, timedelta]]:
-            now = datetime.now(UTC)
             found = []
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix="archives/"
             )
             for page in pages:
+                now = _store_now(page)
                 for item in page.get("Contents", []):
                     name = str(item["Key"]).removeprefix("archives/")
                     if _SHA.fullmatch(name):
