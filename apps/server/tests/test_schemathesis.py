@@ -75,7 +75,12 @@ def test_no_server_errors(live_server: tuple[str, str]) -> None:
         def exercise(case: schemathesis.Case[Any]) -> None:
             for headers in ({"Authorization": f"Bearer {key}"}, {}):
                 case.call_and_validate(
-                    headers=headers, checks=[schemathesis.checks.not_a_server_error], timeout=30
+                    headers=headers,
+                    checks=[
+                        schemathesis.checks.not_a_server_error,
+                        schemathesis.checks.response_schema_conformance,
+                    ],
+                    timeout=30,
                 )
 
         try:

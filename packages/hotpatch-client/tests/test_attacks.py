@@ -476,6 +476,23 @@ def test_a7_wrapper_cannot_make_a_release_mandatory(
     assert restarts == []
 
 
+@pytest.mark.parametrize(
+    "lie", [{"updateAvailable": "true"}, {"bundleUrl": 42}, {"head": 7}, {"manifest": None}]
+)
+def test_an_answer_that_breaks_the_protocol_fetches_nothing(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, lie: dict[str, Any]
+) -> None:
+    """A mistyped field ends the check, not retried, with nothing fetched or changed."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    sim.publish(V2)
+    sim.answer_extra = lie
+    error = _refuse(agent, NetworkError)
+    assert isinstance(error, NetworkError)
+    assert not error.retryable
+    assert "breaks the protocol" in str(error)
+    _assert_untouched(agent, v1, sim, fetched=False)
+
+
 # --- download attacks: A1 (hash), A2 (endless / lying lengths), A9 (slow) ---------------
 
 

@@ -64,6 +64,7 @@ from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings, private_dir
 from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
+from hotpatch_server.wire_schema import WireSchemaPlugin
 
 __all__ = ["app_from_env", "blob_store_for", "create_app"]
 
@@ -253,6 +254,7 @@ def create_app(  # noqa: PLR0915 - one wiring of every service, in order
         },
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="HotPatch", version="0.1.0", path="/schema"),
+        plugins=[WireSchemaPlugin()],
         request_max_body_size=1024 * 1024,
     )
 

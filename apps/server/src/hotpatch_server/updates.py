@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.protocol import CheckAnswer, PatchOffer
 from hotpatch_core.versions import Version
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
@@ -50,6 +51,7 @@ from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
     "CHANNEL",
@@ -434,32 +436,28 @@ def _answer(
     now: datetime,
     current: str | None,
     native: str,
-) -> dict[str, Any]:
+    head: str | None,
+) -> CheckAnswer:
     if candidate is None:
-        return {"updateAvailable": False}
-    answer: dict[str, Any] = {
-        "updateAvailable": True,
-        "version": candidate.version,
-        "bundleUrl": store.url(candidate.archive_sha256, now),
-        "hash": candidate.archive_sha256,
-        "size": candidate.archive_length,
-        "signature": candidate.signature_b64,
-        "mandatory": candidate.mandatory,
-        "manifest": candidate.manifest_b64,
-        "manifestId": candidate.manifest_id,
-        "sequence": candidate.sequence,
-        "epoch": candidate.epoch,
-    }
+        return CheckAnswer(update_available=False, head=head)
     # A device on an OTA bundle names it; one on the bundle in its binary does not.
     patch = candidate.patches.get(current or f"embedded:{native}")
-    if patch is not None:
+    return CheckAnswer(
+        update_available=True,
+        manifest=candidate.manifest_b64,
+        bundle_url=store.url(candidate.archive_sha256, now),
+        head=head,
         # Unsigned, like the URLs: the device verifies every file it builds.
-        answer["patch"] = {
-            "url": store.url(patch[0], now),
-            "size": patch[1],
-            "baseManifestId": patch[2],
-        }
-    return answer
+        patch=None if patch is None else PatchOffer(store.url(patch[0], now), patch[1], patch[2]),
+        version=candidate.version,
+        mandatory=candidate.mandatory,
+        hash=candidate.archive_sha256,
+        size=candidate.archive_length,
+        manifest_id=candidate.manifest_id,
+        sequence=candidate.sequence,
+        epoch=candidate.epoch,
+        signature=candidate.signature_b64,
+    )
 
 
 @attrs.frozen
@@ -475,7 +473,7 @@ class CheckService:
     #: Signs the channel head sent with every answer; None when no timestamp key is set.
     heads: ChannelHeads | None = None
 
-    async def check(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def check(self, params: dict[str, Any]) -> CheckAnswer:
         """Validate, rate-limit, note the device, choose from the cache, answer."""
         query = parse_check(params)
         now = self.clock()
@@ -485,11 +483,15 @@ class CheckService:
         candidates = await self.active_releases.get(*target)
         chosen = choose(query, candidates)
         self.metrics.inc("update_check", offered=str(chosen is not None).lower())
-        answer = _answer(chosen, self.blob_store, now, query.current_manifest_id, query.native_text)
-        if self.heads is not None:
-            # From the same candidates as the choice: the head never contradicts the answer.
-            answer["head"] = self.heads.head(target, candidates, head_start(query, candidates), now)
-        return answer
+        # From the same candidates as the choice: the head never contradicts the answer.
+        head = (
+            None
+            if self.heads is None
+            else self.heads.head(target, candidates, head_start(query, candidates), now)
+        )
+        return _answer(
+            chosen, self.blob_store, now, query.current_manifest_id, query.native_text, head
+        )
 
 
 @attrs.frozen
@@ -578,18 +580,18 @@ class DeviceController(Controller):
         self,
         request: Request[Any, Any, Any],
         check_service: NamedDependency[SkipValidation[CheckService]],
-    ) -> dict[str, Any]:
+    ) -> Response[CheckAnswer]:
         """Answer whether a newer signed release is available to this device."""
-        return await check_service.check(dict(request.query_params))
+        return wire_response(await check_service.check(dict(request.query_params)))
 
     @post("/update/check", status_code=200, summary="Check for an update (JSON body)")
     async def check_post(
         self,
         data: JSONBody[dict[str, Any]],
         check_service: NamedDependency[SkipValidation[CheckService]],
-    ) -> dict[str, Any]:
+    ) -> Response[CheckAnswer]:
         """Answer the same check from a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
-        return await check_service.check(data)
+        return wire_response(await check_service.check(data))
 
     @post("/devices", status_code=201, summary="Register a device")
     async def register(

@@ -116,6 +116,7 @@ from hotpatch_core.machine import (
     trusted_root,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
+from hotpatch_core.protocol import read_check_answer
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
@@ -292,9 +293,9 @@ class _Answer:
     head: bytes | None
 
 
-def _signed_bytes(value: object) -> bytes | None:
+def _signed_bytes(value: str | None) -> bytes | None:
     """Decode a base64 signed document of the answer; garbage is passed on to be refused."""
-    if not isinstance(value, str):
+    if value is None:
         return None
     try:
         return base64.b64decode(value, validate=True)
@@ -770,39 +771,31 @@ class Agent:
         if body is None:
             raise NetworkError("update check got HTTP 404", retryable=False)
         try:
-            answer = loads(bytes(body))
+            document = loads(bytes(body))
         except FormatError as exc:
             raise NetworkError(f"update check answer is not JSON: {exc}", retryable=False) from None
-        if not isinstance(answer, dict):
-            return _Answer(None, None, None, None)
-        head = _signed_bytes(answer.get("head"))
-        if answer.get("updateAvailable") is not True:
+        try:
+            answer = read_check_answer(document)
+        except FormatError as exc:
+            raise NetworkError(
+                f"update check answer breaks the protocol: {exc}", retryable=False
+            ) from None
+        head = _signed_bytes(answer.head)
+        if not answer.update_available or answer.manifest is None or answer.bundle_url is None:
             return _Answer(None, None, None, head)
-        manifest, url = _signed_bytes(answer.get("manifest")), answer.get("bundleUrl")
-        if manifest is None or not isinstance(url, str):
-            raise NetworkError("update check answer lacks manifest or bundleUrl", retryable=False)
+        offer = answer.patch
         return _Answer(
-            manifest,
-            str(httpx.URL(self._url("/")).join(url)),
-            self._hint(answer.get("patch")),
+            _signed_bytes(answer.manifest),
+            self._join(answer.bundle_url),
+            None
+            if offer is None
+            else PatchHint(self._join(offer.url), offer.size, offer.base_manifest_id),
             head,
         )
 
-    def _hint(self, value: object) -> PatchHint | None:
-        """Read the check answer's optional, unsigned ``patch`` offer; ignore it if malformed."""
-        if not isinstance(value, dict):
-            return None
-        url, size, base = value.get("url"), value.get("size"), value.get("baseManifestId")
-        if (
-            not isinstance(url, str)
-            or not isinstance(size, int)
-            or isinstance(size, bool)
-            or size <= 0
-            or not isinstance(base, str)
-            or len(base) != 64
-        ):
-            return None
-        return PatchHint(str(httpx.URL(self._url("/")).join(url)), size, base)
+    def _join(self, url: str) -> str:
+        """Resolve a URL of an answer, absolute or relative to the server URL."""
+        return str(httpx.URL(self._url("/")).join(url))
 
     def _patch_usable(self, hint: PatchHint, release: VerifiedRelease) -> bool:
         """Use a patch only from a bundle this device has, and only if smaller than the archive."""

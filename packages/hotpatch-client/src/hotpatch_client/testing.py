@@ -38,6 +38,7 @@ from hotpatch_client.errors import AgentLockedError
 from hotpatch_core.archive import FileEntry, MemorySink, extract_archive
 from hotpatch_core.head import sign_head
 from hotpatch_core.manifest import ArchiveInfo, Platform, encode_manifest, manifest_id
+from hotpatch_core.protocol import CheckAnswer, PatchOffer
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import (
     PKI,
@@ -49,6 +50,7 @@ from hotpatch_core.testing import (
     rotate_pki,
 )
 from hotpatch_core.trust import TrustRoot
+from hotpatch_core.wire import unstructure
 from hotpatch_diff import PatchSide, make_patch
 
 __all__ = [
@@ -595,39 +597,34 @@ class RepositorySimulator:
         live = self.live()
         release = self.offer or (live[-1] if live else None)
         head = self.head_override or self.head()
-        signed = {"head": base64.b64encode(head).decode()} if head is not None else {}
+        signed = None if head is None else base64.b64encode(head).decode()
         if (
             release is None
             or self.offer_nothing
             or (current == release.manifest_id and self.envelope_override is None)
         ):
-            return httpx.Response(200, json={"updateAvailable": False, **signed})
+            nothing = CheckAnswer(update_available=False, head=signed)
+            return httpx.Response(200, json=unstructure(nothing))
         envelope = self.envelope_override or release.envelope
         m = release.built.manifest
-        extra: dict[str, Any] = {}
         patch = self.patches.get((current or "", release.manifest_id))
-        if patch is not None:
-            extra["patch"] = {
-                "url": f"/patches/{current}-{release.manifest_id}",
-                "size": self.patch_size or len(patch),
-                "baseManifestId": current,
-            }
-        return httpx.Response(
-            200,
-            json={
-                "updateAvailable": True,
-                "version": m.version,
-                "bundleUrl": f"/blobs/{release.manifest_id}",
-                "hash": m.archive.sha256,
-                "size": m.archive.length,
-                "mandatory": m.mandatory,
-                "manifest": base64.b64encode(envelope).decode(),
-                "manifestId": release.manifest_id,
-                **signed,
-                **extra,
-                **self.answer_extra,
-            },
+        answer = CheckAnswer(
+            update_available=True,
+            manifest=base64.b64encode(envelope).decode(),
+            bundle_url=f"/blobs/{release.manifest_id}",
+            head=signed,
+            patch=None
+            if patch is None or current is None
+            else PatchOffer(
+                f"/patches/{current}-{release.manifest_id}", self.patch_size or len(patch), current
+            ),
+            version=m.version,
+            mandatory=m.mandatory,
+            hash=m.archive.sha256,
+            size=m.archive.length,
+            manifest_id=release.manifest_id,
         )
+        return httpx.Response(200, json=unstructure(answer) | self.answer_extra)
 
     def _archive(self, request: httpx.Request, wanted: str) -> httpx.Response:
         if self.statuses:

@@ -1,0 +1,115 @@
+"""The update check's messages, defined once (docs/spec/device-protocol.md §2, §4b).
+
+A field's ``metadata["schema"]`` holds JSON Schema constraints its
+validator enforces, for the server's OpenAPI schema.
+
+The server builds a :class:`CheckAnswer`, the device reads one with
+:func:`read_check_answer`, and the test simulator builds the same class;
+all go through the wire converter (:mod:`hotpatch_core.wire`), so the JSON
+on the wire, the OpenAPI schema the server publishes and what a device
+accepts cannot drift apart.
+
+Nothing in an answer is trusted: ``manifest`` and ``head`` are signed
+documents the device verifies itself (as base64 text here, decoded by the
+reader of the signature), ``bundleUrl`` and ``patch`` only say where bytes
+are, and the conveniences (``version``, ``mandatory``, ``hash``, ``size``,
+``manifestId``, ``sequence``, ``epoch``, ``signature``) are for dashboards
+and MUST NOT decide anything on a device (A7).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import attrs
+
+from hotpatch_core.errors import SchemaError
+from hotpatch_core.wire import structure
+
+__all__ = ["CheckAnswer", "PatchOffer", "read_check_answer"]
+
+_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def _manifest_id(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _MANIFEST_ID.fullmatch(value):
+        raise SchemaError("expected 64 lowercase hex digits", attribute.name)
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise SchemaError("must be greater than zero", attribute.name)
+
+
+@attrs.frozen
+class PatchOffer:
+    """An unsigned offer of a patch from a bundle the device has (§4b).
+
+    The device builds the new release's files from it and checks each
+    against the signed manifest, so a lying offer costs a download, never
+    trust.
+    """
+
+    #: Where the patch is, absolute or relative to the server URL.
+    url: str
+    #: The patch's length in bytes (a device takes it only if smaller than the archive).
+    size: int = attrs.field(validator=_positive, metadata={"schema": {"minimum": 1}})
+    #: The bundle the patch applies to: an installed release's id, or an embedded bundle's.
+    base_manifest_id: str = attrs.field(
+        validator=_manifest_id, metadata={"schema": {"pattern": "^[0-9a-f]{64}$"}}
+    )
+
+
+@attrs.frozen
+class CheckAnswer:
+    """The answer to ``GET|POST /update/check``.
+
+    With no update, only ``update_available`` (false) and ``head`` are set.
+    With one, ``manifest`` and ``bundle_url`` are set too; every other field
+    is optional.
+    """
+
+    #: Whether ``manifest`` names a release for this device.
+    update_available: bool
+    #: The release's signed envelope, standard base64.
+    manifest: str | None = None
+    #: Where the release's archive is, absolute or relative to the server URL.
+    bundle_url: str | None = None
+    #: The signed channel head, standard base64; sent when the server has a timestamp key.
+    head: str | None = None
+    #: A patch the device may take instead of the archive.
+    patch: PatchOffer | None = None
+    #: Conveniences copied from the signed manifest (dashboards only).
+    version: str | None = None
+    mandatory: bool | None = None
+    hash: str | None = None
+    size: int | None = None
+    manifest_id: str | None = None
+    sequence: int | None = None
+    epoch: int | None = None
+    #: The manifest's first signature, base64 (CodePush-era clients display it).
+    signature: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.update_available and (self.manifest is None or self.bundle_url is None):
+            raise SchemaError("an answer with an update needs manifest and bundleUrl")
+
+
+def read_check_answer(value: object) -> CheckAnswer:
+    """Read an update check answer as a device must, or raise :class:`SchemaError`.
+
+    Every field is typed strictly, with one exception: a malformed ``patch``
+    is dropped (it is unsigned and optional; the archive is always there).
+    """
+    if not isinstance(value, dict):
+        raise SchemaError(f"expected a JSON object, got {type(value).__name__}")
+    patch = value.get("patch")
+    answer = structure({k: v for k, v in value.items() if k != "patch"}, CheckAnswer)
+    if patch is None:
+        return answer
+    try:
+        offer = structure(patch, PatchOffer)
+    except SchemaError:
+        return answer
+    return attrs.evolve(answer, patch=offer)
