@@ -43,6 +43,9 @@ def test_every_check_answer_follows_the_published_schema(server: Server) -> None
         jsonschema.validate(answer, schema)
         assert unstructure(read_check_answer(answer)) == answer
     assert read_check_answer(nothing) == CheckAnswer(update_available=False, head=nothing["head"])
+    bad_base = patched["patch"] | {"baseManifestId": patched["patch"]["baseManifestId"] + "\n"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(patched | {"patch": bad_base}, schema)
 
 
 @pytest.mark.parametrize(

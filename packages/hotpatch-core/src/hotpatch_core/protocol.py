@@ -57,7 +57,10 @@ class PatchOffer:
     size: int = attrs.field(validator=_positive, metadata={"schema": {"minimum": 1}})
     #: The bundle the patch applies to: an installed release's id, or an embedded bundle's.
     base_manifest_id: str = attrs.field(
-        validator=_manifest_id, metadata={"schema": {"pattern": "^[0-9a-f]{64}$"}}
+        validator=_manifest_id,
+        # The length bounds make the pattern exact in every regex dialect
+        # (Python's ``$`` also matches before a final newline).
+        metadata={"schema": {"pattern": "^[0-9a-f]{64}$", "min_length": 64, "max_length": 64}},
     )
 
 
