@@ -439,3 +439,13 @@ def test_forged_reports_are_told_apart_from_devices_that_checked(server: Server)
     assert stats["installationsFromCheckedDevices"] == {"applied": 3, "failed": 0, "rolled_back": 1}
     [warning] = stats["warnings"]
     assert warning.startswith("12 of 13 rolled_back reports come from devices that never checked")
+
+
+@pytest.mark.parametrize("rollout", ["5_0", "\u0665\u0660", " 50", "nan", "101"])
+def test_a_rollout_that_is_not_a_plain_percentage_is_refused(server: Server, rollout: str) -> None:
+    """A publish with such a rollout gets 422 naming the field, and stores nothing."""
+    response = server.publish(server.build(sequence=1), fields={"rollout": rollout})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "rollout"
+    assert server.release_rows() == 0
+    assert server.blobs() == []

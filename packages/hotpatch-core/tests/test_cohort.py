@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotpatch_core.cohort import BASIS_POINTS, bucket, in_rollout, percent_to_basis_points
+from hotpatch_core.cohort import (
+    BASIS_POINTS,
+    bucket,
+    in_rollout,
+    parse_percent,
+    percent_to_basis_points,
+)
 
 ids = st.text(min_size=1, max_size=64)
 salts = st.text(max_size=64)
@@ -87,3 +93,19 @@ def test_out_of_range_arguments_rejected(value: int, points: int) -> None:
         in_rollout(value, points)
     with pytest.raises(ValueError, match="between 0 and 100"):
         percent_to_basis_points(101)
+
+
+@given(st.floats(min_value=0, max_value=100))
+def test_a_percentage_written_as_the_cli_writes_it_parses(percent: float) -> None:
+    """Every percentage the CLI sends (``f"{p:g}"``) reads back as its basis points."""
+    assert parse_percent(f"{percent:g}") == percent_to_basis_points(float(f"{percent:g}"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " 5", "5 ", "+5", "-0", "5_0", "\u0665\u0660", "nan", "inf", "0x10", "100.5", "1e3"],
+)
+def test_a_percentage_is_ascii_decimal_text_within_range(text: str) -> None:
+    """Text float() would take (spaces, underscores, other scripts' digits, nan) is refused."""
+    with pytest.raises(ValueError, match="rollout percentage"):
+        parse_percent(text)

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.archive import NullSink, extract_archive
-from hotpatch_core.cohort import percent_to_basis_points
+from hotpatch_core.cohort import parse_percent, percent_to_basis_points
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import ReportStatus
 from hotpatch_core.release import VerifiedRelease, verify_publication
@@ -200,14 +200,20 @@ def _report_warnings(counts: dict[str, int], seen: dict[str, int]) -> list[str]:
     return warnings
 
 
-def _rollout(fields: dict[str, str]) -> int:
-    text = fields.get("rollout", fields.get("rolloutPercent", "100"))
+def rollout_basis_points(percent: float | str, field: str) -> int:
+    """Convert a rollout percentage (a JSON number, or form text) to basis points, or 422."""
     try:
-        return percent_to_basis_points(float(text))
-    except ValueError:
-        raise Problem(
-            422, "invalid", "rollout must be a percentage from 0 to 100", field="rollout"
-        ) from None
+        if isinstance(percent, str):
+            return parse_percent(percent)
+        return percent_to_basis_points(percent)
+    except ValueError as exc:
+        raise Problem(422, "invalid", str(exc), field=field) from None
+
+
+def _rollout(fields: dict[str, str]) -> int:
+    return rollout_basis_points(
+        fields.get("rollout", fields.get("rolloutPercent", "100")), "rollout"
+    )
 
 
 def _mandatory_matches(fields: dict[str, str], release: VerifiedRelease) -> None:
@@ -537,10 +543,7 @@ class ReleaseController(Controller):
         row = await find_release(db_session, release_id, principal, Action.ROLLOUT)
         before = {"rolloutPercent": row.rollout_basis_points / 100, "paused": row.paused}
         if data.rollout_percent is not None:
-            try:
-                row.rollout_basis_points = percent_to_basis_points(data.rollout_percent)
-            except ValueError as exc:
-                raise Problem(422, "invalid", str(exc), field="rolloutPercent") from None
+            row.rollout_basis_points = rollout_basis_points(data.rollout_percent, "rolloutPercent")
         if data.paused is not None:
             row.paused = data.paused
         record(db_session, principal, "rollout", row, now, {"before": before})
@@ -694,10 +697,7 @@ async def _republish(
             field="manifest",
         )
     await _check_sequence(session, release)
-    try:
-        rollout = percent_to_basis_points(data.rollout_percent)
-    except ValueError as exc:
-        raise Problem(422, "invalid", str(exc), field="rolloutPercent") from None
+    rollout = rollout_basis_points(data.rollout_percent, "rolloutPercent")
     row = _row(release, principal, now, rollout)
     session.add(row)
     record(session, principal, action, row, now, {"source": source.manifest_id})

@@ -23,12 +23,16 @@ releases already signed for the device's channel (docs/security.md A18, S9).
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
 
-__all__ = ["BASIS_POINTS", "bucket", "in_rollout", "percent_to_basis_points"]
+__all__ = ["BASIS_POINTS", "bucket", "in_rollout", "parse_percent", "percent_to_basis_points"]
 
 BASIS_POINTS: Final = 10_000
 _DOMAIN: Final = b"hotpatch-cohort-v1"
+#: A percentage written as text: ASCII digits, an optional fraction and exponent
+#: (what ``f"{p:g}"`` writes); no sign, space, underscore, ``nan`` or ``inf``.
+_PERCENT: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,16})?(?:[eE][-+]?[0-9]{1,3})?")
 
 
 def bucket(device_id: str, salt: str) -> int:
@@ -54,3 +58,16 @@ def percent_to_basis_points(percent: float) -> int:
         msg = f"rollout percentage must be between 0 and 100, got {percent}"
         raise ValueError(msg)
     return round(percent * 100)
+
+
+def parse_percent(text: str) -> int:
+    """Convert a rollout percentage written as text (``"5"``, ``"12.5"``) to basis points.
+
+    ``float()`` alone would take ``" 5"``, ``"5_0"``, ``"nan"`` and digits of
+    other scripts; this takes only ASCII decimal numbers, then applies
+    :func:`percent_to_basis_points`.
+    """
+    if not _PERCENT.fullmatch(text):
+        msg = f"rollout percentage must be a number from 0 to 100, got {text[:20]!r}"
+        raise ValueError(msg)
+    return percent_to_basis_points(float(text))
