@@ -69,6 +69,26 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", workers, *session.posargs)
 
 
+@nox.session(python="3.11")
+def coverage(session: nox.Session) -> None:
+    """Run the whole suite under coverage, subprocesses included; print the report.
+
+    The CLI and server commands the tests start as real processes are
+    measured too (coverage's ``patch = subprocess``, see pyproject.toml), so
+    the figure counts what the end-to-end tests run. Data goes to
+    ``.coverage-data/``; ``coverage html`` there gives the annotated source.
+    """
+    _sync(session, "coverage")
+    data = ROOT / ".coverage-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir()
+    env = {"COVERAGE_FILE": str(data / "coverage")}
+    workers = os.environ.get("HOTPATCH_TEST_WORKERS", "auto")
+    session.run("coverage", "run", "-m", "pytest", "-n", workers, *session.posargs, env=env)
+    session.run("coverage", "combine", "--quiet", env=env)
+    session.run("coverage", "report", env=env)
+
+
 #: How far the wall clock is moved for ``nox -s clock``: a year forward and a year back.
 CLOCK_SHIFTS = ("+365d", "-365d")
 
