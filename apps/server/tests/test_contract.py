@@ -1,4 +1,4 @@
-"""The server's answers follow the OpenAPI schema it publishes, which follows the core documents.
+"""The server's messages follow the OpenAPI schema it publishes, which follows the core documents.
 
 The schemathesis run checks every answer it provokes against the schema;
 here the answers a fuzzer rarely reaches (an offer, with a patch) are
@@ -13,9 +13,10 @@ import jsonschema
 import pytest
 
 from hotpatch_core.errors import SchemaError
-from hotpatch_core.protocol import CheckAnswer, read_check_answer
+from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.protocol import CheckAnswer, InstallationReport, read_check_answer
 from hotpatch_core.wire import unstructure
-from hotpatch_server.testing import Server
+from hotpatch_server.testing import APP_ID, Server
 
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
 
@@ -62,3 +63,67 @@ def test_the_schema_refuses_an_answer_that_breaks_it(
         jsonschema.validate(answer, _response_schema(server, "get"))
     with pytest.raises(SchemaError):
         read_check_answer(answer)
+
+
+def _report_schema(server: Server) -> dict[str, Any]:
+    document = server.client.get("/schema/openapi.json").json()
+    body = document["paths"]["/installations"]["post"]["requestBody"]
+    schema: dict[str, Any] = body["content"]["application/json"]["schema"]
+    # Resolve the enums' references for a standalone validator.
+    for name in ("status", "phase"):
+        ref = schema["properties"][name]["$ref"].rsplit("/", 1)[-1]
+        schema["properties"][name] = document["components"]["schemas"][ref]
+    return schema
+
+
+def test_a_report_the_agent_writes_follows_the_published_schema(server: Server) -> None:
+    """The device's report document validates against the request schema and is accepted."""
+    release = server.published(1)
+    report = InstallationReport(
+        id="r-1",
+        app_id=APP_ID,
+        device_id="device-1",
+        manifest_id=release["manifestId"],
+        status=ReportStatus.FAILED,
+        phase=ReportPhase.VERIFY,
+        reason="hash mismatch",
+    )
+    schema = _report_schema(server)
+    assert schema["required"] == ["id", "appId", "deviceId", "manifestId", "status"]
+    jsonschema.validate(unstructure(report), schema)
+    answer = server.client.post("/installations", json=unstructure(report))
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": 1}, "status"),
+        ({"status": "exploded"}, "status"),
+        ({"phase": "launch"}, "phase"),
+        ({"deviceId": "device-1\n"}, "deviceId"),
+        ({"id": "x" * 129}, "id"),
+        ({"manifestId": "A" * 64}, "manifestId"),
+        ({"patchedFrom": "a" * 64}, "patchedFrom"),  # only on an applied report
+    ],
+)
+def test_a_report_that_breaks_the_contract_is_refused_and_not_stored(
+    server: Server, change: dict[str, Any], field: str
+) -> None:
+    """422 naming the field; no row; the same body is refused by the published schema."""
+    release = server.published(1)
+    body = {
+        "id": "r-1",
+        "appId": APP_ID,
+        "deviceId": "device-1",
+        "manifestId": release["manifestId"],
+        "status": "failed",
+    } | change
+    answer = server.client.post("/installations", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    stats = server.client.get(f"/releases/{release['id']}/stats", headers=server.auth()).json()
+    assert stats["installations"] == {"applied": 0, "failed": 0, "rolled_back": 0}, stats
+    if field != "patchedFrom":  # a rule across two fields, which the schema cannot state
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, _report_schema(server))

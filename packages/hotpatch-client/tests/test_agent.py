@@ -27,7 +27,7 @@ from hotpatch_client.testing import (
     confirm_update,
     sample_bundle,
 )
-from hotpatch_core.errors import IllegalTransitionError, TooLargeError
+from hotpatch_core.errors import IllegalTransitionError, SchemaError, TooLargeError
 
 AgentFactory = Callable[..., Agent]
 V1 = sample_bundle("v1")
@@ -450,3 +450,16 @@ def test_each_device_limit_trips_when_lowered_and_the_defaults_follow_the_core(
     small_envelope.on_launch()
     (failure,) = small_envelope.verify_bundles().values()
     assert isinstance(failure, TooLargeError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("device_id", "has space"), ("device_id", "d" * 129), ("device_id", "ü"), ("app_id", "")],
+)
+def test_an_id_its_reports_could_not_carry_is_refused_at_configuration(
+    sim: RepositorySimulator, field: str, value: str
+) -> None:
+    """The app learns at start-up, not when a report is first queued and the server refuses it."""
+    with pytest.raises(SchemaError) as refused:
+        sim.config(**{field: value})
+    assert refused.value.field == field

@@ -29,7 +29,7 @@ from hotpatch_client.testing import (
     confirm_update,
     sample_bundle,
 )
-from hotpatch_core.machine import DeviceState, trusted_root
+from hotpatch_core.machine import DeviceState, ReportStatus, trusted_root
 
 AgentFactory = Callable[..., Agent]
 
@@ -159,9 +159,7 @@ def test_crash_at_every_operation_of_a_revert(clock: FakeClock) -> None:
         agent = _assert_sound(survivor, sim, clock, {v1})
         assert v2 in agent.state.failed
         reports = agent._reports.pending()
-        assert any(
-            body["status"] == "rolled_back" and body["manifestId"] == v2 for _, body in reports
-        )
+        assert any(r.status is ReportStatus.ROLLED_BACK and r.manifest_id == v2 for _, r in reports)
         assert agent.sync().status is SyncStatus.UP_TO_DATE  # v2 is never fetched again
         assert [r["status"] for r in sim.reports if r["manifestId"] == v2] == ["rolled_back"]
         sim.reports.clear()

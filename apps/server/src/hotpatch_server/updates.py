@@ -24,21 +24,21 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import attrs
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, SkipValidation
+from litestar.params import Body, JSONBody, SkipValidation
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.errors import VersionSyntaxError
-from hotpatch_core.machine import ReportPhase, ReportStatus
-from hotpatch_core.protocol import CheckAnswer, PatchOffer
+from hotpatch_core.machine import ReportStatus
+from hotpatch_core.protocol import NAME, CheckAnswer, InstallationReport, PatchOffer
 from hotpatch_core.versions import Version
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
@@ -51,7 +51,7 @@ from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import App, Device, Installation, Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.wire_schema import WireBody, read_body, wire_response
 
 __all__ = [
     "CHANNEL",
@@ -74,7 +74,8 @@ log = logging.getLogger(__name__)
 # Every pattern is used with fullmatch: a bare ``$`` would let a trailing newline through.
 # They are the device API's, shared by every device protocol; tests/test_validation.py
 # checks each against the columns it lands in.
-DEVICE_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: App ids and device ids as devices send them (the same rule as in their reports).
+DEVICE_ID: Final = NAME
 CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
 PLATFORM: Final = re.compile(r"android|ios")
@@ -406,19 +407,6 @@ class DeviceTracker:
                     log.exception("device flush failed; will retry")
 
 
-class InstallationReport(msgspec.Struct, rename="camel"):
-    """A device's report of what happened to a release (idempotent on app, device and ``id``)."""
-
-    id: str
-    app_id: str
-    device_id: str
-    manifest_id: str
-    status: str
-    phase: str | None = None
-    reason: str = ""
-    patched_from: str | None = None
-
-
 class DeviceRegistration(msgspec.Struct, rename="camel"):
     """A device announcing itself (``POST /devices``)."""
 
@@ -621,7 +609,7 @@ class DeviceController(Controller):
     async def report(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[InstallationReport],
+        data: Annotated[dict[str, Any], Body(), WireBody(InstallationReport)],
         db_session: DbSession,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],
@@ -630,45 +618,24 @@ class DeviceController(Controller):
     ) -> Response[dict[str, Any]]:
         """Record applied / failed / rolled_back; repeating a report id changes nothing."""
         await limits.telemetry.enforce(client_address(request), now.timestamp())
-        await limits.report.enforce(f"{data.app_id}/{data.device_id}", now.timestamp())
-        try:
-            status = ReportStatus(data.status)
-        except ValueError:
-            allowed = ", ".join(s.value for s in ReportStatus)
-            raise Problem(
-                422, "invalid", f"status must be one of {allowed}", field="status"
-            ) from None
-        if data.phase is not None and data.phase not in {p.value for p in ReportPhase}:
-            raise Problem(422, "invalid", "unknown phase", field="phase")
-        for name, value in (("id", data.id), ("appId", data.app_id), ("deviceId", data.device_id)):
-            if not DEVICE_ID.fullmatch(value):
-                raise Problem(422, "invalid", f"{name} is not valid", field=name)
-        for name, manifest_id in (
-            ("manifestId", data.manifest_id),
-            ("patchedFrom", data.patched_from or "0" * 64),
-        ):
-            if not MANIFEST_ID.fullmatch(manifest_id):
-                raise Problem(422, "invalid", f"{name} is a 64-digit hex id", field=name)
-        if data.patched_from is not None and status is not ReportStatus.APPLIED:
-            raise Problem(
-                422, "invalid", "patchedFrom goes with an applied report", field="patchedFrom"
-            )
+        sent = read_body(data, InstallationReport)
+        await limits.report.enforce(f"{sent.app_id}/{sent.device_id}", now.timestamp())
         duplicate = await record_installation(
             db_session,
             Report(
-                id=data.id,
-                app_id=data.app_id,
-                device_id=data.device_id,
-                manifest_id=data.manifest_id,
-                status=status,
-                phase=data.phase,
-                reason=data.reason,
-                patched_from=data.patched_from,
+                id=sent.id,
+                app_id=sent.app_id,
+                device_id=sent.device_id,
+                manifest_id=sent.manifest_id,
+                status=sent.status,
+                phase=None if sent.phase is None else sent.phase.value,
+                reason=sent.reason,
+                patched_from=sent.patched_from,
             ),
             now,
             active_releases,
             app_metrics,
         )
         if duplicate:
-            return Response({"id": data.id, "duplicate": True}, status_code=200)
-        return Response({"id": data.id, "duplicate": False}, status_code=201)
+            return Response({"id": sent.id, "duplicate": True}, status_code=200)
+        return Response({"id": sent.id, "duplicate": False}, status_code=201)

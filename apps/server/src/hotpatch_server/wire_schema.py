@@ -1,11 +1,14 @@
-"""Core protocol documents as HTTP responses, with their real OpenAPI schemas.
+"""Core protocol documents as HTTP bodies, with their real OpenAPI schemas.
 
 A handler returns ``wire_response(document)`` and is annotated
 ``-> Response[Document]``: the body is what the wire converter writes
-(camelCase, ``None`` fields left out), and :class:`WireSchemaPlugin` gives the
-OpenAPI schema the same shape, from the same attrs class. (msgspec would
-encode an attrs instance by itself, with snake_case names and nulls: that is
-why the converter writes the body first.)
+(camelCase, ``None`` fields left out). A handler that takes a document
+declares ``data: Annotated[dict[str, Any], Body(), WireBody(Document)]`` and
+calls :func:`read_body`: the converter reads it (a bad field is a 422 naming
+it). :class:`WireSchemaPlugin` gives both the OpenAPI schema of the same
+shape, from the same attrs class. (msgspec would encode and decode an attrs
+instance by itself, with snake_case names and nulls: that is why the
+converter does it.)
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
 from hotpatch_core import protocol
-from hotpatch_core.wire import camel, unstructure
+from hotpatch_core.errors import SchemaError
+from hotpatch_core.wire import camel, structure, unstructure
+from hotpatch_server.problems import Problem
 
-__all__ = ["WireSchemaPlugin", "wire_response"]
+__all__ = ["WireBody", "WireSchemaPlugin", "read_body", "wire_response"]
 
 T = TypeVar("T")
 
@@ -31,6 +36,22 @@ def wire_response(document: T, status_code: int = 200) -> Response[T]:
     """Return ``document`` as the wire converter writes it."""
     # The content is the converter's JSON-ready form of T; Litestar encodes it as is.
     return Response(content=cast("T", unstructure(document)), status_code=status_code)
+
+
+@attrs.frozen
+class WireBody:
+    """Marks a request body parameter as the JSON form of ``kind`` (for its schema)."""
+
+    kind: type[Any]
+
+
+def read_body(value: dict[str, Any], kind: type[T]) -> T:
+    """Read a request body as ``kind``, or raise a 422 problem naming the field at fault."""
+    try:
+        return structure(value, kind)
+    except SchemaError as exc:
+        message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+        raise Problem(422, "invalid", message, field=exc.field or None) from None
 
 
 def _is_wire_document(kind: object) -> bool:
@@ -44,8 +65,9 @@ def _is_wire_document(kind: object) -> bool:
 class WireSchemaPlugin(OpenAPISchemaPlugin):
     """Describe :mod:`hotpatch_core.protocol` documents as the converter writes them.
 
-    Names are camelCase; an optional field is left out rather than null, so
-    it is simply not required.
+    Names are camelCase; a field with a default may be left out (the
+    converter writes an absent field rather than null), and every other
+    field is required.
     """
 
     @staticmethod
@@ -53,9 +75,15 @@ class WireSchemaPlugin(OpenAPISchemaPlugin):
         """Whether ``value`` is a protocol document."""
         return _is_wire_document(value)
 
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        """Whether the field is a protocol document, or a body marked :class:`WireBody`."""
+        return _body_kind(field_definition) is not None or _is_wire_document(
+            field_definition.annotation
+        )
+
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         """Build the object schema of a protocol document, field by field."""
-        kind = field_definition.type_
+        kind = _body_kind(field_definition) or field_definition.type_
         hints = typing.get_type_hints(kind)
         properties: dict[str, Any] = {}
         required: list[str] = []
@@ -64,7 +92,7 @@ class WireSchemaPlugin(OpenAPISchemaPlugin):
             if annotation.is_optional:
                 (inner,) = (arg for arg in annotation.args if arg is not type(None))
                 annotation = FieldDefinition.from_annotation(inner)
-            else:
+            if field.default is attrs.NOTHING:
                 required.append(camel(field.name))
             schema = schema_creator.for_field_definition(annotation)
             for name, value in field.metadata.get("schema", {}).items():
@@ -77,3 +105,8 @@ class WireSchemaPlugin(OpenAPISchemaPlugin):
             properties=properties,
             required=required or None,
         )
+
+
+def _body_kind(field_definition: FieldDefinition) -> type[Any] | None:
+    marks = [m for m in field_definition.metadata if isinstance(m, WireBody)]
+    return marks[0].kind if marks else None

@@ -79,6 +79,7 @@ from hotpatch_core.errors import (
     FormatError,
     HotPatchError,
     IllegalTransitionError,
+    SchemaError,
     TooLargeError,
 )
 from hotpatch_core.machine import (
@@ -116,7 +117,7 @@ from hotpatch_core.machine import (
     trusted_root,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
-from hotpatch_core.protocol import read_check_answer
+from hotpatch_core.protocol import NAME, NAME_CHARS, read_check_answer
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
@@ -176,6 +177,14 @@ def _native(value: str) -> str:
     return value
 
 
+def _name(_instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """Refuse an app or device id its reports could not carry (NAME), at configuration."""
+    if value is not None and not NAME.fullmatch(value):
+        raise SchemaError(
+            f"must be 1 to {NAME_CHARS} characters of A-Z a-z 0-9 . _ : -", attribute.name
+        )
+
+
 @attrs.frozen
 class AgentConfig:
     """What an app build fixes: where its server is, what it is, and whom it trusts.
@@ -190,12 +199,12 @@ class AgentConfig:
     """
 
     server_url: str
-    app_id: str
+    app_id: str = attrs.field(validator=_name)
     platform: Platform
     native_version: str = attrs.field(converter=_native)
     trust_root: TrustRoot
     channel: str = "production"
-    device_id: str | None = None
+    device_id: str | None = attrs.field(default=None, validator=_name)
     crash_threshold: int = 2
     bundle_file: str | None = None
     embedded_dir: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Final
+from typing import Final
 
 import httpx
 
@@ -21,7 +21,9 @@ from hotpatch_client.limits import DEFAULT_DEVICE_LIMITS
 from hotpatch_client.storage import REPORTS, write_atomic
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import Report
+from hotpatch_core.protocol import InstallationReport
 from hotpatch_core.strictjson import canonical, loads
+from hotpatch_core.wire import structure, unstructure
 
 __all__ = ["ReportQueue", "report_id"]
 
@@ -50,46 +52,41 @@ class ReportQueue:
     def put(self, report: Report) -> str:
         """Write ``report`` durably; return its id."""
         rid = report_id(self.device_id, report)
-        body: dict[str, Any] = {
-            "id": rid,
-            "appId": self.app_id,
-            "deviceId": self.device_id,
-            "manifestId": report.manifest_id,
-            "status": report.status.value,
-            "reason": report.reason[:MAX_REASON],
-        }
-        if report.phase is not None:
-            body["phase"] = report.phase.value
-        if report.patched_from is not None:
-            body["patchedFrom"] = report.patched_from
+        document = InstallationReport(
+            id=rid,
+            app_id=self.app_id,
+            device_id=self.device_id,
+            manifest_id=report.manifest_id,
+            status=report.status,
+            phase=report.phase,
+            reason=report.reason[:MAX_REASON],
+            patched_from=report.patched_from,
+        )
         self.fs.mkdir(REPORTS)
-        write_atomic(self.fs, f"{REPORTS}/{rid}.json", canonical(body))
+        write_atomic(self.fs, f"{REPORTS}/{rid}.json", canonical(unstructure(document)))
         return rid
 
-    def pending(self) -> list[tuple[str, dict[str, Any]]]:
-        """Return the queued reports as (path, body), by name; unreadable ones are dropped."""
-        bodies: list[tuple[str, dict[str, Any]]] = []
+    def pending(self) -> list[tuple[str, InstallationReport]]:
+        """Return the queued reports with their paths, by name; unreadable ones are dropped."""
+        reports: list[tuple[str, InstallationReport]] = []
         for name in self.fs.listdir(REPORTS):
             if not name.endswith(".json"):
                 continue
             path = f"{REPORTS}/{name}"
             try:
-                body = self._read(path)
+                report = self._read(path)
             except HotPatchError as exc:
                 log.warning("dropping unreadable report %s: %s", name, exc)
                 self.fs.remove(path)
                 continue
-            bodies.append((path, body))
-        return bodies
+            reports.append((path, report))
+        return reports
 
-    def _read(self, path: str) -> dict[str, Any]:
+    def _read(self, path: str) -> InstallationReport:
         if (self.fs.size(path) or 0) > MAX_REPORT_BYTES:
             raise HotPatchError("report too large")
         with self.fs.open_read(path) as handle:
-            body = loads(handle.read())
-        if not isinstance(body, dict):
-            raise HotPatchError("report is not an object")
-        return body
+            return structure(loads(handle.read()), InstallationReport)
 
     def send(self, http: httpx.Client, url: str, *, deadline: float = 60.0) -> int:
         """POST every queued report once; remove the ones the server took. Return that count.
@@ -101,19 +98,19 @@ class ReportQueue:
         release was deleted): it is logged and dropped.
         """
         sent = 0
-        for path, body in self.pending():
+        for path, report in self.pending():
             try:
                 with request_deadline(deadline):
-                    response = http.post(url, json=body)
+                    response = http.post(url, json=unstructure(report))
             except httpx.HTTPError as exc:
-                log.info("report %s not sent (%s); will retry", body.get("id"), exc)
+                log.info("report %s not sent (%s); will retry", report.id, exc)
                 break  # the server is unreachable: keep the rest for later too
             status = response.status_code
             if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in _RETRY:
-                log.info("report %s got HTTP %s; will retry", body.get("id"), status)
+                log.info("report %s got HTTP %s; will retry", report.id, status)
                 break
             if status >= httpx.codes.BAD_REQUEST:
-                log.warning("server refused report %s (HTTP %s): dropped", body.get("id"), status)
+                log.warning("server refused report %s (HTTP %s): dropped", report.id, status)
             else:
                 sent += 1
             self.fs.remove(path)

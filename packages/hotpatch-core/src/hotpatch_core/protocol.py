@@ -1,11 +1,12 @@
-"""The update check's messages, defined once (docs/spec/device-protocol.md §2, §4b).
+"""The device protocol's messages, defined once (docs/spec/device-protocol.md §2, §4b, §9).
 
 A field's ``metadata["schema"]`` holds JSON Schema constraints its
 validator enforces, for the server's OpenAPI schema.
 
 The server builds a :class:`CheckAnswer`, the device reads one with
 :func:`read_check_answer`, and the test simulator builds the same class;
-all go through the wire converter (:mod:`hotpatch_core.wire`), so the JSON
+the device writes an :class:`InstallationReport` and the server reads it.
+All go through the wire converter (:mod:`hotpatch_core.wire`), so the JSON
 on the wire, the OpenAPI schema the server publishes and what a device
 accepts cannot drift apart.
 
@@ -20,26 +21,54 @@ and MUST NOT decide anything on a device (A7).
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 from hotpatch_core.errors import SchemaError
-from hotpatch_core.wire import structure
+from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.wire import camel, structure
 
-__all__ = ["CheckAnswer", "PatchOffer", "read_check_answer"]
+__all__ = [
+    "NAME",
+    "NAME_CHARS",
+    "CheckAnswer",
+    "InstallationReport",
+    "PatchOffer",
+    "read_check_answer",
+]
 
 _MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
+#: The longest report id, app id or device id a report may carry (the server's columns).
+NAME_CHARS: Final = 128
+#: What a report id, an app id and a device id are made of.
+NAME: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# JSON Schema patterns are searched, not matched, and in Python ``$`` also
+# matches before a final newline: ``(?![\s\S])`` ends the text in every dialect.
+_END: Final = r"(?![\s\S])"
+_ID_SCHEMA: Final = {"pattern": f"^[0-9a-f]{{64}}{_END}", "min_length": 64, "max_length": 64}
+_NAME_SCHEMA: Final = {
+    "pattern": f"^[A-Za-z0-9._:-]+{_END}",
+    "min_length": 1,
+    "max_length": NAME_CHARS,
+}
 
 
-def _manifest_id(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not _MANIFEST_ID.fullmatch(value):
-        raise SchemaError("expected 64 lowercase hex digits", attribute.name)
+def _manifest_id(_instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not _MANIFEST_ID.fullmatch(value):
+        raise SchemaError("expected 64 lowercase hex digits", camel(attribute.name))
+
+
+def _name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not NAME.fullmatch(value):
+        raise SchemaError(
+            f"must be 1 to {NAME_CHARS} characters of A-Z a-z 0-9 . _ : -", camel(attribute.name)
+        )
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value <= 0:
-        raise SchemaError("must be greater than zero", attribute.name)
+        raise SchemaError("must be greater than zero", camel(attribute.name))
 
 
 @attrs.frozen
@@ -56,12 +85,7 @@ class PatchOffer:
     #: The patch's length in bytes (a device takes it only if smaller than the archive).
     size: int = attrs.field(validator=_positive, metadata={"schema": {"minimum": 1}})
     #: The bundle the patch applies to: an installed release's id, or an embedded bundle's.
-    base_manifest_id: str = attrs.field(
-        validator=_manifest_id,
-        # The length bounds make the pattern exact in every regex dialect
-        # (Python's ``$`` also matches before a final newline).
-        metadata={"schema": {"pattern": "^[0-9a-f]{64}$", "min_length": 64, "max_length": 64}},
-    )
+    base_manifest_id: str = attrs.field(validator=_manifest_id, metadata={"schema": _ID_SCHEMA})
 
 
 @attrs.frozen
@@ -116,3 +140,32 @@ def read_check_answer(value: object) -> CheckAnswer:
     except SchemaError:
         return answer
     return attrs.evolve(answer, patch=offer)
+
+
+@attrs.frozen
+class InstallationReport:
+    """What happened to a release on a device (``POST /installations``, §9).
+
+    The server keeps one per (app, device, ``id``), so a device resends a
+    report until the server has answered it; ``id`` is derived from what
+    the report says (:func:`hotpatch_client.reports.report_id`).
+    """
+
+    id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    app_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    device_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    #: The release reported on.
+    manifest_id: str = attrs.field(validator=_manifest_id, metadata={"schema": _ID_SCHEMA})
+    status: ReportStatus
+    #: Where a failure happened (download, verify, apply, first launch).
+    phase: ReportPhase | None = None
+    #: Free text for people; the server keeps its first 500 characters.
+    reason: str = ""
+    #: On an applied report of a release built from a patch: the bundle it was applied to.
+    patched_from: str | None = attrs.field(
+        default=None, validator=_manifest_id, metadata={"schema": _ID_SCHEMA}
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.patched_from is not None and self.status is not ReportStatus.APPLIED:
+            raise SchemaError("patchedFrom goes with an applied report", "patchedFrom")
