@@ -1,4 +1,4 @@
-"""Random lives of one device: publishes, syncs, launches, crashes, power cuts and lies.
+"""Random lives of one device: publishes, patches, syncs, launches, crashes, power cuts and lies.
 
 A Hypothesis state machine drives a real agent on the crashable file system
 against the in-memory server and checks, after every step, what must hold
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hypothesis import event as count_event
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -60,21 +61,47 @@ class DeviceLife(RuleBasedStateMachine):
         if crashes:
             self.crashing.add(release.manifest_id)
 
-    @rule(lie=st.sampled_from([None, None, "hash", "endless", "cut"]))
+    @rule(lie=st.sampled_from([None, None, "hash", "endless", "cut", "check-503", "garbled"]))
     def sync(self, lie: str | None) -> None:
         offered = self.sim.releases[-1] if self.sim.releases else None
-        if lie == "hash" and offered is not None:
+        if lie == "check-503":
+            self.sim.check_statuses = [503] * 8  # every retry of this sync's check
+        elif lie == "garbled":
+            self.sim.answer_extra = {"updateAvailable": "yes"}
+        elif lie == "hash" and offered is not None:
             self.sim.archive_override = bytes(len(offered.built.archive))
         elif lie == "endless":
             self.sim.body = _endless
         elif lie == "cut" and offered is not None:
             self.sim.cut_after = len(offered.built.archive) // 2
         try:
-            self.agent.sync()  # never raises for update failures
+            result = self.agent.sync()  # never raises for update failures
+            patched = " from a patch" if result.patched else ""
+            count_event(f"sync with {lie or 'no lie'}: {result.status.value}{patched}")
         finally:
             self.sim.archive_override = None
             self.sim.body = None
             self.sim.cut_after = None
+            self.sim.check_statuses = []
+            self.sim.answer_extra = {}
+
+    @rule(damaged=st.booleans())
+    def patch(self, damaged: bool) -> None:
+        """Offer a patch from the bundle the device runs to the newest release (or a bad one)."""
+        running = self.agent.state.confirmed or self.agent.state.trial
+        if running is None or not self.sim.releases:
+            return
+        base = next((r for r in self.sim.releases if r.manifest_id == running.manifest_id), None)
+        if base is None:
+            return
+        if base is self.sim.releases[-1]:
+            self.publish(crashes=False, mandatory=False)  # something to patch to
+        newest = self.sim.releases[-1]
+        patch = self.sim.make_patch(base, newest)
+        if damaged:  # the device must fall back to the archive
+            middle = len(patch) // 2
+            damaged_bytes = patch[:middle] + bytes([patch[middle] ^ 0xFF]) + patch[middle + 1 :]
+            self.sim.patches[(base.manifest_id, newest.manifest_id)] = damaged_bytes
 
     @rule()
     def launch(self) -> None:

@@ -425,7 +425,8 @@ class RepositorySimulator:
     ``body`` (a generator of the body from the archive and start offset:
     endless, trickling ...), ``content_length`` (the header to claim),
     ``ignore_range`` (always answer 200 with everything), ``statuses`` (the
-    next archive requests fail with these HTTP codes), ``cut_after`` (close
+    next archive requests fail with these HTTP codes), ``check_statuses``
+    (the next update checks fail with these HTTP codes), ``cut_after`` (close
     the body after this many bytes, once), ``answer_extra`` (unsigned fields
     to add to the check's answer), ``reports_status`` (answer reports with
     this HTTP status instead of taking them), ``patches`` (patch bytes by
@@ -454,6 +455,7 @@ class RepositorySimulator:
     content_length: int | None = None
     ignore_range: bool = False
     statuses: list[int] = attrs.field(factory=list)
+    check_statuses: list[int] = attrs.field(factory=list)
     cut_after: int | None = None
     answer_extra: dict[str, Any] = attrs.field(factory=dict)
     reports_status: int | None = None
@@ -593,6 +595,8 @@ class RepositorySimulator:
         return httpx.Response(200, content=data, headers={"content-length": str(len(data))})
 
     def _check(self, request: httpx.Request) -> httpx.Response:
+        if self.check_statuses:
+            return httpx.Response(self.check_statuses.pop(0))
         current = request.url.params.get("currentManifestId")
         live = self.live()
         release = self.offer or (live[-1] if live else None)
