@@ -43,6 +43,7 @@ from hotpatch_server.admin_api import add_app, rotate_root
 from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.cleanup import CleanupReport
+from hotpatch_server.errors import ServerError
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem
@@ -382,6 +383,9 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     except Problem as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"hotpatch-server: {exc.detail}{where}", file=sys.stderr)  # noqa: T201
+        return 2
+    except ServerError as exc:  # the object store or the disk failed under the command
+        print(f"hotpatch-server: {exc}", file=sys.stderr)  # noqa: T201
         return 2
 
 

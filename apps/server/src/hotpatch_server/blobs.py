@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hotpatch_core.wire import parse_decimal
-from hotpatch_server.problems import Problem
+from hotpatch_server.errors import NoSuchBlobError, UnsignedUrlError, UrlExpiredError
 
 __all__ = ["BlobStore", "LocalBlobStore", "UrlSigner"]
 
@@ -95,14 +95,14 @@ class UrlSigner:
         return query
 
     def check(self, sha256: str, exp: str | None, sig: str | None, now: datetime) -> None:
-        """Raise 403 for a missing or wrong signature, 410 for an expired one."""
+        """Raise UnsignedUrlError for a missing or wrong signature, UrlExpiredError past expiry."""
         expires = parse_decimal(exp)
         if expires is None or not sig:
-            raise Problem(403, "forbidden", "download URL is not signed")
+            raise UnsignedUrlError("download URL is not signed")
         if not hmac.compare_digest(self.signature(sha256, expires), sig):
-            raise Problem(403, "forbidden", "download URL signature does not match")
+            raise UnsignedUrlError("download URL signature does not match")
         if expires <= now.timestamp():
-            raise Problem(410, "url-expired", "download URL expired; check for updates again")
+            raise UrlExpiredError("download URL expired; check for updates again")
 
 
 class LocalBlobStore:
@@ -117,7 +117,7 @@ class LocalBlobStore:
     def path(self, sha256: str) -> Path:
         """Where ``sha256`` lives on disk."""
         if not _SHA.match(sha256):
-            raise Problem(404, "not-found", "no such archive")
+            raise NoSuchBlobError("no such archive")
         return self.root / sha256[:2] / sha256
 
     async def put(self, sha256: str, source: Path) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from hotpatch_server.blobs import LocalBlobStore
 from hotpatch_server.deps import BlobStoreDep, DbSession, Now
+from hotpatch_server.errors import NoSuchBlobError
 from hotpatch_server.models import Patch
 from hotpatch_server.problems import Problem
 
@@ -76,7 +77,7 @@ async def download_blob(
     )
     path = store.path(sha256)
     if not path.exists():
-        raise Problem(404, "not-found", "no such archive")
+        raise NoSuchBlobError("no such archive")
     size = path.stat().st_size
     bounds = _byte_range(request.headers.get("range"), size)
     if bounds is None or bounds == (0, size - 1):

@@ -15,6 +15,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
 from hotpatch_core import errors as core
+from hotpatch_server.errors import (
+    DiskFullError,
+    NoSuchBlobError,
+    ServerError,
+    StorageUnavailableError,
+    UnsignedUrlError,
+    UrlExpiredError,
+)
 
 __all__ = [
     "Problem",
@@ -76,15 +84,23 @@ _STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
     (core.HashMismatchError, 422, "hash-mismatch"),
     (core.ArchiveError, 422, "archive-rejected"),
     (core.FormatError, 400, "malformed"),
+    # The server's own services:
+    (StorageUnavailableError, 503, "storage-unavailable"),
+    (DiskFullError, 507, "insufficient-storage"),
+    (UnsignedUrlError, 403, "forbidden"),
+    (UrlExpiredError, 410, "url-expired"),
+    (NoSuchBlobError, 404, "not-found"),
 ]
 
 
 def problem_for(error: core.HotPatchError, field: str | None = None) -> Problem:
-    """Map a core error to the problem it is for an HTTP client."""
+    """Map a core or server error to the problem it is for an HTTP client."""
+    wait = error.retry_after if isinstance(error, ServerError) else None
+    headers = None if wait is None else {"Retry-After": str(wait)}
     for kind, status, slug in _STATUS:
         if isinstance(error, kind):
             schema_field = getattr(error, "field", None) or None
-            return Problem(status, slug, str(error), field=field or schema_field)
+            return Problem(status, slug, str(error), field=field or schema_field, headers=headers)
     return Problem(400, "bad-request", str(error), field=field)
 
 
@@ -99,23 +115,14 @@ def problem_handler(_request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
-#: Seconds a client is asked to wait after the server's disk was full.
-DISK_FULL_RETRY_AFTER = 60
-
-
 def disk_full(exc: BaseException) -> bool:
     """Return whether ``exc`` says a file system (or a quota on it) is full."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def insufficient_storage() -> Problem:
-    """Return the 507 a request gets when the server's disk filled up under it."""
-    return Problem(
-        507,
-        "insufficient-storage",
-        "the server's disk is full; nothing was kept, try again later",
-        headers={"Retry-After": str(DISK_FULL_RETRY_AFTER)},
-    )
+def insufficient_storage() -> DiskFullError:
+    """Return the error a request gets when the server's disk filled up under it."""
+    return DiskFullError("the server's disk is full; nothing was kept, try again later")
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -125,7 +132,7 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     """
     if disk_full(exc):
         log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
-        return problem_handler(request, insufficient_storage())
+        return problem_handler(request, problem_for(insufficient_storage()))
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(500, "internal-error", "the server failed; the error was logged")
     return problem_handler(request, problem)

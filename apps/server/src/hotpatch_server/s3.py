@@ -10,8 +10,9 @@ Faults (docs/reliability.md): each call connects and waits at most
 ``timeout`` seconds per attempt and makes 3 attempts with backoff (botocore's
 standard retry mode, which retries throttling, 5xx and connection errors,
 all safe here: objects are immutable and named by their content). A call
-that still fails raises a 503 ``storage-unavailable`` problem with
-``Retry-After``; the publish that needed it keeps nothing.
+that still fails raises :class:`~hotpatch_server.errors.StorageUnavailableError`
+(a 503 ``storage-unavailable`` problem with ``Retry-After``); the publish
+that needed it keeps nothing.
 """
 
 from __future__ import annotations
@@ -29,28 +30,21 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hotpatch_server.problems import Problem
+from hotpatch_server.errors import StorageUnavailableError
 
 __all__ = ["S3BlobStore"]
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _SHA = re.compile(r"[0-9a-f]{64}")
-#: Seconds a caller is asked to wait after the object store failed.
-RETRY_AFTER = 5
 _T = TypeVar("_T")
 
 
 async def _call(work: Callable[[], _T]) -> _T:
-    """Run blocking ``work`` in a thread; an object-store failure becomes a 503 problem."""
+    """Run blocking ``work`` in a thread; an object-store failure is StorageUnavailableError."""
     try:
         return await asyncio.to_thread(work)
     except (BotoCoreError, ClientError) as exc:
-        raise Problem(
-            503,
-            "storage-unavailable",
-            f"object storage failed: {exc}",
-            headers={"Retry-After": str(RETRY_AFTER)},
-        ) from None
+        raise StorageUnavailableError(f"object storage failed: {exc}") from None
 
 
 def _store_now(answer: dict[str, Any]) -> datetime:
