@@ -30,6 +30,7 @@ from hotpatch_core.archive import FileEntry
 from hotpatch_core.envelope import decode_envelope, encode_envelope, sign_envelope
 from hotpatch_core.errors import (
     ArchiveError,
+    ArchiveMismatchError,
     BadSignatureError,
     EpochError,
     EquivocationError,
@@ -652,8 +653,23 @@ def test_archive_without_the_entry_file_is_refused(
     agent, v1 = _installed_v1(sim, fs, make_agent)
     bad = sim.publish({"main.jsbundle": b"ios only"})
     result = agent.sync()
-    assert isinstance(result.error, ArchiveError)
+    assert type(result.error) is ArchiveMismatchError
     assert "index.android.bundle" in str(result.error)
+    _assert_untouched(agent, v1, sim, fetched=True)
+    assert bad.manifest_id in agent.state.failed
+
+
+def test_a_patch_to_a_release_without_the_entry_file_is_refused_too(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+) -> None:
+    """The same rule on the patch path: nothing is built, and the archive is refused after it."""
+    agent, v1 = _installed_v1(sim, fs, make_agent)
+    bad = sim.publish({"main.jsbundle": b"ios only"})
+    sim.make_patch(v1, bad)
+    result = agent.sync()
+    assert type(result.error) is ArchiveMismatchError
+    assert not result.patched  # without the rule, the patch would build and stage it
+    assert any(r.url.path.startswith("/patches/") for r in sim.requests)
     _assert_untouched(agent, v1, sim, fetched=True)
     assert bad.manifest_id in agent.state.failed
 

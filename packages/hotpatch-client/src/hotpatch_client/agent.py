@@ -846,6 +846,13 @@ class Agent:
 
         return PatchSide(manifest_id, files, read)
 
+    def _require_entry(self, release: VerifiedRelease) -> None:
+        """Refuse a release the JS engine could not load: the one entry-file rule."""
+        if self.config.entry_file not in {f.path for f in release.manifest.files}:
+            raise ArchiveMismatchError(
+                f"the release has no {self.config.entry_file} for the JS engine to load"
+            )
+
     def _install_patched(
         self, release: VerifiedRelease, hint: PatchHint, progress: ProgressCallback
     ) -> bool:
@@ -869,8 +876,7 @@ class Agent:
                 fetched.handle.seek(0)
                 patch = fetched.handle.read(hint.size + 1)
             stage = ReportPhase.APPLY
-            if self.config.entry_file not in {f.path for f in release.manifest.files}:
-                raise ArchiveMismatchError(f"the release has no {self.config.entry_file}")
+            self._require_entry(release)
             install_from_patch(
                 self._fs,
                 release,
@@ -922,10 +928,7 @@ class Agent:
             self._perform([a for a in work if isinstance(a, Reject)])
             install = next(a for a in work if isinstance(a, Install))
             try:
-                if self.config.entry_file not in {f.path for f in release.manifest.files}:
-                    raise ArchiveMismatchError(
-                        f"the archive has no {self.config.entry_file} for the JS engine to load"
-                    )
+                self._require_entry(install.release)
                 install_release(
                     self._fs,
                     install.release,
