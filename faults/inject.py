@@ -120,6 +120,8 @@ class Fleet:
         self.tally = Tally()
         self.sent: set[str] = set()
         self.pending: list[dict[str, str]] = []
+        #: Reports taken from ``pending`` whose answer has not come back yet.
+        self.in_flight = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Set: devices queue no new reports (while the runner counts what was sent).
@@ -175,6 +177,8 @@ class Fleet:
         report = {"id": f"r{next(self._ids)}", "appId": APP_ID, "deviceId": device,
                   "manifestId": self.release, "status": "applied"}  # fmt: skip
         with self._lock:
+            if self.quiet.is_set():  # checked under the lock that settled() sets it under
+                return
             self.pending.append(report)
             self.sent.add(report["id"])
 
@@ -183,19 +187,34 @@ class Fleet:
             if not self.pending:
                 return
             report = self.pending.pop(0)
-        if self._request(http, "POST", "/installations", json=report) not in (200, 201):
+            self.in_flight += 1
+        status = None
+        try:
+            status = self._request(http, "POST", "/installations", json=report)
+        finally:
             with self._lock:
-                self.pending.append(report)  # resent later, as the agent's queue does
+                if status not in (200, 201):
+                    self.pending.append(report)  # resent later, as the agent's queue does
+                self.in_flight -= 1
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return not self.pending and self.in_flight == 0
 
     @contextlib.contextmanager
     def settled(self, deadline: float = 30.0) -> Iterator[bool]:
-        """Queue no new reports until the block ends; yield once the devices sent all pending."""
-        self.quiet.set()
+        """Queue no new reports until the block ends; yield once every report was answered.
+
+        A report on its way to the server counts as not yet answered, so the
+        runner never counts the stored reports while one is in flight.
+        """
+        with self._lock:
+            self.quiet.set()
         try:
             end = time.monotonic() + deadline
-            while self.pending and time.monotonic() < end:
+            while not self._idle() and time.monotonic() < end:
                 time.sleep(0.1)
-            yield not self.pending
+            yield self._idle()
         finally:
             self.quiet.clear()
 
