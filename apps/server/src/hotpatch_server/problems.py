@@ -132,7 +132,7 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     """
     if disk_full(exc):
         log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
-        return problem_handler(request, problem_for(insufficient_storage()))
+        return problem_handler(request, insufficient_storage())
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(500, "internal-error", "the server failed; the error was logged")
     return problem_handler(request, problem)

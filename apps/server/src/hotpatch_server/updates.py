@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.machine import ReportStatus
-from hotpatch_core.protocol import NAME, CheckAnswer, InstallationReport, PatchOffer
+from hotpatch_core.protocol import MANIFEST_ID, NAME, CheckAnswer, InstallationReport, PatchOffer
 from hotpatch_core.versions import Version
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server.blobs import BlobStore
@@ -77,7 +77,6 @@ log = logging.getLogger(__name__)
 #: App ids and device ids as devices send them (the same rule as in their reports).
 DEVICE_ID: Final = NAME
 CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
 PLATFORM: Final = re.compile(r"android|ios")
 NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
 

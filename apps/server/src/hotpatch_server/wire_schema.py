@@ -77,7 +77,7 @@ class WireSchemaPlugin(OpenAPISchemaPlugin):
 
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
         """Whether the field is a protocol document, or a body marked :class:`WireBody`."""
-        return _body_kind(field_definition) is not None or _is_wire_document(
+        return _body_kind(field_definition) is not None or self.is_plugin_supported_type(
             field_definition.annotation
         )
 

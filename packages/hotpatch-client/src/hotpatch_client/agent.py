@@ -117,7 +117,7 @@ from hotpatch_core.machine import (
     trusted_root,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
-from hotpatch_core.protocol import NAME, NAME_CHARS, read_check_answer
+from hotpatch_core.protocol import NAME, NAME_RULE, read_check_answer
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
@@ -180,9 +180,7 @@ def _native(value: str) -> str:
 def _name(_instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     """Refuse an app or device id its reports could not carry (NAME), at configuration."""
     if value is not None and not NAME.fullmatch(value):
-        raise SchemaError(
-            f"must be 1 to {NAME_CHARS} characters of A-Z a-z 0-9 . _ : -", attribute.name
-        )
+        raise SchemaError(f"must be {NAME_RULE}", attribute.name)
 
 
 @attrs.frozen

@@ -65,16 +65,6 @@ class Platform(enum.StrEnum):
         return "index.android.bundle" if self is Platform.ANDROID else "main.jsbundle"
 
 
-def _matches(
-    pattern: re.Pattern[str], what: str
-) -> Callable[[object, attrs.Attribute[str], str], None]:
-    def check(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-        if not pattern.match(value):
-            raise SchemaError(f"{value[:80]!r} is not {what}", wire.camel(attribute.name))
-
-    return check
-
-
 def _in_range(low: int, high: int) -> Callable[[object, attrs.Attribute[int], int], None]:
     def check(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
         if not low <= value <= high:
@@ -87,7 +77,7 @@ def _in_range(low: int, high: int) -> Callable[[object, attrs.Attribute[int], in
 class ArchiveInfo:
     """The archive a manifest signs: its sha256, byte length, uncompressed size and file count."""
 
-    sha256: str = attrs.field(validator=_matches(_SHA256, "64 lowercase hex digits"))
+    sha256: str = attrs.field(validator=wire.matches(_SHA256, "64 lowercase hex digits"))
     length: int = attrs.field(validator=_in_range(22, DEFAULT_LIMITS.max_total_bytes))
     uncompressed_size: int = attrs.field(validator=_in_range(0, DEFAULT_LIMITS.max_total_bytes))
     file_count: int = attrs.field(validator=_in_range(1, DEFAULT_LIMITS.max_files))
@@ -143,9 +133,9 @@ def _consistent(instance: ReleaseManifest) -> None:
 class ReleaseManifest:
     """What a publisher signs for one release (see the module docstring)."""
 
-    app_id: str = attrs.field(validator=_matches(_APP_ID, "an app id like com.acme.shop"))
+    app_id: str = attrs.field(validator=wire.matches(_APP_ID, "an app id like com.acme.shop"))
     platform: Platform
-    channel: str = attrs.field(validator=_matches(_CHANNEL, "a channel like production"))
+    channel: str = attrs.field(validator=wire.matches(_CHANNEL, "a channel like production"))
     binary_range: str = attrs.field(validator=_binary_range)
     version: str = attrs.field(validator=_semver)
     epoch: int = attrs.field(validator=_in_range(1, MAX_SEQUENCE))

@@ -21,49 +21,46 @@ and MUST NOT decide anything on a device (A7).
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
-from hotpatch_core.wire import camel, structure
+from hotpatch_core.wire import camel, matches, structure
 
 __all__ = [
+    "MANIFEST_ID",
     "NAME",
     "NAME_CHARS",
+    "NAME_RULE",
     "CheckAnswer",
     "InstallationReport",
     "PatchOffer",
     "read_check_answer",
 ]
 
-_MANIFEST_ID: Final = re.compile(r"[0-9a-f]{64}")
 #: The longest report id, app id or device id a report may carry (the server's columns).
 NAME_CHARS: Final = 128
+_NAME_CLASS: Final = "[A-Za-z0-9._:-]"
 #: What a report id, an app id and a device id are made of.
-NAME: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+NAME: Final = re.compile(f"{_NAME_CLASS}{{1,{NAME_CHARS}}}")
+#: ``NAME`` in words, for error messages.
+NAME_RULE: Final = f"1 to {NAME_CHARS} characters of A-Z a-z 0-9 . _ : -"
+_HEX_CLASS: Final = "[0-9a-f]"
+#: A manifest id (and any other sha256): 64 lowercase hex digits.
+MANIFEST_ID: Final = re.compile(f"{_HEX_CLASS}{{64}}")
 # JSON Schema patterns are searched, not matched, and in Python ``$`` also
 # matches before a final newline: ``(?![\s\S])`` ends the text in every dialect.
 _END: Final = r"(?![\s\S])"
-_ID_SCHEMA: Final = {"pattern": f"^[0-9a-f]{{64}}{_END}", "min_length": 64, "max_length": 64}
+_ID_SCHEMA: Final = {"pattern": f"^{_HEX_CLASS}{{64}}{_END}", "min_length": 64, "max_length": 64}
 _NAME_SCHEMA: Final = {
-    "pattern": f"^[A-Za-z0-9._:-]+{_END}",
+    "pattern": f"^{_NAME_CLASS}+{_END}",
     "min_length": 1,
     "max_length": NAME_CHARS,
 }
-
-
-def _manifest_id(_instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not _MANIFEST_ID.fullmatch(value):
-        raise SchemaError("expected 64 lowercase hex digits", camel(attribute.name))
-
-
-def _name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not NAME.fullmatch(value):
-        raise SchemaError(
-            f"must be 1 to {NAME_CHARS} characters of A-Z a-z 0-9 . _ : -", camel(attribute.name)
-        )
+_manifest_id: Final = matches(MANIFEST_ID, "64 lowercase hex digits")
+_name: Final = matches(NAME, NAME_RULE)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -163,7 +160,9 @@ class InstallationReport:
     reason: str = ""
     #: On an applied report of a release built from a patch: the bundle it was applied to.
     patched_from: str | None = attrs.field(
-        default=None, validator=_manifest_id, metadata={"schema": _ID_SCHEMA}
+        default=None,
+        validator=attrs.validators.optional(_manifest_id),
+        metadata={"schema": _ID_SCHEMA},
     )
 
     def __attrs_post_init__(self) -> None:

@@ -24,6 +24,7 @@ import base64
 import binascii
 import enum
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final, TypeVar
@@ -39,6 +40,7 @@ __all__ = [
     "camel",
     "format_time",
     "make_converter",
+    "matches",
     "parse_decimal",
     "parse_time",
     "structure",
@@ -54,6 +56,22 @@ def camel(name: str) -> str:
     """Return the camelCase wire name of a snake_case field name."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+def matches(
+    pattern: re.Pattern[str], what: str
+) -> Callable[[object, attrs.Attribute[Any], str], None]:
+    """Return an attrs validator: the whole value must match ``pattern``.
+
+    A mismatch is a :class:`SchemaError` saying the value is not ``what``,
+    naming the field as it travels (camelCase).
+    """
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if not pattern.fullmatch(value):
+            raise SchemaError(f"{value[:80]!r} is not {what}", camel(attribute.name))
+
+    return check
 
 
 def format_time(moment: datetime) -> str:
