@@ -15,7 +15,8 @@ import pytest
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.protocol import CheckAnswer, InstallationReport, read_check_answer
-from hotpatch_core.wire import unstructure
+from hotpatch_core.publishing import AppView, ReleaseStats, ReleaseView
+from hotpatch_core.wire import structure, unstructure
 from hotpatch_server.testing import APP_ID, Server
 
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
@@ -127,3 +128,46 @@ def test_a_report_that_breaks_the_contract_is_refused_and_not_stored(
     if field != "patchedFrom":  # a rule across two fields, which the schema cannot state
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(body, _report_schema(server))
+
+
+def _answer_schema(server: Server, path: str, method: str, status: str = "200") -> dict[str, Any]:
+    """The published schema of one answer, with the document's components to resolve $refs."""
+    document = server.client.get("/schema/openapi.json").json()
+    response = document["paths"][path][method]["responses"][status]
+    schema: dict[str, Any] = response["content"]["application/json"]["schema"]
+    return schema | {"components": document["components"]}
+
+
+def test_every_publisher_answer_follows_the_published_schema(server: Server) -> None:
+    """Releases (published, listed, shown, rolled out), stats and apps read back unchanged."""
+    server.published(1, files={"index.android.bundle": BUNDLE})
+    changed = BUNDLE.replace(b"return a+17}", b"return a+71}")
+    v2 = server.published(2, files={"index.android.bundle": changed})
+    auth = server.auth()
+    shown = server.client.get(f"/releases/{v2['id']}", headers=auth).json()
+    listing = server.client.get("/releases", params={"appId": APP_ID}, headers=auth).json()
+    stats = server.client.get(f"/releases/{v2['id']}/stats", headers=auth).json()
+    narrowed = server.client.patch(
+        f"/releases/{v2['id']}/rollout", json={"rolloutPercent": 12.5}, headers=auth
+    ).json()
+    app = server.client.get(f"/apps/{APP_ID}", headers=auth).json()
+    assert stats["patches"], "v2 is patched from v1 in the background: stats list the patch"
+    assert "manifest" in shown
+    assert "manifest" not in v2
+    assert listing[0]["rollbackOf"] is None
+    for answer, path, method, status, kind in [
+        (v2, "/releases", "post", "201", ReleaseView),
+        (shown, "/releases/{release_id}", "get", "200", ReleaseView),
+        (narrowed, "/releases/{release_id}/rollout", "patch", "200", ReleaseView),
+        (stats, "/releases/{release_id}/stats", "get", "200", ReleaseStats),
+        (app, "/apps/{app_id}", "get", "200", AppView),
+    ]:
+        jsonschema.validate(answer, _answer_schema(server, path, method, status))
+        assert unstructure(structure(answer, kind)) == answer, path
+    jsonschema.validate(listing, _answer_schema(server, "/releases", "get"))
+    assert [unstructure(structure(r, ReleaseView)) for r in listing] == listing
+    broken = shown | {"rolloutPercent": "12.5"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, _answer_schema(server, "/releases/{release_id}", "get"))
+    with pytest.raises(SchemaError, match="rolloutPercent"):
+        structure(broken, ReleaseView)

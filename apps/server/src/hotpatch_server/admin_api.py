@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
+from hotpatch_core.manifest import Platform
+from hotpatch_core.publishing import AppView, EmbeddedView, PublisherView
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
 from hotpatch_server import fields
 from hotpatch_server.audit import record_key_change, record_raw
@@ -37,18 +39,19 @@ from hotpatch_server.deps import (
     SessionMaker,
     SettingsDep,
 )
-from hotpatch_server.models import ApiKey, App, TrustRootVersion
+from hotpatch_server.models import ApiKey, App, TrustRootVersion, utc
 from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.roots import TrustRootCache
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
     "AppController",
     "AuthController",
     "KeyController",
     "add_app",
-    "app_json",
+    "app_view",
     "install_trust_root",
     "rotate_root",
 ]
@@ -61,30 +64,21 @@ def _b64(text: str, field: str) -> bytes:
         raise Problem(422, "invalid", f"{field} must be base64", field=field) from None
 
 
-def app_json(app: App) -> dict[str, Any]:
+def app_view(app: App) -> AppView:
     """Return the API's view of an app and its trust root."""
     root = load_trust_root(app.trust_root)
-    return {
-        "id": app.id,
-        "name": app.name,
-        "trustRootVersion": app.trust_root_version,
-        "epoch": root.epoch,
-        "publishers": [
-            {
-                "keyId": p.key_id,
-                "name": p.name,
-                "scope": {
-                    "apps": list(p.scope.apps),
-                    "platforms": list(p.scope.platforms),
-                    "channels": list(p.scope.channels),
-                },
-                "expiresAt": p.expires_at.isoformat() if p.expires_at else None,
-            }
+    return AppView(
+        id=app.id,
+        name=app.name,
+        trust_root_version=app.trust_root_version,
+        epoch=root.epoch,
+        publishers=tuple(
+            PublisherView(key_id=p.key_id, name=p.name, scope=p.scope, expires_at=p.expires_at)
             for p in root.publishers
-        ],
-        "trustRoot": base64.b64encode(app.trust_root).decode(),
-        "createdAt": app.created_at.isoformat(),
-    }
+        ),
+        trust_root=app.trust_root,
+        created_at=utc(app.created_at),
+    )
 
 
 def install_trust_root(app: App | None, envelope: bytes, heads: SigningKey | None) -> TrustRoot:
@@ -232,7 +226,7 @@ class AppController(Controller):
         db_session: DbSession,
         settings: SettingsDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[AppView]:
         """Create an app with its trust root (admin of that app id)."""
         principal.require(Action.ADMIN, data.id)
         envelope = _b64(data.trust_root, "trustRoot")
@@ -240,28 +234,28 @@ class AppController(Controller):
             db_session, data.id, data.name, envelope, principal.label, now, settings.timestamp_key
         )
         await db_session.commit()
-        return app_json(app)
+        return wire_response(app_view(app), status_code=201)
 
     @get("/", summary="List apps")
     async def list_apps(
         self, principal: PrincipalDep, db_session: DbSession
-    ) -> list[dict[str, Any]]:
+    ) -> Response[list[AppView]]:
         """Apps the caller may read."""
         query = select(App).order_by(App.id)
         if "*" not in principal.apps:
             query = query.where(App.id.in_(principal.apps))
-        return [app_json(a) for a in (await db_session.execute(query)).scalars()]
+        return wire_response([app_view(a) for a in (await db_session.execute(query)).scalars()])
 
     @get("/{app_id:str}", summary="Show an app")
     async def show(
         self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession
-    ) -> dict[str, Any]:
+    ) -> Response[AppView]:
         """One app and its trust root."""
         principal.require(Action.READ, app_id)
         app = await db_session.get(App, app_id)
         if app is None:
             raise Problem(404, "not-found", f"no app {app_id!r}")
-        return app_json(app)
+        return wire_response(app_view(app))
 
     @post("/{app_id:str}/embedded", status_code=201, summary="Register a binary's embedded bundle")
     async def register_embedded(
@@ -275,7 +269,7 @@ class AppController(Controller):
         active_releases: ActiveReleasesDep,
         sessionmaker: SessionMaker,
         now: Now,
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[EmbeddedView]:
         """Make the bundle inside native version ``nativeVersion`` a patch base for first updates.
 
         The archive must hold exactly the listed files (the strict extractor
@@ -318,15 +312,17 @@ class AppController(Controller):
             )
             for target in targets
         ]
-        document = {
-            "baseId": bundle.base_id,
-            "platform": bundle.platform,
-            "nativeVersion": bundle.native_version,
-            "files": len(bundle.files),
-        }
-        return Response(
-            document, status_code=201, background=BackgroundTasks(work) if work else None
+        response = wire_response(
+            EmbeddedView(
+                base_id=bundle.base_id,
+                platform=Platform(bundle.platform),
+                native_version=bundle.native_version,
+                files=len(bundle.files),
+            ),
+            status_code=201,
         )
+        response.background = BackgroundTasks(work) if work else None
+        return response
 
     @put("/{app_id:str}/trust-root", summary="Rotate an app's trust root")
     async def rotate(
@@ -338,7 +334,7 @@ class AppController(Controller):
         trust_roots: NamedDependency[SkipValidation[TrustRootCache]],
         settings: SettingsDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[AppView]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
         principal.require(Action.ADMIN, app_id)
         envelope = _b64(data.trust_root, "trustRoot")
@@ -347,7 +343,7 @@ class AppController(Controller):
         )
         await db_session.commit()
         trust_roots.forget(app_id)  # devices of this process's clients see it at once
-        return app_json(app)
+        return wire_response(app_view(app))
 
 
 class EmbeddedFile(msgspec.Struct, rename="camel"):

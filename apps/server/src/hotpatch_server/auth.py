@@ -25,7 +25,7 @@ import secrets
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -33,7 +33,7 @@ import jwt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotpatch_server.models import ApiKey, RefreshToken
+from hotpatch_server.models import ApiKey, RefreshToken, utc
 from hotpatch_server.problems import Problem
 
 __all__ = [
@@ -166,14 +166,9 @@ def _usable(row: ApiKey | None, now: datetime) -> ApiKey:
         raise Problem(401, "unauthorized", "unknown credential")
     if row.revoked_at is not None:
         raise Problem(401, "unauthorized", f"API key {row.id} was revoked")
-    if row.expires_at is not None and _aware(row.expires_at) <= now:
+    if row.expires_at is not None and utc(row.expires_at) <= now:
         raise Problem(401, "unauthorized", f"API key {row.id} expired")
     return row
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they are UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def principal_for_key(session: AsyncSession, key: str, now: datetime) -> Principal:
@@ -285,7 +280,7 @@ async def refresh_tokens(
             "exchange the API key again",
         )
     key_id, expires_at, family = found
-    if _aware(expires_at) <= now:
+    if utc(expires_at) <= now:
         raise Problem(401, "unauthorized", "refresh token expired")
     row = _usable(await session.get(ApiKey, key_id), now)
     return await issue_tokens(

@@ -9,7 +9,7 @@ runs unchanged on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -42,7 +42,17 @@ __all__ = [
     "RefreshToken",
     "Release",
     "TrustRootVersion",
+    "utc",
 ]
+
+
+def utc(moment: datetime) -> datetime:
+    """Return a time read from the database as an aware UTC datetime.
+
+    SQLite gives back naive datetimes for timezone-aware columns; every time
+    this server stores is UTC.
+    """
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):

@@ -33,6 +33,13 @@ from hotpatch_core.archive import NullSink, extract_archive
 from hotpatch_core.cohort import parse_percent, percent_to_basis_points
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.machine import ReportStatus
+from hotpatch_core.manifest import Platform
+from hotpatch_core.publishing import (
+    PatchStats,
+    PatchView,
+    ReleaseStats,
+    ReleaseView,
+)
 from hotpatch_core.release import VerifiedRelease, verify_publication
 from hotpatch_core.trust import load_trust_root
 from hotpatch_core.wire import parse_decimal
@@ -50,42 +57,46 @@ from hotpatch_server.deps import (
     SettingsDep,
 )
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.models import App, Device, Installation, Patch, Release
+from hotpatch_server.models import App, Device, Installation, Patch, Release, utc
 from hotpatch_server.patches import PatchRejectedError, generate_patches, register_patch
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.settings import Settings
 from hotpatch_server.upload import read_upload
+from hotpatch_server.wire_schema import wire_response
 
-__all__ = ["ReleaseController", "find_release", "release_json"]
+__all__ = ["ReleaseController", "find_release", "release_view"]
 
 # Ids beyond the 64-bit range cannot exist; bounding them keeps them out of the database driver.
 ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
-def release_json(release: Release, store: BlobStore, now: datetime) -> dict[str, Any]:
-    """Return the API's view of a release (camelCase field names)."""
-    return {
-        "id": release.id,
-        "appId": release.app_id,
-        "platform": release.platform,
-        "channel": release.channel,
-        "version": release.version,
-        "binaryRange": release.binary_range,
-        "epoch": release.epoch,
-        "sequence": release.sequence,
-        "manifestId": release.manifest_id,
-        "hash": release.archive_sha256,
-        "size": release.archive_length,
-        "mandatory": release.mandatory,
-        "rolloutPercent": release.rollout_basis_points / 100,
-        "paused": release.paused,
-        "active": release.active,
-        "rollbackOf": release.rollback_of,
-        "createdAt": release.created_at.isoformat(),
-        "createdBy": release.created_by,
-        "downloadUrl": store.url(release.archive_sha256, now),
-    }
+def release_view(
+    release: Release, store: BlobStore, now: datetime, *, with_manifest: bool = False
+) -> ReleaseView:
+    """Return the API's view of a release (with its signed envelope, if asked)."""
+    return ReleaseView(
+        id=release.id,
+        app_id=release.app_id,
+        platform=Platform(release.platform),
+        channel=release.channel,
+        version=release.version,
+        binary_range=release.binary_range,
+        epoch=release.epoch,
+        sequence=release.sequence,
+        manifest_id=release.manifest_id,
+        hash=release.archive_sha256,
+        size=release.archive_length,
+        mandatory=release.mandatory,
+        rollout_percent=release.rollout_basis_points / 100,
+        paused=release.paused,
+        active=release.active,
+        rollback_of=release.rollback_of,
+        created_at=utc(release.created_at),
+        created_by=release.created_by,
+        download_url=store.url(release.archive_sha256, now),
+        manifest=release.manifest if with_manifest else None,
+    )
 
 
 async def _app(session: AsyncSession, app_id: str) -> App:
@@ -200,6 +211,10 @@ def _report_warnings(counts: dict[str, int], seen: dict[str, int]) -> list[str]:
     return warnings
 
 
+def _counts(by_status: dict[str, int]) -> dict[ReportStatus, int]:
+    return {status: by_status.get(status.value, 0) for status in ReportStatus}
+
+
 def rollout_basis_points(percent: float | str, field: str) -> int:
     """Convert a rollout percentage (a JSON number, or form text) to basis points, or 422."""
     try:
@@ -271,7 +286,7 @@ class ReleaseController(Controller):
         app_metrics: NamedDependency[SkipValidation[Metrics]],
         limits: NamedDependency[SkipValidation[Limits]],
         sessionmaker: SessionMaker,
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[ReleaseView]:
         """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%).
 
         After the answer is sent, patches to the new release are made in the
@@ -343,7 +358,9 @@ class ReleaseController(Controller):
             if settings.auto_patches
             else None
         )  # fmt: skip
-        return Response(release_json(row, blob_store, now), status_code=201, background=patches)
+        response = wire_response(release_view(row, blob_store, now), status_code=201)
+        response.background = patches
+        return response
 
     @get("/", summary="List releases")
     async def list_releases(
@@ -358,7 +375,7 @@ class ReleaseController(Controller):
         version: FromQuery[str | None] = None,
         active: FromQuery[bool | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> Response[list[ReleaseView]]:
         """Releases the caller may read, newest first, filtered."""
         query = select(Release).order_by(
             Release.app_id, Release.epoch.desc(), Release.sequence.desc(), Release.id.desc()
@@ -377,7 +394,7 @@ class ReleaseController(Controller):
             if value is not None:
                 query = query.where(column == value)
         rows = (await db_session.execute(query.limit(limit))).scalars()
-        return [release_json(r, blob_store, now) for r in rows]
+        return wire_response([release_view(r, blob_store, now) for r in rows])
 
     @get("/{release_id:int}", summary="Show a release")
     async def show(
@@ -387,17 +404,15 @@ class ReleaseController(Controller):
         db_session: DbSession,
         blob_store: BlobStoreDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseView]:
         """One release, with its signed manifest (base64, exactly as uploaded)."""
         row = await find_release(db_session, release_id, principal, Action.READ)
-        document = release_json(row, blob_store, now)
-        document["manifest"] = base64.b64encode(row.manifest).decode()
-        return document
+        return wire_response(release_view(row, blob_store, now, with_manifest=True))
 
     @get("/{release_id:int}/stats", summary="Installation statistics of a release")
     async def stats(
         self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseStats]:
         """Count reports, devices running the release, its patches and the bytes they saved."""
         row = await find_release(db_session, release_id, principal, Action.READ)
         by_status = await db_session.execute(
@@ -450,29 +465,31 @@ class ReleaseController(Controller):
             .group_by(Installation.patched_from)
         )
         confirmed: dict[str | None, int] = {row[0]: row[1] for row in installs.all()}
-        return {
-            "id": row.id,
-            "manifestId": row.manifest_id,
-            "installations": counts,
-            "installationsFromCheckedDevices": seen,
-            "warnings": _report_warnings(counts, seen),
-            "failuresByPhase": phases,
-            "devicesRunning": int(running or 0),
-            "rolloutPercent": row.rollout_basis_points / 100,
-            "patches": [
-                {
-                    "baseManifestId": base,
-                    "size": length,
-                    "downloads": downloads,  # served to the end (local storage only)
-                    "installs": confirmed.get(base, 0),
-                }
-                for base, length, downloads in patch_rows
-            ],
-            "bytesSaved": sum(
-                confirmed.get(base, 0) * (row.archive_length - length)
-                for base, length, _ in patch_rows
-            ),
-        }
+        return wire_response(
+            ReleaseStats(
+                id=row.id,
+                manifest_id=row.manifest_id,
+                installations=_counts(counts),
+                installations_from_checked_devices=_counts(seen),
+                warnings=tuple(_report_warnings(counts, seen)),
+                failures_by_phase=phases,
+                devices_running=int(running or 0),
+                rollout_percent=row.rollout_basis_points / 100,
+                patches=tuple(
+                    PatchStats(
+                        base_manifest_id=base,
+                        size=length,
+                        downloads=downloads,
+                        installs=confirmed.get(base, 0),
+                    )
+                    for base, length, downloads in patch_rows
+                ),
+                bytes_saved=sum(
+                    confirmed.get(base, 0) * (row.archive_length - length)
+                    for base, length, _ in patch_rows
+                ),
+            )
+        )
 
     @post("/{release_id:int}/patches", status_code=201, summary="Upload a patch to this release")
     async def upload_patch(
@@ -485,7 +502,7 @@ class ReleaseController(Controller):
         settings: SettingsDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[PatchView]:
         """Store a patch from ``baseManifestId`` after checking it rebuilds this release exactly."""
         target = await find_release(db_session, release_id, principal, Action.PUBLISH)
         base = await db_session.scalar(
@@ -520,13 +537,14 @@ class ReleaseController(Controller):
         record(db_session, principal, "patch", target, now, {"base": base.manifest_id})
         await db_session.commit()
         await active_releases.invalidate(target.app_id, target.platform, target.channel)
-        return {
-            "id": row.id,
-            "baseManifestId": row.base_manifest_id,
-            "targetManifestId": row.target_manifest_id,
-            "size": row.length,
-            "archiveSize": row.archive_length,
-        }
+        view = PatchView(
+            id=row.id,
+            base_manifest_id=row.base_manifest_id,
+            target_manifest_id=row.target_manifest_id,
+            size=row.length,
+            archive_size=row.archive_length,
+        )
+        return wire_response(view, status_code=201)
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
     async def change_rollout(
@@ -538,7 +556,7 @@ class ReleaseController(Controller):
         blob_store: BlobStoreDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseView]:
         """Widen, narrow, pause or resume a rollout. Advisory: never changes what is signed."""
         row = await find_release(db_session, release_id, principal, Action.ROLLOUT)
         before = {"rolloutPercent": row.rollout_basis_points / 100, "paused": row.paused}
@@ -549,7 +567,7 @@ class ReleaseController(Controller):
         record(db_session, principal, "rollout", row, now, {"before": before})
         await db_session.commit()
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
-        return release_json(row, blob_store, now)
+        return wire_response(release_view(row, blob_store, now))
 
     @patch("/{release_id:int}/rollback", summary="Roll back to this release's content")
     async def rollback(
@@ -561,14 +579,14 @@ class ReleaseController(Controller):
         blob_store: BlobStoreDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseView]:
         """Activate a new signed manifest (next sequence) for release ``release_id``'s content."""
         source = await find_release(db_session, release_id, principal, Action.ROLLBACK)
         row = await _republish(
             db_session, source, data, principal, now, same_channel=True, action="rollback"
         )
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
-        return release_json(row, blob_store, now)
+        return wire_response(release_view(row, blob_store, now))
 
     @post("/{release_id:int}/promote", status_code=201, summary="Promote to another channel")
     async def promote(
@@ -580,14 +598,14 @@ class ReleaseController(Controller):
         blob_store: BlobStoreDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseView]:
         """Publish release ``release_id``'s content on another channel under a new manifest."""
         source = await find_release(db_session, release_id, principal, Action.PROMOTE)
         row = await _republish(
             db_session, source, data, principal, now, same_channel=False, action="promote"
         )
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
-        return release_json(row, blob_store, now)
+        return wire_response(release_view(row, blob_store, now))
 
     @delete("/{release_id:int}", status_code=200, summary="Archive a release (soft delete)")
     async def archive(
@@ -598,14 +616,14 @@ class ReleaseController(Controller):
         blob_store: BlobStoreDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ReleaseView]:
         """Stop offering a release; its row, manifest and archive are kept."""
         row = await find_release(db_session, release_id, principal, Action.PUBLISH)
         row.active = False
         record(db_session, principal, "archive", row, now, {})
         await db_session.commit()
         await active_releases.invalidate(row.app_id, row.platform, row.channel)
-        return release_json(row, blob_store, now)
+        return wire_response(release_view(row, blob_store, now))
 
 
 def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:

@@ -1,6 +1,8 @@
-"""Core protocol documents as HTTP bodies, with their real OpenAPI schemas.
+"""Core documents as HTTP bodies, with their real OpenAPI schemas.
 
-A handler returns ``wire_response(document)`` and is annotated
+The device protocol's messages (:mod:`hotpatch_core.protocol`) and the
+publisher API's answers (:mod:`hotpatch_core.publishing`) are core attrs
+documents. A handler returns ``wire_response(document)`` and is annotated
 ``-> Response[Document]``: the body is what the wire converter writes
 (camelCase, ``None`` fields left out). A handler that takes a document
 declares ``data: Annotated[dict[str, Any], Body(), WireBody(Document)]`` and
@@ -22,7 +24,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from hotpatch_core import protocol
+import hotpatch_core
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.wire import camel, structure, unstructure
 from hotpatch_server.problems import Problem
@@ -55,48 +57,53 @@ def read_body(value: dict[str, Any], kind: type[T]) -> T:
 
 
 def _is_wire_document(kind: object) -> bool:
+    """Whether ``kind`` is a core document (the wire converter writes every one)."""
     return (
         isinstance(kind, type)
         and attrs.has(kind)
-        and getattr(kind, "__module__", None) == protocol.__name__
+        and str(getattr(kind, "__module__", "")).startswith(f"{hotpatch_core.__name__}.")
     )
 
 
 class WireSchemaPlugin(OpenAPISchemaPlugin):
-    """Describe :mod:`hotpatch_core.protocol` documents as the converter writes them.
+    """Describe core documents as the wire converter writes them.
 
-    Names are camelCase; a field with a default may be left out (the
+    Names are camelCase; a field whose default is None may be left out (the
     converter writes an absent field rather than null), and every other
-    field is required.
+    field is required (an optional one without a default may be null).
     """
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
-        """Whether ``value`` is a protocol document."""
+        """Whether ``value`` is a core document."""
         return _is_wire_document(value)
 
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        """Whether the field is a protocol document, or a body marked :class:`WireBody`."""
+        """Whether the field is a core document, or a body marked :class:`WireBody`."""
         return _body_kind(field_definition) is not None or self.is_plugin_supported_type(
             field_definition.annotation
         )
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        """Build the object schema of a protocol document, field by field."""
+        """Build the object schema of a core document, field by field."""
         kind = _body_kind(field_definition) or field_definition.type_
         hints = typing.get_type_hints(kind)
         properties: dict[str, Any] = {}
         required: list[str] = []
         for field in attrs.fields(kind):
             annotation = FieldDefinition.from_annotation(hints[field.name])
+            nullable = False
             if annotation.is_optional:
                 (inner,) = (arg for arg in annotation.args if arg is not type(None))
                 annotation = FieldDefinition.from_annotation(inner)
+                nullable = field.default is attrs.NOTHING  # written as null, not left out
             if field.default is attrs.NOTHING:
                 required.append(camel(field.name))
             schema = schema_creator.for_field_definition(annotation)
             for name, value in field.metadata.get("schema", {}).items():
                 setattr(schema, name, value)  # constraints the field's validator enforces
+            if nullable:
+                schema = Schema(one_of=[schema, Schema(type=OpenAPIType.NULL)])
             properties[camel(field.name)] = schema
         return Schema(
             type=OpenAPIType.OBJECT,

@@ -34,6 +34,8 @@ __all__ = [
     "NAME",
     "NAME_CHARS",
     "NAME_RULE",
+    "SHA256_RULE",
+    "SHA256_SCHEMA",
     "CheckAnswer",
     "InstallationReport",
     "PatchOffer",
@@ -61,6 +63,10 @@ _NAME_SCHEMA: Final = {
 }
 _manifest_id: Final = matches(MANIFEST_ID, "64 lowercase hex digits")
 _name: Final = matches(NAME, NAME_RULE)
+#: An attrs field's validator and metadata for a manifest id or another sha256:
+#: ``attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)``.
+SHA256_RULE: Final = _manifest_id
+SHA256_SCHEMA: Final = {"schema": _ID_SCHEMA}
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -82,7 +88,7 @@ class PatchOffer:
     #: The patch's length in bytes (a device takes it only if smaller than the archive).
     size: int = attrs.field(validator=_positive, metadata={"schema": {"minimum": 1}})
     #: The bundle the patch applies to: an installed release's id, or an embedded bundle's.
-    base_manifest_id: str = attrs.field(validator=_manifest_id, metadata={"schema": _ID_SCHEMA})
+    base_manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
 
 
 @attrs.frozen
@@ -152,7 +158,7 @@ class InstallationReport:
     app_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
     device_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
     #: The release reported on.
-    manifest_id: str = attrs.field(validator=_manifest_id, metadata={"schema": _ID_SCHEMA})
+    manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
     status: ReportStatus
     #: Where a failure happened (download, verify, apply, first launch).
     phase: ReportPhase | None = None

@@ -6,7 +6,8 @@ cattrs way: no ``to_json()`` methods on models). Its rules:
 
 - field names travel in camelCase (``app_id`` <-> ``appId``), as the HTTP API
   spells them;
-- primitives are strict: ``"1"`` is not an int, ``1`` is not a bool or a str;
+- primitives are strict: ``"1"`` is not an int, ``1`` is not a bool or a str, and a
+  float field takes a JSON number only;
 - bytes travel as standard base64;
 - timestamps are RFC 3339 UTC with second precision (``2026-11-29T10:00:00Z``);
 - optional fields whose value is ``None`` are left out when writing;
@@ -116,6 +117,13 @@ def _strict(kind: type[Any]) -> Any:
     return hook
 
 
+def _structure_float(value: object, _type: object) -> float:
+    # A JSON number: an int or a float, never a bool or numeric text.
+    if type(value) not in {int, float}:
+        raise SchemaError(f"expected a number, got {type(value).__name__}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def _structure_time(value: object, _type: object) -> datetime:
     if not isinstance(value, str):
         raise SchemaError(f"expected a time string, got {type(value).__name__}")
@@ -154,6 +162,7 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
     for kind in (str, int, bool):
         converter.register_structure_hook(kind, _strict(kind))
+    converter.register_structure_hook(float, _structure_float)
     # Hooks dispatch along the MRO, where a StrEnum meets str before Enum:
     # register the enum hook on each enum base so it wins.
     for base in (enum.StrEnum, enum.IntEnum, enum.Enum):

@@ -1,0 +1,150 @@
+"""The publisher API's answers, defined once (docs/reference/api.md).
+
+The server builds these documents and returns them through the wire
+converter (:mod:`hotpatch_core.wire`), with their OpenAPI schemas made from
+the same classes; the command-line tool reads the same classes back. A
+field the server adds later is ignored by an older reader; a field it
+drops fails the reader's :func:`~hotpatch_core.wire.structure` by name.
+
+None of these documents is trusted by a device: they are what publishers
+and dashboards read. What a device verifies is the signed manifest
+(``ReleaseView.manifest``, exactly as uploaded).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from hotpatch_core.machine import ReportStatus
+from hotpatch_core.manifest import Platform
+from hotpatch_core.protocol import SHA256_RULE, SHA256_SCHEMA
+from hotpatch_core.trust import Scope
+
+__all__ = [
+    "AppView",
+    "EmbeddedView",
+    "PatchStats",
+    "PatchView",
+    "PublisherView",
+    "ReleaseStats",
+    "ReleaseView",
+]
+
+
+@attrs.frozen
+class ReleaseView:
+    """A release as the API shows it: what was signed, and how it is rolled out.
+
+    ``manifest`` (the signed envelope, exactly as uploaded) is sent only by
+    ``GET /releases/{id}``; lists leave it out.
+    """
+
+    id: int
+    app_id: str
+    platform: Platform
+    channel: str
+    version: str
+    binary_range: str
+    epoch: int
+    sequence: int
+    manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    #: The archive's sha256 (hex) and length in bytes.
+    hash: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    size: int
+    mandatory: bool
+    #: The share of devices offered the release, 0 to 100 in steps of 0.01.
+    rollout_percent: float
+    paused: bool
+    #: False once archived: never offered again.
+    active: bool
+    #: For a rollback: the manifest id of the release whose content it re-activates; else null.
+    rollback_of: str | None
+    created_at: datetime
+    #: Who published it: an API key's or a user's label.
+    created_by: str
+    #: Where the archive is (a signed URL when the store signs them).
+    download_url: str
+    #: The signed release envelope, as uploaded (``GET /releases/{id}`` only).
+    manifest: bytes | None = None
+
+
+@attrs.frozen
+class PatchView:
+    """A stored patch between two releases of one app."""
+
+    id: int
+    base_manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    target_manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    #: The patch's length, and the archive's it replaces, in bytes.
+    size: int
+    archive_size: int
+
+
+@attrs.frozen
+class PatchStats:
+    """One patch to a release: served downloads and confirmed installs."""
+
+    base_manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    size: int
+    #: Served to the end (counted by local storage only).
+    downloads: int
+    #: Applied reports naming this patch's base.
+    installs: int
+
+
+@attrs.frozen
+class ReleaseStats:
+    """How a release is doing on devices (``GET /releases/{id}/stats``)."""
+
+    id: int
+    manifest_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    #: Installation reports by status (``applied``, ``failed``, ``rolled_back``).
+    installations: dict[ReportStatus, int]
+    #: The same counts, only from devices this server has seen check for updates.
+    installations_from_checked_devices: dict[ReportStatus, int]
+    warnings: tuple[str, ...]
+    #: Failure and rollback reports by ``status/phase``.
+    failures_by_phase: dict[str, int]
+    devices_running: int
+    rollout_percent: float
+    patches: tuple[PatchStats, ...]
+    #: Bytes not downloaded thanks to patches devices installed.
+    bytes_saved: int
+
+
+@attrs.frozen
+class PublisherView:
+    """A publisher key of an app's trust root (its public part and scope)."""
+
+    key_id: str
+    name: str
+    scope: Scope
+    #: When the trust root stops accepting the key's signatures; null: never.
+    expires_at: datetime | None
+
+
+@attrs.frozen
+class AppView:
+    """An app and its current trust root."""
+
+    id: str
+    name: str
+    trust_root_version: int
+    epoch: int
+    publishers: tuple[PublisherView, ...]
+    #: The signed trust root, as installed.
+    trust_root: bytes
+    created_at: datetime
+
+
+@attrs.frozen
+class EmbeddedView:
+    """A native version's embedded bundle, registered as a patch base."""
+
+    base_id: str = attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)
+    platform: Platform
+    native_version: str
+    #: How many files the bundle has.
+    files: int
