@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hotpatch_cli.api import Api
-from hotpatch_cli.commands import _next_position
+from hotpatch_cli.commands.common import next_position
 from hotpatch_core.testing import build_release
 from hotpatch_server.fault_injection import libfaketime
 from hotpatch_server.testing import APP_ID, server_process
@@ -45,9 +45,9 @@ def test_the_next_signing_time_is_after_the_newest_release(tmp_path: Path) -> No
         )
         assert on_server > datetime.now(UTC)  # the premise: the CLI's clock is behind
         with Api(server.base_url, server.publisher_key) as api:
-            sequence, created = _next_position(api, APP_ID, "android", "production", 1)
+            sequence, created = next_position(api, APP_ID, "android", "production", 1)
             assert sequence == 2
             assert created > on_server
             assert created.microsecond == 0
-            _, later = _next_position(api, APP_ID, "android", "beta", 1)  # an empty channel
+            _, later = next_position(api, APP_ID, "android", "beta", 1)  # an empty channel
             assert later <= datetime.now(UTC)

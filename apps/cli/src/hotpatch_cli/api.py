@@ -1,7 +1,14 @@
 """The server's HTTP API as the CLI uses it (over HTTP only: the CLI never imports the server).
 
 Every non-2xx answer becomes a typed :class:`~hotpatch_cli.errors.CliError`
-carrying the server's own one-line ``detail`` (problem+json).
+carrying the server's own one-line ``detail`` (problem+json). Answers are
+read into the core's publisher documents (:mod:`hotpatch_core.publishing`),
+the same classes the server writes them from; an answer that does not fit
+is a :class:`~hotpatch_cli.errors.ServerError` naming the field.
+
+``transport`` is the seam for tests: an httpx transport that serves the
+requests in-process (for example Litestar's test transport over
+``create_app``) instead of over the network.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -23,10 +30,14 @@ from hotpatch_cli.errors import (
     TooLargeUploadError,
     UsageError,
 )
+from hotpatch_core.errors import SchemaError
+from hotpatch_core.publishing import AppView, EmbeddedView, PatchView, ReleaseView
+from hotpatch_core.wire import structure
 
 __all__ = ["Api", "ProgressReader"]
 
 _CHUNK: Final = 256 * 1024
+T = TypeVar("T")
 
 
 class ProgressReader:
@@ -63,10 +74,27 @@ def _detail(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+def _structure(value: object, kind: type[T], what: str) -> T:
+    try:
+        return structure(value, kind)
+    except SchemaError as exc:
+        raise ServerError(
+            f"{what}: the server's answer is not a {kind.__name__} ({exc})",
+            hint="the server and this CLI disagree: update both to the same version",
+        ) from None
+
+
 class Api:
     """A client of one server with one credential."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         """Talk to ``base_url`` as ``token`` (an ``hp_`` API key or an access token)."""
         if not base_url.startswith(("http://", "https://")):
             raise UsageError(
@@ -75,7 +103,9 @@ class Api:
             )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -103,6 +133,17 @@ class Api:
         if response.is_success:
             return response.json() if response.content else None
         raise self._error(response)
+
+    def _read(self, kind: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """Send a request and read its answer as ``kind``."""
+        return _structure(self._send(method, path, **kwargs), kind, f"{method} {path}")
+
+    def _read_all(self, kind: type[T], method: str, path: str, **kwargs: Any) -> list[T]:
+        """Send a request and read its answer as a list of ``kind``."""
+        answer = self._send(method, path, **kwargs)
+        if not isinstance(answer, list):
+            raise ServerError(f"{method} {path}: the server answered {answer!r:.80}, not a list")
+        return [_structure(item, kind, f"{method} {path}") for item in answer]
 
     def _error(self, response: httpx.Response) -> CliError:  # noqa: PLR0911 - one per status
         detail = _detail(response)
@@ -137,29 +178,34 @@ class Api:
 
     # --- reads -------------------------------------------------------------
 
-    def check_credentials(self, app: str | None) -> dict[str, Any]:
-        """Prove the token works (and, given an app, may read it); return what was read."""
+    def check_credentials(self, app: str | None) -> AppView | None:
+        """Prove the token works (and, given an app, may read it); return the app."""
         if app:
-            document: dict[str, Any] = self._send("GET", f"/apps/{app}")
-            return document
+            return self.app(app)
         self._send("GET", "/releases", params={"limit": 1})
-        return {}
+        return None
 
-    def app(self, app_id: str) -> dict[str, Any]:
+    def app(self, app_id: str) -> AppView:
         """Return an app: its epoch and registered publisher keys."""
-        document: dict[str, Any] = self._send("GET", f"/apps/{app_id}")
-        return document
+        return self._read(AppView, "GET", f"/apps/{quote(app_id, safe='')}")
 
-    def releases(self, app_id: str, **filters: Any) -> list[dict[str, Any]]:
+    def releases(
+        self,
+        app_id: str,
+        *,
+        platform: str | None = None,
+        channel: str | None = None,
+        version: str | None = None,
+        limit: int | None = None,
+    ) -> list[ReleaseView]:
         """Return an app's releases, newest first, filtered by platform / channel / version."""
+        filters = {"platform": platform, "channel": channel, "version": version, "limit": limit}
         params = {"appId": app_id, **{k: v for k, v in filters.items() if v is not None}}
-        listing: list[dict[str, Any]] = self._send("GET", "/releases", params=params)
-        return listing
+        return self._read_all(ReleaseView, "GET", "/releases", params=params)
 
-    def release(self, release_id: int) -> dict[str, Any]:
-        """Return one release with its signed manifest (base64)."""
-        document: dict[str, Any] = self._send("GET", f"/releases/{release_id}")
-        return document
+    def release(self, release_id: int) -> ReleaseView:
+        """Return one release with its signed manifest."""
+        return self._read(ReleaseView, "GET", f"/releases/{release_id}")
 
     def download(self, url: str, target: Path, limit: int) -> None:
         """Stream ``url`` into ``target``, refusing more than ``limit`` bytes."""
@@ -187,10 +233,11 @@ class Api:
         rollout: float,
         mandatory: bool,
         progress: Callable[[int], None],
-    ) -> dict[str, Any]:
+    ) -> ReleaseView:
         """Upload a signed release (multipart, streamed from disk)."""
         with archive.open("rb") as handle:
-            document: dict[str, Any] = self._send(
+            return self._read(
+                ReleaseView,
                 "POST",
                 "/releases",
                 data={
@@ -204,44 +251,43 @@ class Api:
                 },
                 timeout=httpx.Timeout(60.0, write=600.0),
             )
-        return document
 
     def change_rollout(
         self, release_id: int, *, percent: float | None, paused: bool | None
-    ) -> dict[str, Any]:
+    ) -> ReleaseView:
         """Change a release's rollout percentage, or pause / resume it."""
         body: dict[str, Any] = {}
         if percent is not None:
             body["rolloutPercent"] = percent
         if paused is not None:
             body["paused"] = paused
-        document: dict[str, Any] = self._send("PATCH", f"/releases/{release_id}/rollout", json=body)
-        return document
+        return self._read(ReleaseView, "PATCH", f"/releases/{release_id}/rollout", json=body)
 
-    def rollback(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
+    def rollback(self, release_id: int, envelope: bytes, rollout: float) -> ReleaseView:
         """Activate a new signed manifest for ``release_id``'s content on its channel."""
         body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
-        document: dict[str, Any] = self._send(
-            "PATCH", f"/releases/{release_id}/rollback", json=body
-        )
-        return document
+        return self._read(ReleaseView, "PATCH", f"/releases/{release_id}/rollback", json=body)
 
-    def upload_patch(self, release_id: int, base_manifest_id: str, patch: bytes) -> dict[str, Any]:
+    def upload_patch(self, release_id: int, base_manifest_id: str, patch: bytes) -> PatchView:
         """Upload a patch to ``release_id`` from the release ``base_manifest_id``."""
         body = {"baseManifestId": base_manifest_id, "patch": base64.b64encode(patch).decode()}
-        document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/patches", json=body)
-        return document
+        return self._read(PatchView, "POST", f"/releases/{release_id}/patches", json=body)
 
-    def register_embedded(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def register_embedded(self, app_id: str, body: dict[str, Any]) -> EmbeddedView:
         """Register the bundle shipped in one native version as a patch base."""
-        document: dict[str, Any] = self._send("POST", f"/apps/{app_id}/embedded", json=body)
-        return document
+        return self._read(
+            EmbeddedView, "POST", f"/apps/{quote(app_id, safe='')}/embedded", json=body
+        )
 
-    def promote(self, release_id: int, envelope: bytes, rollout: float) -> dict[str, Any]:
+    def promote(self, release_id: int, envelope: bytes, rollout: float) -> ReleaseView:
         """Publish ``release_id``'s content on another channel under a new signed manifest."""
         body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
-        document: dict[str, Any] = self._send("POST", f"/releases/{release_id}/promote", json=body)
-        return document
+        return self._read(ReleaseView, "POST", f"/releases/{release_id}/promote", json=body)
+
+    def install_trust_root(self, app_id: str, envelope: bytes) -> AppView:
+        """Install the next signed trust root of ``app_id`` (an admin's call)."""
+        body = {"trustRoot": base64.b64encode(envelope).decode()}
+        return self._read(AppView, "PUT", f"/apps/{quote(app_id, safe='')}/trust-root", json=body)
 
     def create_deployment_key(
         self, app_id: str, platform: str, channel: str, name: str

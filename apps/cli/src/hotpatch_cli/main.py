@@ -20,8 +20,19 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from hotpatch_cli import commands, deployment_keys
+import httpx
+
+from hotpatch_cli.commands import (
+    account,
+    channels,
+    deployment_keys,
+    patches,
+    publish,
+    signing,
+)
+from hotpatch_cli.commands import expo as expo_commands
 from hotpatch_cli.config import load_settings
+from hotpatch_cli.context import Context, stdin_is_tty
 from hotpatch_cli.errors import CliError, ExitCode
 from hotpatch_cli.output import Output
 from hotpatch_core.errors import HotPatchError
@@ -29,7 +40,7 @@ from hotpatch_core.manifest import Platform
 
 __all__ = ["EXIT_CODES", "build_parser", "main", "reference_markdown"]
 
-Handler = Callable[[commands.Context, argparse.Namespace], None]
+Handler = Callable[[Context, argparse.Namespace], None]
 
 EXIT_CODES: Final = {
     ExitCode.OK: "success",
@@ -162,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
 
     command(
         "login",
-        commands.login,
+        account.login,
         "Check an API endpoint and token against the server and save them "
         "(~/.hotpatch/config.toml, 0600). Prompts only on a terminal.",
     )
@@ -178,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
 
     generate = key_command(
         "generate",
-        commands.keys_generate,
+        signing.keys_generate,
         "Create a signing key (PKCS#8 PEM, 0600); print its public key and trust-root entry.",
     )
     generate.add_argument("--out", help="where to write it (default ~/.hotpatch/signing_key.pem)")
@@ -190,18 +201,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     generate.add_argument("--force", action="store_true", help="replace an existing file")
     _add_scope(generate)
     show = key_command(
-        "show", commands.keys_show, "Print the signing key's id, public key and trust-root entry."
+        "show", signing.keys_show, "Print the signing key's id, public key and trust-root entry."
     )
     _add_key(show)
     _add_scope(show)
     export = key_command(
-        "export-public", commands.keys_export_public, "Write the public key (SPKI PEM)."
+        "export-public", signing.keys_export_public, "Write the public key (SPKI PEM)."
     )
     _add_key(export)
     export.add_argument("--out", help="file to write (default: stdout)")
     codepush_key = key_command(
         "generate-codepush",
-        commands.keys_generate_codepush,
+        signing.keys_generate_codepush,
         "Create the RSA key pair of CodePush code signing: the private key (PEM, 0600) for "
         "`hotpatch release --codepush-signing-key`, the public key for CodePushPublicKey.",
     )
@@ -222,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         description="Create trust root v1, signed by its root keys; the app embeds the file.",
     )
     _add_common(create)
-    create.set_defaults(handler=commands.trust_root_create)
+    create.set_defaults(handler=signing.trust_root_create)
     create.add_argument("--root-key", action="append", help="root private key PEM (repeat)")
     create.add_argument("--threshold", type=int, default=1, help="root keys needed to sign")
     create.add_argument("--publisher", action="append", help="publisher key PEM[:name] (repeat)")
@@ -246,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         "--upload installs it on the server (admin key).",
     )
     _add_common(rotate)
-    rotate.set_defaults(handler=commands.trust_root_rotate)
+    rotate.set_defaults(handler=signing.trust_root_rotate)
     rotate.add_argument("--current", required=True, help="the current trust root file")
     rotate.add_argument("--old-root-key", action="append", required=True, help="(repeat)")
     rotate.add_argument("--root-key", action="append", help="new root keys (default: the old)")
@@ -274,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
 
     rel = command(
         "release",
-        commands.release,
+        publish.release,
         "Build the JS bundle (npx react-native bundle) or take a prebuilt directory, "
         "optionally compile it to Hermes bytecode, then pack, sign and publish it.",
     )
@@ -306,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
 
     back = command(
         "rollback",
-        commands.rollback,
+        channels.rollback,
         "Re-activate a version's content under a new signed manifest (the next sequence): "
         "devices never step back, they step forward to old content.",
     )
@@ -318,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     _add_expo(back)
 
     prom = command(
-        "promote", commands.promote, "Publish a version's content from one channel on another."
+        "promote", channels.promote, "Publish a version's content from one channel on another."
     )
     _target(prom, channel=False)
     prom.add_argument("--from", dest="source", required=True, help="e.g. staging")
@@ -330,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
 
     diff = command(
         "patch",
-        commands.patch,
+        patches.patch,
         "Make the patch from one release to another and upload it; the server checks that it "
         "rebuilds the target exactly, then offers it to devices on the base. (The server also "
         "makes patches by itself after every publish.)",
@@ -353,14 +364,14 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         "output and assets) so a device's first OTA update can be a patch from it.",
     )
     _add_common(register)
-    register.set_defaults(handler=commands.embedded_register)
+    register.set_defaults(handler=patches.embedded_register)
     register.add_argument("--platform", required=True, choices=_PLATFORMS)
     register.add_argument("--native-version", required=True, help="the binary's version")
     register.add_argument("--bundle-dir", required=True, help="the bundle as the binary ships it")
 
     out = command(
         "rollout",
-        commands.rollout,
+        channels.rollout,
         "Change who is offered a release (advisory: never changes what is signed).",
     )
     _target(out)
@@ -408,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         "when given); the release must hold an `npx expo export` build",
     )
     _add_common(expo_attach)
-    expo_attach.set_defaults(handler=commands.expo_attach)
+    expo_attach.set_defaults(handler=expo_commands.expo_attach)
     expo_attach.add_argument("release_id", type=int, help="the release's id (releases list)")
     _add_expo(expo_attach)
     expo_back = expo_sub.add_parser(
@@ -419,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
         "update is published",
     )
     _add_common(expo_back)
-    expo_back.set_defaults(handler=commands.expo_rollback_to_embedded)
+    expo_back.set_defaults(handler=expo_commands.expo_rollback_to_embedded)
     expo_back.add_argument("--platform", required=True, choices=_PLATFORMS)
     expo_back.add_argument("--channel", default="production")
     _add_expo(expo_back, config=False)
@@ -428,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the whole comm
     listing_sub = listing.add_subparsers(dest="releases_command", required=True, metavar="ACTION")
     ls = listing_sub.add_parser("list", help="list releases, newest first", description="List")
     _add_common(ls)
-    ls.set_defaults(handler=commands.releases_list)
+    ls.set_defaults(handler=channels.releases_list)
     ls.add_argument("--platform", choices=_PLATFORMS)
     ls.add_argument("--channel")
     ls.add_argument("--version")
@@ -480,14 +491,22 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Run the command line; return the exit code.
+
+    ``transport`` carries the requests to the server instead of the network
+    (tests run commands in-process against the server app this way).
+    """
     environment = os.environ if env is None else env
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     output = Output(as_json=args.json, verbose=args.verbose)
     try:
         settings = load_settings(environment, api_url=args.api_url, token=args.token, app=args.app)
-        context = commands.Context(settings, output, environment, commands._stdin_is_tty())  # noqa: SLF001
+        context = Context(settings, output, environment, stdin_is_tty(), transport)
         handler: Handler = args.handler
         handler(context, args)
     except CliError as exc:

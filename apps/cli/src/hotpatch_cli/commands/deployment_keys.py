@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from hotpatch_cli.commands import Context
+from hotpatch_cli.context import Context
 from hotpatch_cli.output import table
 
 __all__ = ["create", "list_keys", "revoke"]

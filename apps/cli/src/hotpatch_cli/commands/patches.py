@@ -1,0 +1,76 @@
+"""Differential updates: ``hotpatch patch`` and ``hotpatch embedded register``."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import tempfile
+from pathlib import Path
+
+from hotpatch_cli.api import Api
+from hotpatch_cli.commands.common import one_release, signed_files, signed_manifest
+from hotpatch_cli.context import Context
+from hotpatch_cli.errors import UsageError
+from hotpatch_cli.pack import collect_files, pack_directory
+from hotpatch_core.errors import HotPatchError
+from hotpatch_core.publishing import ReleaseView
+from hotpatch_core.versions import Version
+from hotpatch_core.wire import unstructure
+from hotpatch_diff import PatchSide, make_patch
+
+__all__ = ["embedded_register", "patch"]
+
+
+def _release_side(api: Api, release: ReleaseView, work: Path) -> PatchSide:
+    """Download a release's archive and read its files, checked against its signed manifest."""
+    manifest = signed_manifest(api, release)
+    files = signed_files(api, release, manifest, work)
+    return PatchSide(release.manifest_id, manifest.files, lambda entry: files[entry.path])
+
+
+def patch(ctx: Context, args: argparse.Namespace) -> None:
+    """Make the patch between two releases locally and upload it (the server checks it)."""
+    app = ctx.app()
+    with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
+        source = one_release(api, app, args.platform, args.channel, args.source)
+        target = one_release(api, app, args.platform, args.channel, args.target)
+        ctx.output.step(f"downloading {args.source} and {args.target}")
+        base_side = _release_side(api, source, Path(tmp))
+        target_side = _release_side(api, target, Path(tmp))
+        ctx.output.step(f"diffing {len(target_side.files)} files")
+        data, stats = make_patch(base_side, target_side)
+        ctx.output.step(f"patch: {len(data):,} bytes ({stats.ops}); uploading")
+        stored = api.upload_patch(target.id, source.manifest_id, data)
+    saved = 1 - stored.size / stored.archive_size
+    ctx.output.result(
+        unstructure(stored),
+        f"patch {args.source} -> {args.target}: {stored.size:,} bytes instead of "
+        f"{stored.archive_size:,} ({saved * 100:.1f} % saved); devices on {args.source} "
+        "are offered it from now on",
+    )
+
+
+def embedded_register(ctx: Context, args: argparse.Namespace) -> None:
+    """Register the bundle shipped in a native version, so first updates can be patches."""
+    app = ctx.app()
+    try:
+        Version.parse_native(args.native_version)
+    except HotPatchError as exc:
+        raise UsageError(f"invalid --native-version: {exc}") from None
+    files = collect_files(Path(args.bundle_dir))
+    with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
+        packed = pack_directory(files, Path(tmp) / "embedded.zip")
+        body = {
+            "platform": args.platform,
+            "nativeVersion": args.native_version,
+            "archive": base64.b64encode(packed.path.read_bytes()).decode(),
+            "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in packed.files],
+        }
+        ctx.output.step(f"registering {len(files)} files as {app} {args.platform} "
+                        f"{args.native_version}'s embedded bundle")  # fmt: skip
+        registered = api.register_embedded(app, body)
+    ctx.output.result(
+        unstructure(registered),
+        f"embedded bundle of {args.platform} {args.native_version} registered (id "
+        f"{registered.base_id[:12]}…); devices on it can now be patched to new releases",
+    )
