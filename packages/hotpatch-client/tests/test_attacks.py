@@ -646,32 +646,27 @@ def test_many_files_bomb_is_capped_by_the_signed_count(
     _assert_untouched(agent, v1, sim, fetched=True)
 
 
-def test_archive_without_the_entry_file_is_refused(
-    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
+@pytest.mark.parametrize("with_patch", [False, True])
+def test_a_release_without_the_entry_file_is_refused_before_any_fetch(
+    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory, with_patch: bool
 ) -> None:
-    """Archive without the entry file is refused."""
+    """A signed release the JS engine cannot load: refused at the check, failed for good.
+
+    The rule is decided once, in the state machine, before either way of
+    fetching (archive or patch) is chosen: neither is fetched.
+    """
     agent, v1 = _installed_v1(sim, fs, make_agent)
     bad = sim.publish({"main.jsbundle": b"ios only"})
+    if with_patch:
+        sim.make_patch(v1, bad)
     result = agent.sync()
     assert type(result.error) is ArchiveMismatchError
     assert "index.android.bundle" in str(result.error)
-    _assert_untouched(agent, v1, sim, fetched=True)
+    assert not result.patched
+    assert not any(r.url.path.startswith("/patches/") for r in sim.requests)
+    _assert_untouched(agent, v1, sim, fetched=False)
     assert bad.manifest_id in agent.state.failed
-
-
-def test_a_patch_to_a_release_without_the_entry_file_is_refused_too(
-    sim: RepositorySimulator, fs: MemoryFileSystem, make_agent: AgentFactory
-) -> None:
-    """The same rule on the patch path: nothing is built, and the archive is refused after it."""
-    agent, v1 = _installed_v1(sim, fs, make_agent)
-    bad = sim.publish({"main.jsbundle": b"ios only"})
-    sim.make_patch(v1, bad)
-    result = agent.sync()
-    assert type(result.error) is ArchiveMismatchError
-    assert not result.patched  # without the rule, the patch would build and stage it
-    assert any(r.url.path.startswith("/patches/") for r in sim.requests)
-    _assert_untouched(agent, v1, sim, fetched=True)
-    assert bad.manifest_id in agent.state.failed
+    assert agent.sync().error is None  # never offered to the engine again, nor reported twice
 
 
 def test_a10_a_damaged_stored_root_is_walked_again_from_the_embedded_one(

@@ -153,10 +153,29 @@ def test_a_device_on_v1_receives_a_patch_to_v2(
     assert stats["bytesSaved"] > 0.99 * v2["size"]
 
 
+def _memory_fs(files: dict[str, bytes]) -> MemoryFileSystem:
+    fs = MemoryFileSystem()
+    for path, data in files.items():
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            fs.mkdir("/".join(parts[:depth]))
+        with fs.open_new(path) as handle:
+            handle.write(data)
+            fs.fsync(handle)
+    return fs
+
+
+@pytest.mark.parametrize("shipped_in", ["files", "injected", "changed"])
 def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
-    server: Server, tmp_path: Path, rn_builds: dict[str, dict[str, bytes]]
+    server: Server, tmp_path: Path, rn_builds: dict[str, dict[str, bytes]], shipped_in: str
 ) -> None:
-    """With the binary's bundle registered, a device that never updated is patched too."""
+    """With the binary's bundle registered, a device that never updated is patched too.
+
+    The device reads its embedded bundle through a file-system layer (the
+    real files, or one injected) and computes its id itself: a binary whose
+    bundle differs from the registered one is never offered that patch's
+    result, it downloads the archive.
+    """
     embedded_files, v2_files = rn_builds["v1"], rn_builds["v2"]
     built = server.build(sequence=1, version="1.0.1", files=v2_files)
     published = server.publish(built)
@@ -183,11 +202,21 @@ def test_a_first_update_is_a_patch_from_the_bundle_in_the_binary(
         (shipped / path).parent.mkdir(parents=True, exist_ok=True)
         (shipped / path).write_bytes(data)
     config = attrs.evolve(_agent_config(server), embedded_dir=str(shipped))
+    injected = None
+    if shipped_in != "files":
+        changed = {path: data + b"\n" for path, data in list(embedded_files.items())[:1]}
+        injected = _memory_fs(embedded_files | (changed if shipped_in == "changed" else {}))
     fs = MemoryFileSystem()
-    with Agent(config, http=server.client, fs=fs, clock=server.clock) as agent:
+    with Agent(
+        config, http=server.client, fs=fs, clock=server.clock, embedded_fs=injected
+    ) as agent:
         assert agent.on_launch() is None  # the embedded bundle
         result = agent.sync()
-        assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, True, None)
+        patched = shipped_in != "changed"
+        assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, patched, None)
+        if not patched:
+            assert result.downloaded_bytes == release["size"]
+            return
         assert result.downloaded_bytes < release["size"] / 100
         root = f"releases/{release['manifestId']}/files/"
         installed = {

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hotpatch_core.errors import (
+    ArchiveMismatchError,
     ExpiredError,
     FormatError,
     HashMismatchError,
@@ -27,6 +28,7 @@ from hotpatch_core.keys import SigningKey
 from hotpatch_core.machine import (
     MAX_ROOT_STEPS,
     TRANSITIONS,
+    Action,
     ApplyRequested,
     CheckAnswered,
     CheckFailed,
@@ -39,17 +41,21 @@ from hotpatch_core.machine import (
     DownloadFailed,
     DownloadFinished,
     Event,
+    FetchPatch,
     FetchRoot,
     Install,
     InstallFailed,
     InstallFinished,
     Interrupted,
     Launched,
+    PatchFailed,
+    PatchHint,
     PatchInstalled,
     Phase,
     Ready,
     Reject,
     Report,
+    ReportPhase,
     ReportStatus,
     RequestCheck,
     RestartApp,
@@ -200,10 +206,13 @@ def test_mandatory_release_restarts_now() -> None:
 def test_unsigned_wrapper_fields_ignored() -> None:
     """Only signed bytes reach the machine: a check answer has no field for wrapper claims (A7).
 
-    Besides the time and the device's own id, it carries two signed documents:
-    the release envelope and the channel head.
+    Besides the time and the device's own id, it carries two signed documents
+    (the release envelope and the channel head) and the unsigned patch hint,
+    which only chooses how the bytes come: every file a patch makes is checked
+    against the signed manifest.
     """
-    assert {f.name for f in attrs.fields(CheckAnswered)} == {"envelope", "now", "head", "device_id"}
+    fields = {f.name for f in attrs.fields(CheckAnswered)}
+    assert fields == {"envelope", "now", "head", "device_id", "patch"}
     archive = RELEASES[0].manifest.archive
     _, actions = run(
         fresh(),
@@ -388,6 +397,9 @@ class DeviceMachine(RuleBasedStateMachine):
         trial_before = self.state.trial if self.state.pending is None else self.state.pending
         confirmed_before = self.state.confirmed
         launches_before = self.state.trial_launches if self.state.pending is None else 0
+        # A first launch (no binary known yet) wipes like an upgrade: nothing installed
+        # under an unknown binary survives.
+        upgrade = upgrade or self.state.native_version != str(self.native)
         self._step(Launched(self.native))
         if trial_before is not None and not upgrade:
             if launches_before >= CONFIG.crash_threshold:
@@ -406,8 +418,9 @@ class DeviceMachine(RuleBasedStateMachine):
     @rule(
         answer=st.sampled_from([*range(len(ENVELOPES)), None, -1]),
         root=st.sampled_from(["none", "next", "replayed", "forged"]),
+        hint=st.sampled_from(["none", "installed", "unknown"]),
     )
-    def check(self, answer: int | None, root: str) -> None:
+    def check(self, answer: int | None, root: str, hint: str) -> None:
         self._step(CheckStarted())
         version = trusted_root(self.state, CONFIG).version
         offered = {
@@ -420,7 +433,26 @@ class DeviceMachine(RuleBasedStateMachine):
         if self.state.phase is Phase.ROOT:  # a root was taken: the server has none newer
             self._step(RootAnswered(None))
         envelope = None if answer is None else FORGED if answer == -1 else ENVELOPES[answer]
-        self._step(CheckAnswered(envelope, FIXED_TIME))
+        installed = sorted(b.manifest_id for b in self.state.installed())
+        base = installed[0] if hint == "installed" and installed else "f" * 64
+        offer = None if hint == "none" else PatchHint(base, 1)
+        actions = self._step(CheckAnswered(envelope, FIXED_TIME, patch=offer))
+        if any(isinstance(a, FetchPatch) for a in actions):
+            count_event("a patch was chosen")
+            assert offer is not None
+            assert offer.base_manifest_id in installed  # only from a bundle the device has
+
+    @rule(apply=st.booleans())
+    def patch_fails(self, apply: bool) -> None:
+        """A patch that cannot be fetched or applied: reported, then the archive is fetched."""
+        phase = ReportPhase.APPLY if apply else ReportPhase.DOWNLOAD
+        before = self.state
+        actions = self._step(PatchFailed("bad patch", phase))
+        if before.phase is not Phase.DOWNLOADING:
+            return  # illegal here, which _step accepts
+        count_event("a patch failed")
+        assert self.state == before
+        assert [type(a) for a in actions] == [Report, Download]
 
     @rule(ok=st.booleans(), corrupt=st.booleans())
     def download(self, ok: bool, corrupt: bool) -> None:
@@ -959,4 +991,79 @@ def test_a5_a_root_that_changes_the_timestamp_keys_forgets_the_heads_seen() -> N
     state, actions = step(
         state, CheckAnswered(STAMPED_ENVELOPES[2], FIXED_TIME, head, "device-1"), STAMPED_CONFIG
     )
+    assert [type(a) for a in actions] == [Download]
+
+
+def _answered(
+    state: DeviceState, index: int, hint: PatchHint | None, config: DeviceConfig = CONFIG
+) -> tuple[DeviceState, list[Action]]:
+    for event in (CheckStarted(), RootAnswered(None)):
+        state, _ = step(state, event, config)
+    return step(state, CheckAnswered(ENVELOPES[index], FIXED_TIME, patch=hint), config)
+
+
+def test_a_patch_is_fetched_only_from_a_bundle_the_device_has_and_only_when_smaller() -> None:
+    """FetchPatch for an installed or the embedded base and fewer bytes; otherwise Download."""
+    state = installed(fresh(), 0)
+    base = state.pending
+    assert base is not None
+    length = RELEASES[1].manifest.archive.length
+    embedded = "e" * 64
+    cases = [
+        (PatchHint(base.manifest_id, length - 1), CONFIG, FetchPatch),
+        (PatchHint(base.manifest_id, length), CONFIG, Download),  # no saving
+        (PatchHint("f" * 64, 10), CONFIG, Download),  # a base this device does not have
+        (PatchHint(embedded, 10), CONFIG, Download),  # the app did not say what it embeds
+        (PatchHint(embedded, 10), attrs.evolve(CONFIG, embedded_base=embedded), FetchPatch),
+        (None, CONFIG, Download),
+    ]
+    for hint, config, kind in cases:
+        after, actions = _answered(state, 1, hint, config)
+        assert [type(a) for a in actions] == [kind], (hint, config.embedded_base)
+        assert after.phase is Phase.DOWNLOADING
+        assert after.high_water[CONFIG.scope_key].sequence == 2  # raised before any fetch (A8)
+
+
+def test_a_failed_patch_is_reported_then_the_archive_is_fetched() -> None:
+    """PatchFailed keeps the offer, reports the phase and reason, and asks for the archive."""
+    state = installed(fresh(), 0)
+    assert state.pending is not None
+    hint = PatchHint(state.pending.manifest_id, 1)
+    state, _ = _answered(state, 1, hint)
+    target = RELEASES[1].manifest
+    for phase in (ReportPhase.DOWNLOAD, ReportPhase.APPLY):
+        after, actions = step(state, PatchFailed("WrongBaseError: no", phase), CONFIG)
+        assert after == state
+        report, download = actions
+        assert isinstance(report, Report)
+        assert (report.status, report.phase) == (ReportStatus.FAILED, phase)
+        assert report.reason.startswith("WrongBaseError: no; fell back")
+        assert isinstance(download, Download)
+        assert download.release.manifest_id == report.manifest_id
+    after, _ = run(
+        after,
+        DownloadFinished(target.archive.sha256, target.archive.length),
+        InstallFinished(),
+    )
+    assert after.pending is not None
+    assert after.pending.patched_from is None
+
+
+def test_a_release_without_the_entry_file_is_refused_before_any_fetch() -> None:
+    """Authentic but not loadable: refused at the check, reported, failed for good."""
+    built = build_release({"main.jsbundle": b"ios only"}, sequence=2)
+    envelope = sign_release(built.manifest, [PKI_.publisher])
+    state = installed(fresh(), 0)
+    for event in (CheckStarted(), RootAnswered(None)):
+        state, _ = step(state, event, CONFIG)
+    after, actions = step(state, CheckAnswered(envelope, FIXED_TIME), CONFIG)
+    report, reject = actions
+    assert isinstance(reject, Reject)
+    assert type(reject.error) is ArchiveMismatchError
+    assert isinstance(report, Report)
+    assert (report.status, report.phase) == (ReportStatus.FAILED, ReportPhase.VERIFY)
+    assert report.manifest_id in after.failed
+    assert (after.phase, after.offer) == (Phase.IDLE, None)
+    ios = attrs.evolve(CONFIG, bundle_file="main.jsbundle")
+    _, actions = step(state, CheckAnswered(envelope, FIXED_TIME), ios)
     assert [type(a) for a in actions] == [Download]

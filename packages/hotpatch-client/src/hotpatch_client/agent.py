@@ -42,14 +42,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 import httpx
 
 from hotpatch_client.errors import NetworkError, SlowDownloadError, StorageError
-from hotpatch_client.fs import FileSystem, OsFileSystem
+from hotpatch_client.fs import FileSystem, OsFileSystem, walk_files
 from hotpatch_client.http import remaining, request_deadline
 from hotpatch_client.install import (
     ENVELOPE,
@@ -71,11 +70,10 @@ from hotpatch_client.storage import (
     release_dir,
     save_state,
 )
-from hotpatch_client.transfer import DownloadPolicy, fetch_archive, raw_chunks
+from hotpatch_client.transfer import DownloadPolicy, Fetched, fetch_archive, raw_chunks
 from hotpatch_core.archive import FileEntry
 from hotpatch_core.envelope import decode_envelope
 from hotpatch_core.errors import (
-    ArchiveMismatchError,
     FormatError,
     HotPatchError,
     IllegalTransitionError,
@@ -96,19 +94,21 @@ from hotpatch_core.machine import (
     DownloadFailed,
     DownloadFinished,
     Event,
+    FetchPatch,
     FetchRoot,
     Install,
     InstallFailed,
     InstallFinished,
     Interrupted,
     Launched,
+    PatchFailed,
+    PatchHint,
     PatchInstalled,
     Phase,
     Ready,
     Reject,
     Report,
     ReportPhase,
-    ReportStatus,
     RequestCheck,
     RestartApp,
     RootAnswered,
@@ -219,16 +219,9 @@ class AgentConfig:
         identity = DeviceIdentity(
             self.app_id, self.platform, self.channel, Version.parse_native(self.native_version)
         )
-        return DeviceConfig(identity, self.trust_root, self.crash_threshold)
-
-
-@attrs.frozen
-class PatchHint:
-    """The server's offer of a patch from an installed bundle (unsigned: outputs are verified)."""
-
-    url: str
-    size: int
-    base_manifest_id: str
+        return DeviceConfig(
+            identity, self.trust_root, self.crash_threshold, bundle_file=self.bundle_file
+        )
 
 
 @attrs.frozen
@@ -295,9 +288,17 @@ class _Answer:
     """An update check answer as read: the signed parts are judged by the state machine."""
 
     envelope: bytes | None
-    url: str | None
+    urls: _Urls
     patch: PatchHint | None
     head: bytes | None
+
+
+@attrs.frozen
+class _Urls:
+    """Where an offered release's archive is, and the offered patch (if any)."""
+
+    archive: str = ""
+    patch: str = ""
 
 
 def _signed_bytes(value: str | None) -> bytes | None:
@@ -344,8 +345,13 @@ class Agent:
         fs: FileSystem | None = None,
         clock: Clock | None = None,
         restart: Callable[[], None] | None = None,
+        embedded_fs: FileSystem | None = None,
     ) -> None:
-        """Lock the storage, load the state, and clean up after any crash."""
+        """Lock the storage, load the state, and clean up after any crash.
+
+        ``embedded_fs`` reads the bundle embedded in the binary (default: the
+        real files under ``config.embedded_dir``).
+        """
         if (storage_dir is None) == (fs is None):
             msg = "give exactly one of storage_dir and fs"
             raise ValueError(msg)
@@ -357,9 +363,11 @@ class Agent:
         self._restart = restart
         self._mutex = threading.RLock()  # the state: held briefly, never across network I/O
         self._updating = threading.RLock()  # one check / download / report flush at a time
-        self._offered: tuple[VerifiedRelease, str, PatchHint | None] | None = None
+        #: What the last check offered: the machine's first action (FetchPatch or Download).
+        self._offered: tuple[FetchPatch | Download, _Urls] | None = None
         self._patched = False
         self._embedded_side: PatchSide | None = None
+        self._embedded_fs = embedded_fs
         self._reload_needed = False
         self._fetched_bytes = 0
         self.restart_requested = False
@@ -458,7 +466,7 @@ class Agent:
             with self._mutex:
                 self._ensure_loaded()
                 if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
-                    return UpdateInfo.of(self._offered[0])
+                    return UpdateInfo.of(self._offered[0].release)
                 work = self._feed(CheckStarted())
             work = self._walk_roots(work)
             request = next(a for a in work if isinstance(a, RequestCheck))
@@ -467,18 +475,19 @@ class Agent:
             except NetworkError as exc:
                 self._feed(CheckFailed(str(exc)))
                 raise
-            envelope, url, hint = answer.envelope, answer.url, answer.patch
+            if answer.patch is not None:
+                self._know_embedded()
+            event = CheckAnswered(
+                answer.envelope, self._clock.now(), answer.head, self._device_id, answer.patch
+            )
             with self._mutex:
-                work = self._feed(
-                    CheckAnswered(envelope, self._clock.now(), answer.head, self._device_id)
-                )
-                for action in work:
-                    if isinstance(action, Reject):
-                        raise action.error
-                    if isinstance(action, Download):
-                        self._offered = (action.release, url or "", hint)
-                        return UpdateInfo.of(action.release)
-                return None
+                work = self._feed(event)
+                self._perform([a for a in work if isinstance(a, Reject)])
+                fetch = next((a for a in work if isinstance(a, FetchPatch | Download)), None)
+                if fetch is None:
+                    return None
+                self._offered = (fetch, answer.urls)
+                return UpdateInfo.of(fetch.release)
 
     def download(self, progress: ProgressCallback = _ignore) -> None:
         """Download, verify and install the offered release; it runs at the next launch.
@@ -493,12 +502,9 @@ class Agent:
                 self._ensure_loaded()
                 if self._state.phase is not Phase.DOWNLOADING or self._offered is None:
                     raise IllegalTransitionError("download() needs an update offered by check()")
-                release, url, hint = self._offered
+                fetch, urls = self._offered
                 self._offered = None
-                patchable = hint is not None and self._patch_usable(hint, release)
-            if patchable and hint is not None and self._install_patched(release, hint, progress):
-                return
-            self._download_and_install(release, url, progress)
+            self._perform([fetch], urls, progress)
 
     def apply(self) -> None:
         """Switch to the staged bundle now: calls the ``restart`` callback."""
@@ -695,14 +701,36 @@ class Agent:
         except OSError as exc:  # startup recovery removes what is left
             log.warning("could not remove %s: %s", path, exc)
 
-    def _perform(self, work: list[Action]) -> None:
-        for action in work:
-            if isinstance(action, RestartApp):
-                self.restart_requested = True
-                if self._restart is not None:
-                    self._restart()
-            elif isinstance(action, Reject):
-                raise action.error
+    def _perform(
+        self, work: list[Action], urls: _Urls | None = None, progress: ProgressCallback = _ignore
+    ) -> None:
+        """Do the work the machine asked for, in order, feeding back what each step produced.
+
+        The one place update work is dispatched (``_feed`` has already queued
+        the reports, saved the state and tidied storage). ``urls`` say where
+        an offered release's archive and patch are.
+        """
+        queue = list(work)
+        archive: Fetched | None = None
+        try:
+            while queue:
+                action = queue.pop(0)
+                if isinstance(action, RestartApp):
+                    self.restart_requested = True
+                    if self._restart is not None:
+                        self._restart()
+                elif isinstance(action, Reject):
+                    raise action.error
+                elif isinstance(action, FetchPatch):
+                    queue += self._patch(action, (urls or _Urls()).patch, progress)
+                elif isinstance(action, Download):
+                    archive = self._download(action.release, (urls or _Urls()).archive, progress)
+                    queue += self._feed(DownloadFinished(archive.sha256, archive.length))
+                elif isinstance(action, Install) and archive is not None:
+                    queue += self._install(action.release, archive, progress)
+        finally:
+            if archive is not None:
+                archive.handle.close()
 
     def _get(self, path: str, params: dict[str, Any], cap: int, what: str) -> bytes | None:
         """GET ``path``; return its body (at most ``cap`` bytes), or None for a 404.
@@ -789,14 +817,12 @@ class Agent:
             ) from None
         head = _signed_bytes(answer.head)
         if not answer.update_available or answer.manifest is None or answer.bundle_url is None:
-            return _Answer(None, None, None, head)
+            return _Answer(None, _Urls(), None, head)
         offer = answer.patch
         return _Answer(
             _signed_bytes(answer.manifest),
-            self._join(answer.bundle_url),
-            None
-            if offer is None
-            else PatchHint(self._join(offer.url), offer.size, offer.base_manifest_id),
+            _Urls(self._join(answer.bundle_url), self._join(offer.url) if offer else ""),
+            None if offer is None else PatchHint(offer.base_manifest_id, offer.size),
             head,
         )
 
@@ -804,30 +830,31 @@ class Agent:
         """Resolve a URL of an answer, absolute or relative to the server URL."""
         return str(httpx.URL(self._url("/")).join(url))
 
-    def _patch_usable(self, hint: PatchHint, release: VerifiedRelease) -> bool:
-        """Use a patch only from a bundle this device has, and only if smaller than the archive."""
-        if hint.size >= release.manifest.archive.length:
-            return False
-        if hint.base_manifest_id in {b.manifest_id for b in self._state.installed()}:
-            return True
-        embedded = self._embedded()
-        return embedded is not None and hint.base_manifest_id == embedded.manifest_id
+    def _know_embedded(self) -> None:
+        """Tell the machine the embedded bundle's id (hashing it once), if the app said where."""
+        if self._device.embedded_base is None and (side := self._embedded()) is not None:
+            self._device = attrs.evolve(self._device, embedded_base=side.manifest_id)
 
     def _embedded(self) -> PatchSide | None:
         """Describe the bundle shipped in the binary (hashing it once), if the app said where."""
         if self.config.embedded_dir is None:
             return None
         if self._embedded_side is None:
-            root = Path(self.config.embedded_dir)
+            embedded = self._embedded_fs or OsFileSystem(self.config.embedded_dir)
             entries = []
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                data = path.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                entries.append(FileEntry(path.relative_to(root).as_posix(), digest, len(data)))
+            for path in walk_files(embedded):
+                with embedded.open_read(path) as source:
+                    data = source.read()
+                entries.append(FileEntry(path, hashlib.sha256(data).hexdigest(), len(data)))
             files = tuple(entries)
             c = self.config
             base = embedded_id(c.app_id, c.platform.value, c.native_version, files)
-            self._embedded_side = PatchSide(base, files, lambda e: (root / e.path).read_bytes())
+
+            def read(entry: FileEntry) -> bytes:
+                with embedded.open_read(entry.path) as source:
+                    return source.read(entry.size + 1)
+
+            self._embedded_side = PatchSide(base, files, read)
         return self._embedded_side
 
     def _patch_base(self, manifest_id: str) -> PatchSide:
@@ -844,24 +871,16 @@ class Agent:
 
         return PatchSide(manifest_id, files, read)
 
-    def _require_entry(self, release: VerifiedRelease) -> None:
-        """Refuse a release the JS engine could not load: the one entry-file rule."""
-        if self.config.entry_file not in {f.path for f in release.manifest.files}:
-            raise ArchiveMismatchError(
-                f"the release has no {self.config.entry_file} for the JS engine to load"
-            )
-
-    def _install_patched(
-        self, release: VerifiedRelease, hint: PatchHint, progress: ProgressCallback
-    ) -> bool:
-        """Build ``release`` from a patch; on any failure report it and return False."""
+    def _patch(self, action: FetchPatch, url: str, progress: ProgressCallback) -> list[Action]:
+        """Build a release from a patch; return what the machine asks next."""
+        release, hint = action.release, action.hint
         path = f"{DOWNLOADS}/{release.manifest_id}.patch"
-        stage = ReportPhase.DOWNLOAD
+        phase = ReportPhase.DOWNLOAD
         try:
             self._fs.mkdir(DOWNLOADS)
             fetched = fetch_archive(
                 http=self._http,
-                url=hint.url,
+                url=url,
                 fs=self._fs,
                 path=path,
                 length=hint.size,
@@ -873,8 +892,7 @@ class Agent:
             with fetched.handle:
                 fetched.handle.seek(0)
                 patch = fetched.handle.read(hint.size + 1)
-            stage = ReportPhase.APPLY
-            self._require_entry(release)
+            phase = ReportPhase.APPLY
             install_from_patch(
                 self._fs,
                 release,
@@ -883,31 +901,23 @@ class Agent:
                 lambda stage_name, done, total: progress(Progress(stage_name, done, total)),
             )
         except (HotPatchError, OSError) as exc:
-            reason = (
-                f"patch from {hint.base_manifest_id[:12]} failed ({type(exc).__name__}: {exc}); "
-                "fell back to the full archive"
-            )
-            log.warning("%s", reason)
+            reason = f"patch from {hint.base_manifest_id[:12]} failed ({type(exc).__name__}: {exc})"
+            log.warning("%s; falling back to the full archive", reason)
             self._tidy(self._fs.remove, path)
-            with contextlib.suppress(OSError):
-                self._reports.put(Report(release.manifest_id, ReportStatus.FAILED, stage, reason))
-            return False
+            return self._feed(PatchFailed(reason, phase))
         self._tidy(self._fs.remove, path)
         self._patched = True
-        self._perform(self._feed(PatchInstalled(hint.base_manifest_id)))
-        return True
+        return self._feed(PatchInstalled(hint.base_manifest_id))
 
-    def _download_and_install(
-        self, release: VerifiedRelease, url: str, progress: ProgressCallback
-    ) -> None:
-        manifest_id = release.manifest_id
+    def _download(self, release: VerifiedRelease, url: str, progress: ProgressCallback) -> Fetched:
+        """Fetch a release's archive (resuming), capped at its signed length."""
         try:
             self._fs.mkdir(DOWNLOADS)
             fetched = fetch_archive(
                 http=self._http,
                 url=url,
                 fs=self._fs,
-                path=download_path(manifest_id),
+                path=download_path(release.manifest_id),
                 length=release.manifest.archive.length,
                 policy=self.config.download,
                 timer=self._clock,
@@ -921,36 +931,35 @@ class Agent:
             self._feed_after_failure(DownloadFailed(str(error)))
             raise error from exc
         self._fetched_bytes += fetched.fetched_bytes
-        with fetched.handle:
-            work = self._feed(DownloadFinished(fetched.sha256, fetched.length))
-            self._perform([a for a in work if isinstance(a, Reject)])
-            install = next(a for a in work if isinstance(a, Install))
-            try:
-                self._require_entry(install.release)
-                install_release(
-                    self._fs,
-                    install.release,
-                    fetched.handle,
-                    lambda stage, done, total: progress(Progress(stage, done, total)),
-                )
-            except LocalTamperingError as exc:
-                self._feed_after_failure(InstallFailed(str(exc), permanent=False))
-                raise
-            except HotPatchError as exc:
-                # If the archive still has its signed hash, the signed content
-                # itself is unusable: never again. If not, it changed on this
-                # device after it was hashed (A15): not the release's fault.
-                intact = digest_of(fetched.handle)[0] == release.manifest.archive.sha256
-                if not intact:
-                    exc = LocalTamperingError(
-                        f"the downloaded archive changed on the device: {exc}"
-                    )
-                self._feed_after_failure(
-                    InstallFailed(f"{type(exc).__name__}: {exc}", permanent=intact)
-                )
-                raise exc from None
-            except OSError as exc:
-                error = StorageError(f"the bundle could not be installed: {exc}")
-                self._feed_after_failure(InstallFailed(str(error), permanent=False))
-                raise error from exc
-        self._perform(self._feed(InstallFinished()))
+        return fetched
+
+    def _install(
+        self, release: VerifiedRelease, archive: Fetched, progress: ProgressCallback
+    ) -> list[Action]:
+        """Extract and verify a downloaded archive into its own directory; stage it."""
+        try:
+            install_release(
+                self._fs,
+                release,
+                archive.handle,
+                lambda stage, done, total: progress(Progress(stage, done, total)),
+            )
+        except LocalTamperingError as exc:
+            self._feed_after_failure(InstallFailed(str(exc), permanent=False))
+            raise
+        except HotPatchError as exc:
+            # If the archive still has its signed hash, the signed content
+            # itself is unusable: never again. If not, it changed on this
+            # device after it was hashed (A15): not the release's fault.
+            intact = digest_of(archive.handle)[0] == release.manifest.archive.sha256
+            if not intact:
+                exc = LocalTamperingError(f"the downloaded archive changed on the device: {exc}")
+            self._feed_after_failure(
+                InstallFailed(f"{type(exc).__name__}: {exc}", permanent=intact)
+            )
+            raise exc from None
+        except OSError as exc:
+            error = StorageError(f"the bundle could not be installed: {exc}")
+            self._feed_after_failure(InstallFailed(str(error), permanent=False))
+            raise error from exc
+        return self._feed(InstallFinished())

@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 
 from hotpatch_client.errors import AgentLockedError
 
-__all__ = ["FileSystem", "OsFileSystem"]
+__all__ = ["FileSystem", "OsFileSystem", "walk_files"]
 
 
 class FileSystem(Protocol):
@@ -210,3 +210,19 @@ class OsFileSystem:
     def display_path(self, path: str) -> str:
         """Return the absolute path of ``path``."""
         return str(self._abs(path))
+
+
+def walk_files(fs: FileSystem, top: str = "") -> list[str]:
+    """Return the paths of the regular files below ``top`` in ``fs``, sorted, ``/``-separated.
+
+    Symlinks and other special files are left out (``size`` answers only
+    for regular files).
+    """
+    found: list[str] = []
+    for name in fs.listdir(top):
+        path = f"{top}/{name}" if top else name
+        if fs.is_dir(path):
+            found += walk_files(fs, path)
+        elif fs.size(path) is not None:
+            found.append(path)
+    return found

@@ -12,8 +12,13 @@ Two things move independently:
 
 *The update pipeline* (``phase``): ``idle -> root -> checking ->
 downloading -> installing -> idle``. A verified manifest raises the high-water mark in the
-state returned with the ``Download`` action, so it is durable before a byte
-of the archive is fetched (docs/security.md A8).
+state returned with the ``Download`` (or ``FetchPatch``) action, so it is
+durable before a byte is fetched (docs/security.md A8). A release without
+the entry file the JS engine loads is refused before anything is fetched.
+When the answer offers a patch from a bundle the device has (installed, or
+embedded in the binary) that is smaller than the archive, the device
+fetches the patch instead (``FetchPatch``); a patch that fails in any way
+is reported and the full archive fetched (``PatchFailed`` -> ``Download``).
 
 *The trust root* walks forward the TUF way before every check (phase
 ``root``; the check itself may not start before that walk ends): the device
@@ -55,6 +60,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from hotpatch_core.errors import (
+    ArchiveMismatchError,
     FreshnessError,
     HashMismatchError,
     HotPatchError,
@@ -90,6 +96,7 @@ __all__ = [
     "DownloadFailed",
     "DownloadFinished",
     "Event",
+    "FetchPatch",
     "FetchRoot",
     "Install",
     "InstallFailed",
@@ -97,6 +104,8 @@ __all__ = [
     "Interrupted",
     "Launched",
     "Offer",
+    "PatchFailed",
+    "PatchHint",
     "PatchInstalled",
     "Phase",
     "Ready",
@@ -226,11 +235,24 @@ class DeviceState:
 
 @attrs.frozen
 class DeviceConfig:
-    """What the app build fixes: its identity, its trust root, and the crash threshold."""
+    """What the app build fixes: its identity, its trust root, and the crash threshold.
+
+    ``bundle_file`` is the archive path of the bundle the JS engine loads
+    (None: the platform's, ``index.android.bundle`` or ``main.jsbundle``);
+    ``embedded_base`` is the id of the bundle embedded in the binary, when
+    the app can read it as a patch base (``hotpatch embedded register``).
+    """
 
     identity: DeviceIdentity
     trust_root: TrustRoot
     crash_threshold: int = 2
+    bundle_file: str | None = None
+    embedded_base: str | None = None
+
+    @property
+    def entry_file(self) -> str:
+        """The archive path of the bundle the JS engine loads."""
+        return self.bundle_file or self.identity.platform.entry_file
 
     @property
     def scope_key(self) -> str:
@@ -287,18 +309,31 @@ class RootAnswered:
 
 
 @attrs.frozen
+class PatchHint:
+    """An answer's offer of a patch: the bundle it applies to, and its length.
+
+    Unsigned: a lying hint costs a download, never trust, since every file
+    the patch makes is checked against the signed manifest.
+    """
+
+    base_manifest_id: str
+    size: int
+
+
+@attrs.frozen
 class CheckAnswered:
     """The server answered: signed release envelope bytes, or ``None`` for no update.
 
     ``head`` is the signed channel head that came with the answer, if any,
-    and ``device_id`` the id the check was sent with (the head's cohorts are
-    judged for it).
+    ``device_id`` the id the check was sent with (the head's cohorts are
+    judged for it), and ``patch`` the answer's patch offer, if any.
     """
 
     envelope: bytes | None = attrs.field(repr=False)
     now: datetime
     head: bytes | None = attrs.field(default=None, repr=False)
     device_id: str = ""
+    patch: PatchHint | None = None
 
 
 @attrs.frozen
@@ -350,6 +385,14 @@ class PatchInstalled:
 
 
 @attrs.frozen
+class PatchFailed:
+    """Fetching or applying the patch failed; ``phase`` says which. The archive is next."""
+
+    reason: str
+    phase: ReportPhase
+
+
+@attrs.frozen
 class Interrupted:
     """The work in flight stopped: the process died, or storage failed mid-step.
 
@@ -379,6 +422,7 @@ Event: TypeAlias = (
     | ApplyRequested
     | Interrupted
     | PatchInstalled
+    | PatchFailed
 )
 
 # --- actions ---------------------------------------------------------------
@@ -411,6 +455,17 @@ class Download:
     """Fetch the archive of ``release`` (resuming any partial file), capped at its signed length."""
 
     release: VerifiedRelease
+
+
+@attrs.frozen
+class FetchPatch:
+    """Fetch the patch ``hint`` offers and build ``release`` from it, each file checked, staged.
+
+    Report ``PatchInstalled`` when it is staged, or ``PatchFailed``.
+    """
+
+    release: VerifiedRelease
+    hint: PatchHint
 
 
 @attrs.frozen
@@ -466,6 +521,7 @@ Action: TypeAlias = (
     | FetchRoot
     | RequestCheck
     | Download
+    | FetchPatch
     | Install
     | DiscardDownload
     | DeleteBundle
@@ -687,20 +743,52 @@ def _on_check_answered(state: DeviceState, event: CheckAnswered, config: DeviceC
         idle = attrs.evolve(idle, trusted_time=signed_time)
     if _known(state, release.manifest_id):
         return idle, []  # installed already, or failed for good (A19)
-    bundle = Bundle.of(release)
+    return _take_offer(idle, config, release, Offer(Bundle.of(release), event.envelope, at), event)
+
+
+def _take_offer(
+    idle: DeviceState,
+    config: DeviceConfig,
+    release: VerifiedRelease,
+    offer: Offer,
+    event: CheckAnswered,
+) -> Result:
+    """Raise the high-water mark, then fetch the release (by patch when one fits), or refuse it."""
     actions: list[Action] = []
-    if state.offer is not None and state.offer.bundle.manifest_id != bundle.manifest_id:
+    if idle.offer is not None and idle.offer.bundle.manifest_id != offer.bundle.manifest_id:
         idle, actions = _drop_offer(idle)
-    marks = dict(state.high_water)
+    mark = idle.high_water.get(config.scope_key)
     if mark is None or release.high_water_mark().position() > mark.position():
-        marks[config.scope_key] = release.high_water_mark()
-    state = attrs.evolve(
-        idle,
-        phase=Phase.DOWNLOADING,
-        offer=Offer(bundle, event.envelope, at),
-        high_water=marks,
-    )
+        idle = attrs.evolve(
+            idle, high_water={**idle.high_water, config.scope_key: release.high_water_mark()}
+        )
+    mid = offer.bundle.manifest_id
+    if config.entry_file not in {f.path for f in release.manifest.files}:
+        # Authentic but unusable: the JS engine could not load it. Never fetched, never again.
+        error = ArchiveMismatchError(
+            f"the release has no {config.entry_file} for the JS engine to load"
+        )
+        return attrs.evolve(idle, failed=(*idle.failed, mid)), [
+            *actions,
+            Report(mid, ReportStatus.FAILED, ReportPhase.VERIFY, str(error)),
+            Reject(error),
+        ]
+    state = attrs.evolve(idle, phase=Phase.DOWNLOADING, offer=offer)
+    hint = event.patch
+    if hint is not None and _patchable(state, config, hint, release):
+        return state, [*actions, FetchPatch(release, hint)]
     return state, [*actions, Download(release)]
+
+
+def _patchable(
+    state: DeviceState, config: DeviceConfig, hint: PatchHint, release: VerifiedRelease
+) -> bool:
+    """Take a patch only from a bundle this device has, and only if smaller than the archive."""
+    if hint.size >= release.manifest.archive.length:
+        return False
+    if hint.base_manifest_id == config.embedded_base:
+        return True
+    return hint.base_manifest_id in {b.manifest_id for b in state.installed()}
 
 
 def _on_check_failed(state: DeviceState, _event: CheckFailed, _config: DeviceConfig) -> Result:
@@ -738,6 +826,16 @@ def _on_download_finished(
             Reject(error),
         ]
     return attrs.evolve(state, phase=Phase.INSTALLING), [Install(release)]
+
+
+def _on_patch_failed(state: DeviceState, event: PatchFailed, config: DeviceConfig) -> Result:
+    offer = state.offer
+    assert offer is not None  # noqa: S101 - the DOWNLOADING phase always has an offer
+    reason = f"{event.reason}; fell back to the full archive"
+    return state, [
+        Report(offer.bundle.manifest_id, ReportStatus.FAILED, event.phase, reason),
+        Download(_offered(state, config)),
+    ]
 
 
 def _on_download_failed(state: DeviceState, event: DownloadFailed, _config: DeviceConfig) -> Result:
@@ -822,6 +920,7 @@ TRANSITIONS: Final[Mapping[tuple[Phase, type], Transition]] = {
     (Phase.DOWNLOADING, DownloadFailed): _row(_on_download_failed, Phase.IDLE),
     (Phase.INSTALLING, InstallFinished): _row(_on_install_finished, Phase.IDLE),
     (Phase.DOWNLOADING, PatchInstalled): _row(_on_install_finished, Phase.IDLE),
+    (Phase.DOWNLOADING, PatchFailed): _row(_on_patch_failed, Phase.DOWNLOADING),
     (Phase.INSTALLING, InstallFailed): _row(_on_install_failed, Phase.IDLE),
     **{
         (phase, Interrupted): _row(_on_interrupted, Phase.IDLE)
