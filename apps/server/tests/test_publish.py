@@ -12,9 +12,9 @@ import pytest
 from hotpatch_core.envelope import decode_envelope, encode_envelope
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.release import sign_release
-from hotpatch_server import upload as upload_module
+from hotpatch_server.releases import upload as upload_module
+from hotpatch_server.releases.upload import MAX_PARTS
 from hotpatch_server.testing import APP_ID, Server
-from hotpatch_server.upload import MAX_PARTS
 
 
 def test_publish_then_check_offers_the_release(server: Server) -> None:

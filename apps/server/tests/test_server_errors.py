@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hotpatch_core.errors import ExpiredError, HotPatchError, KeyScopeError, RollbackError
 from hotpatch_server import errors
 from hotpatch_server.problems import problem_for
 
@@ -13,12 +14,44 @@ EXPECTED = {
     errors.UnsignedUrlError: (403, "forbidden", None),
     errors.UrlExpiredError: (410, "url-expired", None),
     errors.NoSuchBlobError: (404, "not-found", None),
+    errors.NotFoundError: (404, "not-found", None),
+    errors.InvalidInputError: (422, "invalid", None),
+    errors.VersionExistsError: (409, "version-exists", None),
+    errors.PatchExistsError: (409, "patch-exists", None),
+    errors.PatchRejectedError: (422, "invalid-patch", None),
+    errors.ContentMismatchError: (422, "content-mismatch", None),
+    errors.TargetMismatchError: (422, "identity-mismatch", None),
+    errors.MandatoryIsSignedError: (422, "mandatory-is-signed", None),
 }
 
 
 def test_every_server_error_has_its_row() -> None:
     """A new domain error without a row would be answered as a generic 400: none is."""
-    assert set(errors.ServerError.__subclasses__()) == set(EXPECTED)
+    wrapping = {errors.RejectedFieldError}  # answered as the core error it wraps
+    assert set(errors.ServerError.__subclasses__()) == set(EXPECTED) | wrapping
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (RollbackError("not above"), (409, "sequence-not-increasing")),
+        (ExpiredError("expired"), (422, "expired")),
+        (KeyScopeError("not yours"), (403, "key-out-of-scope")),
+    ],
+)
+def test_a_rejected_field_is_answered_as_the_core_error_it_wraps(
+    error: HotPatchError, expected: tuple[int, str]
+) -> None:
+    """The core's reason decides the status; the field names what the client sent wrong."""
+    problem = problem_for(errors.RejectedFieldError(error, "manifest"))
+    assert (problem.status, problem.kind, problem.field) == (*expected, "manifest")
+    assert problem.detail == str(error)
+
+
+def test_a_field_named_by_a_service_reaches_the_problem() -> None:
+    """Services name the request field at fault; the problem carries it."""
+    problem = problem_for(errors.InvalidInputError("appId is required", field="appId"))
+    assert (problem.status, problem.field) == (422, "appId")
 
 
 @pytest.mark.parametrize(("kind", "expected"), EXPECTED.items())

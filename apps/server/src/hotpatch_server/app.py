@@ -59,7 +59,7 @@ from hotpatch_server.problems import (
 )
 from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.redis_health import RedisHealth
-from hotpatch_server.releases import ReleaseController
+from hotpatch_server.releases.controller import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings, private_dir

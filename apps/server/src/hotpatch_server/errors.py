@@ -1,8 +1,9 @@
 """The server's own domain errors, under the core's one :class:`HotPatchError` tree.
 
-Services (storage, download URLs) raise these and know nothing of HTTP;
-:func:`hotpatch_server.problems.problem_for` maps each to its problem+json
-status, slug and ``Retry-After`` in one table, beside the core's errors.
+Services (releases, storage, download URLs) raise these and know nothing
+of HTTP; :func:`hotpatch_server.problems.problem_for` maps each to its
+problem+json status, slug and ``Retry-After`` in one table, beside the
+core's errors. ``field`` names the request field at fault, when one is.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from typing import ClassVar
 from hotpatch_core.errors import HotPatchError
 
 __all__ = [
+    "ContentMismatchError",
     "DiskFullError",
+    "InvalidInputError",
+    "MandatoryIsSignedError",
     "NoSuchBlobError",
+    "NotFoundError",
+    "PatchExistsError",
+    "PatchRejectedError",
+    "RejectedFieldError",
     "ServerError",
     "StorageUnavailableError",
+    "TargetMismatchError",
     "UnsignedUrlError",
     "UrlExpiredError",
+    "VersionExistsError",
 ]
 
 
@@ -26,6 +36,11 @@ class ServerError(HotPatchError):
 
     #: Seconds a client should wait before trying again, when waiting helps.
     retry_after: ClassVar[int | None] = None
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        """Say what went wrong and, when it is one, which request field caused it."""
+        super().__init__(message)
+        self.field = field
 
 
 class StorageUnavailableError(ServerError):
@@ -50,3 +65,44 @@ class UrlExpiredError(ServerError):
 
 class NoSuchBlobError(ServerError):
     """No archive or patch by that name is stored."""
+
+
+class NotFoundError(ServerError):
+    """No app, release or other record by that id (or none the caller may see)."""
+
+
+class InvalidInputError(ServerError):
+    """A request field a service cannot use: missing, malformed or out of range."""
+
+
+class VersionExistsError(ServerError):
+    """The channel has a release of that version already (a rollback takes a new sequence)."""
+
+
+class PatchExistsError(ServerError):
+    """A patch between these two releases is stored already."""
+
+
+class PatchRejectedError(ServerError):
+    """An uploaded patch is not smaller than the archive, or does not rebuild the release."""
+
+
+class ContentMismatchError(ServerError):
+    """A rollback or promote manifest points at other content than the release it names."""
+
+
+class TargetMismatchError(ServerError):
+    """A signed manifest is for another app, platform or channel than it was sent to."""
+
+
+class MandatoryIsSignedError(ServerError):
+    """A form field contradicts the signed manifest's ``mandatory`` (it is set when signing)."""
+
+
+class RejectedFieldError(ServerError):
+    """A request field the core refused: ``error`` says why (its type decides the status)."""
+
+    def __init__(self, error: HotPatchError, field: str) -> None:
+        """Name the field the core's ``error`` is about."""
+        super().__init__(str(error), field=field)
+        self.error = error

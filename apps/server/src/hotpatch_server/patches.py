@@ -36,13 +36,13 @@ from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_diff import PatchSide, make_patch
 from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
+from hotpatch_server.errors import PatchRejectedError
 from hotpatch_server.models import Device, EmbeddedBundle, Patch, Release
 from hotpatch_server.problems import Problem, disk_full
 
 __all__ = [
     "BASES",
     "WORTH",
-    "PatchRejectedError",
     "extracted",
     "generate_patches",
     "log_failure",
@@ -136,10 +136,6 @@ async def extracted(
     return PatchSide(name, files, lambda entry: contents[entry.path])
 
 
-class PatchRejectedError(ValueError):
-    """An uploaded patch does not rebuild its target release, or saves nothing."""
-
-
 async def register_patch(
     session: AsyncSession,
     store: BlobStore,
@@ -159,13 +155,15 @@ async def register_patch(
     from hotpatch_diff import apply_patch  # noqa: PLC0415 - only here
 
     if len(data) >= target.archive_length:
-        raise PatchRejectedError("the patch is not smaller than the release's archive")
+        raise PatchRejectedError(
+            "the patch is not smaller than the release's archive", field="patch"
+        )
     try:
         base_side = await extracted(store, base, max_expanded)
         target_side = await extracted(store, target, max_expanded)
     except ExpandsTooFarError as exc:
         raise PatchRejectedError(
-            f"the server does not check patches of releases this large: {exc}"
+            f"the server does not check patches of releases this large: {exc}", field="patch"
         ) from None
 
     def check() -> None:
@@ -175,7 +173,9 @@ async def register_patch(
     try:
         await asyncio.to_thread(check)
     except HotPatchError as exc:
-        raise PatchRejectedError(f"the patch does not rebuild the release: {exc}") from None
+        raise PatchRejectedError(
+            f"the patch does not rebuild the release: {exc}", field="patch"
+        ) from None
     row = _patch_row(
         target, base.manifest_id, await store_bytes(store, data, tmp_dir), len(data), now
     )

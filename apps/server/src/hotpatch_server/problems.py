@@ -16,12 +16,21 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 
 from hotpatch_core import errors as core
 from hotpatch_server.errors import (
+    ContentMismatchError,
     DiskFullError,
+    InvalidInputError,
+    MandatoryIsSignedError,
     NoSuchBlobError,
+    NotFoundError,
+    PatchExistsError,
+    PatchRejectedError,
+    RejectedFieldError,
     ServerError,
     StorageUnavailableError,
+    TargetMismatchError,
     UnsignedUrlError,
     UrlExpiredError,
+    VersionExistsError,
 )
 
 __all__ = [
@@ -90,11 +99,21 @@ _STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
     (UnsignedUrlError, 403, "forbidden"),
     (UrlExpiredError, 410, "url-expired"),
     (NoSuchBlobError, 404, "not-found"),
+    (NotFoundError, 404, "not-found"),
+    (InvalidInputError, 422, "invalid"),
+    (VersionExistsError, 409, "version-exists"),
+    (PatchExistsError, 409, "patch-exists"),
+    (PatchRejectedError, 422, "invalid-patch"),
+    (ContentMismatchError, 422, "content-mismatch"),
+    (TargetMismatchError, 422, "identity-mismatch"),
+    (MandatoryIsSignedError, 422, "mandatory-is-signed"),
 ]
 
 
 def problem_for(error: core.HotPatchError, field: str | None = None) -> Problem:
     """Map a core or server error to the problem it is for an HTTP client."""
+    if isinstance(error, RejectedFieldError):
+        return problem_for(error.error, field or error.field)
     wait = error.retry_after if isinstance(error, ServerError) else None
     headers = None if wait is None else {"Retry-After": str(wait)}
     for kind, status, slug in _STATUS:

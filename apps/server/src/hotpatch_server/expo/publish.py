@@ -65,7 +65,7 @@ from hotpatch_server.deps import (
 from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
 from hotpatch_server.patches import ExpandsTooFarError, extracted, store_bytes
 from hotpatch_server.problems import Problem
-from hotpatch_server.releases import find_release
+from hotpatch_server.releases.service import find_release
 from hotpatch_server.settings import Settings
 from hotpatch_server.updates import CHANNEL, PLATFORM, native_version
 
