@@ -9,6 +9,8 @@ breaks the contract can be staged.
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,34 +46,31 @@ class Run:
 
     server: Server
     env: dict[str, str]
-    capsys: pytest.CaptureFixture[str]
+
+    def _main(self, args: list[str], transport: httpx.BaseTransport | None) -> tuple[int, str, str]:
+        # Only the command's own output is captured: the server's log handlers
+        # keep the stream they were made with.
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args, self.env, transport or _InProcess(self.server.client))
+        return code, out.getvalue(), err.getvalue()
 
     def __call__(self, *args: str, transport: httpx.BaseTransport | None = None) -> Any:
         """Run a command with ``--json``; return its parsed answer, or fail with its error."""
-        code = main(
-            [*args, "--json"],
-            self.env,
-            transport or _InProcess(self.server.client),
-        )
-        out, err = self.capsys.readouterr()
+        code, out, err = self._main([*args, "--json"], transport)
         if code != 0:
             pytest.fail(f"hotpatch {' '.join(args)} exited {code}: {err}")
         return json.loads(out)
 
     def fails(self, *args: str, transport: httpx.BaseTransport | None = None) -> tuple[int, str]:
         """Run a command expected to fail; return its exit code and error line."""
-        code = main(
-            [*args],
-            self.env,
-            transport or _InProcess(self.server.client),
-        )
-        _, err = self.capsys.readouterr()
+        code, _, err = self._main([*args], transport)
         assert code != 0, f"hotpatch {' '.join(args)} succeeded"
         return code, err
 
 
 @pytest.fixture
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
+def run(tmp_path: Path) -> Iterator[Run]:
     """The real server app in this process; the CLI holds its publisher key and signing key."""
     with in_process_server(tmp_path / "server", auto_patches=False) as server:
         key = tmp_path / "signing.pem"
@@ -84,7 +83,7 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
             "HOTPATCH_APP": APP_ID,
             "HOTPATCH_SIGNING_KEY_FILE": str(key),
         }
-        yield Run(server, env, capsys)
+        yield Run(server, env)
 
 
 def _bundle(directory: Path, text: str) -> str:
