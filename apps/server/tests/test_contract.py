@@ -14,7 +14,12 @@ import pytest
 
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
-from hotpatch_core.protocol import CheckAnswer, InstallationReport, read_check_answer
+from hotpatch_core.protocol import (
+    CheckAnswer,
+    InstallationReport,
+    ReportReceipt,
+    read_check_answer,
+)
 from hotpatch_core.publishing import AppView, ReleaseStats, ReleaseView
 from hotpatch_core.wire import structure, unstructure
 from hotpatch_server.testing import APP_ID, Server
@@ -94,6 +99,12 @@ def test_a_report_the_agent_writes_follows_the_published_schema(server: Server) 
     jsonschema.validate(unstructure(report), schema)
     answer = server.client.post("/installations", json=unstructure(report))
     assert answer.status_code == 201, answer.text
+    again = server.client.post("/installations", json=unstructure(report))
+    assert again.status_code == 200, again.text
+    for reply, status in ((answer, "201"), (again, "200")):
+        jsonschema.validate(reply.json(), _answer_schema(server, "/installations", "post", status))
+        receipt = structure(reply.json(), ReportReceipt)
+        assert receipt == ReportReceipt(id="r-1", duplicate=status == "200")
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,9 @@ from hotpatch_core.testing import FIXED_TIME
 from hotpatch_core.trust import TimestampRole
 from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_server.cache import Candidate
+from hotpatch_server.devices.check import choose, head_start
+from hotpatch_server.devices.query import CheckQuery
 from hotpatch_server.heads import REFRESH, ChannelHeads
-from hotpatch_server.updates import CheckQuery, choose, head_start
 
 KEY = SigningKey(b"\x05" * 32)
 ROLE = TimestampRole((KEY.public_key,))

@@ -39,6 +39,9 @@ from hotpatch_server.codepush import (
 from hotpatch_server.codepush.protocol import CodePushService
 from hotpatch_server.db_outage import database_health, is_unavailable, unavailable_problem
 from hotpatch_server.deps import Now
+from hotpatch_server.devices.check import CheckService
+from hotpatch_server.devices.controller import DeviceController
+from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.downloads import download_blob
 from hotpatch_server.expo import (
     ExpoController,
@@ -63,7 +66,6 @@ from hotpatch_server.releases.controller import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings, private_dir
-from hotpatch_server.updates import CheckService, DeviceController, DeviceTracker
 from hotpatch_server.wire_schema import WireSchemaPlugin
 
 __all__ = ["app_from_env", "blob_store_for", "create_app"]

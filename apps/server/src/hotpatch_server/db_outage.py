@@ -8,7 +8,7 @@ A database restart or a dropped connection must not turn into tracebacks,
   not loaded, and every other request that needs the database, gets 503
   with ``Retry-After: 5`` (:func:`unavailable_problem`);
 - device check-ins stay buffered in memory (up to
-  :data:`~hotpatch_server.updates.MAX_PENDING_DEVICES`) and are written once
+  :data:`~hotpatch_server.devices.tracker.MAX_PENDING_DEVICES`) and are written once
   it is back;
 - one line is logged when it goes and one when it is back
   (:func:`database_health`), instead of a traceback per request;

@@ -26,10 +26,10 @@ from sqlalchemy import text
 
 from hotpatch_server.db_outage import RETRY_AFTER
 from hotpatch_server.deps import PrincipalDep, SessionMaker
+from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.health import DependencyHealth
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.problems import Problem
-from hotpatch_server.updates import DeviceTracker
 
 __all__ = ["CacheState", "health", "metrics", "public_metrics"]
 

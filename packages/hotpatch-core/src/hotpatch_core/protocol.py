@@ -37,8 +37,10 @@ __all__ = [
     "SHA256_RULE",
     "SHA256_SCHEMA",
     "CheckAnswer",
+    "DeviceRegistered",
     "InstallationReport",
     "PatchOffer",
+    "ReportReceipt",
     "read_check_answer",
 ]
 
@@ -174,3 +176,19 @@ class InstallationReport:
     def __attrs_post_init__(self) -> None:
         if self.patched_from is not None and self.status is not ReportStatus.APPLIED:
             raise SchemaError("patchedFrom goes with an applied report", "patchedFrom")
+
+
+@attrs.frozen
+class ReportReceipt:
+    """The answer to an installation report: stored now (201), or known already (200)."""
+
+    id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    duplicate: bool
+
+
+@attrs.frozen
+class DeviceRegistered:
+    """The answer to ``POST /devices``: the device as the server will track it."""
+
+    app_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    device_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})

@@ -8,8 +8,8 @@ use a *deployment key* made here: it names one (app, platform, channel).
   stored as sha256) and the per-process lookup the device routes use.
 - :mod:`.protocol`: the device routes (update check, deploy and download
   reports). They translate CodePush's query and bodies into HotPatch's
-  check and report services (:func:`hotpatch_server.updates.choose`,
-  :func:`hotpatch_server.updates.record_installation`): the same releases,
+  check and report services (:func:`hotpatch_server.devices.check.choose`,
+  :func:`hotpatch_server.devices.reports.record_installation`): the same releases,
   cohorts, binary ranges, exclusions and statistics as HotPatch's own devices.
   The legacy camelCase routes of code-push SDK 2.x (``/updateCheck``,
   ``/reportStatus/...``; react-native-code-push 5.6 and older) are the same

@@ -37,9 +37,9 @@ from hotpatch_server import fields
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Action, hash_secret
 from hotpatch_server.deps import DbSession, Now, PrincipalDep
+from hotpatch_server.devices.query import CHANNEL, PLATFORM
 from hotpatch_server.models import App, DeploymentKey
 from hotpatch_server.problems import Problem
-from hotpatch_server.updates import CHANNEL, PLATFORM
 
 __all__ = [
     "KEY",

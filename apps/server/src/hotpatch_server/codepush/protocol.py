@@ -15,7 +15,7 @@ Mapping to HotPatch: the deployment key names (app, platform, channel);
 ``app_version`` is the native version matched against binary ranges; the
 device's current release is the active release with its package hash
 (:mod:`hotpatch_core.codepush`), else the position its label names. The
-choice is :func:`hotpatch_server.updates.choose`: the same rollout cohorts,
+choice is :func:`hotpatch_server.devices.check.choose`: the same rollout cohorts,
 pauses, binary ranges and rolled-back exclusions as HotPatch's own check.
 ``DeploymentFailed`` is stored as a ``rolled_back`` installation (the device
 is never offered that release again), ``DeploymentSucceeded`` as
@@ -55,21 +55,15 @@ from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.codepush.keys import KEY, DeploymentKeys, Target
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
+from hotpatch_server.devices.check import choose
+from hotpatch_server.devices.query import DEVICE_ID, NATIVE_TEXT, CheckQuery, native_version
+from hotpatch_server.devices.reports import Report, record_installation
+from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
-from hotpatch_server.updates import (
-    DEVICE_ID,
-    NATIVE_TEXT,
-    CheckQuery,
-    DeviceTracker,
-    Report,
-    choose,
-    native_version,
-    record_installation,
-)
 
 __all__ = [
     "CodePushController",

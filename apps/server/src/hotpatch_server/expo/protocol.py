@@ -12,7 +12,7 @@ headers ``expo-platform``, ``expo-runtime-version``, ``expo-protocol-version:
 Mapping to HotPatch: (app, ``expo-platform``, channel) names the channel;
 ``eas-client-id`` is the device id (cohorts, exclusions, statistics); an
 active release is offered only if an Expo manifest for exactly the device's
-runtime version is attached to it; then :func:`hotpatch_server.updates.choose`
+runtime version is attached to it; then :func:`hotpatch_server.devices.check.choose`
 decides with the same rollout cohorts, pauses and rolled-back exclusions as
 HotPatch's own check. Each update id named in
 ``expo-recent-failed-update-ids`` becomes a ``rolled_back`` installation
@@ -59,22 +59,16 @@ from hotpatch_server import fields
 from hotpatch_server.blobs import BlobStore, LocalBlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.deps import BlobStoreDep, DbSession, Now
+from hotpatch_server.devices.check import choose
+from hotpatch_server.devices.query import CHANNEL, DEVICE_ID, PLATFORM, CheckQuery
+from hotpatch_server.devices.reports import Report, record_installation
+from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.downloads import read_range
 from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import ExpoAsset
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
-from hotpatch_server.updates import (
-    CHANNEL,
-    DEVICE_ID,
-    PLATFORM,
-    CheckQuery,
-    DeviceTracker,
-    Report,
-    choose,
-    record_installation,
-)
 
 __all__ = ["ExpoController", "ExpoService", "manifest_route"]
 

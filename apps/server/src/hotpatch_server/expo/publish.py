@@ -62,12 +62,12 @@ from hotpatch_server.deps import (
     PrincipalDep,
     SettingsDep,
 )
+from hotpatch_server.devices.query import CHANNEL, PLATFORM, native_version
 from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
 from hotpatch_server.patches import ExpandsTooFarError, extracted, store_bytes
 from hotpatch_server.problems import Problem
 from hotpatch_server.releases.service import find_release
 from hotpatch_server.settings import Settings
-from hotpatch_server.updates import CHANNEL, PLATFORM, native_version
 
 __all__ = [
     "ExpoAttachment",
