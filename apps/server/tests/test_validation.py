@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.testing import make_pki
 from hotpatch_core.versions import Version
-from hotpatch_server import fields, updates
+from hotpatch_server import fields
+from hotpatch_server.devices import query as device_query
+from hotpatch_server.devices import tracker as device_tracker
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App, DeploymentKey, Device, Installation
 from hotpatch_server.testing import Server
@@ -31,11 +33,11 @@ def _length(column: object) -> int:
 #: Each validator of text that is stored, and every column it is stored in.
 STORED = [
     (fields.APP_ID, [App.id, Device.app_id, Installation.app_id]),
-    (updates.DEVICE_ID, [Device.device_id, Installation.device_id, Installation.id]),
-    (updates.CHANNEL, [Device.channel, DeploymentKey.channel]),
-    (updates.NATIVE_TEXT, [Device.native_version]),
-    (updates.MANIFEST_ID, [Device.current_manifest_id, Installation.manifest_id]),
-    (updates.PLATFORM, [Device.platform, DeploymentKey.platform]),
+    (device_query.DEVICE_ID, [Device.device_id, Installation.device_id, Installation.id]),
+    (device_query.CHANNEL, [Device.channel, DeploymentKey.channel]),
+    (device_query.NATIVE_TEXT, [Device.native_version]),
+    (device_query.MANIFEST_ID, [Device.current_manifest_id, Installation.manifest_id]),
+    (device_query.PLATFORM, [Device.platform, DeploymentKey.platform]),
 ]
 
 
@@ -100,9 +102,9 @@ def test_one_bad_row_never_drops_a_device_batch(database_url: str) -> None:
                 session.add(App(id="com.b.app", name="b", trust_root=b"r", trust_root_version=1,
                                 created_at=now))  # fmt: skip
                 await session.commit()
-            tracker = updates.DeviceTracker(sessions)
+            tracker = device_tracker.DeviceTracker(sessions)
             for device in ("good-1", "x" * 300 + "\x00", "good-2"):  # too long, and a NUL
-                query = updates.CheckQuery("com.b.app", "android", "production", device,
+                query = device_query.CheckQuery("com.b.app", "android", "production", device,
                                            Version(1, 0, 0), "1.0.0", None, None)  # fmt: skip
                 tracker.note(query, now)
             await tracker.flush()
