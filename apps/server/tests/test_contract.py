@@ -20,7 +20,16 @@ from hotpatch_core.protocol import (
     ReportReceipt,
     read_check_answer,
 )
-from hotpatch_core.publishing import AppView, ReleaseStats, ReleaseView
+from hotpatch_core.publishing import (
+    ApiKeyView,
+    AppView,
+    CreatedApiKey,
+    CreatedDeploymentKey,
+    DeploymentKeyView,
+    ReleaseStats,
+    ReleaseView,
+    Tokens,
+)
 from hotpatch_core.wire import structure, unstructure
 from hotpatch_server.testing import APP_ID, Server
 
@@ -182,3 +191,39 @@ def test_every_publisher_answer_follows_the_published_schema(server: Server) -> 
         jsonschema.validate(broken, _answer_schema(server, "/releases/{release_id}", "get"))
     with pytest.raises(SchemaError, match="rolloutPercent"):
         structure(broken, ReleaseView)
+
+
+def test_every_credential_answer_follows_the_published_schema(server: Server) -> None:
+    """API keys, tokens and CodePush deployment keys: the secret only in the creating answer."""
+    admin = server.auth(server.admin_key)
+    created = server.client.post(
+        "/keys", json={"name": "ci", "role": "viewer", "apps": [APP_ID]}, headers=admin
+    )
+    listing = server.client.get("/keys", headers=admin)
+    tokens = server.client.post("/auth/token", json={"apiKey": created.json()["key"]})
+    refreshed = server.client.post(
+        "/auth/refresh", json={"refreshToken": tokens.json()["refreshToken"]}
+    )
+    revoked = server.client.delete(f"/keys/{created.json()['id']}", headers=admin)
+    key_path = f"/apps/{APP_ID}/deployment-keys"
+    deployment = server.client.post(key_path, json={"platform": "ios"}, headers=admin)
+    deployment_keys = server.client.get(key_path, headers=admin)
+    gone = server.client.delete(f"{key_path}/{deployment.json()['id']}", headers=admin)
+    for answer, path, method, status, kind in [
+        (created, "/keys", "post", "201", CreatedApiKey),
+        (revoked, "/keys/{key_id}", "delete", "200", ApiKeyView),
+        (tokens, "/auth/token", "post", "200", Tokens),
+        (refreshed, "/auth/refresh", "post", "200", Tokens),
+        (deployment, "/apps/{app_id}/deployment-keys", "post", "201", CreatedDeploymentKey),
+        (gone, "/apps/{app_id}/deployment-keys/{key_id}", "delete", "200", DeploymentKeyView),
+    ]:
+        assert answer.status_code == int(status), answer.text
+        jsonschema.validate(answer.json(), _answer_schema(server, path, method, status))
+        assert unstructure(structure(answer.json(), kind)) == answer.json(), path
+    for rows, path in ((listing, "/keys"), (deployment_keys, key_path)):
+        jsonschema.validate(
+            rows.json(), _answer_schema(server, path.replace(APP_ID, "{app_id}"), "get")
+        )
+        assert all("key" not in row for row in rows.json())  # secrets are shown once
+    assert "key" not in revoked.json()
+    assert revoked.json()["revokedAt"] is not None

@@ -31,7 +31,16 @@ from hotpatch_cli.errors import (
     UsageError,
 )
 from hotpatch_core.errors import SchemaError
-from hotpatch_core.publishing import AppView, EmbeddedView, PatchView, ReleaseView
+from hotpatch_core.publishing import (
+    AppView,
+    CreatedDeploymentKey,
+    DeploymentKeyView,
+    EmbeddedView,
+    ExpoDirectiveView,
+    ExpoUpdateView,
+    PatchView,
+    ReleaseView,
+)
 from hotpatch_core.wire import structure
 
 __all__ = ["Api", "ProgressReader"]
@@ -291,28 +300,29 @@ class Api:
 
     def create_deployment_key(
         self, app_id: str, platform: str, channel: str, name: str
-    ) -> dict[str, Any]:
+    ) -> CreatedDeploymentKey:
         """Create a CodePush deployment key; the answer holds the key, shown only this once."""
         body = {"platform": platform, "channel": channel, "name": name}
-        document: dict[str, Any] = self._send(
-            "POST", f"/apps/{quote(app_id, safe='')}/deployment-keys", json=body
+        return self._read(
+            CreatedDeploymentKey,
+            "POST",
+            f"/apps/{quote(app_id, safe='')}/deployment-keys",
+            json=body,
         )
-        return document
 
-    def deployment_keys(self, app_id: str) -> list[dict[str, Any]]:
+    def deployment_keys(self, app_id: str) -> list[DeploymentKeyView]:
         """List an app's CodePush deployment keys (never the keys themselves)."""
-        rows: list[dict[str, Any]] = self._send(
-            "GET", f"/apps/{quote(app_id, safe='')}/deployment-keys"
+        return self._read_all(
+            DeploymentKeyView, "GET", f"/apps/{quote(app_id, safe='')}/deployment-keys"
         )
-        return rows
 
-    def revoke_deployment_key(self, app_id: str, key_id: str) -> dict[str, Any]:
+    def revoke_deployment_key(self, app_id: str, key_id: str) -> DeploymentKeyView:
         """Revoke a CodePush deployment key."""
-        document: dict[str, Any] = self._send(
+        return self._read(
+            DeploymentKeyView,
             "DELETE",
             f"/apps/{quote(app_id, safe='')}/deployment-keys/{quote(key_id, safe='')}",
         )
-        return document
 
     def expo_preview(self, release_id: int, body: dict[str, Any]) -> bytes:
         """Return the exact Expo manifest bytes the server would serve for ``release_id``."""
@@ -326,14 +336,15 @@ class Api:
             raise self._error(response)
         return response.content
 
-    def expo_attach(self, release_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    def expo_attach(self, release_id: int, body: dict[str, Any]) -> ExpoUpdateView:
         """Attach a release's Expo manifest (and its signature)."""
-        document: dict[str, Any] = self._send("PUT", f"/releases/{release_id}/expo", json=body)
-        return document
+        return self._read(ExpoUpdateView, "PUT", f"/releases/{release_id}/expo", json=body)
 
-    def expo_roll_back(self, app_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def expo_roll_back(self, app_id: str, body: dict[str, Any]) -> ExpoDirectiveView:
         """Roll an Expo channel's runtime version back to the embedded bundle."""
-        document: dict[str, Any] = self._send(
-            "PUT", f"/apps/{quote(app_id, safe='')}/expo/roll-back-to-embedded", json=body
+        return self._read(
+            ExpoDirectiveView,
+            "PUT",
+            f"/apps/{quote(app_id, safe='')}/expo/roll-back-to-embedded",
+            json=body,
         )
-        return document

@@ -35,6 +35,7 @@ from hotpatch_core.archive import check_path
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.expo import expo_manifest
 from hotpatch_core.manifest import Platform, ReleaseManifest
+from hotpatch_core.publishing import ExpoUpdateView
 
 __all__ = ["ExpoOptions", "attach", "export_files", "sign"]
 
@@ -195,7 +196,7 @@ def attach(  # noqa: PLR0913, PLR0917 - the release, what to make of it, where t
     manifest_id: str,
     options: ExpoOptions,
     step: Callable[[str], None],
-) -> dict[str, Any]:
+) -> ExpoUpdateView:
     """Attach (and sign) the Expo manifest of a release whose signed manifest is ``manifest``."""
     body: dict[str, Any] = {"runtimeVersion": options.runtime_version}
     if options.config is not None:

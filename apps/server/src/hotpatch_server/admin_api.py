@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform
-from hotpatch_core.publishing import AppView, EmbeddedView, PublisherView
+from hotpatch_core.publishing import (
+    ApiKeyView,
+    AppView,
+    CreatedApiKey,
+    EmbeddedView,
+    PublisherView,
+    Tokens,
+)
 from hotpatch_core.trust import TrustRoot, load_trust_root, rotate_trust_root
 from hotpatch_server import fields
 from hotpatch_server.audit import record_key_change, record_raw
@@ -372,18 +379,22 @@ class NewKey(msgspec.Struct, rename="camel"):
     expires_at: datetime | None = None
 
 
-def key_json(row: ApiKey) -> dict[str, Any]:
-    """Return the API's view of a key: never its plaintext or hash."""
+def _fields_of(row: ApiKey) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
         "role": row.role,
-        "apps": list(row.apps),
-        "createdAt": row.created_at.isoformat(),
-        "expiresAt": row.expires_at.isoformat() if row.expires_at else None,
-        "revokedAt": row.revoked_at.isoformat() if row.revoked_at else None,
-        "lastUsedAt": row.last_used_at.isoformat() if row.last_used_at else None,
+        "apps": tuple(row.apps),
+        "created_at": utc(row.created_at),
+        "expires_at": None if row.expires_at is None else utc(row.expires_at),
+        "revoked_at": None if row.revoked_at is None else utc(row.revoked_at),
+        "last_used_at": None if row.last_used_at is None else utc(row.last_used_at),
     }
+
+
+def key_view(row: ApiKey) -> ApiKeyView:
+    """Return the API's view of a key: never its plaintext or hash."""
+    return ApiKeyView(**_fields_of(row))
 
 
 class KeyController(Controller):
@@ -395,7 +406,7 @@ class KeyController(Controller):
     @post("/", status_code=201, summary="Create an API key")
     async def create(
         self, data: JSONBody[NewKey], principal: PrincipalDep, db_session: DbSession, now: Now
-    ) -> dict[str, Any]:
+    ) -> Response[CreatedApiKey]:
         """Create a key; the plaintext is in this response only."""
         try:
             role = Role(data.role)
@@ -417,22 +428,24 @@ class KeyController(Controller):
         )
         record_key_change(db_session, principal.label, "create-key", row, now)
         await db_session.commit()
-        return key_json(row) | {"key": plaintext}
+        return wire_response(CreatedApiKey(**_fields_of(row), key=plaintext), status_code=201)
 
     @get("/", summary="List API keys")
     async def list_keys(
         self, principal: PrincipalDep, db_session: DbSession
-    ) -> list[dict[str, Any]]:
+    ) -> Response[list[ApiKeyView]]:
         """Keys whose apps the caller administers."""
         rows = (
             await db_session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
         ).scalars()
-        return [key_json(r) for r in rows if all(principal.can(Action.ADMIN, a) for a in r.apps)]
+        return wire_response(
+            [key_view(r) for r in rows if all(principal.can(Action.ADMIN, a) for a in r.apps)]
+        )
 
     @delete("/{key_id:str}", status_code=200, summary="Revoke an API key")
     async def revoke(
         self, key_id: FromPath[str], principal: PrincipalDep, db_session: DbSession, now: Now
-    ) -> dict[str, Any]:
+    ) -> Response[ApiKeyView]:
         """Revoke a key; it stops working at once, also for tokens issued from it."""
         row = await db_session.get(ApiKey, key_id)
         if row is None:
@@ -442,7 +455,7 @@ class KeyController(Controller):
         row.revoked_at = row.revoked_at or now
         record_key_change(db_session, principal.label, "revoke-key", row, now)
         await db_session.commit()
-        return key_json(row)
+        return wire_response(key_view(row))
 
 
 class TokenRequest(msgspec.Struct, rename="camel"):
@@ -472,7 +485,7 @@ class AuthController(Controller):
         settings: SettingsDep,
         now: Now,
         limits: NamedDependency[SkipValidation[Limits]],
-    ) -> dict[str, Any]:
+    ) -> Response[Tokens]:
         """Return an access token (JWT) and a refresh token."""
         await limits.auth.enforce(client_address(request), now.timestamp())
         tokens = await exchange_api_key(
@@ -484,7 +497,7 @@ class AuthController(Controller):
             refresh=settings.refresh_token_seconds,
         )
         await db_session.commit()
-        return tokens
+        return wire_response(tokens)
 
     @post("/refresh", status_code=200, summary="Rotate a refresh token")
     async def refresh(
@@ -495,7 +508,7 @@ class AuthController(Controller):
         settings: SettingsDep,
         now: Now,
         limits: NamedDependency[SkipValidation[Limits]],
-    ) -> dict[str, Any]:
+    ) -> Response[Tokens]:
         """Use a refresh token once; return a new access and refresh token."""
         await limits.auth.enforce(client_address(request), now.timestamp())
         tokens = await refresh_tokens(
@@ -507,4 +520,4 @@ class AuthController(Controller):
             refresh=settings.refresh_token_seconds,
         )
         await db_session.commit()
-        return tokens
+        return wire_response(tokens)

@@ -26,13 +26,13 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import attrs
 import jwt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotpatch_core.publishing import Tokens
 from hotpatch_server.models import ApiKey, RefreshToken, utc
 from hotpatch_server.problems import Problem
 
@@ -207,7 +207,7 @@ async def issue_tokens(
     access: int,
     refresh: int,
     family: str | None = None,
-) -> dict[str, Any]:
+) -> Tokens:
     """Issue an access token and a fresh single-use refresh token for ``row``.
 
     ``family`` continues a refresh chain; None starts a new one.
@@ -223,17 +223,17 @@ async def issue_tokens(
         )
     )
     await session.flush()
-    return {
-        "accessToken": _access_token(row, family, secret, now, access),
-        "refreshToken": token,
-        "tokenType": "Bearer",
-        "expiresIn": access,
-    }
+    return Tokens(
+        access_token=_access_token(row, family, secret, now, access),
+        refresh_token=token,
+        token_type="Bearer",  # noqa: S106 - the scheme's name, not a secret
+        expires_in=access,
+    )
 
 
 async def exchange_api_key(
     session: AsyncSession, key: str, *, secret: bytes, now: datetime, access: int, refresh: int
-) -> dict[str, Any]:
+) -> Tokens:
     """``POST /auth/token``: trade an API key for tokens."""
     principal = await principal_for_key(session, key, now)
     row = await session.get(ApiKey, principal.key_id)
@@ -243,7 +243,7 @@ async def exchange_api_key(
 
 async def refresh_tokens(
     session: AsyncSession, token: str, *, secret: bytes, now: datetime, access: int, refresh: int
-) -> dict[str, Any]:
+) -> Tokens:
     """``POST /auth/refresh``: use a refresh token once, get a new pair.
 
     A token used before revokes its whole family (committed before the 401),

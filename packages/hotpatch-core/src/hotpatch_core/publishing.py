@@ -8,7 +8,9 @@ drops fails the reader's :func:`~hotpatch_core.wire.structure` by name.
 
 None of these documents is trusted by a device: they are what publishers
 and dashboards read. What a device verifies is the signed manifest
-(``ReleaseView.manifest``, exactly as uploaded).
+(``ReleaseView.manifest``, exactly as uploaded). A secret (an API key, a
+deployment key) appears in one answer only, the one that created it
+(``CreatedApiKey``, ``CreatedDeploymentKey``).
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ from hotpatch_core.protocol import SHA256_RULE, SHA256_SCHEMA
 from hotpatch_core.trust import Scope
 
 __all__ = [
+    "ApiKeyView",
     "AppView",
+    "CreatedApiKey",
+    "CreatedDeploymentKey",
+    "DeploymentKeyView",
     "EmbeddedView",
+    "ExpoDirectiveView",
+    "ExpoUpdateView",
     "PatchStats",
     "PatchView",
     "PublisherView",
     "ReleaseStats",
     "ReleaseView",
+    "Tokens",
 ]
 
 
@@ -148,3 +157,92 @@ class EmbeddedView:
     native_version: str
     #: How many files the bundle has.
     files: int
+
+
+@attrs.frozen
+class ApiKeyView:
+    """An API key as the API shows it: never its plaintext or its hash."""
+
+    id: str
+    name: str
+    #: ``admin``, ``publisher`` or ``viewer``.
+    role: str
+    #: The app ids it acts on (``*``: every app).
+    apps: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@attrs.frozen
+class CreatedApiKey(ApiKeyView):
+    """A new API key: the only answer that holds its plaintext."""
+
+    key: str
+
+
+@attrs.frozen
+class Tokens:
+    """A short-lived access token (a JWT) and a single-use refresh token."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str
+    #: Seconds the access token is valid for.
+    expires_in: int
+
+
+@attrs.frozen
+class DeploymentKeyView:
+    """A CodePush deployment key's target, as the API shows it: never the key after creation."""
+
+    id: str
+    app_id: str
+    platform: Platform
+    channel: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@attrs.frozen
+class CreatedDeploymentKey(DeploymentKeyView):
+    """A new deployment key: the only answer that holds the key itself."""
+
+    key: str
+
+
+@attrs.frozen
+class ExpoUpdateView:
+    """A release's Expo manifest, as served to expo-updates."""
+
+    release_id: int
+    #: The Expo update id (a UUID made from the manifest id).
+    update_id: str
+    runtime_version: str
+    signed: bool
+    #: The code signing key id, when signed.
+    key_id: str | None
+    #: The manifest's exact JSON text.
+    manifest: str
+    created_at: datetime
+    created_by: str
+
+
+@attrs.frozen
+class ExpoDirectiveView:
+    """A rollBackToEmbedded directive of one channel and runtime version."""
+
+    app_id: str
+    platform: Platform
+    channel: str
+    runtime_version: str
+    #: The directive's commit time, as expo-updates compares it (milliseconds, UTC).
+    commit_time: str
+    signed: bool
+    key_id: str | None
+    #: The directive's exact JSON text.
+    directive: str
+    created_at: datetime
+    created_by: str

@@ -13,6 +13,7 @@ import argparse
 
 from hotpatch_cli.context import Context
 from hotpatch_cli.output import table
+from hotpatch_core.wire import unstructure
 
 __all__ = ["create", "list_keys", "revoke"]
 
@@ -23,9 +24,9 @@ def create(ctx: Context, args: argparse.Namespace) -> None:
     with ctx.api() as api:
         row = api.create_deployment_key(app, args.platform, args.channel, args.name or "")
     ctx.output.result(
-        row,
-        f"deployment key for {app} {row['platform']}/{row['channel']} (id {row['id']}):\n"
-        f"{row['key']}\n\n"
+        unstructure(row),
+        f"deployment key for {app} {row.platform}/{row.channel} (id {row.id}):\n"
+        f"{row.key}\n\n"
         "Put it in the app as CodePushDeploymentKey (Android strings.xml, iOS Info.plist).\n"
         "It is not shown again.",
     )
@@ -38,17 +39,18 @@ def list_keys(ctx: Context, args: argparse.Namespace) -> None:  # noqa: ARG001 -
         rows = api.deployment_keys(app)
     lines = [
         [
-            r["id"],
-            r["platform"],
-            r["channel"],
-            r["name"],
-            str(r["createdAt"])[:19],
-            "revoked" if r["revokedAt"] else "active",
+            r.id,
+            r.platform,
+            r.channel,
+            r.name,
+            r.created_at.strftime("%Y-%m-%dT%H:%M:%S"),
+            "revoked" if r.revoked_at else "active",
         ]
         for r in rows
     ]
     headers = ["id", "platform", "channel", "name", "created", "state"]
-    ctx.output.result(rows, table(headers, lines) if rows else f"{app} has no deployment keys")
+    text = table(headers, lines) if rows else f"{app} has no deployment keys"
+    ctx.output.result([unstructure(r) for r in rows], text)
 
 
 def revoke(ctx: Context, args: argparse.Namespace) -> None:
@@ -57,5 +59,5 @@ def revoke(ctx: Context, args: argparse.Namespace) -> None:
     with ctx.api() as api:
         row = api.revoke_deployment_key(app, args.key_id)
     ctx.output.result(
-        row, f"revoked deployment key {row['id']} ({row['platform']}/{row['channel']})"
+        unstructure(row), f"revoked deployment key {row.id} ({row.platform}/{row.channel})"
     )

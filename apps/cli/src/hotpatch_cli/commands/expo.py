@@ -14,6 +14,7 @@ from hotpatch_core.expo import commit_time, roll_back_directive
 from hotpatch_core.manifest import decode_manifest, manifest_id
 from hotpatch_core.publishing import ReleaseView
 from hotpatch_core.release import decode_release_envelope
+from hotpatch_core.wire import unstructure
 
 __all__ = ["attach_expo", "expo_attach", "expo_options", "expo_rollback_to_embedded"]
 
@@ -47,9 +48,11 @@ def attach_expo(
     if options is None:
         return None
     payload = decode_release_envelope(envelope).payload
-    return attach(
+    served = attach(
         api, release.id, decode_manifest(payload), manifest_id(payload), options, ctx.output.step
     )
+    document: dict[str, Any] = unstructure(served)
+    return document
 
 
 def expo_attach(ctx: Context, args: argparse.Namespace) -> None:
@@ -60,12 +63,12 @@ def expo_attach(ctx: Context, args: argparse.Namespace) -> None:
     with ctx.api() as api:
         shown = api.release(args.release_id)
         manifest = signed_manifest(api, shown)
-        document = attach(api, shown.id, manifest, shown.manifest_id, options, ctx.output.step)
-    signed = f", signed with keyid {document['keyId']!r}" if document["signed"] else ", unsigned"
+        served = attach(api, shown.id, manifest, shown.manifest_id, options, ctx.output.step)
+    signed = f", signed with keyid {served.key_id!r}" if served.signed else ", unsigned"
     ctx.output.result(
-        document,
-        f"release {args.release_id} is served to expo-updates as update {document['updateId']} "
-        f"(runtime {document['runtimeVersion']}{signed})",
+        unstructure(served),
+        f"release {args.release_id} is served to expo-updates as update {served.update_id} "
+        f"(runtime {served.runtime_version}{signed})",
     )
 
 
@@ -85,10 +88,10 @@ def expo_rollback_to_embedded(ctx: Context, args: argparse.Namespace) -> None:
     if options.signing_key is not None:
         body |= sign(options, roll_back_directive(when))
     with ctx.api() as api:
-        document = api.expo_roll_back(app, body)
-    signed = f", signed with keyid {document['keyId']!r}" if document["signed"] else ", unsigned"
+        directive = api.expo_roll_back(app, body)
+    signed = f", signed with keyid {directive.key_id!r}" if directive.signed else ", unsigned"
     ctx.output.result(
-        document,
+        unstructure(directive),
         f"{app} {args.platform}/{args.channel}, runtime {options.runtime_version}: devices go back "
         f"to their embedded bundle (committed {when}{signed}); publish a new update to move "
         "them forward again",

@@ -23,23 +23,26 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hotpatch_core.manifest import Platform
+from hotpatch_core.publishing import CreatedDeploymentKey, DeploymentKeyView
 from hotpatch_server import fields
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Action, hash_secret
 from hotpatch_server.deps import DbSession, Now, PrincipalDep
 from hotpatch_server.devices.query import CHANNEL, PLATFORM
-from hotpatch_server.models import App, DeploymentKey
+from hotpatch_server.models import App, DeploymentKey, utc
 from hotpatch_server.problems import Problem
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
     "KEY",
@@ -47,7 +50,7 @@ __all__ = [
     "DeploymentKeys",
     "Target",
     "create_deployment_key",
-    "deployment_key_json",
+    "deployment_key_view",
 ]
 
 #: What CodePush clients and servers accept as a deployment key (code-push-server's rule).
@@ -132,17 +135,17 @@ class DeploymentKeys:
         self._known.clear()
 
 
-def deployment_key_json(row: DeploymentKey) -> dict[str, Any]:
+def deployment_key_view(row: DeploymentKey) -> DeploymentKeyView:
     """Return the API's view of a deployment key: never the key itself after creation."""
-    return {
-        "id": row.id,
-        "appId": row.app_id,
-        "platform": row.platform,
-        "channel": row.channel,
-        "name": row.name,
-        "createdAt": row.created_at.isoformat(),
-        "revokedAt": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
+    return DeploymentKeyView(
+        id=row.id,
+        app_id=row.app_id,
+        platform=Platform(row.platform),
+        channel=row.channel,
+        name=row.name,
+        created_at=utc(row.created_at),
+        revoked_at=None if row.revoked_at is None else utc(row.revoked_at),
+    )
 
 
 async def create_deployment_key(
@@ -215,7 +218,7 @@ class DeploymentKeyController(Controller):
         principal: PrincipalDep,
         db_session: DbSession,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[CreatedDeploymentKey]:
         """Create a key for one platform and channel; the key is in this response only."""
         principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
         row, plaintext = await create_deployment_key(
@@ -228,12 +231,14 @@ class DeploymentKeyController(Controller):
             now=now,
         )
         await db_session.commit()
-        return deployment_key_json(row) | {"key": plaintext}
+        view = deployment_key_view(row)
+        created = CreatedDeploymentKey(**attrs.asdict(view, recurse=False), key=plaintext)
+        return wire_response(created, status_code=201)
 
     @get("/", summary="List an app's CodePush deployment keys")
     async def list_keys(
         self, app_id: FromPath[str], principal: PrincipalDep, db_session: DbSession
-    ) -> list[dict[str, Any]]:
+    ) -> Response[list[DeploymentKeyView]]:
         """Every key of the app, revoked ones included, oldest first."""
         principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
         rows = await db_session.scalars(
@@ -241,7 +246,7 @@ class DeploymentKeyController(Controller):
             .where(DeploymentKey.app_id == app_id)
             .order_by(DeploymentKey.created_at, DeploymentKey.id)
         )
-        return [deployment_key_json(row) for row in rows]
+        return wire_response([deployment_key_view(row) for row in rows])
 
     @delete("/{key_id:str}", status_code=200, summary="Revoke a CodePush deployment key")
     async def revoke(
@@ -252,7 +257,7 @@ class DeploymentKeyController(Controller):
         db_session: DbSession,
         deployment_keys: NamedDependency[SkipValidation[DeploymentKeys]],
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[DeploymentKeyView]:
         """Revoke a key: devices that send it get 404 from then on."""
         principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
         row = await db_session.get(DeploymentKey, key_id) if _KEY_ID.fullmatch(key_id) else None
@@ -265,4 +270,4 @@ class DeploymentKeyController(Controller):
             )
         await db_session.commit()
         deployment_keys.forget()
-        return deployment_key_json(row)
+        return wire_response(deployment_key_view(row))

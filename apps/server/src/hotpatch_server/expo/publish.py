@@ -47,7 +47,8 @@ from hotpatch_core.expo import (
     roll_back_directive,
     update_id,
 )
-from hotpatch_core.manifest import ReleaseManifest, decode_manifest
+from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
+from hotpatch_core.publishing import ExpoDirectiveView, ExpoUpdateView
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server import fields
@@ -63,11 +64,12 @@ from hotpatch_server.deps import (
     SettingsDep,
 )
 from hotpatch_server.devices.query import CHANNEL, PLATFORM, native_version
-from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release
+from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release, utc
 from hotpatch_server.patches import ExpandsTooFarError, extracted, store_bytes
 from hotpatch_server.problems import Problem
 from hotpatch_server.releases.service import find_release
 from hotpatch_server.settings import Settings
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
     "ExpoAttachment",
@@ -222,19 +224,18 @@ def _manifest_bytes(
         ) from None
 
 
-def attachment_json(row: ExpoUpdate, release: Release) -> dict[str, Any]:
+def attachment_view(row: ExpoUpdate, release: Release) -> ExpoUpdateView:
     """Return the API's view of a release's Expo manifest."""
-    return {
-        "releaseId": release.id,
-        "updateId": row.update_id,
-        "runtimeVersion": row.runtime_version,
-        "signed": row.signature is not None,
-        "keyId": row.key_id,
-        "manifest": row.manifest.decode("utf-8"),
-        # SQLite gives back naive datetimes for timezone-aware columns; they are UTC.
-        "createdAt": row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC).isoformat(),
-        "createdBy": row.created_by,
-    }
+    return ExpoUpdateView(
+        release_id=release.id,
+        update_id=row.update_id,
+        runtime_version=row.runtime_version,
+        signed=row.signature is not None,
+        key_id=row.key_id,
+        manifest=row.manifest.decode("utf-8"),
+        created_at=utc(row.created_at),
+        created_by=row.created_by,
+    )
 
 
 async def _store_assets(
@@ -297,7 +298,7 @@ class ExpoReleaseController(Controller):
         settings: SettingsDep,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ExpoUpdateView]:
         """Attach the release's Expo manifest (with its signature, checked first)."""
         release = await find_release(db_session, release_id, principal, Action.PUBLISH)
         manifest, body = _manifest_bytes(release, data, settings)
@@ -316,7 +317,7 @@ class ExpoReleaseController(Controller):
                     f"(runtime {existing.runtime_version}); an update never changes: publish "
                     "a new release instead",
                 )
-            return attachment_json(existing, release)
+            return wire_response(attachment_view(existing, release))
         assets = await _store_assets(db_session, blob_store, release, manifest, settings)
         row = ExpoUpdate(
             release_id=release.id,
@@ -339,18 +340,18 @@ class ExpoReleaseController(Controller):
         )
         await db_session.commit()
         await active_releases.invalidate(release.app_id, release.platform, release.channel)
-        return attachment_json(row, release)
+        return wire_response(attachment_view(row, release))
 
     @get("/{release_id:int}/expo", summary="The release's Expo manifest")
     async def show(
         self, release_id: ReleaseId, principal: PrincipalDep, db_session: DbSession
-    ) -> dict[str, Any]:
+    ) -> Response[ExpoUpdateView]:
         """Return the attached Expo manifest; 404 if the release has none."""
         release = await find_release(db_session, release_id, principal, Action.READ)
         row = await db_session.get(ExpoUpdate, release.id)
         if row is None:
             raise Problem(404, "not-found", f"release {release.id} has no Expo manifest")
-        return attachment_json(row, release)
+        return wire_response(attachment_view(row, release))
 
 
 class RollBackToEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -370,20 +371,20 @@ class RollBackToEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=T
 _COMMIT_SKEW: Final = timedelta(minutes=10)
 
 
-def directive_json(row: ExpoDirective) -> dict[str, Any]:
+def directive_view(row: ExpoDirective) -> ExpoDirectiveView:
     """Return the API's view of a rollBackToEmbedded directive."""
-    return {
-        "appId": row.app_id,
-        "platform": row.platform,
-        "channel": row.channel,
-        "runtimeVersion": row.runtime_version,
-        "commitTime": row.commit_time,
-        "signed": row.signature is not None,
-        "keyId": row.key_id,
-        "directive": row.body.decode("utf-8"),
-        "createdAt": row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC).isoformat(),
-        "createdBy": row.created_by,
-    }
+    return ExpoDirectiveView(
+        app_id=row.app_id,
+        platform=Platform(row.platform),
+        channel=row.channel,
+        runtime_version=row.runtime_version,
+        commit_time=row.commit_time,
+        signed=row.signature is not None,
+        key_id=row.key_id,
+        directive=row.body.decode("utf-8"),
+        created_at=utc(row.created_at),
+        created_by=row.created_by,
+    )
 
 
 class ExpoDirectiveController(Controller):
@@ -405,7 +406,7 @@ class ExpoDirectiveController(Controller):
         db_session: DbSession,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> Response[ExpoDirectiveView]:
         """Store the directive (its signature checked first); older updates stop being served."""
         fields.app_id(app_id, "appId")
         principal.require(Action.ROLLBACK, app_id)
@@ -476,4 +477,4 @@ class ExpoDirectiveController(Controller):
         )
         await db_session.commit()
         await active_releases.invalidate(app_id, data.platform, data.channel)
-        return directive_json(row)
+        return wire_response(directive_view(row))
