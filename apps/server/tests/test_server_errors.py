@@ -22,6 +22,8 @@ EXPECTED = {
     errors.ContentMismatchError: (422, "content-mismatch", None),
     errors.TargetMismatchError: (422, "identity-mismatch", None),
     errors.MandatoryIsSignedError: (422, "mandatory-is-signed", None),
+    errors.AppExistsError: (409, "app-exists", None),
+    errors.RootConflictError: (409, "root-conflict", None),
 }
 
 

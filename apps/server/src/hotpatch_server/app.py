@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from hotpatch_core.errors import HotPatchError
-from hotpatch_server.admin_api import AppController, AuthController, KeyController
+from hotpatch_server.apps.controller import AppController
 from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
 from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
@@ -37,6 +37,8 @@ from hotpatch_server.codepush import (
     LegacyCodePushController,
 )
 from hotpatch_server.codepush.protocol import CodePushService
+from hotpatch_server.credentials.api_keys import KeyController
+from hotpatch_server.credentials.tokens import AuthController
 from hotpatch_server.db_outage import database_health, is_unavailable, unavailable_problem
 from hotpatch_server.deps import Now
 from hotpatch_server.devices.check import CheckService

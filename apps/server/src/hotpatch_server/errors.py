@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from hotpatch_core import errors as core
 from hotpatch_core.errors import HotPatchError
 
 __all__ = [
+    "AppExistsError",
     "ContentMismatchError",
     "DiskFullError",
     "InvalidInputError",
@@ -22,6 +24,7 @@ __all__ = [
     "PatchExistsError",
     "PatchRejectedError",
     "RejectedFieldError",
+    "RootConflictError",
     "ServerError",
     "StorageUnavailableError",
     "TargetMismatchError",
@@ -102,7 +105,15 @@ class MandatoryIsSignedError(ServerError):
 class RejectedFieldError(ServerError):
     """A request field the core refused: ``error`` says why (its type decides the status)."""
 
-    def __init__(self, error: HotPatchError, field: str) -> None:
+    def __init__(self, error: core.HotPatchError, field: str) -> None:
         """Name the field the core's ``error`` is about."""
         super().__init__(str(error), field=field)
         self.error = error
+
+
+class AppExistsError(ServerError):
+    """An app by that id exists already (its trust root is rotated, never replaced)."""
+
+
+class RootConflictError(ServerError):
+    """That version of the app's trust root was installed already (a concurrent rotation)."""

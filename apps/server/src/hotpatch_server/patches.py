@@ -325,7 +325,7 @@ async def _generate(
 
 
 class EmbeddedUpload(Protocol):
-    """What a registration carries (``hotpatch_server.admin_api.NewEmbedded``)."""
+    """What a registration carries (``hotpatch_server.apps.controller.NewEmbedded``)."""
 
     platform: str
     native_version: str

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 
 from hotpatch_core import errors as core
 from hotpatch_server.errors import (
+    AppExistsError,
     ContentMismatchError,
     DiskFullError,
     InvalidInputError,
@@ -25,6 +26,7 @@ from hotpatch_server.errors import (
     PatchExistsError,
     PatchRejectedError,
     RejectedFieldError,
+    RootConflictError,
     ServerError,
     StorageUnavailableError,
     TargetMismatchError,
@@ -107,6 +109,8 @@ _STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
     (ContentMismatchError, 422, "content-mismatch"),
     (TargetMismatchError, 422, "identity-mismatch"),
     (MandatoryIsSignedError, 422, "mandatory-is-signed"),
+    (AppExistsError, 409, "app-exists"),
+    (RootConflictError, 409, "root-conflict"),
 ]
 
 

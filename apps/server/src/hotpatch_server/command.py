@@ -38,15 +38,15 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from hotpatch_core.errors import HotPatchError
 from hotpatch_server import fields
-from hotpatch_server.admin_api import add_app, rotate_root
+from hotpatch_server.apps.service import add_app, rotate_root
 from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
 from hotpatch_server.cleanup import CleanupReport
-from hotpatch_server.errors import ServerError
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App
-from hotpatch_server.problems import Problem
+from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.settings import ConfigurationError, Settings
 
 __all__ = ["main"]
@@ -380,12 +380,10 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     except (ConfigurationError, AdminError) as exc:
         print(f"hotpatch-server: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    except Problem as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        print(f"hotpatch-server: {exc.detail}{where}", file=sys.stderr)  # noqa: T201
-        return 2
-    except ServerError as exc:  # the object store or the disk failed under the command
-        print(f"hotpatch-server: {exc}", file=sys.stderr)  # noqa: T201
+    except (Problem, HotPatchError) as exc:  # the services' errors, the store's, the disk's
+        problem = exc if isinstance(exc, Problem) else problem_for(exc)
+        where = f" ({problem.field})" if problem.field else ""
+        print(f"hotpatch-server: {problem.detail}{where}", file=sys.stderr)  # noqa: T201
         return 2
 
 
