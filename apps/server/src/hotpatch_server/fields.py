@@ -9,11 +9,14 @@ Bad input is a 422 naming the field, never a 500.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
+from hotpatch_server.errors import InvalidInputError
 from hotpatch_server.problems import Problem
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "NAME_CHARS",
     "app_id",
     "app_scope",
+    "base64_bytes",
     "device_value",
     "display_name",
     "required_device_value",
@@ -96,3 +100,11 @@ def required_device_value(
     if value is None:
         raise Problem(400, "invalid", f"{kind}{name} is required", field=name)
     return value
+
+
+def base64_bytes(text: str, field: str, what: str = "base64") -> bytes:
+    """Decode a standard-base64 request field, or refuse it as not being ``what``."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidInputError(f"{field} must be {what}", field=field) from None

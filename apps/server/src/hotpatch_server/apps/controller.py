@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
@@ -14,6 +11,7 @@ from sqlalchemy import select
 
 from hotpatch_core.manifest import Platform
 from hotpatch_core.publishing import AppView, EmbeddedView
+from hotpatch_server import fields
 from hotpatch_server.apps.service import add_app, app_view, rotate_root
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Action
@@ -26,20 +24,13 @@ from hotpatch_server.deps import (
     SessionMaker,
     SettingsDep,
 )
-from hotpatch_server.errors import InvalidInputError, NotFoundError
+from hotpatch_server.errors import NotFoundError
 from hotpatch_server.models import App
 from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
 from hotpatch_server.roots import TrustRootCache
 from hotpatch_server.wire_schema import wire_response
 
 __all__ = ["AppController", "EmbeddedFile", "NewApp", "NewEmbedded", "NewTrustRoot"]
-
-
-def _b64(text: str, field: str) -> bytes:
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise InvalidInputError(f"{field} must be base64", field=field) from None
 
 
 class NewApp(msgspec.Struct, rename="camel"):
@@ -73,7 +64,7 @@ class AppController(Controller):
     ) -> Response[AppView]:
         """Create an app with its trust root (admin of that app id)."""
         principal.require(Action.ADMIN, data.id)
-        envelope = _b64(data.trust_root, "trustRoot")
+        envelope = fields.base64_bytes(data.trust_root, "trustRoot")
         app = await add_app(
             db_session, data.id, data.name, envelope, principal.label, now, settings.timestamp_key
         )
@@ -181,7 +172,7 @@ class AppController(Controller):
     ) -> Response[AppView]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
         principal.require(Action.ADMIN, app_id)
-        envelope = _b64(data.trust_root, "trustRoot")
+        envelope = fields.base64_bytes(data.trust_root, "trustRoot")
         app = await rotate_root(
             db_session, app_id, envelope, principal.label, now, settings.timestamp_key
         )

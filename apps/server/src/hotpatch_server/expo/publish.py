@@ -22,8 +22,6 @@ holds the key (docs/adr/0005-expo-manifests-are-fixed-at-publish.md).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
@@ -175,10 +173,7 @@ def _signature(data: ExpoAttachment) -> bytes | None:
         raise Problem(422, "invalid", "signature is too long", field="signature")
     if len(data.certificate) > _MAX_CERTIFICATE_CHARS:
         raise Problem(422, "invalid", "certificate is too long", field="certificate")
-    try:
-        return base64.b64decode(data.signature.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise Problem(422, "invalid", "signature must be base64", field="signature") from None
+    return fields.base64_bytes(data.signature, "signature")
 
 
 def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:

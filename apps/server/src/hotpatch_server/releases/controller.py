@@ -18,19 +18,18 @@ by the publisher (the CLI does it) that points at content already stored.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import select
 
 from hotpatch_core.publishing import PatchView, ReleaseStats, ReleaseView
 from hotpatch_core.wire import parse_decimal
+from hotpatch_server import fields
 from hotpatch_server.auth import Action
 from hotpatch_server.codepush.diffs import generate_codepush_diffs
 from hotpatch_server.deps import (
@@ -51,7 +50,6 @@ from hotpatch_server.ratelimit import Limits
 from hotpatch_server.releases.service import (
     Publication,
     ReleaseService,
-    find_release,
     release_view,
     rollout_basis_points,
 )
@@ -63,6 +61,19 @@ __all__ = ["ReleaseController"]
 
 # Ids beyond the 64-bit range cannot exist; bounding them keeps them out of the database driver.
 ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+
+
+def _release_service(
+    db_session: DbSession,
+    blob_store: BlobStoreDep,
+    active_releases: ActiveReleasesDep,
+    principal: PrincipalDep,
+    now: Now,
+) -> ReleaseService:
+    return ReleaseService(db_session, blob_store, active_releases, principal, now)
+
+
+ReleaseServiceDep: TypeAlias = NamedDependency[SkipValidation[ReleaseService]]
 
 
 class PublishRequest(msgspec.Struct, rename="camel"):
@@ -91,13 +102,15 @@ class ReleaseController(Controller):
 
     path = "/releases"
     tags = ["releases"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    # One service per request, over the request's session, principal and time.
+    dependencies = {"releases": Provide(_release_service, sync_to_thread=False)}  # noqa: RUF012
 
     @post("/", status_code=201, request_max_body_size=None, summary="Publish a release")
     async def publish(
         self,
         request: Request[Any, Any, Any],
         principal: PrincipalDep,
-        db_session: DbSession,
+        releases: ReleaseServiceDep,
         blob_store: BlobStoreDep,
         settings: SettingsDep,
         active_releases: ActiveReleasesDep,
@@ -126,7 +139,6 @@ class ReleaseController(Controller):
         upload = await read_upload(
             request, settings.data_dir / "tmp", settings.max_archive_bytes, authorize
         )
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
         try:
             app_id = upload.fields.get("appId") or upload.fields.get("app_id")
             if not app_id:
@@ -147,7 +159,7 @@ class ReleaseController(Controller):
                 rollout_basis_points=rollout_basis_points(rollout, "rollout"),
                 mandatory=fields.get("mandatory"),
             )
-            row = await service.publish(publication)  # the store takes the archive file
+            row = await releases.publish(publication)  # the store takes the archive file
         finally:
             upload.discard()
         app_metrics.inc("publish", app=row.app_id)
@@ -163,7 +175,7 @@ class ReleaseController(Controller):
             if settings.auto_patches
             else None
         )  # fmt: skip
-        response = wire_response(release_view(row, blob_store, now), status_code=201)
+        response = wire_response(releases.view(row), status_code=201)
         response.background = patches
         return response
 
@@ -203,55 +215,33 @@ class ReleaseController(Controller):
 
     @get("/{release_id:int}", summary="Show a release")
     async def show(
-        self,
-        release_id: ReleaseId,
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        now: Now,
+        self, release_id: ReleaseId, releases: ReleaseServiceDep
     ) -> Response[ReleaseView]:
         """One release, with its signed manifest (base64, exactly as uploaded)."""
-        row = await find_release(db_session, release_id, principal, Action.READ)
-        return wire_response(release_view(row, blob_store, now, with_manifest=True))
+        row = await releases.find(release_id, Action.READ)
+        return wire_response(releases.view(row, with_manifest=True))
 
     @get("/{release_id:int}/stats", summary="Installation statistics of a release")
     async def stats(
-        self,
-        release_id: ReleaseId,
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
+        self, release_id: ReleaseId, releases: ReleaseServiceDep
     ) -> Response[ReleaseStats]:
         """Count reports, devices running the release, its patches and the bytes they saved."""
-        row = await find_release(db_session, release_id, principal, Action.READ)
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        return wire_response(await service.stats(row))
+        return wire_response(await releases.stats(await releases.find(release_id, Action.READ)))
 
     @post("/{release_id:int}/patches", status_code=201, summary="Upload a patch to this release")
     async def upload_patch(
         self,
         release_id: ReleaseId,
         data: JSONBody[PatchUpload],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
+        releases: ReleaseServiceDep,
         settings: SettingsDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
     ) -> Response[PatchView]:
         """Store a patch from ``baseManifestId`` after checking it rebuilds this release exactly."""
-        target = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        try:
-            payload = base64.b64decode(data.patch.encode("ascii"), validate=True)
-        except (ValueError, UnicodeEncodeError):
-            raise InvalidInputError("patch must be base64", field="patch") from None
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        row = await service.add_patch(
+        target = await releases.find(release_id, Action.PUBLISH)
+        row = await releases.add_patch(
             target,
             data.base_manifest_id,
-            payload,
+            fields.base64_bytes(data.patch, "patch"),
             settings.data_dir / "tmp",
             settings.max_expanded_bytes,
         )
@@ -266,74 +256,43 @@ class ReleaseController(Controller):
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
     async def change_rollout(
-        self,
-        release_id: ReleaseId,
-        data: JSONBody[RolloutChange],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
+        self, release_id: ReleaseId, data: JSONBody[RolloutChange], releases: ReleaseServiceDep
     ) -> Response[ReleaseView]:
         """Widen, narrow, pause or resume a rollout. Advisory: never changes what is signed."""
-        row = await find_release(db_session, release_id, principal, Action.ROLLOUT)
+        row = await releases.find(release_id, Action.ROLLOUT)
         rollout = (
             None
             if data.rollout_percent is None
             else rollout_basis_points(data.rollout_percent, "rolloutPercent")
         )
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        row = await service.change_rollout(row, rollout=rollout, paused=data.paused)
-        return wire_response(release_view(row, blob_store, now))
+        row = await releases.change_rollout(row, rollout=rollout, paused=data.paused)
+        return wire_response(releases.view(row))
 
     @patch("/{release_id:int}/rollback", summary="Roll back to this release's content")
     async def rollback(
-        self,
-        release_id: ReleaseId,
-        data: JSONBody[PublishRequest],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
+        self, release_id: ReleaseId, data: JSONBody[PublishRequest], releases: ReleaseServiceDep
     ) -> Response[ReleaseView]:
         """Activate a new signed manifest (next sequence) for release ``release_id``'s content."""
-        source = await find_release(db_session, release_id, principal, Action.ROLLBACK)
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        row = await service.republish(source, *_republication(data), same_channel=True)
-        return wire_response(release_view(row, blob_store, now))
+        source = await releases.find(release_id, Action.ROLLBACK)
+        row = await releases.republish(source, *_republication(data), same_channel=True)
+        return wire_response(releases.view(row))
 
     @post("/{release_id:int}/promote", status_code=201, summary="Promote to another channel")
     async def promote(
-        self,
-        release_id: ReleaseId,
-        data: JSONBody[PublishRequest],
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
+        self, release_id: ReleaseId, data: JSONBody[PublishRequest], releases: ReleaseServiceDep
     ) -> Response[ReleaseView]:
         """Publish release ``release_id``'s content on another channel under a new manifest."""
-        source = await find_release(db_session, release_id, principal, Action.PROMOTE)
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        row = await service.republish(source, *_republication(data), same_channel=False)
-        return wire_response(release_view(row, blob_store, now), status_code=201)
+        source = await releases.find(release_id, Action.PROMOTE)
+        row = await releases.republish(source, *_republication(data), same_channel=False)
+        return wire_response(releases.view(row), status_code=201)
 
     @delete("/{release_id:int}", status_code=200, summary="Archive a release (soft delete)")
     async def archive(
-        self,
-        release_id: ReleaseId,
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        active_releases: ActiveReleasesDep,
-        now: Now,
+        self, release_id: ReleaseId, releases: ReleaseServiceDep
     ) -> Response[ReleaseView]:
         """Stop offering a release; its row, manifest and archive are kept."""
-        row = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        service = ReleaseService(db_session, blob_store, active_releases, principal, now)
-        return wire_response(release_view(await service.archive(row), blob_store, now))
+        row = await releases.find(release_id, Action.PUBLISH)
+        return wire_response(releases.view(await releases.archive(row)))
 
 
 def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:
@@ -346,10 +305,5 @@ def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:
 
 def _republication(data: PublishRequest) -> tuple[bytes, int]:
     """Read a rollback or promote body: the new envelope, and the rollout in basis points."""
-    try:
-        envelope = base64.b64decode(data.manifest.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise InvalidInputError(
-            "manifest must be base64 of the envelope", field="manifest"
-        ) from None
+    envelope = fields.base64_bytes(data.manifest, "manifest", "base64 of the envelope")
     return envelope, rollout_basis_points(data.rollout_percent, "rolloutPercent")

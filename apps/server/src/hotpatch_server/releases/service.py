@@ -128,6 +128,14 @@ class ReleaseService:
     principal: Principal
     now: datetime
 
+    async def find(self, release_id: int, action: Action) -> Release:
+        """Return release ``release_id`` if this principal may do ``action`` on it."""
+        return await find_release(self.session, release_id, self.principal, action)
+
+    def view(self, row: Release, *, with_manifest: bool = False) -> ReleaseView:
+        """Return the API's view of ``row`` (download URL signed at this request's time)."""
+        return release_view(row, self.store, self.now, with_manifest=with_manifest)
+
     async def publish(self, upload: Publication) -> Release:
         """Verify a signed release and its archive, store both; the archive file is moved."""
         release = self._verify(await self._app(upload.app_id), upload.envelope)
