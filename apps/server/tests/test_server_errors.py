@@ -7,6 +7,7 @@ import pytest
 from hotpatch_core.errors import ExpiredError, HotPatchError, KeyScopeError, RollbackError
 from hotpatch_server import errors
 from hotpatch_server.problems import problem_for
+from hotpatch_server.testing import Server
 
 EXPECTED = {
     errors.StorageUnavailableError: (503, "storage-unavailable", "5"),
@@ -65,3 +66,30 @@ def test_each_server_error_maps_to_its_problem(
     retry_after = (problem.headers or {}).get("Retry-After")
     assert (problem.status, problem.kind, retry_after) == expected
     assert problem.detail == "what happened"
+
+
+ENVELOPE_DETAIL = "manifest must be base64 of the envelope"
+
+
+@pytest.mark.parametrize(
+    ("call", "body", "field", "detail"),
+    [
+        ("PATCH rollback", {"manifest": "not base64!"}, "manifest", ENVELOPE_DETAIL),
+        ("POST promote", {"manifest": "é"}, "manifest", ENVELOPE_DETAIL),
+        ("POST patches", {"baseManifestId": "a" * 64, "patch": "%%"}, "patch",
+         "patch must be base64"),
+    ],
+)  # fmt: skip
+def test_a_field_that_is_not_base64_is_a_422_naming_it_and_changes_nothing(
+    server: Server, call: str, body: dict[str, str], field: str, detail: str
+) -> None:
+    """Every base64 request field is read the same way: 422, the field, no new row."""
+    release = server.published(1)
+    rows = server.release_rows()
+    method, route = call.split()
+    answer = server.client.request(
+        method, f"/releases/{release['id']}/{route}", json=body, headers=server.auth()
+    )
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["field"], answer.json()["detail"]) == (field, detail)
+    assert server.release_rows() == rows
