@@ -211,8 +211,8 @@ class AgentConfig:
 
     @property
     def entry_file(self) -> str:
-        """The archive path of the bundle the JS engine loads."""
-        return self.bundle_file or self.platform.entry_file
+        """The archive path of the bundle the JS engine loads (the state machine's rule)."""
+        return self.device_config().entry_file
 
     def device_config(self) -> DeviceConfig:
         """Return the state machine's view of this build."""
@@ -436,12 +436,12 @@ class Agent:
             running = self._state.running
             if running is None:
                 return None
-            path = f"{release_dir(running.manifest_id)}/{FILES}/{self.config.entry_file}"
+            path = f"{release_dir(running.manifest_id)}/{FILES}/{self._device.entry_file}"
             if self._fs.size(path) is None:
                 log.error(
                     "bundle %s has no %s; using the embedded bundle",
                     running.manifest_id,
-                    self.config.entry_file,
+                    self._device.entry_file,
                 )
                 return None
             return self._fs.display_path(path)
