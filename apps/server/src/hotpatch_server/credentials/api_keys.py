@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+import attrs
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
@@ -31,22 +31,18 @@ class NewKey(msgspec.Struct, rename="camel"):
     expires_at: datetime | None = None
 
 
-def _fields_of(row: ApiKey) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "role": row.role,
-        "apps": tuple(row.apps),
-        "created_at": utc(row.created_at),
-        "expires_at": None if row.expires_at is None else utc(row.expires_at),
-        "revoked_at": None if row.revoked_at is None else utc(row.revoked_at),
-        "last_used_at": None if row.last_used_at is None else utc(row.last_used_at),
-    }
-
-
 def key_view(row: ApiKey) -> ApiKeyView:
     """Return the API's view of a key: never its plaintext or hash."""
-    return ApiKeyView(**_fields_of(row))
+    return ApiKeyView(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        apps=tuple(row.apps),
+        created_at=utc(row.created_at),
+        expires_at=None if row.expires_at is None else utc(row.expires_at),
+        revoked_at=None if row.revoked_at is None else utc(row.revoked_at),
+        last_used_at=None if row.last_used_at is None else utc(row.last_used_at),
+    )
 
 
 class KeyController(Controller):
@@ -78,7 +74,8 @@ class KeyController(Controller):
         )
         record_key_change(db_session, principal.label, "create-key", row, now)
         await db_session.commit()
-        return wire_response(CreatedApiKey(**_fields_of(row), key=plaintext), status_code=201)
+        created = CreatedApiKey(**attrs.asdict(key_view(row), recurse=False), key=plaintext)
+        return wire_response(created, status_code=201)
 
     @get("/", summary="List API keys")
     async def list_keys(
