@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from hotpatch_core.testing import make_pki
 from hotpatch_server.app import blob_store_for, create_app
-from hotpatch_server.cleanup import CleanupReport, clean_up
 from hotpatch_server.fault_injection import MotoS3, libfaketime
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.settings import Settings
+from hotpatch_server.storage.cleanup import CleanupReport, clean_up
 from hotpatch_server.testing import APP_ID, FakeClock, Server, bootstrap_admin
 
 MOTO = str(Path(sys.executable).with_name("moto_server"))

@@ -25,6 +25,12 @@ EXPECTED = {
     errors.MandatoryIsSignedError: (422, "mandatory-is-signed", None),
     errors.AppExistsError: (409, "app-exists", None),
     errors.RootConflictError: (409, "root-conflict", None),
+    errors.EmbeddedExistsError: (409, "embedded-exists", None),
+    errors.TooLargeInputError: (413, "too-large", None),
+    errors.NotExpoReleaseError: (422, "not-expo-release", None),
+    errors.ExpoSignatureError: (422, "bad-signature", None),
+    errors.ExpoUpdateExistsError: (409, "expo-update-exists", None),
+    errors.DirectiveNotNewerError: (409, "directive-not-newer", None),
 }
 
 

@@ -28,7 +28,6 @@ from hotpatch_core.errors import HotPatchError
 from hotpatch_server.apps.controller import AppController
 from hotpatch_server.audit import list_audit
 from hotpatch_server.auth import Principal, authenticate
-from hotpatch_server.blobs import BlobStore, LocalBlobStore, UrlSigner
 from hotpatch_server.cache import INVALIDATIONS, ActiveReleases, listen_for_invalidations
 from hotpatch_server.codepush import (
     CodePushController,
@@ -44,7 +43,6 @@ from hotpatch_server.deps import Now
 from hotpatch_server.devices.check import CheckService
 from hotpatch_server.devices.controller import DeviceController
 from hotpatch_server.devices.tracker import DeviceTracker
-from hotpatch_server.downloads import download_blob
 from hotpatch_server.expo import (
     ExpoController,
     ExpoDirectiveController,
@@ -66,8 +64,10 @@ from hotpatch_server.ratelimit import build_limits
 from hotpatch_server.redis_health import RedisHealth
 from hotpatch_server.releases.controller import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
-from hotpatch_server.s3 import S3BlobStore
 from hotpatch_server.settings import Settings, private_dir
+from hotpatch_server.storage.blobs import BlobStore, LocalBlobStore, UrlSigner
+from hotpatch_server.storage.downloads import download_blob
+from hotpatch_server.storage.s3 import S3BlobStore
 from hotpatch_server.wire_schema import WireSchemaPlugin
 
 __all__ = ["app_from_env", "blob_store_for", "create_app"]

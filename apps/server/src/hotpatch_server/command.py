@@ -43,11 +43,11 @@ from hotpatch_server import fields
 from hotpatch_server.apps.service import add_app, rotate_root
 from hotpatch_server.audit import record_key_change
 from hotpatch_server.auth import Role, create_api_key
-from hotpatch_server.cleanup import CleanupReport
 from hotpatch_server.migrate import upgrade
 from hotpatch_server.models import ApiKey, App
 from hotpatch_server.problems import Problem, problem_for
 from hotpatch_server.settings import ConfigurationError, Settings
+from hotpatch_server.storage.cleanup import CleanupReport
 
 __all__ = ["main"]
 
@@ -204,7 +204,7 @@ def _grace_hours(text: str) -> float:
 def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
     """Remove unreferenced blobs and upload leftovers older than the grace period."""
     from hotpatch_server.app import blob_store_for  # noqa: PLC0415 - keeps other commands light
-    from hotpatch_server.cleanup import clean_up  # noqa: PLC0415 - as above
+    from hotpatch_server.storage.cleanup import clean_up  # noqa: PLC0415 - as above
 
     async def go() -> CleanupReport:
         engine = create_async_engine(settings.database_url)

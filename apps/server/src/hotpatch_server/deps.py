@@ -15,9 +15,9 @@ from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_server.auth import Principal
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.settings import Settings
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = [
     "ActiveReleasesDep",

@@ -16,10 +16,15 @@ from hotpatch_core.errors import HotPatchError
 __all__ = [
     "AppExistsError",
     "ContentMismatchError",
+    "DirectiveNotNewerError",
     "DiskFullError",
+    "EmbeddedExistsError",
+    "ExpoSignatureError",
+    "ExpoUpdateExistsError",
     "InvalidInputError",
     "MandatoryIsSignedError",
     "NoSuchBlobError",
+    "NotExpoReleaseError",
     "NotFoundError",
     "PatchExistsError",
     "PatchRejectedError",
@@ -28,6 +33,7 @@ __all__ = [
     "ServerError",
     "StorageUnavailableError",
     "TargetMismatchError",
+    "TooLargeInputError",
     "UnsignedUrlError",
     "UrlExpiredError",
     "VersionExistsError",
@@ -117,3 +123,27 @@ class AppExistsError(ServerError):
 
 class RootConflictError(ServerError):
     """That version of the app's trust root was installed already (a concurrent rotation)."""
+
+
+class EmbeddedExistsError(ServerError):
+    """That native version's embedded bundle is registered already."""
+
+
+class NotExpoReleaseError(ServerError):
+    """A release expo-updates cannot be served (no launch bundle, or files it cannot name)."""
+
+
+class ExpoSignatureError(ServerError):
+    """An Expo code-signing signature that does not verify with its certificate's key."""
+
+
+class ExpoUpdateExistsError(ServerError):
+    """The release serves another Expo update already; an update never changes."""
+
+
+class DirectiveNotNewerError(ServerError):
+    """An Expo roll-back directive not committed later than the one in force."""
+
+
+class TooLargeInputError(ServerError):
+    """An upload, or what it expands to, larger than the server takes (its settings say so)."""

@@ -18,10 +18,15 @@ from hotpatch_core import errors as core
 from hotpatch_server.errors import (
     AppExistsError,
     ContentMismatchError,
+    DirectiveNotNewerError,
     DiskFullError,
+    EmbeddedExistsError,
+    ExpoSignatureError,
+    ExpoUpdateExistsError,
     InvalidInputError,
     MandatoryIsSignedError,
     NoSuchBlobError,
+    NotExpoReleaseError,
     NotFoundError,
     PatchExistsError,
     PatchRejectedError,
@@ -30,6 +35,7 @@ from hotpatch_server.errors import (
     ServerError,
     StorageUnavailableError,
     TargetMismatchError,
+    TooLargeInputError,
     UnsignedUrlError,
     UrlExpiredError,
     VersionExistsError,
@@ -111,6 +117,12 @@ _STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
     (MandatoryIsSignedError, 422, "mandatory-is-signed"),
     (AppExistsError, 409, "app-exists"),
     (RootConflictError, 409, "root-conflict"),
+    (EmbeddedExistsError, 409, "embedded-exists"),
+    (TooLargeInputError, 413, "too-large"),
+    (NotExpoReleaseError, 422, "not-expo-release"),
+    (ExpoSignatureError, 422, "bad-signature"),
+    (ExpoUpdateExistsError, 409, "expo-update-exists"),
+    (DirectiveNotNewerError, 409, "directive-not-newer"),
 ]
 
 

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server import fields
+from hotpatch_server.errors import InvalidInputError, NotFoundError
 from hotpatch_server.models import TrustRootVersion
-from hotpatch_server.problems import Problem
 
 __all__ = ["RootController", "TrustRootCache"]
 
@@ -111,11 +111,11 @@ class RootController(Controller):
         """Return the envelope of root ``version`` of ``app_id``."""
         number = parse_decimal(version, max_digits=10)
         if number is None or number < 1:
-            raise Problem(422, "invalid", "version must be a positive integer", field="version")
+            raise InvalidInputError("version must be a positive integer", field="version")
         fields.app_id(app_id, "appId")
         envelope = None if number > _MAX_VERSION else await trust_roots.get(app_id, number)
         if envelope is None:
-            raise Problem(404, "not-found", f"no trust root v{number} for {app_id!r}")
+            raise NotFoundError(f"no trust root v{number} for {app_id!r}")
         return Response(
             envelope, media_type="application/json", headers={"cache-control": _IMMUTABLE}
         )

@@ -26,7 +26,8 @@ from hotpatch_server.deps import (
 )
 from hotpatch_server.errors import NotFoundError
 from hotpatch_server.models import App
-from hotpatch_server.patches import generate_patches, newest_fitting, register_embedded_bundle
+from hotpatch_server.patches.embedded import newest_fitting, register_embedded_bundle
+from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.roots import TrustRootCache
 from hotpatch_server.wire_schema import wire_response
 

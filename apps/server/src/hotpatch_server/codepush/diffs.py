@@ -13,7 +13,7 @@ After each publish, the diffs to the new release from the channel's newest
 releases are made in the background, from the signed file lists (which
 files changed, which went away) and the new release's archive; a diff is
 kept only if it is meaningfully smaller than the archive
-(:data:`~hotpatch_server.patches.WORTH`). The zip is deterministic
+(:data:`~hotpatch_server.patches.service.WORTH`). The zip is deterministic
 (:func:`hotpatch_core.archive.write_archive`).
 """
 
@@ -35,10 +35,9 @@ from hotpatch_core.archive import ArchiveInput, FileEntry, write_archive
 from hotpatch_core.codepush import package_hash
 from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.models import CodePushDiff, Release
-from hotpatch_server.patches import (
+from hotpatch_server.patches.service import (
     BASES,
     MAX_ARCHIVE,
     WORTH,
@@ -47,6 +46,7 @@ from hotpatch_server.patches import (
     log_failure,
     store_bytes,
 )
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = ["DIFF_MANIFEST", "diff_zip", "generate_codepush_diffs"]
 

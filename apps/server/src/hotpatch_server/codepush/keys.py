@@ -40,8 +40,8 @@ from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Action, hash_secret
 from hotpatch_server.deps import DbSession, Now, PrincipalDep
 from hotpatch_server.devices.query import CHANNEL, PLATFORM
+from hotpatch_server.errors import InvalidInputError, NotFoundError
 from hotpatch_server.models import App, DeploymentKey, utc
-from hotpatch_server.problems import Problem
 from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
@@ -162,16 +162,14 @@ async def create_deployment_key(
     fields.app_id(app_id, "appId")
     fields.display_name(name, "name")
     if not PLATFORM.fullmatch(platform):
-        raise Problem(422, "invalid", "platform is android or ios", field="platform")
+        raise InvalidInputError("platform is android or ios", field="platform")
     if not CHANNEL.fullmatch(channel):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             "channel is 1-64 lowercase letters, digits, '.', '_' or '-'",
             field="channel",
         )
     if await session.get(App, app_id) is None:
-        raise Problem(404, "not-found", f"no app {app_id!r}")
+        raise NotFoundError(f"no app {app_id!r}")
     plaintext = secrets.token_urlsafe(32)  # 43 characters of [A-Za-z0-9_-]
     row = DeploymentKey(
         id=uuid.uuid4().hex[:16],
@@ -262,7 +260,7 @@ class DeploymentKeyController(Controller):
         principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
         row = await db_session.get(DeploymentKey, key_id) if _KEY_ID.fullmatch(key_id) else None
         if row is None or row.app_id != app_id:
-            raise Problem(404, "not-found", f"no deployment key {key_id[:40]!r} in {app_id!r}")
+            raise NotFoundError(f"no deployment key {key_id[:40]!r} in {app_id!r}")
         if row.revoked_at is None:
             row.revoked_at = now
             record_raw(

@@ -51,7 +51,6 @@ from hotpatch_core.codepush import label, parse_label
 from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.versions import Version
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.codepush.keys import KEY, DeploymentKeys, Target
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
@@ -64,6 +63,7 @@ from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Release
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = [
     "CodePushController",

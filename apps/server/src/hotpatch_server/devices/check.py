@@ -25,13 +25,13 @@ import attrs
 
 from hotpatch_core.cohort import bucket, in_rollout
 from hotpatch_core.protocol import CheckAnswer, PatchOffer
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases, Candidate
 from hotpatch_server.devices.query import CheckQuery, parse_check
 from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.heads import ChannelHeads
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.ratelimit import Limits
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = ["CheckService", "choose", "head_start"]
 

@@ -52,7 +52,6 @@ from hotpatch_core.versions import BinaryRange
 from hotpatch_server import fields
 from hotpatch_server.audit import record, record_raw
 from hotpatch_server.auth import Action
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.deps import (
     ActiveReleasesDep,
     BlobStoreDep,
@@ -62,11 +61,20 @@ from hotpatch_server.deps import (
     SettingsDep,
 )
 from hotpatch_server.devices.query import CHANNEL, PLATFORM, native_version
+from hotpatch_server.errors import (
+    DirectiveNotNewerError,
+    ExpoSignatureError,
+    ExpoUpdateExistsError,
+    InvalidInputError,
+    NotExpoReleaseError,
+    NotFoundError,
+    TooLargeInputError,
+)
 from hotpatch_server.models import App, ExpoAsset, ExpoDirective, ExpoUpdate, Release, utc
-from hotpatch_server.patches import ExpandsTooFarError, extracted, store_bytes
-from hotpatch_server.problems import Problem
+from hotpatch_server.patches.service import ExpandsTooFarError, extracted, store_bytes
 from hotpatch_server.releases.service import find_release
 from hotpatch_server.settings import Settings
+from hotpatch_server.storage.blobs import BlobStore
 from hotpatch_server.wire_schema import wire_response
 
 __all__ = [
@@ -100,7 +108,7 @@ class ExpoAttachment(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
 def verify_signature(
     certificate_pem: str, manifest: bytes, signature: bytes, now: datetime
 ) -> None:
-    """Check ``signature`` as expo-updates does; :class:`Problem` (422) if a device would refuse.
+    """Check ``signature`` as expo-updates does; a domain error (422) if a device would refuse.
 
     The certificate must be valid at ``now``, allow digital signatures and
     code signing, and hold an RSA key under which the signature verifies.
@@ -108,13 +116,11 @@ def verify_signature(
     try:
         cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
-        raise Problem(
-            422, "invalid", "certificate is not a PEM X.509 certificate", field="certificate"
+        raise InvalidInputError(
+            "certificate is not a PEM X.509 certificate", field="certificate"
         ) from None
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             f"the certificate is valid from {cert.not_valid_before_utc.isoformat()} to "
             f"{cert.not_valid_after_utc.isoformat()}, not now",
             field="certificate",
@@ -130,22 +136,18 @@ def verify_signature(
         or not usage.digital_signature
         or ExtendedKeyUsageOID.CODE_SIGNING not in extended
     ):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             "the certificate is not a code-signing certificate (Key Usage digitalSignature, "
             "Extended Key Usage codeSigning); make it with `npx expo-updates codesigning:generate`",
             field="certificate",
         )
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        raise Problem(422, "invalid", "the certificate's key is not RSA", field="certificate")
+        raise InvalidInputError("the certificate's key is not RSA", field="certificate")
     try:
         key.verify(signature, manifest, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
-        raise Problem(
-            422,
-            "bad-signature",
+        raise ExpoSignatureError(
             "the signature does not verify with the certificate's key over these manifest bytes",
             field="signature",
         ) from None
@@ -156,9 +158,7 @@ def _signature(data: ExpoAttachment) -> bytes | None:
     if not any(given):
         return None
     if not all(given):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             "signature, keyId and certificate go together",
             field="signature" if data.signature is None else "keyId",
         )
@@ -166,13 +166,11 @@ def _signature(data: ExpoAttachment) -> bytes | None:
     assert data.key_id is not None  # noqa: S101
     assert data.certificate is not None  # noqa: S101
     if not KEY_ID.fullmatch(data.key_id):
-        raise Problem(
-            422, "invalid", "keyId is 1-64 letters, digits, '.', '_' or '-'", field="keyId"
-        )
+        raise InvalidInputError("keyId is 1-64 letters, digits, '.', '_' or '-'", field="keyId")
     if len(data.signature) > _MAX_SIGNATURE_CHARS:
-        raise Problem(422, "invalid", "signature is too long", field="signature")
+        raise InvalidInputError("signature is too long", field="signature")
     if len(data.certificate) > _MAX_CERTIFICATE_CHARS:
-        raise Problem(422, "invalid", "certificate is too long", field="certificate")
+        raise InvalidInputError("certificate is too long", field="certificate")
     return fields.base64_bytes(data.signature, "signature")
 
 
@@ -183,9 +181,7 @@ def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:
     except VersionSyntaxError:
         return  # a fingerprint: matched exactly, not by range
     if not BinaryRange.parse(manifest.binary_range).contains(native):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             f"runtime version {runtime_version} is outside the release's binary range "
             f"{manifest.binary_range}",
             field="runtimeVersion",
@@ -197,9 +193,7 @@ def _manifest_bytes(
 ) -> tuple[ReleaseManifest, bytes]:
     """Return the release's signed manifest and the Expo manifest bytes it makes."""
     if not RUNTIME_VERSION.fullmatch(data.runtime_version):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             "runtimeVersion is 1-64 letters, digits or ._+:()- starting with a letter or digit",
             field="runtimeVersion",
         )
@@ -214,9 +208,7 @@ def _manifest_bytes(
             expo_client=data.expo_client,
         )
     except HotPatchError as exc:
-        raise Problem(
-            422, "not-expo-release", str(exc), field=getattr(exc, "field", None)
-        ) from None
+        raise NotExpoReleaseError(str(exc), field=getattr(exc, "field", None)) from None
 
 
 def attachment_view(row: ExpoUpdate, release: Release) -> ExpoUpdateView:
@@ -244,11 +236,9 @@ async def _store_assets(
     try:
         side = await extracted(store, release, settings.max_expanded_bytes)
     except ExpandsTooFarError as exc:
-        raise Problem(
-            413,
-            "too-large",
+        raise TooLargeInputError(
             f"the server does not expand releases this large to serve them as Expo assets: "
-            f"{exc} (HOTPATCH_MAX_EXPANDED_BYTES)",
+            f"{exc} (HOTPATCH_MAX_EXPANDED_BYTES)"
         ) from None
     launch, assets = expo_assets(manifest)
     entries = {entry.path: entry for entry in manifest.files}
@@ -305,9 +295,7 @@ class ExpoReleaseController(Controller):
         if existing is not None:
             same = existing.manifest == body and existing.signature == data.signature
             if not same:
-                raise Problem(
-                    409,
-                    "expo-update-exists",
+                raise ExpoUpdateExistsError(
                     f"release {release.id} already serves Expo update {existing.update_id} "
                     f"(runtime {existing.runtime_version}); an update never changes: publish "
                     "a new release instead",
@@ -345,7 +333,7 @@ class ExpoReleaseController(Controller):
         release = await find_release(db_session, release_id, principal, Action.READ)
         row = await db_session.get(ExpoUpdate, release.id)
         if row is None:
-            raise Problem(404, "not-found", f"release {release.id} has no Expo manifest")
+            raise NotFoundError(f"release {release.id} has no Expo manifest")
         return wire_response(attachment_view(row, release))
 
 
@@ -406,22 +394,20 @@ class ExpoDirectiveController(Controller):
         fields.app_id(app_id, "appId")
         principal.require(Action.ROLLBACK, app_id)
         if await db_session.get(App, app_id) is None:
-            raise Problem(404, "not-found", f"no app {app_id!r}")
+            raise NotFoundError(f"no app {app_id!r}")
         if not PLATFORM.fullmatch(data.platform):
-            raise Problem(422, "invalid", "platform is android or ios", field="platform")
+            raise InvalidInputError("platform is android or ios", field="platform")
         if not CHANNEL.fullmatch(data.channel):
-            raise Problem(422, "invalid", "channel is not valid", field="channel")
+            raise InvalidInputError("channel is not valid", field="channel")
         if not RUNTIME_VERSION.fullmatch(data.runtime_version):
-            raise Problem(422, "invalid", "runtimeVersion is not valid", field="runtimeVersion")
+            raise InvalidInputError("runtimeVersion is not valid", field="runtimeVersion")
         try:
             body = roll_back_directive(data.commit_time)
         except HotPatchError as exc:
-            raise Problem(422, "invalid", str(exc), field="commitTime") from None
+            raise InvalidInputError(str(exc), field="commitTime") from None
         committed = datetime.strptime(data.commit_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         if abs(committed - now) > _COMMIT_SKEW:
-            raise Problem(
-                422,
-                "invalid",
+            raise InvalidInputError(
                 f"commitTime {data.commit_time} is more than 10 minutes from the server's "
                 f"clock ({commit_time(now)}); make the directive now",
                 field="commitTime",
@@ -440,9 +426,7 @@ class ExpoDirectiveController(Controller):
         key = (app_id, data.platform, data.channel, data.runtime_version)
         row = await db_session.get(ExpoDirective, key)
         if row is not None and row.commit_time >= data.commit_time:
-            raise Problem(
-                409,
-                "directive-not-newer",
+            raise DirectiveNotNewerError(
                 f"a rollback to the embedded bundle committed at {row.commit_time} exists; "
                 "a new one must be committed later",
                 field="commitTime",

@@ -44,7 +44,7 @@ from hotpatch_server.deps import (
 from hotpatch_server.errors import InvalidInputError
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Release
-from hotpatch_server.patches import generate_patches
+from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.releases.service import (
@@ -122,7 +122,7 @@ class ReleaseController(Controller):
         """Multipart: ``appId``, ``manifest`` (envelope), ``archive`` (zip), ``rollout`` (%).
 
         After the answer is sent, patches to the new release are made in the
-        background (:mod:`hotpatch_server.patches`).
+        background (:mod:`hotpatch_server.patches.service`).
         """
         await limits.publish.enforce(principal.key_id, now.timestamp())
         if not principal.may(Action.PUBLISH):  # a viewer: refused before the body is read

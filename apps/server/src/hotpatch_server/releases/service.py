@@ -27,7 +27,6 @@ from hotpatch_core.release import VerifiedRelease, verify_publication
 from hotpatch_core.trust import load_trust_root
 from hotpatch_server.audit import record
 from hotpatch_server.auth import Action, Principal
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.errors import (
     ContentMismatchError,
@@ -40,7 +39,8 @@ from hotpatch_server.errors import (
     VersionExistsError,
 )
 from hotpatch_server.models import App, Device, Installation, Patch, Release, utc
-from hotpatch_server.patches import register_patch
+from hotpatch_server.patches.service import register_patch
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = [
     "UNSEEN_WARNING_MIN",

@@ -19,8 +19,8 @@ import attrs
 from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hotpatch_server.blobs import BlobStore, file_system_now
 from hotpatch_server.models import CodePushDiff, ExpoAsset, Patch, Release
+from hotpatch_server.storage.blobs import BlobStore, file_system_now
 
 __all__ = ["CleanupReport", "clean_up", "referenced_blobs"]
 

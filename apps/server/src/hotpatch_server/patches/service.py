@@ -14,7 +14,6 @@ its base. Several processes may race to make the same patch: the unique
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import io
 import logging
@@ -22,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -34,11 +33,11 @@ from hotpatch_core.manifest import decode_manifest
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_diff import PatchSide, make_patch
-from hotpatch_server.blobs import BlobStore
 from hotpatch_server.cache import ActiveReleases
 from hotpatch_server.errors import PatchRejectedError
 from hotpatch_server.models import Device, EmbeddedBundle, Patch, Release
-from hotpatch_server.problems import Problem, disk_full
+from hotpatch_server.problems import disk_full
+from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = [
     "BASES",
@@ -46,13 +45,11 @@ __all__ = [
     "extracted",
     "generate_patches",
     "log_failure",
-    "newest_fitting",
-    "register_embedded_bundle",
     "register_patch",
     "store_bytes",
 ]
 
-log = logging.getLogger("hotpatch_server.patches")
+log = logging.getLogger("hotpatch_server.patches.service")
 
 #: The newest releases of the channel always patched from (besides what devices run).
 BASES: Final = 3
@@ -322,99 +319,3 @@ async def _generate(
     if added:
         await active_releases.invalidate(target.app_id, target.platform, target.channel)
     return added
-
-
-class EmbeddedUpload(Protocol):
-    """What a registration carries (``hotpatch_server.apps.controller.NewEmbedded``)."""
-
-    platform: str
-    native_version: str
-    archive: str
-
-    @property
-    def files(self) -> Sequence[Any]: ...
-
-
-async def register_embedded_bundle(
-    session: AsyncSession,
-    store: BlobStore,
-    app_id: str,
-    upload: EmbeddedUpload,
-    tmp_dir: Path,
-    now: datetime,
-    max_expanded: int,
-) -> EmbeddedBundle:
-    """Check and store the bundle embedded in one native version; raise a 4xx Problem if bad.
-
-    Its files may add up to at most ``max_expanded`` bytes: they are
-    expanded in memory to check them, and later to make patches from them.
-    """
-    from hotpatch_diff import embedded_id  # noqa: PLC0415
-
-    if upload.platform not in {"android", "ios"}:
-        raise Problem(422, "invalid", "platform is android or ios", field="platform")
-    try:
-        Version.parse_native(upload.native_version)
-        files = tuple(FileEntry(f.path, f.sha256, f.size) for f in upload.files)
-        try:
-            check_expanded("the embedded bundle", files, max_expanded)
-        except ExpandsTooFarError as exc:
-            raise Problem(
-                413,
-                "too-large",
-                f"the server does not expand bundles this large: {exc} "
-                "(HOTPATCH_MAX_EXPANDED_BYTES)",
-                field="files",
-            ) from None
-        data = base64.b64decode(upload.archive.encode("ascii"), validate=True)
-        if len(data) > MAX_ARCHIVE:
-            raise Problem(
-                413, "too-large", f"the archive exceeds {MAX_ARCHIVE} bytes", field="archive"
-            )
-        limits = ArchiveLimits(max_files=max(1, len(files)))
-        await asyncio.to_thread(
-            extract_archive, io.BytesIO(data), files, MemorySink(), limits=limits
-        )
-    except (HotPatchError, ValueError, UnicodeEncodeError) as exc:
-        raise Problem(
-            422, "invalid", f"not a valid embedded bundle: {exc}", field="archive"
-        ) from None
-    sha256 = await store_bytes(store, data, tmp_dir)
-    bundle = EmbeddedBundle(
-        app_id=app_id,
-        platform=upload.platform,
-        native_version=upload.native_version,
-        base_id=embedded_id(app_id, upload.platform, upload.native_version, files),
-        files=[{"path": f.path, "sha256": f.sha256, "size": f.size} for f in files],
-        archive_sha256=sha256,
-        archive_length=len(data),
-        created_at=now,
-    )
-    session.add(bundle)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise Problem(
-            409, "embedded-exists",
-            f"native version {upload.native_version} already has an embedded bundle",
-        ) from None  # fmt: skip
-    return bundle
-
-
-async def newest_fitting(session: AsyncSession, bundle: EmbeddedBundle) -> list[int]:
-    """Return the newest active release of each channel whose binary range fits ``bundle``."""
-    rows = await session.scalars(
-        select(Release)
-        .where(
-            Release.app_id == bundle.app_id,
-            Release.platform == bundle.platform,
-            Release.active.is_(True),
-        )
-        .order_by(Release.epoch.desc(), Release.sequence.desc())
-    )
-    native = Version.parse_native(bundle.native_version)
-    newest: dict[str, int] = {}
-    for row in rows.all():
-        if row.channel not in newest and BinaryRange.parse(row.binary_range).contains(native):
-            newest[row.channel] = row.id
-    return list(newest.values())

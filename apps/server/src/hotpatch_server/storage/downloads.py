@@ -13,11 +13,11 @@ from litestar.params import FromPath
 from litestar.response import Stream
 from sqlalchemy import update
 
-from hotpatch_server.blobs import LocalBlobStore
 from hotpatch_server.deps import BlobStoreDep, DbSession, Now
 from hotpatch_server.errors import NoSuchBlobError
 from hotpatch_server.models import Patch
 from hotpatch_server.problems import Problem
+from hotpatch_server.storage.blobs import LocalBlobStore
 
 __all__ = ["download_blob", "read_range"]
 
