@@ -14,10 +14,13 @@ import pytest
 
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.manifest import Platform
 from hotpatch_core.protocol import (
     CheckAnswer,
+    CheckRequest,
     InstallationReport,
     ReportReceipt,
+    check_query,
     read_check_answer,
 )
 from hotpatch_core.publishing import (
@@ -78,6 +81,43 @@ def test_the_schema_refuses_an_answer_that_breaks_it(
         jsonschema.validate(answer, _response_schema(server, "get"))
     with pytest.raises(SchemaError):
         read_check_answer(answer)
+
+
+def _check_request_schema(server: Server) -> dict[str, Any]:
+    document = server.client.get("/schema/openapi.json").json()
+    body = document["paths"]["/update/check"]["post"]["requestBody"]
+    schema: dict[str, Any] = body["content"]["application/json"]["schema"]
+    return schema | {"components": document["components"]}
+
+
+def test_the_check_a_device_sends_follows_the_published_schema(server: Server) -> None:
+    """One CheckRequest: its body validates, and as body or query it gets the same answer."""
+    v1 = server.published(1)
+    server.published(2)
+    request = CheckRequest(
+        app_id=APP_ID,
+        platform=Platform.ANDROID,
+        device_id="device-1",
+        native_version="1.0.0",
+        current_manifest_id=v1["manifestId"],
+    )
+    schema = _check_request_schema(server)
+    assert schema["required"] == ["appId", "platform", "deviceId", "nativeVersion"]
+    jsonschema.validate(unstructure(request), schema)
+    by_post = server.client.post("/update/check", json=unstructure(request))
+    by_get = server.client.get("/update/check", params=check_query(request))
+    assert by_post.status_code == by_get.status_code == 200, (by_post.text, by_get.text)
+    assert by_post.json() == by_get.json()
+    assert by_post.json()["sequence"] == 2
+    for bad in ({"channel": "Prod"}, {"currentManifestId": "a" * 63}, {"deviceId": ""}):
+        body = unstructure(request) | bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, schema)
+        with pytest.raises(SchemaError):
+            structure(body, CheckRequest)
+        answer = server.client.post("/update/check", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == next(iter(bad)), answer.json()
 
 
 def _report_schema(server: Server) -> dict[str, Any]:

@@ -5,7 +5,7 @@ publisher API's answers (:mod:`hotpatch_core.publishing`) are core attrs
 documents. A handler returns ``wire_response(document)`` and is annotated
 ``-> Response[Document]``: the body is what the wire converter writes
 (camelCase, ``None`` fields left out). A handler that takes a document
-declares ``data: Annotated[dict[str, Any], Body(), WireBody(Document)]`` and
+declares ``data: Annotated[JsonObject, Body(), WireBody(Document)]`` and
 calls :func:`read_body`: the converter reads it (a bad field is a 422 naming
 it). :class:`WireSchemaPlugin` gives both the OpenAPI schema of the same
 shape, from the same attrs class. (msgspec would encode and decode an attrs
@@ -29,9 +29,11 @@ from hotpatch_core.errors import SchemaError
 from hotpatch_core.wire import camel, structure, unstructure
 from hotpatch_server.problems import Problem
 
-__all__ = ["WireBody", "WireSchemaPlugin", "read_body", "wire_response"]
+__all__ = ["JsonObject", "WireBody", "WireSchemaPlugin", "read_body", "wire_response"]
 
 T = TypeVar("T")
+#: A JSON object as a request body arrives, before the wire converter reads it.
+JsonObject = dict[str, object]
 
 
 def wire_response(document: T, status_code: int = 200) -> Response[T]:
@@ -47,7 +49,7 @@ class WireBody:
     kind: type[Any]
 
 
-def read_body(value: dict[str, Any], kind: type[T]) -> T:
+def read_body(value: JsonObject, kind: type[T]) -> T:
     """Read a request body as ``kind``, or raise a 422 problem naming the field at fault."""
     try:
         return structure(value, kind)

@@ -40,7 +40,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -117,7 +117,7 @@ from hotpatch_core.machine import (
     trusted_root,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
-from hotpatch_core.protocol import NAME, NAME_RULE, read_check_answer
+from hotpatch_core.protocol import NAME, NAME_RULE, CheckRequest, check_query, read_check_answer
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease, verify_release
 from hotpatch_core.strictjson import loads
 from hotpatch_core.trust import TrustRoot
@@ -726,13 +726,17 @@ class Agent:
                 elif isinstance(action, Download):
                     archive = self._download(action.release, (urls or _Urls()).archive, progress)
                     queue += self._feed(DownloadFinished(archive.sha256, archive.length))
-                elif isinstance(action, Install) and archive is not None:
+                elif isinstance(action, Install):
+                    if archive is None:  # the machine asks only after DownloadFinished, above
+                        raise RuntimeError(
+                            f"asked to install {action.release.manifest_id} unfetched"
+                        )
                     queue += self._install(action.release, archive, progress)
         finally:
             if archive is not None:
                 archive.handle.close()
 
-    def _get(self, path: str, params: dict[str, Any], cap: int, what: str) -> bytes | None:
+    def _get(self, path: str, params: Mapping[str, str], cap: int, what: str) -> bytes | None:
         """GET ``path``; return its body (at most ``cap`` bytes), or None for a 404.
 
         The whole request ends by ``DownloadPolicy.request_deadline``.
@@ -793,15 +797,15 @@ class Agent:
     def _ask(self, request: RequestCheck) -> _Answer:
         """Send the update check; return what its answer says (its signed parts undecided)."""
         c = self.config
-        params: dict[str, Any] = {
-            "appId": c.app_id,
-            "platform": c.platform.value,
-            "channel": c.channel,
-            "deviceId": self._device_id,
-            "nativeVersion": request.native_version or c.native_version,
-        }
-        if request.current is not None:
-            params["currentManifestId"] = request.current.manifest_id
+        check = CheckRequest(
+            app_id=c.app_id,
+            platform=c.platform,
+            device_id=self._device_id,
+            native_version=request.native_version or c.native_version,
+            channel=c.channel,
+            current_manifest_id=None if request.current is None else request.current.manifest_id,
+        )
+        params = check_query(check)
         body = self._get("/update/check", params, c.limits.check_answer_bytes, "update check")
         if body is None:
             raise NetworkError("update check got HTTP 404", retryable=False)

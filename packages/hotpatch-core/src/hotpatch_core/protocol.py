@@ -27,20 +27,25 @@ import attrs
 
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
+from hotpatch_core.manifest import Platform
 from hotpatch_core.wire import camel, matches, structure
 
 __all__ = [
+    "CHANNEL",
     "MANIFEST_ID",
     "NAME",
     "NAME_CHARS",
     "NAME_RULE",
+    "NATIVE_TEXT",
     "SHA256_RULE",
     "SHA256_SCHEMA",
     "CheckAnswer",
+    "CheckRequest",
     "DeviceRegistered",
     "InstallationReport",
     "PatchOffer",
     "ReportReceipt",
+    "check_query",
     "read_check_answer",
 ]
 
@@ -69,11 +74,74 @@ _name: Final = matches(NAME, NAME_RULE)
 #: ``attrs.field(validator=SHA256_RULE, metadata=SHA256_SCHEMA)``.
 SHA256_RULE: Final = _manifest_id
 SHA256_SCHEMA: Final = {"schema": _ID_SCHEMA}
+#: A channel name.
+CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+#: A native (binary) version as a device sends it; parsed by ``Version.parse_native``.
+NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
+_CHANNEL_SCHEMA: Final = {
+    "pattern": f"^[a-z0-9][a-z0-9._-]*{_END}",
+    "min_length": 1,
+    "max_length": 64,
+}
+_NATIVE_SCHEMA: Final = {"pattern": f"^[0-9A-Za-z.+-]+{_END}", "min_length": 1, "max_length": 64}
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value <= 0:
         raise SchemaError("must be greater than zero", camel(attribute.name))
+
+
+@attrs.frozen
+class CheckRequest:
+    """An update check as a device sends it (§4): ``GET /update/check``'s query, or the POST body.
+
+    Without ``currentManifestId`` the device runs its embedded bundle. The
+    server also reads ``appVersion`` and ``binaryVersion`` as names of
+    ``nativeVersion``, and ``currentEpoch`` + ``currentSequence`` as the
+    position of the running release, for clients that have no manifest id.
+    """
+
+    app_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    platform: Platform
+    device_id: str = attrs.field(validator=_name, metadata={"schema": _NAME_SCHEMA})
+    native_version: str = attrs.field(
+        validator=matches(NATIVE_TEXT, "1 to 64 characters of 0-9 A-Z a-z . + -"),
+        metadata={"schema": _NATIVE_SCHEMA},
+    )
+    channel: str = attrs.field(
+        default="production",
+        validator=matches(CHANNEL, "a lowercase letter or digit, then up to 63 of a-z 0-9 . _ -"),
+        metadata={"schema": _CHANNEL_SCHEMA},
+    )
+    current_manifest_id: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_manifest_id),
+        metadata={"schema": _ID_SCHEMA},
+    )
+    #: The running release's position, for a client without its manifest id.
+    current_epoch: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
+    current_sequence: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
+
+
+def check_query(request: CheckRequest) -> dict[str, str]:
+    """Return ``request`` as the query string of ``GET /update/check`` (wire names)."""
+    query = {
+        "appId": request.app_id,
+        "platform": request.platform.value,
+        "channel": request.channel,
+        "deviceId": request.device_id,
+        "nativeVersion": request.native_version,
+    }
+    if request.current_manifest_id is not None:
+        query["currentManifestId"] = request.current_manifest_id
+    if request.current_sequence is not None:
+        query["currentSequence"] = str(request.current_sequence)
+        query["currentEpoch"] = str(request.current_epoch or 1)
+    return query
 
 
 @attrs.frozen

@@ -17,9 +17,8 @@ needs no HTTP: every device protocol calls it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 import attrs
 
@@ -122,7 +121,7 @@ class CheckService:
     #: Signs the channel head sent with every answer; None when no timestamp key is set.
     heads: ChannelHeads | None = None
 
-    async def check(self, params: dict[str, Any]) -> CheckAnswer:
+    async def check(self, params: Mapping[str, object]) -> CheckAnswer:
         """Validate, rate-limit, note the device, choose from the cache, answer."""
         query = parse_check(params)
         now = self.clock()

@@ -16,6 +16,7 @@ from litestar.params import Body, JSONBody, SkipValidation
 
 from hotpatch_core.protocol import (
     CheckAnswer,
+    CheckRequest,
     DeviceRegistered,
     InstallationReport,
     ReportReceipt,
@@ -27,7 +28,7 @@ from hotpatch_server.devices.reports import Report, record_installation
 from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.ratelimit import Limits, client_address
-from hotpatch_server.wire_schema import WireBody, read_body, wire_response
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
 __all__ = ["DeviceController", "DeviceRegistration"]
 
@@ -70,7 +71,7 @@ class DeviceController(Controller):
     @post("/update/check", status_code=200, summary="Check for an update (JSON body)")
     async def check_post(
         self,
-        data: JSONBody[dict[str, Any]],
+        data: Annotated[JsonObject, Body(), WireBody(CheckRequest)],
         check_service: NamedDependency[SkipValidation[CheckService]],
     ) -> Response[CheckAnswer]:
         """Answer the same check from a JSON body (``appId``, ``platform``, ``deviceId``, ...)."""
@@ -111,7 +112,7 @@ class DeviceController(Controller):
     async def report(
         self,
         request: Request[Any, Any, Any],
-        data: Annotated[dict[str, Any], Body(), WireBody(InstallationReport)],
+        data: Annotated[JsonObject, Body(), WireBody(InstallationReport)],
         db_session: DbSession,
         now: Now,
         app_metrics: NamedDependency[SkipValidation[Metrics]],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Final
 
 import attrs
 
 from hotpatch_core.errors import VersionSyntaxError
-from hotpatch_core.protocol import MANIFEST_ID, NAME
+from hotpatch_core.protocol import CHANNEL, MANIFEST_ID, NAME, NATIVE_TEXT
 from hotpatch_core.versions import Version
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server.errors import InvalidInputError
@@ -30,9 +31,7 @@ __all__ = [
 # checks each against the columns it lands in.
 #: App ids and device ids as devices send them (the same rule as in their reports).
 DEVICE_ID: Final = NAME
-CHANNEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 PLATFORM: Final = re.compile(r"android|ios")
-NATIVE_TEXT: Final = re.compile(r"[0-9A-Za-z.+-]{1,64}")
 
 
 @attrs.frozen
@@ -51,7 +50,7 @@ class CheckQuery:
     current_position: tuple[int, int] | None
 
 
-def _field(params: dict[str, Any], *names: str) -> str | None:
+def _field(params: Mapping[str, object], *names: str) -> str | None:
     for name in names:
         value = params.get(name)
         if value is not None and value != "":
@@ -59,7 +58,7 @@ def _field(params: dict[str, Any], *names: str) -> str | None:
     return None
 
 
-def _required(params: dict[str, Any], pattern: re.Pattern[str], *names: str) -> str:
+def _required(params: Mapping[str, object], pattern: re.Pattern[str], *names: str) -> str:
     value = _field(params, *names)
     if value is None:
         raise InvalidInputError(f"{names[0]} is required", field=names[0])
@@ -74,8 +73,10 @@ def native_version(text: str) -> Version:
     return Version.parse_native(text)
 
 
-def parse_check(params: dict[str, Any]) -> CheckQuery:
-    """Validate check parameters (query string or JSON body).
+def parse_check(params: Mapping[str, object]) -> CheckQuery:
+    """Validate check parameters: a query string, or a JSON body.
+
+    Both are :class:`~hotpatch_core.protocol.CheckRequest` on the wire.
 
     ``appVersion`` and ``binaryVersion`` are accepted as names of ``nativeVersion``.
     """
