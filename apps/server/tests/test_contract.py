@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import jsonschema
 import pytest
 
@@ -29,11 +30,14 @@ from hotpatch_core.publishing import (
     CreatedApiKey,
     CreatedDeploymentKey,
     DeploymentKeyView,
+    EmbeddedRegistration,
+    ExpoAttachment,
+    ExpoRollBack,
     ReleaseStats,
     ReleaseView,
     Tokens,
 )
-from hotpatch_core.wire import structure, unstructure
+from hotpatch_core.wire import camel, structure, unstructure
 from hotpatch_server.testing import APP_ID, Server
 
 BUNDLE = b"".join(b"function f%d(a){return a+%d}\n" % (i, i) for i in range(4000))
@@ -267,3 +271,36 @@ def test_every_credential_answer_follows_the_published_schema(server: Server) ->
         assert all("key" not in row for row in rows.json())  # secrets are shown once
     assert "key" not in revoked.json()
     assert revoked.json()["revokedAt"] is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind", "required"),
+    [
+        ("post", "/apps/{app_id}/embedded", EmbeddedRegistration,
+         ["platform", "nativeVersion", "archive", "files"]),
+        ("put", "/releases/{release_id}/expo", ExpoAttachment, ["runtimeVersion"]),
+        ("post", "/releases/{release_id}/expo/preview", ExpoAttachment, ["runtimeVersion"]),
+        ("put", "/apps/{app_id}/expo/roll-back-to-embedded", ExpoRollBack,
+         ["platform", "runtimeVersion", "commitTime"]),
+    ],
+)  # fmt: skip
+def test_publisher_request_bodies_are_the_core_documents(
+    server: Server, method: str, path: str, kind: type[Any], required: list[str]
+) -> None:
+    """The published body schema is the document's; a field it lacks is a 422, nothing stored."""
+    document = server.client.get("/schema/openapi.json").json()
+    body = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    assert schema["title"] == kind.__name__
+    assert schema["required"] == required
+    assert set(schema["properties"]) == {camel(field.name) for field in attrs.fields(kind)}
+    release = server.published(1)
+    url = path.format(app_id=APP_ID, release_id=release["id"])
+    sent = dict.fromkeys(required, "x") | {"runtimeVerison": "1.0.0"}
+    answer = server.client.request(method.upper(), url, json=sent, headers=server.auth())
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "runtimeVerison"
+    assert (
+        server.client.get(f"/releases/{release['id']}/expo", headers=server.auth()).status_code
+        == 404
+    )

@@ -35,13 +35,16 @@ from hotpatch_core.publishing import (
     AppView,
     CreatedDeploymentKey,
     DeploymentKeyView,
+    EmbeddedRegistration,
     EmbeddedView,
+    ExpoAttachment,
     ExpoDirectiveView,
+    ExpoRollBack,
     ExpoUpdateView,
     PatchView,
     ReleaseView,
 )
-from hotpatch_core.wire import structure
+from hotpatch_core.wire import structure, unstructure
 
 __all__ = ["Api", "ProgressReader"]
 
@@ -282,8 +285,9 @@ class Api:
         body = {"baseManifestId": base_manifest_id, "patch": base64.b64encode(patch).decode()}
         return self._read(PatchView, "POST", f"/releases/{release_id}/patches", json=body)
 
-    def register_embedded(self, app_id: str, body: dict[str, Any]) -> EmbeddedView:
+    def register_embedded(self, app_id: str, bundle: EmbeddedRegistration) -> EmbeddedView:
         """Register the bundle shipped in one native version as a patch base."""
+        body = unstructure(bundle)
         return self._read(
             EmbeddedView, "POST", f"/apps/{quote(app_id, safe='')}/embedded", json=body
         )
@@ -324,8 +328,9 @@ class Api:
             f"/apps/{quote(app_id, safe='')}/deployment-keys/{quote(key_id, safe='')}",
         )
 
-    def expo_preview(self, release_id: int, body: dict[str, Any]) -> bytes:
+    def expo_preview(self, release_id: int, attachment: ExpoAttachment) -> bytes:
         """Return the exact Expo manifest bytes the server would serve for ``release_id``."""
+        body = unstructure(attachment)
         try:
             response = self._http.post(f"/releases/{release_id}/expo/preview", json=body)
         except httpx.HTTPError as exc:
@@ -336,12 +341,14 @@ class Api:
             raise self._error(response)
         return response.content
 
-    def expo_attach(self, release_id: int, body: dict[str, Any]) -> ExpoUpdateView:
+    def expo_attach(self, release_id: int, attachment: ExpoAttachment) -> ExpoUpdateView:
         """Attach a release's Expo manifest (and its signature)."""
+        body = unstructure(attachment)
         return self._read(ExpoUpdateView, "PUT", f"/releases/{release_id}/expo", json=body)
 
-    def expo_roll_back(self, app_id: str, body: dict[str, Any]) -> ExpoDirectiveView:
+    def expo_roll_back(self, app_id: str, rollback: ExpoRollBack) -> ExpoDirectiveView:
         """Roll an Expo channel's runtime version back to the embedded bundle."""
+        body = unstructure(rollback)
         return self._read(
             ExpoDirectiveView,
             "PUT",

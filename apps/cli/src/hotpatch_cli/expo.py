@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 from cryptography import x509
@@ -35,9 +35,12 @@ from hotpatch_core.archive import check_path
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.expo import expo_manifest
 from hotpatch_core.manifest import Platform, ReleaseManifest
-from hotpatch_core.publishing import ExpoUpdateView
+from hotpatch_core.publishing import ExpoAttachment, ExpoRollBack, ExpoUpdateView
 
 __all__ = ["ExpoOptions", "attach", "export_files", "sign"]
+
+#: A request that carries an Expo code signature.
+Signable = TypeVar("Signable", ExpoAttachment, ExpoRollBack)
 
 _EXT: Final = re.compile(r"[0-9A-Za-z]{1,16}")
 _ASSET_PATH: Final = re.compile(r"assets/[0-9A-Za-z_-]{1,128}")
@@ -108,7 +111,7 @@ class ExpoOptions:
 
     runtime_version: str
     #: The app's public Expo config (``npx expo config --type public --json``), if given.
-    config: dict[str, Any] | None = None
+    config: dict[str, object] | None = None
     #: PEM private key and certificate (``npx expo-updates codesigning:generate``) and key id.
     signing_key: Path | None = None
     certificate: Path | None = None
@@ -146,11 +149,11 @@ class ExpoOptions:
         )
 
 
-def sign(options: ExpoOptions, body: bytes) -> dict[str, str]:
-    """Sign ``body``, check the signature against the certificate as a device will; return fields.
+def sign(options: ExpoOptions, body: bytes, document: Signable) -> Signable:
+    """Sign ``body``, check the signature against the certificate as a device will.
 
-    The fields are those the server takes with it: ``signature``, ``keyId``
-    and ``certificate``.
+    Return ``document`` (the request that sends ``body``'s source to the
+    server) with its ``signature``, ``keyId`` and ``certificate`` set.
     """
     assert options.signing_key is not None  # noqa: S101 - only called with a key
     assert options.certificate is not None  # noqa: S101
@@ -170,11 +173,12 @@ def sign(options: ExpoOptions, body: bytes) -> dict[str, str]:
             "--expo-signing-key is not the key of --expo-certificate",
             hint="use the pair `npx expo-updates codesigning:generate` wrote",
         ) from None
-    return {
-        "signature": base64.b64encode(signature).decode(),
-        "keyId": options.key_id,
-        "certificate": certificate,
-    }
+    return attrs.evolve(
+        document,
+        signature=base64.b64encode(signature).decode(),
+        key_id=options.key_id,
+        certificate=certificate,
+    )
 
 
 def _public_url(served: bytes) -> str:
@@ -198,10 +202,8 @@ def attach(  # noqa: PLR0913, PLR0917 - the release, what to make of it, where t
     step: Callable[[str], None],
 ) -> ExpoUpdateView:
     """Attach (and sign) the Expo manifest of a release whose signed manifest is ``manifest``."""
-    body: dict[str, Any] = {"runtimeVersion": options.runtime_version}
-    if options.config is not None:
-        body["expoClient"] = options.config
-    served = api.expo_preview(release_id, body)
+    attachment = ExpoAttachment(options.runtime_version, expo_client=options.config)
+    served = api.expo_preview(release_id, attachment)
     # The server names its public URL in the asset URLs; everything else must be
     # what the signed release says, byte for byte, before anything is signed.
     public_url = _public_url(served)
@@ -222,6 +224,6 @@ def attach(  # noqa: PLR0913, PLR0917 - the release, what to make of it, where t
         )
     step(f"Expo manifest for runtime {options.runtime_version}: assets served from {public_url}")
     if options.signing_key is not None:
-        body.update(sign(options, served))
+        attachment = sign(options, served, attachment)
         step(f"signed it with keyid {options.key_id!r}")
-    return api.expo_attach(release_id, body)
+    return api.expo_attach(release_id, attachment)

@@ -49,8 +49,18 @@ class WireBody:
     kind: type[Any]
 
 
-def read_body(value: JsonObject, kind: type[T]) -> T:
-    """Read a request body as ``kind``, or raise a 422 problem naming the field at fault."""
+def read_body(value: JsonObject, kind: type[T], *, known_fields_only: bool = False) -> T:
+    """Read a request body as ``kind``, or raise a 422 problem naming the field at fault.
+
+    With ``known_fields_only`` a field ``kind`` does not have is refused too
+    (publisher bodies, where it is a typo; a device's newer fields are not).
+    """
+    if known_fields_only:
+        known = {camel(field.name) for field in attrs.fields(cast("Any", kind)) if field.init}
+        unknown = sorted(name for name in value if name not in known)
+        if unknown:
+            shown = unknown[0][:40]
+            raise Problem(422, "invalid", f"unknown field {shown!r}", field=shown)
     try:
         return structure(value, kind)
     except SchemaError as exc:

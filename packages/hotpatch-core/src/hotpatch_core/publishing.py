@@ -1,8 +1,11 @@
-"""The publisher API's answers, defined once (docs/reference/api.md).
+"""The publisher API's answers and request bodies, defined once (docs/reference/api.md).
 
-The server builds these documents and returns them through the wire
-converter (:mod:`hotpatch_core.wire`), with their OpenAPI schemas made from
-the same classes; the command-line tool reads the same classes back. A
+The server builds the answers and returns them through the wire converter
+(:mod:`hotpatch_core.wire`), with their OpenAPI schemas made from the same
+classes; the command-line tool reads the same classes back. The request
+bodies (:class:`EmbeddedRegistration`, :class:`ExpoAttachment`,
+:class:`ExpoRollBack`) go the other way: the tool writes them, the server
+reads them with the same converter and refuses a field it does not know. A
 field the server adds later is ignored by an older reader; a field it
 drops fails the reader's :func:`~hotpatch_core.wire.structure` by name.
 
@@ -30,8 +33,12 @@ __all__ = [
     "CreatedApiKey",
     "CreatedDeploymentKey",
     "DeploymentKeyView",
+    "EmbeddedFile",
+    "EmbeddedRegistration",
     "EmbeddedView",
+    "ExpoAttachment",
     "ExpoDirectiveView",
+    "ExpoRollBack",
     "ExpoUpdateView",
     "PatchStats",
     "PatchView",
@@ -246,3 +253,61 @@ class ExpoDirectiveView:
     directive: str
     created_at: datetime
     created_by: str
+
+
+@attrs.frozen
+class EmbeddedFile:
+    """One file of an embedded bundle, as the archive holds it."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@attrs.frozen
+class EmbeddedRegistration:
+    """The bundle shipped in one native version (``POST /apps/{appId}/embedded``).
+
+    ``archive`` is the deterministic archive of ``files`` as base64 text; the
+    server checks every file of it against the list with the strict extractor.
+    """
+
+    platform: str
+    native_version: str
+    archive: str
+    files: tuple[EmbeddedFile, ...]
+
+
+@attrs.frozen
+class ExpoAttachment:
+    """What makes a release's Expo manifest (``PUT /releases/{id}/expo``), maybe signed.
+
+    ``signature``, ``keyId`` and ``certificate`` go together: a base64
+    RSASSA-PKCS1-v1_5 SHA-256 signature of the manifest bytes the preview
+    route returned, the key id the app expects, and the PEM code-signing
+    certificate the app embeds.
+    """
+
+    runtime_version: str
+    #: The app's public Expo config (``npx expo config --type public --json``).
+    expo_client: dict[str, object] | None = None
+    signature: str | None = None
+    key_id: str | None = None
+    certificate: str | None = None
+
+
+@attrs.frozen
+class ExpoRollBack:
+    """Roll one channel's runtime version back to the binary's embedded bundle.
+
+    The body of ``PUT /apps/{appId}/expo/roll-back-to-embedded``;
+    ``commitTime`` (``YYYY-MM-DDTHH:mm:ss.sssZ``) is part of what is signed.
+    """
+
+    platform: str
+    runtime_version: str
+    commit_time: str
+    channel: str = "production"
+    signature: str | None = None
+    key_id: str | None = None
+    certificate: str | None = None

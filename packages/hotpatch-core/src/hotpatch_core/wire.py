@@ -172,6 +172,8 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bytes, _structure_bytes)
     converter.register_unstructure_hook(bytes, _unstructure_bytes)
     converter.register_structure_hook(PublicKey, _structure_public_key)
+    # ``object`` is any JSON value, passed through as parsed (an Expo app config).
+    converter.register_structure_hook_func(lambda kind: kind is object, _as_parsed)
     converter.register_unstructure_hook(PublicKey, PublicKey.to_base64)
 
     def structure_factory(cls: type[Any]) -> Any:
@@ -191,6 +193,10 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(attrs.has, structure_factory)
     converter.register_unstructure_hook_factory(attrs.has, unstructure_factory)
     return converter
+
+
+def _as_parsed(value: object, _kind: object) -> object:
+    return value
 
 
 @cache

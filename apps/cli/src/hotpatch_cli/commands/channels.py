@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -21,18 +20,18 @@ from hotpatch_cli.context import Context
 from hotpatch_cli.errors import ConflictError, UsageError
 from hotpatch_cli.output import table
 from hotpatch_core.errors import HotPatchError
-from hotpatch_core.publishing import ReleaseView
+from hotpatch_core.publishing import ExpoUpdateView, ReleaseView
 from hotpatch_core.release import sign_release
 from hotpatch_core.wire import unstructure
 
 __all__ = ["promote", "release_result", "releases_list", "rollback", "rollout"]
 
 
-def release_result(ctx: Context, release: ReleaseView, expo: dict[str, Any] | None) -> None:
+def release_result(ctx: Context, release: ReleaseView, expo: ExpoUpdateView | None) -> None:
     """Print a release the server answered with (and what expo-updates is served, if any)."""
-    document: dict[str, Any] = unstructure(release)
+    document: dict[str, object] = unstructure(release)
     if expo is not None:
-        document["expo"] = expo
+        document["expo"] = unstructure(expo)
     ctx.output.result(document, summary(release))
 
 

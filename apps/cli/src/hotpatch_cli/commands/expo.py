@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from hotpatch_cli.api import Api
 from hotpatch_cli.commands.common import signed_manifest
@@ -12,7 +11,7 @@ from hotpatch_cli.errors import UsageError
 from hotpatch_cli.expo import ExpoOptions, attach, sign
 from hotpatch_core.expo import commit_time, roll_back_directive
 from hotpatch_core.manifest import decode_manifest, manifest_id
-from hotpatch_core.publishing import ReleaseView
+from hotpatch_core.publishing import ExpoRollBack, ExpoUpdateView, ReleaseView
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.wire import unstructure
 
@@ -43,16 +42,14 @@ def expo_options(args: argparse.Namespace) -> ExpoOptions | None:
 
 def attach_expo(
     ctx: Context, api: Api, options: ExpoOptions | None, release: ReleaseView, envelope: bytes
-) -> dict[str, Any] | None:
+) -> ExpoUpdateView | None:
     """Serve a just-published release to expo-updates too, when asked to; return what was served."""
     if options is None:
         return None
     payload = decode_release_envelope(envelope).payload
-    served = attach(
+    return attach(
         api, release.id, decode_manifest(payload), manifest_id(payload), options, ctx.output.step
     )
-    document: dict[str, Any] = unstructure(served)
-    return document
 
 
 def expo_attach(ctx: Context, args: argparse.Namespace) -> None:
@@ -79,16 +76,16 @@ def expo_rollback_to_embedded(ctx: Context, args: argparse.Namespace) -> None:
     if options is None:
         raise UsageError("--runtime-version is required", hint="the app's runtimeVersion")
     when = commit_time(now())
-    body: dict[str, Any] = {
-        "platform": args.platform,
-        "channel": args.channel,
-        "runtimeVersion": options.runtime_version,
-        "commitTime": when,
-    }
+    rollback = ExpoRollBack(
+        platform=args.platform,
+        runtime_version=options.runtime_version,
+        commit_time=when,
+        channel=args.channel,
+    )
     if options.signing_key is not None:
-        body |= sign(options, roll_back_directive(when))
+        rollback = sign(options, roll_back_directive(when), rollback)
     with ctx.api() as api:
-        directive = api.expo_roll_back(app, body)
+        directive = api.expo_roll_back(app, rollback)
     signed = f", signed with keyid {directive.key_id!r}" if directive.signed else ", unsigned"
     ctx.output.result(
         unstructure(directive),

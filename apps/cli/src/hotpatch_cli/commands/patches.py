@@ -13,7 +13,7 @@ from hotpatch_cli.context import Context
 from hotpatch_cli.errors import UsageError
 from hotpatch_cli.pack import collect_files, pack_directory
 from hotpatch_core.errors import HotPatchError
-from hotpatch_core.publishing import ReleaseView
+from hotpatch_core.publishing import EmbeddedFile, EmbeddedRegistration, ReleaseView
 from hotpatch_core.versions import Version
 from hotpatch_core.wire import unstructure
 from hotpatch_diff import PatchSide, make_patch
@@ -60,15 +60,15 @@ def embedded_register(ctx: Context, args: argparse.Namespace) -> None:
     files = collect_files(Path(args.bundle_dir))
     with ctx.api() as api, tempfile.TemporaryDirectory(prefix="hotpatch-") as tmp:
         packed = pack_directory(files, Path(tmp) / "embedded.zip")
-        body = {
-            "platform": args.platform,
-            "nativeVersion": args.native_version,
-            "archive": base64.b64encode(packed.path.read_bytes()).decode(),
-            "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in packed.files],
-        }
+        bundle = EmbeddedRegistration(
+            platform=args.platform,
+            native_version=args.native_version,
+            archive=base64.b64encode(packed.path.read_bytes()).decode(),
+            files=tuple(EmbeddedFile(e.path, e.sha256, e.size) for e in packed.files),
+        )
         ctx.output.step(f"registering {len(files)} files as {app} {args.platform} "
                         f"{args.native_version}'s embedded bundle")  # fmt: skip
-        registered = api.register_embedded(app, body)
+        registered = api.register_embedded(app, bundle)
     ctx.output.result(
         unstructure(registered),
         f"embedded bundle of {args.platform} {args.native_version} registered (id "

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -43,7 +43,7 @@ from hotpatch_cli.pack import Packed, collect_files, pack_directory, release_man
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import Platform, manifest_id
-from hotpatch_core.publishing import ReleaseView
+from hotpatch_core.publishing import ExpoUpdateView, ReleaseView
 from hotpatch_core.release import decode_release_envelope, sign_release
 from hotpatch_core.versions import Version
 
@@ -312,7 +312,7 @@ def _sign(  # noqa: PLR0913, PLR0917 - the step's inputs
 
 def _upload(
     ctx: Context, api: Api, app: str, args: ReleaseArgs, signed: _Signed
-) -> tuple[ReleaseView, dict[str, Any] | None]:
+) -> tuple[ReleaseView, ExpoUpdateView | None]:
     """Upload the signed release (and serve it to expo-updates, if asked)."""
     out = ctx.output
     out.step("uploading")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, SkipValidation
+from litestar.params import Body, FromPath, JSONBody, SkipValidation
 from sqlalchemy import select
 
 from hotpatch_core.manifest import Platform
-from hotpatch_core.publishing import AppView, EmbeddedView
+from hotpatch_core.publishing import AppView, EmbeddedRegistration, EmbeddedView
 from hotpatch_server import fields
 from hotpatch_server.apps.service import add_app, app_view, rotate_root
 from hotpatch_server.audit import record_raw
@@ -29,9 +31,9 @@ from hotpatch_server.models import App
 from hotpatch_server.patches.embedded import newest_fitting, register_embedded_bundle
 from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.roots import TrustRootCache
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
-__all__ = ["AppController", "EmbeddedFile", "NewApp", "NewEmbedded", "NewTrustRoot"]
+__all__ = ["AppController", "NewApp", "NewTrustRoot"]
 
 
 class NewApp(msgspec.Struct, rename="camel"):
@@ -97,7 +99,7 @@ class AppController(Controller):
     async def register_embedded(
         self,
         app_id: FromPath[str],
-        data: JSONBody[NewEmbedded],
+        data: Annotated[JsonObject, Body(), WireBody(EmbeddedRegistration)],
         principal: PrincipalDep,
         db_session: DbSession,
         blob_store: BlobStoreDep,
@@ -119,7 +121,7 @@ class AppController(Controller):
             db_session,
             blob_store,
             app_id,
-            data,
+            read_body(data, EmbeddedRegistration, known_fields_only=True),
             settings.data_dir / "tmp",
             now,
             settings.max_expanded_bytes,
@@ -180,20 +182,3 @@ class AppController(Controller):
         await db_session.commit()
         trust_roots.forget(app_id)  # devices of this process's clients see it at once
         return wire_response(app_view(app))
-
-
-class EmbeddedFile(msgspec.Struct, rename="camel"):
-    """One file of an embedded bundle."""
-
-    path: str
-    sha256: str
-    size: int
-
-
-class NewEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """The bundle shipped in one native version, as a deterministic archive and its file list."""
-
-    platform: str
-    native_version: str
-    archive: str
-    files: list[EmbeddedFile]

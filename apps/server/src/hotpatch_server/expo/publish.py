@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-import msgspec
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from litestar import Controller, Response, get, post, put
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.params import Body, FromPath, PathParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.errors import HotPatchError, VersionSyntaxError
@@ -46,7 +45,12 @@ from hotpatch_core.expo import (
     update_id,
 )
 from hotpatch_core.manifest import Platform, ReleaseManifest, decode_manifest
-from hotpatch_core.publishing import ExpoDirectiveView, ExpoUpdateView
+from hotpatch_core.publishing import (
+    ExpoAttachment,
+    ExpoDirectiveView,
+    ExpoRollBack,
+    ExpoUpdateView,
+)
 from hotpatch_core.release import decode_release_envelope
 from hotpatch_core.versions import BinaryRange
 from hotpatch_server import fields
@@ -75,13 +79,11 @@ from hotpatch_server.patches.service import ExpandsTooFarError, extracted, store
 from hotpatch_server.releases.service import find_release
 from hotpatch_server.settings import Settings
 from hotpatch_server.storage.blobs import BlobStore
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
 __all__ = [
-    "ExpoAttachment",
     "ExpoDirectiveController",
     "ExpoReleaseController",
-    "RollBackToEmbedded",
     "verify_signature",
 ]
 
@@ -90,19 +92,6 @@ ReleaseId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_SIGNATURE_CHARS: Final = 2048  # base64 of an RSA-16384 signature
 _MAX_CERTIFICATE_CHARS: Final = 16 * 1024
-
-
-class ExpoAttachment(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """What makes a release's Expo manifest, and optionally its signature."""
-
-    runtime_version: str
-    #: The app's public Expo config (``npx expo config --type public --json``).
-    expo_client: dict[str, Any] | None = None
-    #: Base64 RSASSA-PKCS1-v1_5 SHA-256 signature of the manifest bytes.
-    signature: str | None = None
-    key_id: str | None = None
-    #: The PEM code-signing certificate the app embeds, to check the signature against.
-    certificate: str | None = None
 
 
 def verify_signature(
@@ -262,21 +251,22 @@ class ExpoReleaseController(Controller):
     async def preview(
         self,
         release_id: ReleaseId,
-        data: JSONBody[ExpoAttachment],
+        data: Annotated[JsonObject, Body(), WireBody(ExpoAttachment)],
         principal: PrincipalDep,
         db_session: DbSession,
         settings: SettingsDep,
     ) -> Response[bytes]:
         """Return the exact manifest bytes an attach with these fields would serve."""
+        sent = read_body(data, ExpoAttachment, known_fields_only=True)
         release = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        _manifest, body = _manifest_bytes(release, data, settings)
+        _manifest, body = _manifest_bytes(release, sent, settings)
         return Response(body, media_type="application/json")
 
     @put("/{release_id:int}/expo", status_code=200, summary="Serve this release to expo-updates")
     async def attach(
         self,
         release_id: ReleaseId,
-        data: JSONBody[ExpoAttachment],
+        data: Annotated[JsonObject, Body(), WireBody(ExpoAttachment)],
         principal: PrincipalDep,
         db_session: DbSession,
         blob_store: BlobStoreDep,
@@ -285,15 +275,16 @@ class ExpoReleaseController(Controller):
         now: Now,
     ) -> Response[ExpoUpdateView]:
         """Attach the release's Expo manifest (with its signature, checked first)."""
+        sent = read_body(data, ExpoAttachment, known_fields_only=True)
         release = await find_release(db_session, release_id, principal, Action.PUBLISH)
-        manifest, body = _manifest_bytes(release, data, settings)
-        signature = _signature(data)
+        manifest, body = _manifest_bytes(release, sent, settings)
+        signature = _signature(sent)
         if signature is not None:
-            assert data.certificate is not None  # noqa: S101 - _signature checked it
-            verify_signature(data.certificate, body, signature, now)
+            assert sent.certificate is not None  # noqa: S101 - _signature checked it
+            verify_signature(sent.certificate, body, signature, now)
         existing = await db_session.get(ExpoUpdate, release.id)
         if existing is not None:
-            same = existing.manifest == body and existing.signature == data.signature
+            same = existing.manifest == body and existing.signature == sent.signature
             if not same:
                 raise ExpoUpdateExistsError(
                     f"release {release.id} already serves Expo update {existing.update_id} "
@@ -305,10 +296,10 @@ class ExpoReleaseController(Controller):
         row = ExpoUpdate(
             release_id=release.id,
             update_id=update_id(release.manifest_id),
-            runtime_version=data.runtime_version,
+            runtime_version=sent.runtime_version,
             manifest=body,
-            signature=data.signature,
-            key_id=data.key_id,
+            signature=sent.signature,
+            key_id=sent.key_id,
             created_at=now,
             created_by=principal.label,
         )
@@ -319,7 +310,7 @@ class ExpoReleaseController(Controller):
             "expo-attach",
             release,
             now,
-            {"runtimeVersion": data.runtime_version, "keyId": data.key_id, "assets": assets},
+            {"runtimeVersion": sent.runtime_version, "keyId": sent.key_id, "assets": assets},
         )
         await db_session.commit()
         await active_releases.invalidate(release.app_id, release.platform, release.channel)
@@ -335,19 +326,6 @@ class ExpoReleaseController(Controller):
         if row is None:
             raise NotFoundError(f"release {release.id} has no Expo manifest")
         return wire_response(attachment_view(row, release))
-
-
-class RollBackToEmbedded(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """Roll one channel's runtime version back to the binary's embedded bundle."""
-
-    platform: str
-    runtime_version: str
-    #: The directive's commit time (``YYYY-MM-DDTHH:mm:ss.sssZ``), as signed.
-    commit_time: str
-    channel: str = "production"
-    signature: str | None = None
-    key_id: str | None = None
-    certificate: str | None = None
 
 
 #: How far a directive's commit time may be from the server's clock.
@@ -384,48 +362,49 @@ class ExpoDirectiveController(Controller):
     async def roll_back_to_embedded(
         self,
         app_id: FromPath[str],
-        data: JSONBody[RollBackToEmbedded],
+        data: Annotated[JsonObject, Body(), WireBody(ExpoRollBack)],
         principal: PrincipalDep,
         db_session: DbSession,
         active_releases: ActiveReleasesDep,
         now: Now,
     ) -> Response[ExpoDirectiveView]:
         """Store the directive (its signature checked first); older updates stop being served."""
+        sent = read_body(data, ExpoRollBack, known_fields_only=True)
         fields.app_id(app_id, "appId")
         principal.require(Action.ROLLBACK, app_id)
         if await db_session.get(App, app_id) is None:
             raise NotFoundError(f"no app {app_id!r}")
-        if not PLATFORM.fullmatch(data.platform):
+        if not PLATFORM.fullmatch(sent.platform):
             raise InvalidInputError("platform is android or ios", field="platform")
-        if not CHANNEL.fullmatch(data.channel):
+        if not CHANNEL.fullmatch(sent.channel):
             raise InvalidInputError("channel is not valid", field="channel")
-        if not RUNTIME_VERSION.fullmatch(data.runtime_version):
+        if not RUNTIME_VERSION.fullmatch(sent.runtime_version):
             raise InvalidInputError("runtimeVersion is not valid", field="runtimeVersion")
         try:
-            body = roll_back_directive(data.commit_time)
+            body = roll_back_directive(sent.commit_time)
         except HotPatchError as exc:
             raise InvalidInputError(str(exc), field="commitTime") from None
-        committed = datetime.strptime(data.commit_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        committed = datetime.strptime(sent.commit_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         if abs(committed - now) > _COMMIT_SKEW:
             raise InvalidInputError(
-                f"commitTime {data.commit_time} is more than 10 minutes from the server's "
+                f"commitTime {sent.commit_time} is more than 10 minutes from the server's "
                 f"clock ({commit_time(now)}); make the directive now",
                 field="commitTime",
             )
         signature = _signature(
             ExpoAttachment(
-                runtime_version=data.runtime_version,
-                signature=data.signature,
-                key_id=data.key_id,
-                certificate=data.certificate,
+                runtime_version=sent.runtime_version,
+                signature=sent.signature,
+                key_id=sent.key_id,
+                certificate=sent.certificate,
             )
         )
         if signature is not None:
-            assert data.certificate is not None  # noqa: S101 - _signature checked it
-            verify_signature(data.certificate, body, signature, now)
-        key = (app_id, data.platform, data.channel, data.runtime_version)
+            assert sent.certificate is not None  # noqa: S101 - _signature checked it
+            verify_signature(sent.certificate, body, signature, now)
+        key = (app_id, sent.platform, sent.channel, sent.runtime_version)
         row = await db_session.get(ExpoDirective, key)
-        if row is not None and row.commit_time >= data.commit_time:
+        if row is not None and row.commit_time >= sent.commit_time:
             raise DirectiveNotNewerError(
                 f"a rollback to the embedded bundle committed at {row.commit_time} exists; "
                 "a new one must be committed later",
@@ -434,15 +413,15 @@ class ExpoDirectiveController(Controller):
         if row is None:
             row = ExpoDirective(
                 app_id=app_id,
-                platform=data.platform,
-                channel=data.channel,
-                runtime_version=data.runtime_version,
+                platform=sent.platform,
+                channel=sent.channel,
+                runtime_version=sent.runtime_version,
             )
             db_session.add(row)
-        row.commit_time = data.commit_time
+        row.commit_time = sent.commit_time
         row.body = body
-        row.signature = data.signature
-        row.key_id = data.key_id
+        row.signature = sent.signature
+        row.key_id = sent.key_id
         row.created_at = now
         row.created_by = principal.label
         record_raw(
@@ -450,10 +429,10 @@ class ExpoDirectiveController(Controller):
             principal.label,
             "expo-rollback-to-embedded",
             app_id,
-            f"{data.platform}/{data.channel}/{data.runtime_version}",
+            f"{sent.platform}/{sent.channel}/{sent.runtime_version}",
             now,
-            {"commitTime": data.commit_time, "keyId": data.key_id},
+            {"commitTime": sent.commit_time, "keyId": sent.key_id},
         )
         await db_session.commit()
-        await active_releases.invalidate(app_id, data.platform, data.channel)
+        await active_releases.invalidate(app_id, sent.platform, sent.channel)
         return wire_response(directive_view(row))

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.archive import ArchiveLimits, FileEntry, MemorySink, extract_archive
 from hotpatch_core.errors import HotPatchError
+from hotpatch_core.publishing import EmbeddedRegistration
 from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_server.errors import EmbeddedExistsError, InvalidInputError, TooLargeInputError
 from hotpatch_server.models import EmbeddedBundle, Release
@@ -35,26 +34,14 @@ from hotpatch_server.patches.service import (
 )
 from hotpatch_server.storage.blobs import BlobStore
 
-__all__ = ["EmbeddedUpload", "newest_fitting", "register_embedded_bundle"]
-
-
-class EmbeddedUpload(Protocol):
-    """What a registration carries (``hotpatch_server.apps.controller.NewEmbedded``)."""
-
-    platform: str
-    native_version: str
-    archive: str
-
-    @property
-    def files(self) -> Sequence[Any]:
-        """Each file the archive holds: path, sha256 and size."""
+__all__ = ["newest_fitting", "register_embedded_bundle"]
 
 
 async def register_embedded_bundle(
     session: AsyncSession,
     store: BlobStore,
     app_id: str,
-    upload: EmbeddedUpload,
+    upload: EmbeddedRegistration,
     tmp_dir: Path,
     now: datetime,
     max_expanded: int,
