@@ -33,8 +33,14 @@ from hotpatch_core.publishing import (
     EmbeddedRegistration,
     ExpoAttachment,
     ExpoRollBack,
+    NewApp,
+    NewDeploymentKey,
+    NewPatch,
+    NewTrustRoot,
     ReleaseStats,
     ReleaseView,
+    Republish,
+    RolloutChange,
     Tokens,
 )
 from hotpatch_core.wire import camel, structure, unstructure
@@ -273,34 +279,65 @@ def test_every_credential_answer_follows_the_published_schema(server: Server) ->
     assert revoked.json()["revokedAt"] is not None
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "kind", "required"),
-    [
-        ("post", "/apps/{app_id}/embedded", EmbeddedRegistration,
-         ["platform", "nativeVersion", "archive", "files"]),
-        ("put", "/releases/{release_id}/expo", ExpoAttachment, ["runtimeVersion"]),
-        ("post", "/releases/{release_id}/expo/preview", ExpoAttachment, ["runtimeVersion"]),
-        ("put", "/apps/{app_id}/expo/roll-back-to-embedded", ExpoRollBack,
-         ["platform", "runtimeVersion", "commitTime"]),
-    ],
-)  # fmt: skip
+BODIES = [
+    ("post", "/apps", NewApp, ["id", "trustRoot"]),
+    ("put", "/apps/{app_id}/trust-root", NewTrustRoot, ["trustRoot"]),
+    ("post", "/apps/{app_id}/embedded", EmbeddedRegistration,
+     ["platform", "nativeVersion", "archive", "files"]),
+    ("post", "/apps/{app_id}/deployment-keys", NewDeploymentKey, ["platform"]),
+    ("patch", "/releases/{release_id}/rollout", RolloutChange, None),
+    ("patch", "/releases/{release_id}/rollback", Republish, ["manifest"]),
+    ("post", "/releases/{release_id}/promote", Republish, ["manifest"]),
+    ("post", "/releases/{release_id}/patches", NewPatch, ["baseManifestId", "patch"]),
+    ("put", "/releases/{release_id}/expo", ExpoAttachment, ["runtimeVersion"]),
+    ("post", "/releases/{release_id}/expo/preview", ExpoAttachment, ["runtimeVersion"]),
+    ("put", "/apps/{app_id}/expo/roll-back-to-embedded", ExpoRollBack,
+     ["platform", "runtimeVersion", "commitTime"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "kind", "required"), BODIES)
 def test_publisher_request_bodies_are_the_core_documents(
-    server: Server, method: str, path: str, kind: type[Any], required: list[str]
+    server: Server, method: str, path: str, kind: type[Any], required: list[str] | None
 ) -> None:
-    """The published body schema is the document's; a field it lacks is a 422, nothing stored."""
+    """Each publisher body's published schema is the core document the CLI writes."""
     document = server.client.get("/schema/openapi.json").json()
     body = document["paths"][path][method]["requestBody"]["content"]["application/json"]
     schema = body["schema"]
     assert schema["title"] == kind.__name__
-    assert schema["required"] == required
+    assert schema.get("required") == required
     assert set(schema["properties"]) == {camel(field.name) for field in attrs.fields(kind)}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "required"),
+    [
+        ("post", "/apps/{app_id}/embedded", ["platform", "nativeVersion", "archive", "files"]),
+        ("post", "/apps/{app_id}/deployment-keys", ["platform"]),
+        ("patch", "/releases/{release_id}/rollout", []),
+        ("post", "/releases/{release_id}/patches", ["baseManifestId", "patch"]),
+        ("put", "/releases/{release_id}/expo", ["runtimeVersion"]),
+        ("post", "/releases/{release_id}/expo/preview", ["runtimeVersion"]),
+        ("put", "/apps/{app_id}/expo/roll-back-to-embedded", ["platform", "runtimeVersion"]),
+    ],
+)
+def test_a_misspelt_publisher_field_is_refused_and_changes_nothing(
+    server: Server, method: str, path: str, required: list[str]
+) -> None:
+    """A field the document lacks is a 422 naming it, before anything is stored."""
     release = server.published(1)
     url = path.format(app_id=APP_ID, release_id=release["id"])
     sent = dict.fromkeys(required, "x") | {"runtimeVerison": "1.0.0"}
-    answer = server.client.request(method.upper(), url, json=sent, headers=server.auth())
+    answer = server.client.request(
+        method.upper(), url, json=sent, headers=server.auth(server.admin_key)
+    )
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == "runtimeVerison"
-    assert (
-        server.client.get(f"/releases/{release['id']}/expo", headers=server.auth()).status_code
-        == 404
+    after = server.client.get(f"/releases/{release['id']}", headers=server.auth()).json()
+    assert after["rolloutPercent"] == release["rolloutPercent"]
+    expo = server.client.get(f"/releases/{release['id']}/expo", headers=server.auth())
+    assert expo.status_code == 404, expo.text
+    keys = server.client.get(
+        f"/apps/{APP_ID}/deployment-keys", headers=server.auth(server.admin_key)
     )
+    assert keys.json() == [], keys.text

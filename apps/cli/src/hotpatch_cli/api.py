@@ -41,8 +41,13 @@ from hotpatch_core.publishing import (
     ExpoDirectiveView,
     ExpoRollBack,
     ExpoUpdateView,
+    NewDeploymentKey,
+    NewPatch,
+    NewTrustRoot,
     PatchView,
     ReleaseView,
+    Republish,
+    RolloutChange,
 )
 from hotpatch_core.wire import structure, unstructure
 
@@ -149,6 +154,10 @@ class Api:
     def _read(self, kind: type[T], method: str, path: str, **kwargs: Any) -> T:
         """Send a request and read its answer as ``kind``."""
         return _structure(self._send(method, path, **kwargs), kind, f"{method} {path}")
+
+    def _write(self, kind: type[T], method: str, path: str, document: object) -> T:
+        """Send ``document`` (a core request body) as JSON; read the answer as ``kind``."""
+        return self._read(kind, method, path, json=unstructure(document))
 
     def _read_all(self, kind: type[T], method: str, path: str, **kwargs: Any) -> list[T]:
         """Send a request and read its answer as a list of ``kind``."""
@@ -268,51 +277,40 @@ class Api:
         self, release_id: int, *, percent: float | None, paused: bool | None
     ) -> ReleaseView:
         """Change a release's rollout percentage, or pause / resume it."""
-        body: dict[str, Any] = {}
-        if percent is not None:
-            body["rolloutPercent"] = percent
-        if paused is not None:
-            body["paused"] = paused
-        return self._read(ReleaseView, "PATCH", f"/releases/{release_id}/rollout", json=body)
+        change = RolloutChange(rollout_percent=percent, paused=paused)
+        return self._write(ReleaseView, "PATCH", f"/releases/{release_id}/rollout", change)
 
     def rollback(self, release_id: int, envelope: bytes, rollout: float) -> ReleaseView:
         """Activate a new signed manifest for ``release_id``'s content on its channel."""
-        body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
-        return self._read(ReleaseView, "PATCH", f"/releases/{release_id}/rollback", json=body)
+        body = Republish(_base64(envelope), rollout_percent=rollout)
+        return self._write(ReleaseView, "PATCH", f"/releases/{release_id}/rollback", body)
 
     def upload_patch(self, release_id: int, base_manifest_id: str, patch: bytes) -> PatchView:
         """Upload a patch to ``release_id`` from the release ``base_manifest_id``."""
-        body = {"baseManifestId": base_manifest_id, "patch": base64.b64encode(patch).decode()}
-        return self._read(PatchView, "POST", f"/releases/{release_id}/patches", json=body)
+        body = NewPatch(base_manifest_id, _base64(patch))
+        return self._write(PatchView, "POST", f"/releases/{release_id}/patches", body)
 
     def register_embedded(self, app_id: str, bundle: EmbeddedRegistration) -> EmbeddedView:
         """Register the bundle shipped in one native version as a patch base."""
-        body = unstructure(bundle)
-        return self._read(
-            EmbeddedView, "POST", f"/apps/{quote(app_id, safe='')}/embedded", json=body
-        )
+        return self._write(EmbeddedView, "POST", f"/apps/{quote(app_id, safe='')}/embedded", bundle)
 
     def promote(self, release_id: int, envelope: bytes, rollout: float) -> ReleaseView:
         """Publish ``release_id``'s content on another channel under a new signed manifest."""
-        body = {"manifest": base64.b64encode(envelope).decode(), "rolloutPercent": rollout}
-        return self._read(ReleaseView, "POST", f"/releases/{release_id}/promote", json=body)
+        body = Republish(_base64(envelope), rollout_percent=rollout)
+        return self._write(ReleaseView, "POST", f"/releases/{release_id}/promote", body)
 
     def install_trust_root(self, app_id: str, envelope: bytes) -> AppView:
         """Install the next signed trust root of ``app_id`` (an admin's call)."""
-        body = {"trustRoot": base64.b64encode(envelope).decode()}
-        return self._read(AppView, "PUT", f"/apps/{quote(app_id, safe='')}/trust-root", json=body)
+        body = NewTrustRoot(_base64(envelope))
+        return self._write(AppView, "PUT", f"/apps/{quote(app_id, safe='')}/trust-root", body)
 
     def create_deployment_key(
         self, app_id: str, platform: str, channel: str, name: str
     ) -> CreatedDeploymentKey:
         """Create a CodePush deployment key; the answer holds the key, shown only this once."""
-        body = {"platform": platform, "channel": channel, "name": name}
-        return self._read(
-            CreatedDeploymentKey,
-            "POST",
-            f"/apps/{quote(app_id, safe='')}/deployment-keys",
-            json=body,
-        )
+        body = NewDeploymentKey(platform, channel=channel, name=name)
+        path = f"/apps/{quote(app_id, safe='')}/deployment-keys"
+        return self._write(CreatedDeploymentKey, "POST", path, body)
 
     def deployment_keys(self, app_id: str) -> list[DeploymentKeyView]:
         """List an app's CodePush deployment keys (never the keys themselves)."""
@@ -343,15 +341,13 @@ class Api:
 
     def expo_attach(self, release_id: int, attachment: ExpoAttachment) -> ExpoUpdateView:
         """Attach a release's Expo manifest (and its signature)."""
-        body = unstructure(attachment)
-        return self._read(ExpoUpdateView, "PUT", f"/releases/{release_id}/expo", json=body)
+        return self._write(ExpoUpdateView, "PUT", f"/releases/{release_id}/expo", attachment)
 
     def expo_roll_back(self, app_id: str, rollback: ExpoRollBack) -> ExpoDirectiveView:
         """Roll an Expo channel's runtime version back to the embedded bundle."""
-        body = unstructure(rollback)
-        return self._read(
-            ExpoDirectiveView,
-            "PUT",
-            f"/apps/{quote(app_id, safe='')}/expo/roll-back-to-embedded",
-            json=body,
-        )
+        path = f"/apps/{quote(app_id, safe='')}/expo/roll-back-to-embedded"
+        return self._write(ExpoDirectiveView, "PUT", path, rollback)
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -3,9 +3,12 @@
 The server builds the answers and returns them through the wire converter
 (:mod:`hotpatch_core.wire`), with their OpenAPI schemas made from the same
 classes; the command-line tool reads the same classes back. The request
-bodies (:class:`EmbeddedRegistration`, :class:`ExpoAttachment`,
-:class:`ExpoRollBack`) go the other way: the tool writes them, the server
-reads them with the same converter and refuses a field it does not know. A
+bodies (:class:`NewApp`, :class:`NewTrustRoot`, :class:`RolloutChange`,
+:class:`Republish`, :class:`NewPatch`, :class:`EmbeddedRegistration`,
+:class:`NewDeploymentKey`, :class:`ExpoAttachment`, :class:`ExpoRollBack`)
+go the other way: the tool writes them and the server reads them with the
+same converter. Binary fields in them (an envelope, a patch, an archive) are
+base64 text, which the server decodes itself to name the field at fault. A
 field the server adds later is ignored by an older reader; a field it
 drops fails the reader's :func:`~hotpatch_core.wire.structure` by name.
 
@@ -40,11 +43,17 @@ __all__ = [
     "ExpoDirectiveView",
     "ExpoRollBack",
     "ExpoUpdateView",
+    "NewApp",
+    "NewDeploymentKey",
+    "NewPatch",
+    "NewTrustRoot",
     "PatchStats",
     "PatchView",
     "PublisherView",
     "ReleaseStats",
     "ReleaseView",
+    "Republish",
+    "RolloutChange",
     "Tokens",
 ]
 
@@ -311,3 +320,60 @@ class ExpoRollBack:
     signature: str | None = None
     key_id: str | None = None
     certificate: str | None = None
+
+
+@attrs.frozen
+class NewApp:
+    """An app to create (``POST /apps``), with its first trust root envelope (base64)."""
+
+    id: str
+    trust_root: str
+    name: str = ""
+
+
+@attrs.frozen
+class NewTrustRoot:
+    """The next version of an app's trust root (``PUT /apps/{appId}/trust-root``), base64."""
+
+    trust_root: str
+
+
+@attrs.frozen
+class RolloutChange:
+    """Advisory rollout settings of a release (``PATCH /releases/{id}/rollout``).
+
+    Neither is signed, and neither decides what a device runs: a field left
+    out is left as it is.
+    """
+
+    rollout_percent: float | None = None
+    paused: bool | None = None
+
+
+@attrs.frozen
+class Republish:
+    """A new signed manifest (base64 envelope) for content the server stores already.
+
+    The body of a rollback (``PATCH /releases/{id}/rollback``) and of a
+    promotion (``POST /releases/{id}/promote``).
+    """
+
+    manifest: str
+    rollout_percent: float = 100.0
+
+
+@attrs.frozen
+class NewPatch:
+    """A patch to a release from an earlier one (``POST /releases/{id}/patches``), base64."""
+
+    base_manifest_id: str
+    patch: str
+
+
+@attrs.frozen
+class NewDeploymentKey:
+    """A CodePush deployment key to create (``POST /apps/{appId}/deployment-keys``)."""
+
+    platform: str
+    channel: str = "production"
+    name: str = ""

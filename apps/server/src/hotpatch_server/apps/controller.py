@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency
-from litestar.params import Body, FromPath, JSONBody, SkipValidation
+from litestar.params import Body, FromPath, SkipValidation
 from sqlalchemy import select
 
 from hotpatch_core.manifest import Platform
-from hotpatch_core.publishing import AppView, EmbeddedRegistration, EmbeddedView
+from hotpatch_core.publishing import (
+    AppView,
+    EmbeddedRegistration,
+    EmbeddedView,
+    NewApp,
+    NewTrustRoot,
+)
 from hotpatch_server import fields
 from hotpatch_server.apps.service import add_app, app_view, rotate_root
 from hotpatch_server.audit import record_raw
@@ -33,21 +38,7 @@ from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.roots import TrustRootCache
 from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
-__all__ = ["AppController", "NewApp", "NewTrustRoot"]
-
-
-class NewApp(msgspec.Struct, rename="camel"):
-    """An app to create, with its trust root envelope (base64)."""
-
-    id: str
-    trust_root: str
-    name: str = ""
-
-
-class NewTrustRoot(msgspec.Struct, rename="camel"):
-    """The next version of an app's trust root (base64 envelope)."""
-
-    trust_root: str
+__all__ = ["AppController"]
 
 
 class AppController(Controller):
@@ -59,17 +50,18 @@ class AppController(Controller):
     @post("/", status_code=201, summary="Create an app")
     async def create(
         self,
-        data: JSONBody[NewApp],
+        data: Annotated[JsonObject, Body(), WireBody(NewApp)],
         principal: PrincipalDep,
         db_session: DbSession,
         settings: SettingsDep,
         now: Now,
     ) -> Response[AppView]:
         """Create an app with its trust root (admin of that app id)."""
-        principal.require(Action.ADMIN, data.id)
-        envelope = fields.base64_bytes(data.trust_root, "trustRoot")
+        sent = read_body(data, NewApp)
+        principal.require(Action.ADMIN, sent.id)
+        envelope = fields.base64_bytes(sent.trust_root, "trustRoot")
         app = await add_app(
-            db_session, data.id, data.name, envelope, principal.label, now, settings.timestamp_key
+            db_session, sent.id, sent.name, envelope, principal.label, now, settings.timestamp_key
         )
         await db_session.commit()
         return wire_response(app_view(app), status_code=201)
@@ -166,7 +158,7 @@ class AppController(Controller):
     async def rotate(
         self,
         app_id: FromPath[str],
-        data: JSONBody[NewTrustRoot],
+        data: Annotated[JsonObject, Body(), WireBody(NewTrustRoot)],
         principal: PrincipalDep,
         db_session: DbSession,
         trust_roots: NamedDependency[SkipValidation[TrustRootCache]],
@@ -174,8 +166,9 @@ class AppController(Controller):
         now: Now,
     ) -> Response[AppView]:
         """Install trust root N+1, signed by a threshold of N's and of its own root keys."""
+        sent = read_body(data, NewTrustRoot)
         principal.require(Action.ADMIN, app_id)
-        envelope = fields.base64_bytes(data.trust_root, "trustRoot")
+        envelope = fields.base64_bytes(sent.trust_root, "trustRoot")
         app = await rotate_root(
             db_session, app_id, envelope, principal.label, now, settings.timestamp_key
         )

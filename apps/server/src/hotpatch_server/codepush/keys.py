@@ -23,18 +23,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Annotated, Final
 
 import attrs
-import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, SkipValidation
+from litestar.params import Body, FromPath, SkipValidation
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotpatch_core.manifest import Platform
-from hotpatch_core.publishing import CreatedDeploymentKey, DeploymentKeyView
+from hotpatch_core.publishing import CreatedDeploymentKey, DeploymentKeyView, NewDeploymentKey
 from hotpatch_server import fields
 from hotpatch_server.audit import record_raw
 from hotpatch_server.auth import Action, hash_secret
@@ -42,7 +41,7 @@ from hotpatch_server.deps import DbSession, Now, PrincipalDep
 from hotpatch_server.devices.query import CHANNEL, PLATFORM
 from hotpatch_server.errors import InvalidInputError, NotFoundError
 from hotpatch_server.models import App, DeploymentKey, utc
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
 __all__ = [
     "KEY",
@@ -194,14 +193,6 @@ async def create_deployment_key(
     return row, plaintext
 
 
-class NewDeploymentKey(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """A deployment key to create."""
-
-    platform: str
-    channel: str = "production"
-    name: str = ""
-
-
 class DeploymentKeyController(Controller):
     """``/apps/{appId}/deployment-keys``: CodePush deployment keys (admin of the app)."""
 
@@ -212,19 +203,20 @@ class DeploymentKeyController(Controller):
     async def create(
         self,
         app_id: FromPath[str],
-        data: JSONBody[NewDeploymentKey],
+        data: Annotated[JsonObject, Body(), WireBody(NewDeploymentKey)],
         principal: PrincipalDep,
         db_session: DbSession,
         now: Now,
     ) -> Response[CreatedDeploymentKey]:
         """Create a key for one platform and channel; the key is in this response only."""
+        sent = read_body(data, NewDeploymentKey, known_fields_only=True)
         principal.require(Action.ADMIN, fields.app_id(app_id, "appId"))
         row, plaintext = await create_deployment_key(
             db_session,
             app_id=app_id,
-            platform=data.platform,
-            channel=data.channel,
-            name=data.name,
+            platform=sent.platform,
+            channel=sent.channel,
+            name=sent.name,
             actor=principal.label,
             now=now,
         )

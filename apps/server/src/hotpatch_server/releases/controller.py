@@ -20,14 +20,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeAlias
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
+from litestar.params import Body, FromQuery, PathParameter, QueryParameter, SkipValidation
 from sqlalchemy import select
 
-from hotpatch_core.publishing import PatchView, ReleaseStats, ReleaseView
+from hotpatch_core.publishing import (
+    NewPatch,
+    PatchView,
+    ReleaseStats,
+    ReleaseView,
+    Republish,
+    RolloutChange,
+)
 from hotpatch_core.wire import parse_decimal
 from hotpatch_server import fields
 from hotpatch_server.auth import Action
@@ -55,7 +61,7 @@ from hotpatch_server.releases.service import (
 )
 from hotpatch_server.releases.upload import read_upload
 from hotpatch_server.settings import Settings
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
 __all__ = ["ReleaseController"]
 
@@ -74,27 +80,6 @@ def _release_service(
 
 
 ReleaseServiceDep: TypeAlias = NamedDependency[SkipValidation[ReleaseService]]
-
-
-class PublishRequest(msgspec.Struct, rename="camel"):
-    """A new signed manifest for content the server already stores."""
-
-    manifest: str
-    rollout_percent: float = 100.0
-
-
-class PatchUpload(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """A patch to this release from an earlier one (base64), made by the CLI."""
-
-    base_manifest_id: str
-    patch: str
-
-
-class RolloutChange(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """Advisory rollout settings of a release (not signed, never decide what runs)."""
-
-    rollout_percent: float | None = None
-    paused: bool | None = None
 
 
 class ReleaseController(Controller):
@@ -232,16 +217,17 @@ class ReleaseController(Controller):
     async def upload_patch(
         self,
         release_id: ReleaseId,
-        data: JSONBody[PatchUpload],
+        data: Annotated[JsonObject, Body(), WireBody(NewPatch)],
         releases: ReleaseServiceDep,
         settings: SettingsDep,
     ) -> Response[PatchView]:
         """Store a patch from ``baseManifestId`` after checking it rebuilds this release exactly."""
+        sent = read_body(data, NewPatch, known_fields_only=True)
         target = await releases.find(release_id, Action.PUBLISH)
         row = await releases.add_patch(
             target,
-            data.base_manifest_id,
-            fields.base64_bytes(data.patch, "patch"),
+            sent.base_manifest_id,
+            fields.base64_bytes(sent.patch, "patch"),
             settings.data_dir / "tmp",
             settings.max_expanded_bytes,
         )
@@ -256,34 +242,46 @@ class ReleaseController(Controller):
 
     @patch("/{release_id:int}/rollout", summary="Change rollout percentage or pause")
     async def change_rollout(
-        self, release_id: ReleaseId, data: JSONBody[RolloutChange], releases: ReleaseServiceDep
+        self,
+        release_id: ReleaseId,
+        data: Annotated[JsonObject, Body(), WireBody(RolloutChange)],
+        releases: ReleaseServiceDep,
     ) -> Response[ReleaseView]:
         """Widen, narrow, pause or resume a rollout. Advisory: never changes what is signed."""
+        sent = read_body(data, RolloutChange, known_fields_only=True)
         row = await releases.find(release_id, Action.ROLLOUT)
         rollout = (
             None
-            if data.rollout_percent is None
-            else rollout_basis_points(data.rollout_percent, "rolloutPercent")
+            if sent.rollout_percent is None
+            else rollout_basis_points(sent.rollout_percent, "rolloutPercent")
         )
-        row = await releases.change_rollout(row, rollout=rollout, paused=data.paused)
+        row = await releases.change_rollout(row, rollout=rollout, paused=sent.paused)
         return wire_response(releases.view(row))
 
     @patch("/{release_id:int}/rollback", summary="Roll back to this release's content")
     async def rollback(
-        self, release_id: ReleaseId, data: JSONBody[PublishRequest], releases: ReleaseServiceDep
+        self,
+        release_id: ReleaseId,
+        data: Annotated[JsonObject, Body(), WireBody(Republish)],
+        releases: ReleaseServiceDep,
     ) -> Response[ReleaseView]:
         """Activate a new signed manifest (next sequence) for release ``release_id``'s content."""
+        sent = read_body(data, Republish)
         source = await releases.find(release_id, Action.ROLLBACK)
-        row = await releases.republish(source, *_republication(data), same_channel=True)
+        row = await releases.republish(source, *_republication(sent), same_channel=True)
         return wire_response(releases.view(row))
 
     @post("/{release_id:int}/promote", status_code=201, summary="Promote to another channel")
     async def promote(
-        self, release_id: ReleaseId, data: JSONBody[PublishRequest], releases: ReleaseServiceDep
+        self,
+        release_id: ReleaseId,
+        data: Annotated[JsonObject, Body(), WireBody(Republish)],
+        releases: ReleaseServiceDep,
     ) -> Response[ReleaseView]:
         """Publish release ``release_id``'s content on another channel under a new manifest."""
+        sent = read_body(data, Republish)
         source = await releases.find(release_id, Action.PROMOTE)
-        row = await releases.republish(source, *_republication(data), same_channel=False)
+        row = await releases.republish(source, *_republication(sent), same_channel=False)
         return wire_response(releases.view(row), status_code=201)
 
     @delete("/{release_id:int}", status_code=200, summary="Archive a release (soft delete)")
@@ -303,7 +301,7 @@ def _cap_body(request: Request[Any, Any, Any], settings: Settings) -> None:
         raise Problem(413, "too-large", f"request body exceeds {limit} bytes")
 
 
-def _republication(data: PublishRequest) -> tuple[bytes, int]:
+def _republication(data: Republish) -> tuple[bytes, int]:
     """Read a rollback or promote body: the new envelope, and the rollout in basis points."""
     envelope = fields.base64_bytes(data.manifest, "manifest", "base64 of the envelope")
     return envelope, rollout_basis_points(data.rollout_percent, "rolloutPercent")
