@@ -5,9 +5,10 @@ Apps built with ``expo-updates`` point ``updates.url`` at
 its publisher attached an Expo manifest to it (``hotpatch release
 --expo-export``, or ``hotpatch expo attach``).
 
-- :mod:`.publish`: attaching a release's Expo manifest (computed from the
-  signed release, checked and optionally RSA-signed by the publisher's CLI;
-  the server never holds the key).
+- :mod:`.publish` (routes) and :mod:`.service`: attaching a release's Expo
+  manifest (computed from the signed release, checked and optionally
+  RSA-signed by the publisher's CLI; the server never holds the key), and
+  roll-back directives.
 - :mod:`.protocol`: the device routes (manifest and assets), translated
   into HotPatch's check and report services: the same releases, cohorts,
   exclusions and statistics as HotPatch's own devices.

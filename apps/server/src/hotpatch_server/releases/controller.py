@@ -24,7 +24,6 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromQuery, PathParameter, QueryParameter, SkipValidation
-from sqlalchemy import select
 
 from hotpatch_core.publishing import (
     NewPatch,
@@ -49,14 +48,13 @@ from hotpatch_server.deps import (
 )
 from hotpatch_server.errors import InvalidInputError
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.models import Release
 from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits
 from hotpatch_server.releases.service import (
     Publication,
+    ReleaseFilter,
     ReleaseService,
-    release_view,
     rollout_basis_points,
 )
 from hotpatch_server.releases.upload import read_upload
@@ -167,10 +165,7 @@ class ReleaseController(Controller):
     @get("/", summary="List releases")
     async def list_releases(
         self,
-        principal: PrincipalDep,
-        db_session: DbSession,
-        blob_store: BlobStoreDep,
-        now: Now,
+        releases: ReleaseServiceDep,
         app_id: Annotated[str | None, QueryParameter(name="appId")] = None,
         platform: FromQuery[str | None] = None,
         channel: FromQuery[str | None] = None,
@@ -179,24 +174,8 @@ class ReleaseController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> Response[list[ReleaseView]]:
         """Releases the caller may read, newest first, filtered."""
-        query = select(Release).order_by(
-            Release.app_id, Release.epoch.desc(), Release.sequence.desc(), Release.id.desc()
-        )
-        if app_id is not None:
-            principal.require(Action.READ, app_id)
-            query = query.where(Release.app_id == app_id)
-        elif "*" not in principal.apps:
-            query = query.where(Release.app_id.in_(principal.apps))
-        for column, value in (
-            (Release.platform, platform),
-            (Release.channel, channel),
-            (Release.version, version),
-            (Release.active, active),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        rows = (await db_session.execute(query.limit(limit))).scalars()
-        return wire_response([release_view(r, blob_store, now) for r in rows])
+        wanted = ReleaseFilter(app_id, platform, channel, version, active, limit)
+        return wire_response([releases.view(row) for row in await releases.matching(wanted)])
 
     @get("/{release_id:int}", summary="Show a release")
     async def show(

@@ -44,6 +44,7 @@ from hotpatch_server.storage.blobs import BlobStore
 
 __all__ = [
     "UNSEEN_WARNING_MIN",
+    "ReleaseFilter",
     "ReleaseService",
     "find_release",
     "release_view",
@@ -118,6 +119,18 @@ class Publication:
     mandatory: str | None = None
 
 
+@attrs.frozen
+class ReleaseFilter:
+    """Which releases a listing shows (each ``None`` matches any), and at most how many."""
+
+    app_id: str | None = None
+    platform: str | None = None
+    channel: str | None = None
+    version: str | None = None
+    active: bool | None = None
+    limit: int = 100
+
+
 @attrs.define
 class ReleaseService:
     """The releases of every app, as one principal changes them at one time."""
@@ -135,6 +148,26 @@ class ReleaseService:
     def view(self, row: Release, *, with_manifest: bool = False) -> ReleaseView:
         """Return the API's view of ``row`` (download URL signed at this request's time)."""
         return release_view(row, self.store, self.now, with_manifest=with_manifest)
+
+    async def matching(self, wanted: ReleaseFilter) -> list[Release]:
+        """Return the releases this principal may read that match ``wanted``, newest first."""
+        query = select(Release).order_by(
+            Release.app_id, Release.epoch.desc(), Release.sequence.desc(), Release.id.desc()
+        )
+        if wanted.app_id is not None:
+            self.principal.require(Action.READ, wanted.app_id)
+            query = query.where(Release.app_id == wanted.app_id)
+        elif "*" not in self.principal.apps:
+            query = query.where(Release.app_id.in_(self.principal.apps))
+        for column, value in (
+            (Release.platform, wanted.platform),
+            (Release.channel, wanted.channel),
+            (Release.version, wanted.version),
+            (Release.active, wanted.active),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return list((await self.session.scalars(query.limit(wanted.limit))).all())
 
     async def publish(self, upload: Publication) -> Release:
         """Verify a signed release and its archive, store both; the archive file is moved."""
