@@ -33,6 +33,7 @@ from hotpatch_core.publishing import (
     EmbeddedRegistration,
     ExpoAttachment,
     ExpoRollBack,
+    Health,
     NewApp,
     NewDeploymentKey,
     NewPatch,
@@ -341,3 +342,15 @@ def test_a_misspelt_publisher_field_is_refused_and_changes_nothing(
         f"/apps/{APP_ID}/deployment-keys", headers=server.auth(server.admin_key)
     )
     assert keys.json() == [], keys.text
+
+
+def test_health_answers_follow_the_published_schema(server: Server) -> None:
+    """200 and the 503 a load balancer sees are both the Health document."""
+    answer = server.client.get("/health")
+    assert answer.status_code == 200, answer.text
+    jsonschema.validate(answer.json(), _answer_schema(server, "/health", "get"))
+    assert structure(answer.json(), Health) == Health("ok", "ok", "not configured")
+    down = _answer_schema(server, "/health", "get", "503")
+    jsonschema.validate({"status": "unavailable", "database": "unavailable", "cache": "ok"}, down)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"status": "fine", "database": "ok", "cache": "ok"}, down)

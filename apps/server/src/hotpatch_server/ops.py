@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import attrs
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
+from hotpatch_core.publishing import Health
 from hotpatch_server.db_outage import RETRY_AFTER
 from hotpatch_server.deps import PrincipalDep, SessionMaker
 from hotpatch_server.devices.tracker import DeviceTracker
 from hotpatch_server.health import DependencyHealth
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.problems import Problem
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = ["CacheState", "health", "metrics", "public_metrics"]
 
@@ -56,12 +58,17 @@ class CacheState:
         return "ok"
 
 
-@get("/health", summary="Liveness, and the database's and cache's reachability", tags=["ops"])
+@get(
+    "/health",
+    summary="Liveness, and the database's and cache's reachability",
+    tags=["ops"],
+    responses={503: ResponseSpec(Health, description="The database does not answer")},
+)
 async def health(
     sessionmaker: SessionMaker,
     cache_state: NamedDependency[SkipValidation[CacheState]],
     db_health: NamedDependency[SkipValidation[DependencyHealth]],
-) -> Response[dict[str, Any]]:
+) -> Response[Health]:
     """200 ``ok``; 200 ``degraded`` when only Redis is away; 503 when the database is."""
     cache = await cache_state.state()
     try:
@@ -69,14 +76,14 @@ async def health(
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any database failure means "not healthy"
         db_health.failed(exc, "answering a health check")  # one line per outage, not per probe
-        return Response(
-            {"status": "unavailable", "database": "unavailable", "cache": cache},
+        return wire_response(
+            Health(status="unavailable", database="unavailable", cache=cache),
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER)},
         )
     db_health.succeeded()
     status = "degraded" if cache == "unavailable" else "ok"
-    return Response({"status": status, "database": "ok", "cache": cache})
+    return wire_response(Health(status=status, database="ok", cache=cache))
 
 
 @get("/metrics", media_type=MediaType.TEXT, summary="Prometheus metrics", tags=["ops"])

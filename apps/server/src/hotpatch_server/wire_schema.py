@@ -36,10 +36,13 @@ T = TypeVar("T")
 JsonObject = dict[str, object]
 
 
-def wire_response(document: T, status_code: int = 200) -> Response[T]:
+def wire_response(
+    document: T, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response[T]:
     """Return ``document`` as the wire converter writes it."""
     # The content is the converter's JSON-ready form of T; Litestar encodes it as is.
-    return Response(content=cast("T", unstructure(document)), status_code=status_code)
+    content = cast("T", unstructure(document))
+    return Response(content=content, status_code=status_code, headers=headers)
 
 
 @attrs.frozen

@@ -43,6 +43,7 @@ __all__ = [
     "ExpoDirectiveView",
     "ExpoRollBack",
     "ExpoUpdateView",
+    "Health",
     "NewApp",
     "NewDeploymentKey",
     "NewPatch",
@@ -50,10 +51,12 @@ __all__ = [
     "PatchStats",
     "PatchView",
     "PublisherView",
+    "RefreshRequest",
     "ReleaseStats",
     "ReleaseView",
     "Republish",
     "RolloutChange",
+    "TokenRequest",
     "Tokens",
 ]
 
@@ -377,3 +380,31 @@ class NewDeploymentKey:
     platform: str
     channel: str = "production"
     name: str = ""
+
+
+@attrs.frozen
+class TokenRequest:
+    """An API key to exchange for tokens (``POST /auth/token``)."""
+
+    api_key: str
+
+
+@attrs.frozen
+class RefreshRequest:
+    """A refresh token to use once (``POST /auth/refresh``)."""
+
+    refresh_token: str
+
+
+@attrs.frozen
+class Health:
+    """``GET /health``, for operators and load balancers: whether each service answers.
+
+    ``status`` is ``ok``, ``degraded`` (Redis is away: everything is still
+    served) or ``unavailable`` (the database is away: the answer is a 503).
+    Why a service is away goes to the server's log, never here.
+    """
+
+    status: str = attrs.field(metadata={"schema": {"enum": ["ok", "degraded", "unavailable"]}})
+    database: str = attrs.field(metadata={"schema": {"enum": ["ok", "unavailable"]}})
+    cache: str = attrs.field(metadata={"schema": {"enum": ["ok", "unavailable", "not configured"]}})

@@ -2,32 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Protocol
 
-import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, SkipValidation
+from litestar.params import Body, SkipValidation
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotpatch_core.publishing import Tokens
+from hotpatch_core.publishing import RefreshRequest, TokenRequest, Tokens
 from hotpatch_server.auth import exchange_api_key, refresh_tokens
 from hotpatch_server.deps import DbSession, Now, SettingsDep
 from hotpatch_server.ratelimit import Limits, client_address
-from hotpatch_server.wire_schema import wire_response
+from hotpatch_server.settings import Settings
+from hotpatch_server.wire_schema import JsonObject, WireBody, read_body, wire_response
 
-__all__ = ["AuthController", "RefreshRequest", "TokenRequest"]
-
-
-class TokenRequest(msgspec.Struct, rename="camel"):
-    """An API key to exchange for tokens."""
-
-    api_key: str
+__all__ = ["AuthController"]
 
 
-class RefreshRequest(msgspec.Struct, rename="camel"):
-    """A refresh token to use once."""
+class _Issuer(Protocol):
+    """Turn a credential into tokens (:func:`exchange_api_key`, :func:`refresh_tokens`)."""
 
-    refresh_token: str
+    async def __call__(
+        self,
+        session: AsyncSession,
+        credential: str,
+        /,
+        *,
+        secret: bytes,
+        now: datetime,
+        access: int,
+        refresh: int,
+    ) -> Tokens: ...
+
+
+async def _issue(
+    request: Request[Any, Any, Any],
+    issue: _Issuer,
+    credential: str,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    limits: Limits,
+) -> Response[Tokens]:
+    """Rate-limit the caller, turn ``credential`` into tokens, commit, answer."""
+    await limits.auth.enforce(client_address(request), now.timestamp())
+    tokens = await issue(
+        session,
+        credential,
+        secret=settings.jwt_secret,
+        now=now,
+        access=settings.access_token_seconds,
+        refresh=settings.refresh_token_seconds,
+    )
+    await session.commit()
+    return wire_response(tokens)
 
 
 class AuthController(Controller):
@@ -40,44 +69,26 @@ class AuthController(Controller):
     async def token(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[TokenRequest],
+        data: Annotated[JsonObject, Body(), WireBody(TokenRequest)],
         db_session: DbSession,
         settings: SettingsDep,
         now: Now,
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> Response[Tokens]:
         """Return an access token (JWT) and a refresh token."""
-        await limits.auth.enforce(client_address(request), now.timestamp())
-        tokens = await exchange_api_key(
-            db_session,
-            data.api_key,
-            secret=settings.jwt_secret,
-            now=now,
-            access=settings.access_token_seconds,
-            refresh=settings.refresh_token_seconds,
-        )
-        await db_session.commit()
-        return wire_response(tokens)
+        api_key = read_body(data, TokenRequest).api_key
+        return await _issue(request, exchange_api_key, api_key, db_session, settings, now, limits)
 
     @post("/refresh", status_code=200, summary="Rotate a refresh token")
     async def refresh(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[RefreshRequest],
+        data: Annotated[JsonObject, Body(), WireBody(RefreshRequest)],
         db_session: DbSession,
         settings: SettingsDep,
         now: Now,
         limits: NamedDependency[SkipValidation[Limits]],
     ) -> Response[Tokens]:
         """Use a refresh token once; return a new access and refresh token."""
-        await limits.auth.enforce(client_address(request), now.timestamp())
-        tokens = await refresh_tokens(
-            db_session,
-            data.refresh_token,
-            secret=settings.jwt_secret,
-            now=now,
-            access=settings.access_token_seconds,
-            refresh=settings.refresh_token_seconds,
-        )
-        await db_session.commit()
-        return wire_response(tokens)
+        token = read_body(data, RefreshRequest).refresh_token
+        return await _issue(request, refresh_tokens, token, db_session, settings, now, limits)
