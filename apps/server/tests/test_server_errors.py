@@ -31,6 +31,10 @@ EXPECTED = {
     errors.ExpoSignatureError: (422, "bad-signature", None),
     errors.ExpoUpdateExistsError: (409, "expo-update-exists", None),
     errors.DirectiveNotNewerError: (409, "directive-not-newer", None),
+    errors.UnauthenticatedError: (401, "unauthorized", None),
+    errors.ForbiddenError: (403, "forbidden", None),
+    errors.DeviceInputError: (400, "invalid", None),
+    errors.UnsignedUpdateError: (409, "unsigned-update", None),
 }
 
 
@@ -99,3 +103,10 @@ def test_a_field_that_is_not_base64_is_a_422_naming_it_and_changes_nothing(
     assert answer.status_code == 422, answer.text
     assert (answer.json()["field"], answer.json()["detail"]) == (field, detail)
     assert server.release_rows() == rows
+
+
+def test_an_authentication_challenge_asks_for_a_bearer_credential() -> None:
+    """A missing credential is a 401 with WWW-Authenticate; a refused one names no scheme."""
+    asked = problem_for(errors.UnauthenticatedError("send a bearer token", challenge=True))
+    assert (asked.status, asked.headers) == (401, {"WWW-Authenticate": "Bearer"})
+    assert problem_for(errors.UnauthenticatedError("revoked")).headers == {}

@@ -33,8 +33,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotpatch_core.publishing import Tokens
+from hotpatch_server.errors import ForbiddenError, UnauthenticatedError
 from hotpatch_server.models import ApiKey, RefreshToken, utc
-from hotpatch_server.problems import Problem
 
 __all__ = [
     "KEY_PREFIX",
@@ -102,9 +102,7 @@ class Principal:
     def require(self, action: Action, app_id: str) -> None:
         """Raise 403 unless this principal may perform ``action`` on ``app_id``."""
         if not self.can(action, app_id):
-            raise Problem(
-                403,
-                "forbidden",
+            raise ForbiddenError(
                 f"credential {self.name!r} ({self.role}) may not {action} app {app_id!r}",
             )
 
@@ -163,18 +161,18 @@ def _principal(row: ApiKey) -> Principal:
 
 def _usable(row: ApiKey | None, now: datetime) -> ApiKey:
     if row is None:
-        raise Problem(401, "unauthorized", "unknown credential")
+        raise UnauthenticatedError("unknown credential")
     if row.revoked_at is not None:
-        raise Problem(401, "unauthorized", f"API key {row.id} was revoked")
+        raise UnauthenticatedError(f"API key {row.id} was revoked")
     if row.expires_at is not None and utc(row.expires_at) <= now:
-        raise Problem(401, "unauthorized", f"API key {row.id} expired")
+        raise UnauthenticatedError(f"API key {row.id} expired")
     return row
 
 
 async def principal_for_key(session: AsyncSession, key: str, now: datetime) -> Principal:
     """Authenticate an API key, record its use, return its principal."""
     if not checksum_ok(key):
-        raise Problem(401, "unauthorized", "malformed API key (wrong prefix, length or checksum)")
+        raise UnauthenticatedError("malformed API key (wrong prefix, length or checksum)")
     row = _usable(
         (await session.execute(select(ApiKey).where(ApiKey.key_hash == hash_secret(key)))).scalar(),
         now,
@@ -266,22 +264,20 @@ async def refresh_tokens(
             select(RefreshToken.family).where(RefreshToken.token_hash == hash_secret(token))
         )
         if family is None:
-            raise Problem(401, "unauthorized", "unknown refresh token")
+            raise UnauthenticatedError("unknown refresh token")
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
         await session.commit()
-        raise Problem(
-            401,
-            "unauthorized",
+        raise UnauthenticatedError(
             "refresh token already used: every token of its session is revoked; "
             "exchange the API key again",
         )
     key_id, expires_at, family = found
     if utc(expires_at) <= now:
-        raise Problem(401, "unauthorized", "refresh token expired")
+        raise UnauthenticatedError("refresh token expired")
     row = _usable(await session.get(ApiKey, key_id), now)
     return await issue_tokens(
         session, row, secret=secret, now=now, access=access, refresh=refresh, family=family
@@ -293,11 +289,9 @@ async def authenticate(
 ) -> Principal:
     """Resolve an ``Authorization`` header to a principal, or raise 401."""
     if not authorization or not authorization.startswith("Bearer "):
-        raise Problem(
-            401,
-            "unauthorized",
+        raise UnauthenticatedError(
             "send 'Authorization: Bearer <token or API key>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            challenge=True,
         )
     credential = authorization.removeprefix("Bearer ").strip()
     if credential.startswith(KEY_PREFIX):
@@ -318,9 +312,9 @@ async def authenticate(
             },
         )
     except jwt.InvalidTokenError as exc:
-        raise Problem(401, "unauthorized", f"invalid access token: {exc}") from None
+        raise UnauthenticatedError(f"invalid access token: {exc}") from None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
-        raise Problem(401, "unauthorized", "access token expired; refresh it")
+        raise UnauthenticatedError("access token expired; refresh it")
     # Revocation takes effect at once, also for tokens already issued.
     row = _usable(await session.get(ApiKey, str(claims["sub"])), now)
     family = claims.get("fam")
@@ -329,5 +323,5 @@ async def authenticate(
         .where(RefreshToken.family == str(family), RefreshToken.revoked_at.is_not(None))
         .limit(1)
     ):
-        raise Problem(401, "unauthorized", "this session was revoked (a refresh token was reused)")
+        raise UnauthenticatedError("this session was revoked (a refresh token was reused)")
     return _principal(row)

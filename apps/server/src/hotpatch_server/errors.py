@@ -16,11 +16,13 @@ from hotpatch_core.errors import HotPatchError
 __all__ = [
     "AppExistsError",
     "ContentMismatchError",
+    "DeviceInputError",
     "DirectiveNotNewerError",
     "DiskFullError",
     "EmbeddedExistsError",
     "ExpoSignatureError",
     "ExpoUpdateExistsError",
+    "ForbiddenError",
     "InvalidInputError",
     "MandatoryIsSignedError",
     "NoSuchBlobError",
@@ -34,6 +36,8 @@ __all__ = [
     "StorageUnavailableError",
     "TargetMismatchError",
     "TooLargeInputError",
+    "UnauthenticatedError",
+    "UnsignedUpdateError",
     "UnsignedUrlError",
     "UrlExpiredError",
     "VersionExistsError",
@@ -147,3 +151,27 @@ class DirectiveNotNewerError(ServerError):
 
 class TooLargeInputError(ServerError):
     """An upload, or what it expands to, larger than the server takes (its settings say so)."""
+
+
+class UnauthenticatedError(ServerError):
+    """No credential, or one that is unknown, malformed, expired or revoked.
+
+    ``challenge`` asks the client for a bearer credential (``WWW-Authenticate``).
+    """
+
+    def __init__(self, message: str, *, challenge: bool = False) -> None:
+        """Say why the credential is not accepted."""
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class ForbiddenError(ServerError):
+    """A valid credential whose role or apps do not allow this action."""
+
+
+class DeviceInputError(ServerError):
+    """A CodePush or Expo device request the server cannot use (those clients expect a 400)."""
+
+
+class UnsignedUpdateError(ServerError):
+    """An Expo device expects a signature with a key id the update is not signed with."""

@@ -16,8 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
-from hotpatch_server.errors import InvalidInputError
-from hotpatch_server.problems import Problem
+from hotpatch_server.errors import DeviceInputError, InvalidInputError
 
 __all__ = [
     "APP_ID",
@@ -41,9 +40,7 @@ NAME_CHARS: Final = 200
 def app_id(value: str, field: str) -> str:
     """Return ``value`` if it is a valid app id, else raise a 422 naming ``field``."""
     if not APP_ID.fullmatch(value):
-        raise Problem(
-            422,
-            "invalid",
+        raise InvalidInputError(
             f"{field} must be 1-{APP_ID_CHARS} letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
             field=field,
@@ -54,16 +51,16 @@ def app_id(value: str, field: str) -> str:
 def app_scope(values: list[str], field: str) -> list[str]:
     """Return ``values`` if each is an app id or ``*`` and there is at least one."""
     if not values:
-        raise Problem(422, "invalid", "list at least one app, or '*'", field=field)
+        raise InvalidInputError("list at least one app, or '*'", field=field)
     return [value if value == "*" else app_id(value, field) for value in values]
 
 
 def display_name(value: str, field: str) -> str:
     """Return ``value`` if it has at most NAME_CHARS characters and no control character."""
     if len(value) > NAME_CHARS:
-        raise Problem(422, "invalid", f"{field} is longer than {NAME_CHARS}", field=field)
+        raise InvalidInputError(f"{field} is longer than {NAME_CHARS}", field=field)
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
-        raise Problem(422, "invalid", f"{field} contains a control character", field=field)
+        raise InvalidInputError(f"{field} contains a control character", field=field)
     return value
 
 
@@ -86,9 +83,9 @@ def device_value(
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise Problem(400, "invalid", f"{kind}{name} must be a string", field=name)
+        raise DeviceInputError(f"{kind}{name} must be a string", field=name)
     if pattern is not None and not pattern.fullmatch(value):
-        raise Problem(400, "invalid", f"{kind}{name} {value[:40]!r} is not valid", field=name)
+        raise DeviceInputError(f"{kind}{name} {value[:40]!r} is not valid", field=name)
     return value
 
 
@@ -98,7 +95,7 @@ def required_device_value(
     """Return what a device sent as ``name``; 400 if it is absent, empty or not valid."""
     value = device_value(values, name, pattern, kind=kind)
     if value is None:
-        raise Problem(400, "invalid", f"{kind}{name} is required", field=name)
+        raise DeviceInputError(f"{kind}{name} is required", field=name)
     return value
 
 

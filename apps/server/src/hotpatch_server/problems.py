@@ -18,11 +18,13 @@ from hotpatch_core import errors as core
 from hotpatch_server.errors import (
     AppExistsError,
     ContentMismatchError,
+    DeviceInputError,
     DirectiveNotNewerError,
     DiskFullError,
     EmbeddedExistsError,
     ExpoSignatureError,
     ExpoUpdateExistsError,
+    ForbiddenError,
     InvalidInputError,
     MandatoryIsSignedError,
     NoSuchBlobError,
@@ -36,6 +38,8 @@ from hotpatch_server.errors import (
     StorageUnavailableError,
     TargetMismatchError,
     TooLargeInputError,
+    UnauthenticatedError,
+    UnsignedUpdateError,
     UnsignedUrlError,
     UrlExpiredError,
     VersionExistsError,
@@ -118,6 +122,10 @@ _STATUS: list[tuple[type[core.HotPatchError], int, str]] = [
     (AppExistsError, 409, "app-exists"),
     (RootConflictError, 409, "root-conflict"),
     (EmbeddedExistsError, 409, "embedded-exists"),
+    (UnauthenticatedError, 401, "unauthorized"),
+    (ForbiddenError, 403, "forbidden"),
+    (DeviceInputError, 400, "invalid"),
+    (UnsignedUpdateError, 409, "unsigned-update"),
     (TooLargeInputError, 413, "too-large"),
     (NotExpoReleaseError, 422, "not-expo-release"),
     (ExpoSignatureError, 422, "bad-signature"),
@@ -132,6 +140,8 @@ def problem_for(error: core.HotPatchError, field: str | None = None) -> Problem:
         return problem_for(error.error, field or error.field)
     wait = error.retry_after if isinstance(error, ServerError) else None
     headers = None if wait is None else {"Retry-After": str(wait)}
+    if isinstance(error, UnauthenticatedError) and error.challenge:
+        headers = {"WWW-Authenticate": "Bearer"}
     for kind, status, slug in _STATUS:
         if isinstance(error, kind):
             schema_field = getattr(error, "field", None) or None

@@ -58,10 +58,10 @@ from hotpatch_server.devices.check import choose
 from hotpatch_server.devices.query import DEVICE_ID, NATIVE_TEXT, CheckQuery, native_version
 from hotpatch_server.devices.reports import Report, record_installation
 from hotpatch_server.devices.tracker import DeviceTracker
+from hotpatch_server.errors import DeviceInputError, NotFoundError
 from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import Release
-from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.storage.blobs import BlobStore
 
@@ -86,7 +86,7 @@ def _native(text: str) -> Version:
     try:
         return native_version(text)
     except VersionSyntaxError as exc:
-        raise Problem(400, "invalid", str(exc), field="app_version") from None
+        raise DeviceInputError(str(exc), field="app_version") from None
 
 
 def _query(
@@ -147,7 +147,7 @@ class CodePushService:
         key = required_device_value(params, "deployment_key", KEY)
         target = await self.deployment_keys.find(key)
         if target is None:
-            raise Problem(404, "not-found", "unknown or revoked deployment key")
+            raise NotFoundError("unknown or revoked deployment key")
         return target
 
     async def update_check(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,9 +216,7 @@ class CodePushService:
         for name in ("previous_label_or_app_version", "previous_deployment_key"):
             device_value(body, name, _LABEL)
         if label_text is not None and status not in (_SUCCEEDED, _FAILED):
-            raise Problem(
-                400, "invalid", f"status must be {_SUCCEEDED} or {_FAILED}", field="status"
-            )
+            raise DeviceInputError(f"status must be {_SUCCEEDED} or {_FAILED}", field="status")
         target = await self.target(body)
         if device_id is None:
             return {"recorded": False}

@@ -62,10 +62,10 @@ from hotpatch_server.devices.check import choose
 from hotpatch_server.devices.query import CHANNEL, DEVICE_ID, PLATFORM, CheckQuery
 from hotpatch_server.devices.reports import Report, record_installation
 from hotpatch_server.devices.tracker import DeviceTracker
+from hotpatch_server.errors import DeviceInputError, NotFoundError, UnsignedUpdateError
 from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import ExpoAsset
-from hotpatch_server.problems import Problem
 from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.storage.blobs import BlobStore, LocalBlobStore
 from hotpatch_server.storage.downloads import read_range
@@ -105,7 +105,7 @@ _NO_UPDATE: Final = multipart([("directive", b'{"type":"noUpdateAvailable"}', {}
 def _structured(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name, "")
     if len(value) > 4096:
-        raise Problem(400, "invalid", f"header {name} is too long", field=name)
+        raise DeviceInputError(f"header {name} is too long", field=name)
     return value
 
 
@@ -125,13 +125,11 @@ class ExpoCheck:
 
 
 def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
-    """Validate a manifest request's headers; :class:`Problem` 400 names the bad one."""
+    """Validate a manifest request's headers; a 400 names the bad one."""
     fields.app_id(app_id, "appId")
     protocol = headers.get("expo-protocol-version")
     if protocol != "1":
-        raise Problem(
-            400,
-            "invalid",
+        raise DeviceInputError(
             "expo-protocol-version must be 1 (expo-updates 0.16 and later send it)",
             field="expo-protocol-version",
         )
@@ -147,7 +145,7 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
         failed = parse_sfv_strings(_structured(headers, "expo-recent-failed-update-ids"))
         expect = parse_sfv_dictionary(_structured(headers, "expo-expect-signature"))
     except SchemaError as exc:
-        raise Problem(400, "invalid", f"a structured header is malformed: {exc}") from None
+        raise DeviceInputError(f"a structured header is malformed: {exc}") from None
     key_id: str | None = None
     if headers.get("expo-expect-signature"):
         given = expect.get("keyid", "root")
@@ -168,9 +166,7 @@ def parse_request(app_id: str, headers: Mapping[str, str]) -> ExpoCheck:
 def _signed_as_expected(request: ExpoCheck, key_id: str | None, what: str) -> None:
     """Refuse to send what the device would reject for want of the signature it expects."""
     if request.expected_key_id is not None and key_id != request.expected_key_id:
-        raise Problem(
-            409,
-            "unsigned-update",
+        raise UnsignedUpdateError(
             f"the device expects a signature with keyid {request.expected_key_id!r}; {what} is "
             + (f"signed with keyid {key_id!r}" if key_id else "not signed"),
         )
@@ -387,10 +383,10 @@ class ExpoController(Controller):
         """Serve an asset an attached Expo manifest lists: immutable, with its content type."""
         await expo_service.limits.telemetry.enforce(client_address(request), now.timestamp())
         if not _SHA256.fullmatch(sha256):
-            raise Problem(400, "invalid", "an asset is named by 64 lowercase hex digits")
+            raise DeviceInputError("an asset is named by 64 lowercase hex digits")
         row = await db_session.get(ExpoAsset, sha256)
         if row is None:
-            raise Problem(404, "not-found", "no Expo asset with that sha256")
+            raise NotFoundError("no Expo asset with that sha256")
         return _serve(blob_store, row, now)
 
 
@@ -399,7 +395,7 @@ def _serve(store: BlobStore, row: ExpoAsset, now: datetime) -> Response[Any]:
         return Redirect(store.url(row.sha256, now), status_code=302)
     path = store.path(row.sha256)
     if not path.exists():
-        raise Problem(404, "not-found", "the asset's blob is missing from storage")
+        raise NotFoundError("the asset's blob is missing from storage")
     headers = {
         "Cache-Control": "public, max-age=31536000, immutable",
         "ETag": f'"{row.sha256}"',

@@ -26,6 +26,7 @@ import attrs
 from litestar import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from hotpatch_server.errors import InvalidInputError, ServerError, TooLargeInputError
 from hotpatch_server.problems import Problem, disk_full, insufficient_storage
 
 __all__ = ["MAX_FIELD_BYTES", "MAX_MANIFEST_BYTES", "MAX_PARTS", "Upload", "read_upload"]
@@ -89,9 +90,7 @@ class _State:
             if self.archive is not None:
                 raise Problem(400, "bad-request", "more than one archive part", field="archive")
             if not any(name in self.fields for name in _APP_FIELDS):
-                raise Problem(
-                    422, "invalid", "send the appId field before the archive", field="appId"
-                )
+                raise InvalidInputError("send the appId field before the archive", field="appId")
             fd, path = tempfile.mkstemp(prefix="upload-", suffix=".zip", dir=self.tmp_dir)
             os.fchmod(fd, 0o600)
             self.archive = Path(path)
@@ -103,9 +102,8 @@ class _State:
             assert self.handle is not None  # noqa: S101 - opened in headers_finished
             self.length += len(chunk)
             if self.length > self.max_archive:
-                raise Problem(
-                    413, "too-large", f"archive exceeds {self.max_archive} bytes", field="archive"
-                )
+                message = f"archive exceeds {self.max_archive} bytes"
+                raise TooLargeInputError(message, field="archive")
             self.digest.update(chunk)
             self.handle.write(chunk)
             return
@@ -165,7 +163,7 @@ async def read_upload(
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except Problem:
+    except (Problem, ServerError):
         _cleanup(state)
         raise
     except OSError as exc:
