@@ -28,9 +28,9 @@ from hotpatch_core.publishing import Health
 from hotpatch_server.db_outage import RETRY_AFTER
 from hotpatch_server.deps import PrincipalDep, SessionMaker
 from hotpatch_server.devices.tracker import DeviceTracker
+from hotpatch_server.errors import ForbiddenError
 from hotpatch_server.health import DependencyHealth
 from hotpatch_server.metrics import Metrics
-from hotpatch_server.problems import Problem
 from hotpatch_server.wire_schema import wire_response
 
 __all__ = ["CacheState", "health", "metrics", "public_metrics"]
@@ -94,9 +94,7 @@ async def metrics(
 ) -> str:
     """Counters of this process in the Prometheus text format (a credential for every app)."""
     if "*" not in principal.apps:
-        raise Problem(
-            403,
-            "forbidden",
+        raise ForbiddenError(
             "metrics count every app: use a key scoped to all apps (--app '*'), "
             "or set HOTPATCH_METRICS_PUBLIC=1",
         )

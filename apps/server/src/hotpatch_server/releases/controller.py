@@ -46,7 +46,7 @@ from hotpatch_server.deps import (
     SessionMaker,
     SettingsDep,
 )
-from hotpatch_server.errors import InvalidInputError
+from hotpatch_server.errors import ForbiddenError, InvalidInputError
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.patches.service import generate_patches
 from hotpatch_server.problems import Problem
@@ -109,9 +109,7 @@ class ReleaseController(Controller):
         """
         await limits.publish.enforce(principal.key_id, now.timestamp())
         if not principal.may(Action.PUBLISH):  # a viewer: refused before the body is read
-            raise Problem(
-                403,
-                "forbidden",
+            raise ForbiddenError(
                 f"credential {principal.name!r} ({principal.role}) may not publish",
             )
         _cap_body(request, settings)
