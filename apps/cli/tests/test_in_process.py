@@ -194,3 +194,29 @@ def test_bad_release_flags_are_refused_before_the_server_is_asked(run: Run, tmp_
 def _no_request(request: httpx.Request) -> httpx.Response:
     msg = f"no request may be made, but {request.method} {request.url} was"
     raise AssertionError(msg)
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (("rollback", "--platform", "android", "--version", "1.0.0", "--rollout", "-1"),
+         "--rollout"),
+        (("promote", "--platform", "android", "--version", "1.0.0", "--from", "beta",
+          "--to", "beta"), "same channel"),
+        (("promote", "--platform", "android", "--version", "1.0.0", "--from", "beta",
+          "--to", "production", "--rollout", "100.5"), "--rollout"),
+        (("rollout", "--platform", "android", "--version", "1.0.0", "--percent", "250"),
+         "--percent"),
+        (("patch", "--platform", "android", "--from", "1.0.0", "--to", "1.0.0"),
+         "same version"),
+        (("embedded", "register", "--platform", "ios", "--native-version", "1.0.0\n",
+          "--bundle-dir", "nowhere"), "--native-version"),
+    ],
+)  # fmt: skip
+def test_each_command_checks_its_flags_before_the_server_is_asked(
+    run: Run, command: tuple[str, ...], words: str
+) -> None:
+    """Rollback, promote, rollout, patch and embedded read their flags into a typed object first."""
+    code, err = run.fails(*command, transport=httpx.MockTransport(_no_request))
+    assert (code, words in err) == (1, True), err
+    assert run.server.release_rows() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -18,13 +19,23 @@ from hotpatch_cli.commands.common import (
 from hotpatch_cli.commands.expo import attach_expo, expo_options
 from hotpatch_cli.context import Context
 from hotpatch_cli.errors import ConflictError, UsageError
+from hotpatch_cli.expo import ExpoOptions
 from hotpatch_cli.output import table
 from hotpatch_core.errors import HotPatchError
 from hotpatch_core.publishing import ExpoUpdateView, ReleaseView
 from hotpatch_core.release import sign_release
 from hotpatch_core.wire import unstructure
 
-__all__ = ["promote", "release_result", "releases_list", "rollback", "rollout"]
+__all__ = [
+    "PromoteArgs",
+    "RollbackArgs",
+    "RolloutArgs",
+    "promote",
+    "release_result",
+    "releases_list",
+    "rollback",
+    "rollout",
+]
 
 
 def release_result(ctx: Context, release: ReleaseView, expo: ExpoUpdateView | None) -> None:
@@ -35,75 +46,161 @@ def release_result(ctx: Context, release: ReleaseView, expo: ExpoUpdateView | No
     ctx.output.result(document, summary(release))
 
 
+def _rollout_percent(value: float, flag: str) -> float:
+    if not 0 <= value <= 100:
+        raise UsageError(f"{flag} is a percentage between 0 and 100")
+    return value
+
+
+@attrs.frozen
+class RollbackArgs:
+    """What ``hotpatch rollback`` was asked to do, checked."""
+
+    platform: str
+    channel: str
+    version: str
+    rollout: float
+    #: None keeps the old release's ``mandatory``.
+    mandatory: bool | None
+    expires_in: timedelta | None
+    key: Path | None
+    expo: ExpoOptions | None
+
+    @classmethod
+    def parse(cls, args: argparse.Namespace) -> RollbackArgs:
+        """Read and check the flags, before anything is asked of the server."""
+        return cls(
+            platform=args.platform,
+            channel=args.channel,
+            version=args.version,
+            rollout=_rollout_percent(args.rollout, "--rollout"),
+            mandatory=args.mandatory,
+            expires_in=args.expires_in,
+            key=Path(args.key) if args.key else None,
+            expo=expo_options(args),
+        )
+
+
 def rollback(ctx: Context, args: argparse.Namespace) -> None:
     """Re-activate a version's content under a new signed manifest (the next sequence)."""
+    asked = RollbackArgs.parse(args)
     app = ctx.app()
-    key = ctx.signing_key(Path(args.key) if args.key else None)
-    options = expo_options(args)
+    key = ctx.signing_key(asked.key)
     with ctx.api() as api:
-        epoch = check_key(ctx, api, app, key, args.platform, args.channel)
-        source = one_release(api, app, args.platform, args.channel, args.version)
+        epoch = check_key(ctx, api, app, key, asked.platform, asked.channel)
+        source = one_release(api, app, asked.platform, asked.channel, asked.version)
         old = signed_manifest(api, source)
-        sequence, created = next_position(api, app, args.platform, args.channel, epoch)
+        sequence, created = next_position(api, app, asked.platform, asked.channel, epoch)
         manifest = attrs.evolve(
             old,
             epoch=epoch,
             sequence=sequence,
             created_at=created,
             rollback_of=source.manifest_id,
-            expires_at=expiry(created, args.expires_in),
-            mandatory=old.mandatory if args.mandatory is None else args.mandatory,
+            expires_at=expiry(created, asked.expires_in),
+            mandatory=old.mandatory if asked.mandatory is None else asked.mandatory,
         )
-        ctx.output.step(f"rolling {app} {args.platform}/{args.channel} back to {args.version} "
+        ctx.output.step(f"rolling {app} {asked.platform}/{asked.channel} back to {asked.version} "
                         f"as sequence {manifest.sequence}")  # fmt: skip
         envelope = sign_release(manifest, [key])
-        release = api.rollback(source.id, envelope, args.rollout)
-        expo = attach_expo(ctx, api, options, release, envelope)
+        release = api.rollback(source.id, envelope, asked.rollout)
+        expo = attach_expo(ctx, api, asked.expo, release, envelope)
     release_result(ctx, release, expo)
+
+
+@attrs.frozen
+class PromoteArgs:
+    """What ``hotpatch promote`` was asked to do, checked."""
+
+    platform: str
+    #: The channels it goes from and to.
+    source: str
+    target: str
+    version: str
+    rollout: float
+    expires_in: timedelta | None
+    key: Path | None
+    expo: ExpoOptions | None
+
+    @classmethod
+    def parse(cls, args: argparse.Namespace) -> PromoteArgs:
+        """Read and check the flags, before anything is asked of the server."""
+        if args.source == args.target:
+            raise UsageError("--from and --to name the same channel")
+        return cls(
+            platform=args.platform,
+            source=args.source,
+            target=args.target,
+            version=args.version,
+            rollout=_rollout_percent(args.rollout, "--rollout"),
+            expires_in=args.expires_in,
+            key=Path(args.key) if args.key else None,
+            expo=expo_options(args),
+        )
 
 
 def promote(ctx: Context, args: argparse.Namespace) -> None:
     """Publish a version's content from one channel on another (a new signed manifest)."""
+    asked = PromoteArgs.parse(args)
     app = ctx.app()
-    if args.source == args.target:
-        raise UsageError("--from and --to name the same channel")
-    key = ctx.signing_key(Path(args.key) if args.key else None)
-    options = expo_options(args)
+    key = ctx.signing_key(asked.key)
     with ctx.api() as api:
-        epoch = check_key(ctx, api, app, key, args.platform, args.target)
-        source = one_release(api, app, args.platform, args.source, args.version)
-        if api.releases(app, platform=args.platform, channel=args.target, version=args.version):
-            raise ConflictError(f"{args.version} is already on {args.target}")
+        epoch = check_key(ctx, api, app, key, asked.platform, asked.target)
+        source = one_release(api, app, asked.platform, asked.source, asked.version)
+        if api.releases(app, platform=asked.platform, channel=asked.target, version=asked.version):
+            raise ConflictError(f"{asked.version} is already on {asked.target}")
         old = signed_manifest(api, source)
-        sequence, created = next_position(api, app, args.platform, args.target, epoch)
+        sequence, created = next_position(api, app, asked.platform, asked.target, epoch)
         try:
             manifest = attrs.evolve(
                 old,
-                channel=args.target,
+                channel=asked.target,
                 epoch=epoch,
                 sequence=sequence,
                 created_at=created,
                 rollback_of=None,
-                expires_at=expiry(created, args.expires_in),
+                expires_at=expiry(created, asked.expires_in),
             )
         except (HotPatchError, ValueError) as exc:
             raise UsageError(f"invalid --to channel: {exc}") from None
-        ctx.output.step(f"promoting {args.version} from {args.source} to {args.target}")
+        ctx.output.step(f"promoting {asked.version} from {asked.source} to {asked.target}")
         envelope = sign_release(manifest, [key])
-        release = api.promote(source.id, envelope, args.rollout)
-        expo = attach_expo(ctx, api, options, release, envelope)
+        release = api.promote(source.id, envelope, asked.rollout)
+        expo = attach_expo(ctx, api, asked.expo, release, envelope)
     release_result(ctx, release, expo)
+
+
+@attrs.frozen
+class RolloutArgs:
+    """What ``hotpatch rollout`` was asked to do, checked: a percentage, or pause / resume."""
+
+    platform: str
+    channel: str
+    version: str
+    percent: float | None
+    paused: bool | None
+
+    @classmethod
+    def parse(cls, args: argparse.Namespace) -> RolloutArgs:
+        """Read and check the flags, before anything is asked of the server."""
+        if args.percent is not None and not 0 <= args.percent <= 100:
+            raise UsageError("--percent is between 0 and 100")
+        return cls(
+            platform=args.platform,
+            channel=args.channel,
+            version=args.version,
+            percent=args.percent,
+            paused=True if args.pause else False if args.resume else None,
+        )
 
 
 def rollout(ctx: Context, args: argparse.Namespace) -> None:
     """Change a release's rollout percentage, or pause / resume it (advisory, unsigned)."""
+    asked = RolloutArgs.parse(args)
     app = ctx.app()
-    if args.percent is not None and not 0 <= args.percent <= 100:
-        raise UsageError("--percent is between 0 and 100")
-    paused = True if args.pause else False if args.resume else None
     with ctx.api() as api:
-        source = one_release(api, app, args.platform, args.channel, args.version)
-        release = api.change_rollout(source.id, percent=args.percent, paused=paused)
+        source = one_release(api, app, asked.platform, asked.channel, asked.version)
+        release = api.change_rollout(source.id, percent=asked.percent, paused=asked.paused)
     release_result(ctx, release, None)
 
 
