@@ -52,6 +52,13 @@ from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.versions import Version
 from hotpatch_server.cache import ActiveReleases, Candidate
+from hotpatch_server.codepush.answers import (
+    CheckAnswer,
+    LegacyCheckAnswer,
+    ReportAnswer,
+    UpdateInfo,
+    legacy,
+)
 from hotpatch_server.codepush.keys import KEY, DeploymentKeys, Target
 from hotpatch_server.deps import ActiveReleasesDep, DbSession, Now
 from hotpatch_server.devices.check import choose
@@ -71,7 +78,6 @@ __all__ = [
     "DeployReport",
     "DownloadReport",
     "LegacyCodePushController",
-    "legacy_update_info",
 ]
 
 PREFIX: Final = "/v0.1/public/codepush"
@@ -142,7 +148,7 @@ class CodePushService:
     limits: Limits
     clock: Callable[[], datetime]
 
-    async def target(self, params: Mapping[str, Any]) -> Target:
+    async def target(self, params: Mapping[str, object]) -> Target:
         """Return where the request's deployment key points; 404 if unknown."""
         key = required_device_value(params, "deployment_key", KEY)
         target = await self.deployment_keys.find(key)
@@ -150,7 +156,7 @@ class CodePushService:
             raise NotFoundError("unknown or revoked deployment key")
         return target
 
-    async def update_check(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_check(self, params: Mapping[str, object]) -> CheckAnswer:
         """Answer ``update_check`` with ``{"update_info": ...}``."""
         native_text = required_device_value(params, "app_version", NATIVE_TEXT)
         native = _native(native_text)
@@ -168,45 +174,45 @@ class CodePushService:
         self.metrics.inc("codepush_check", offered=str(chosen is not None).lower())
         if chosen is None:
             upgrade = _binary_upgrade(candidates, native)
-            return {
-                "update_info": {
-                    "is_available": False,
-                    "update_app_version": upgrade is not None,
-                    "should_run_binary_version": False,
-                    "app_version": native_text,
-                    "target_binary_range": upgrade.binary_range.text if upgrade else native_text,
-                }
-            }
+            return CheckAnswer(
+                UpdateInfo(
+                    is_available=False,
+                    update_app_version=upgrade is not None,
+                    should_run_binary_version=False,
+                    app_version=native_text,
+                    target_binary_range=upgrade.binary_range.text if upgrade else native_text,
+                )
+            )
         # A device on a package there is a diff from downloads the diff instead.
         sha256, size = chosen.archive_sha256, chosen.archive_length
         if package_hash is not None and package_hash in chosen.codepush_diffs:
             sha256, size = chosen.codepush_diffs[package_hash]
-        return {
-            "update_info": {
-                "is_available": True,
-                "download_url": self.blob_store.url(sha256, now),
-                "package_hash": chosen.codepush_hash,
-                "package_size": size,
-                "label": label(chosen.epoch, chosen.sequence),
-                "description": chosen.version,
-                "is_mandatory": chosen.mandatory,
-                "update_app_version": False,
-                "should_run_binary_version": False,
+        return CheckAnswer(
+            UpdateInfo(
+                is_available=True,
+                download_url=self.blob_store.url(sha256, now),
+                package_hash=chosen.codepush_hash,
+                package_size=size,
+                label=label(chosen.epoch, chosen.sequence),
+                description=chosen.version,
+                is_mandatory=chosen.mandatory,
+                update_app_version=False,
+                should_run_binary_version=False,
                 # The device keeps this as the package's app version and runs the
                 # package only on a binary of exactly this version: send it back as sent.
-                "app_version": native_text,
-                "target_binary_range": native_text,
-            }
-        }
+                app_version=native_text,
+                target_binary_range=native_text,
+            )
+        )
 
     async def deploy(
         self,
-        body: Mapping[str, Any],
+        body: Mapping[str, object],
         address: str,
         db_session: AsyncSession,
         active_releases: ActiveReleases,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> ReportAnswer:
         """Store a deploy report (snake_case fields) as an installation, once."""
         await self.limits.telemetry.enforce(address, now.timestamp())
         native_text = required_device_value(body, "app_version", NATIVE_TEXT)
@@ -219,7 +225,7 @@ class CodePushService:
             raise DeviceInputError(f"status must be {_SUCCEEDED} or {_FAILED}", field="status")
         target = await self.target(body)
         if device_id is None:
-            return {"recorded": False}
+            return ReportAnswer(recorded=False)
         await self.limits.report.enforce(f"{target.app_id}/{device_id}", now.timestamp())
         native = _native(native_text)
         position = parse_label(label_text) if label_text is not None else None
@@ -242,7 +248,7 @@ class CodePushService:
             self.metrics.inc(
                 "codepush_report", status="binary" if label_text is None else "unknown"
             )
-            return {"recorded": False}
+            return ReportAnswer(recorded=False)
         duplicate = await record_installation(
             db_session,
             Report(
@@ -258,18 +264,18 @@ class CodePushService:
             active_releases,
             self.metrics,
         )
-        return {"recorded": True, "duplicate": duplicate}
+        return ReportAnswer(recorded=True, duplicate=duplicate)
 
     async def download(
-        self, body: Mapping[str, Any], address: str, now: datetime
-    ) -> dict[str, Any]:
+        self, body: Mapping[str, object], address: str, now: datetime
+    ) -> ReportAnswer:
         """Count a download report (HotPatch's statistics count installs, not downloads)."""
         await self.limits.telemetry.enforce(address, now.timestamp())
         device_value(body, "client_unique_id", DEVICE_ID)
         device_value(body, "label", _LABEL)
         await self.target(body)
         self.metrics.inc("codepush_download")
-        return {"recorded": True}
+        return ReportAnswer(recorded=True)
 
 
 class DeployReport(msgspec.Struct):
@@ -311,7 +317,7 @@ class CodePushController(Controller):
         self,
         request: Request[Any, Any, Any],
         codepush_service: NamedDependency[SkipValidation[CodePushService]],
-    ) -> dict[str, Any]:
+    ) -> CheckAnswer:
         """Answer whether a release is available to this CodePush device."""
         return await codepush_service.update_check(request.query_params)
 
@@ -324,7 +330,7 @@ class CodePushController(Controller):
         db_session: DbSession,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> ReportAnswer:
         """Store a labelled report as an installation: succeeded = applied, failed = rolled back."""
         return await codepush_service.deploy(
             msgspec.structs.asdict(data),
@@ -341,7 +347,7 @@ class CodePushController(Controller):
         data: JSONBody[DownloadReport],
         codepush_service: NamedDependency[SkipValidation[CodePushService]],
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> ReportAnswer:
         """Count a download (HotPatch's statistics count installs, not downloads)."""
         return await codepush_service.download(
             msgspec.structs.asdict(data), client_address(request), now
@@ -357,18 +363,6 @@ _LEGACY_QUERY: Final = {
     "packageHash": "package_hash",
     "label": "label",
     "clientUniqueId": "client_unique_id",
-}
-#: Current answer fields to legacy ones (``downloadURL`` is spelled so by the old SDK).
-_LEGACY_ANSWER: Final = {
-    "is_available": "isAvailable",
-    "download_url": "downloadURL",
-    "package_hash": "packageHash",
-    "package_size": "packageSize",
-    "label": "label",
-    "description": "description",
-    "is_mandatory": "isMandatory",
-    "update_app_version": "updateAppVersion",
-    "should_run_binary_version": "shouldRunBinaryVersion",
 }
 
 
@@ -395,17 +389,6 @@ class LegacyDownloadReport(msgspec.Struct, rename="camel"):
     label: Any = None
 
 
-def legacy_update_info(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Spell a current ``update_info`` as the legacy SDK reads it.
-
-    The old SDK has no ``target_binary_range``: it reads ``appVersion``, which
-    carries the range a newer binary needs when ``updateAppVersion`` is set.
-    """
-    legacy = {_LEGACY_ANSWER[k]: v for k, v in info.items() if k in _LEGACY_ANSWER}
-    legacy["appVersion"] = info["target_binary_range"]
-    return legacy
-
-
 class LegacyCodePushController(Controller):
     """The camelCase routes of code-push SDK 2.x and older, over the same service."""
 
@@ -425,12 +408,12 @@ class LegacyCodePushController(Controller):
         self,
         request: Request[Any, Any, Any],
         codepush_service: NamedDependency[SkipValidation[CodePushService]],
-    ) -> dict[str, Any]:
+    ) -> LegacyCheckAnswer:
         """Answer whether a release is available, in the legacy spelling."""
         query = request.query_params
         params = {new: query[old] for old, new in _LEGACY_QUERY.items() if old in query}
         answer = await codepush_service.update_check(params)
-        return {"updateInfo": legacy_update_info(answer["update_info"])}
+        return LegacyCheckAnswer(legacy(answer.update_info))
 
     @post("/reportStatus/deploy", status_code=200, summary="CodePush deploy report (legacy API)")
     async def report_deploy(
@@ -441,7 +424,7 @@ class LegacyCodePushController(Controller):
         db_session: DbSession,
         active_releases: ActiveReleasesDep,
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> ReportAnswer:
         """Store a labelled report as an installation, as the current route does."""
         return await codepush_service.deploy(
             msgspec.structs.asdict(data),
@@ -460,7 +443,7 @@ class LegacyCodePushController(Controller):
         data: JSONBody[LegacyDownloadReport],
         codepush_service: NamedDependency[SkipValidation[CodePushService]],
         now: Now,
-    ) -> dict[str, Any]:
+    ) -> ReportAnswer:
         """Count a download, as the current route does."""
         return await codepush_service.download(
             msgspec.structs.asdict(data), client_address(request), now
