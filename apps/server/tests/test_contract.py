@@ -27,6 +27,7 @@ from hotpatch_core.protocol import (
 from hotpatch_core.publishing import (
     ApiKeyView,
     AppView,
+    AuditEntryView,
     CreatedApiKey,
     CreatedDeploymentKey,
     DeploymentKeyView,
@@ -354,3 +355,16 @@ def test_health_answers_follow_the_published_schema(server: Server) -> None:
     jsonschema.validate({"status": "unavailable", "database": "unavailable", "cache": "ok"}, down)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"status": "fine", "database": "ok", "cache": "ok"}, down)
+
+
+def test_the_audit_log_follows_the_published_schema(server: Server) -> None:
+    """Each entry is an AuditEntryView: its time in the wire format, its details an object."""
+    server.published(1)
+    answer = server.client.get("/audit", params={"appId": APP_ID}, headers=server.auth())
+    assert answer.status_code == 200, answer.text
+    jsonschema.validate(answer.json(), _answer_schema(server, "/audit", "get"))
+    entries = [structure(entry, AuditEntryView) for entry in answer.json()]
+    assert [entry.action for entry in entries] == ["publish", "create-key", "create-app"]
+    assert {entry.app_id for entry in entries} == {APP_ID}
+    assert entries[0].at == server.clock()
+    assert set(entries[0].details) == {"archive"}, entries[0]

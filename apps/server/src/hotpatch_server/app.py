@@ -43,6 +43,7 @@ from hotpatch_server.deps import Now
 from hotpatch_server.devices.check import CheckService
 from hotpatch_server.devices.controller import DeviceController
 from hotpatch_server.devices.tracker import DeviceTracker
+from hotpatch_server.downloads import download_blob
 from hotpatch_server.expo import (
     ExpoController,
     ExpoDirectiveController,
@@ -66,7 +67,6 @@ from hotpatch_server.releases.controller import ReleaseController
 from hotpatch_server.roots import RootController, TrustRootCache
 from hotpatch_server.settings import Settings, private_dir
 from hotpatch_server.storage.blobs import BlobStore, LocalBlobStore, UrlSigner
-from hotpatch_server.storage.downloads import download_blob
 from hotpatch_server.storage.s3 import S3BlobStore
 from hotpatch_server.wire_schema import WireSchemaPlugin
 

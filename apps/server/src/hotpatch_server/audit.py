@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import get
+from litestar import Response, get
 from litestar.params import QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotpatch_core.publishing import AuditEntryView
 from hotpatch_server.auth import Action, Principal
 from hotpatch_server.deps import DbSession, PrincipalDep
-from hotpatch_server.models import ApiKey, AuditEntry, Release
+from hotpatch_server.models import ApiKey, AuditEntry, Release, utc
+from hotpatch_server.wire_schema import wire_response
 
 __all__ = ["list_audit", "record", "record_key_change", "record_raw"]
 
@@ -81,7 +83,7 @@ async def list_audit(
     db_session: DbSession,
     app_id: Annotated[str, QueryParameter(name="appId")],
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> Response[list[AuditEntryView]]:
     """Audit entries of one app (``*``: changes to keys scoped to every app), newest first."""
     principal.require(Action.READ, app_id)
     rows = (
@@ -92,15 +94,17 @@ async def list_audit(
             .limit(limit)
         )
     ).scalars()
-    return [
-        {
-            "id": r.id,
-            "at": r.at.isoformat(),
-            "actor": r.actor,
-            "action": r.action,
-            "appId": r.app_id,
-            "target": r.target,
-            "details": r.details,
-        }
-        for r in rows
-    ]
+    return wire_response(
+        [
+            AuditEntryView(
+                id=r.id,
+                at=utc(r.at),
+                actor=r.actor,
+                action=r.action,
+                app_id=app_id,
+                target=r.target,
+                details=r.details,
+            )
+            for r in rows
+        ]
+    )

@@ -33,6 +33,7 @@ from hotpatch_core.trust import Scope
 __all__ = [
     "ApiKeyView",
     "AppView",
+    "AuditEntryView",
     "CreatedApiKey",
     "CreatedDeploymentKey",
     "DeploymentKeyView",
@@ -408,3 +409,22 @@ class Health:
     status: str = attrs.field(metadata={"schema": {"enum": ["ok", "degraded", "unavailable"]}})
     database: str = attrs.field(metadata={"schema": {"enum": ["ok", "unavailable"]}})
     cache: str = attrs.field(metadata={"schema": {"enum": ["ok", "unavailable", "not configured"]}})
+
+
+@attrs.frozen
+class AuditEntryView:
+    """One entry of an app's audit log (``GET /audit``): who changed what, and when.
+
+    ``details`` holds what the action changed (for example the rollout, the
+    key id, the manifest id); its fields depend on ``action``.
+    """
+
+    id: int
+    at: datetime
+    #: The credential that acted (its name and id), or the server's own command line.
+    actor: str
+    action: str
+    app_id: str
+    #: What was acted on: a release, a key, a channel.
+    target: str
+    details: dict[str, object]

@@ -62,13 +62,13 @@ from hotpatch_server.devices.check import choose
 from hotpatch_server.devices.query import CHANNEL, DEVICE_ID, PLATFORM, CheckQuery
 from hotpatch_server.devices.reports import Report, record_installation
 from hotpatch_server.devices.tracker import DeviceTracker
+from hotpatch_server.downloads import read_range
 from hotpatch_server.errors import DeviceInputError, NotFoundError, UnsignedUpdateError
 from hotpatch_server.fields import device_value, required_device_value
 from hotpatch_server.metrics import Metrics
 from hotpatch_server.models import ExpoAsset
 from hotpatch_server.ratelimit import Limits, client_address
 from hotpatch_server.storage.blobs import BlobStore, LocalBlobStore
-from hotpatch_server.storage.downloads import read_range
 
 __all__ = ["ExpoController", "ExpoService", "manifest_route"]
 

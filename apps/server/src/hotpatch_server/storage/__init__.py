@@ -1,1 +1,1 @@
-"""Storage: archives, patches and assets on local disk or S3, their download route and cleanup."""
+"""Storage: archives, patches and assets on local disk or S3, and the cleanup of unused blobs."""

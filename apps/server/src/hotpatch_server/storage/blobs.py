@@ -6,7 +6,7 @@ cacheable (ARCHITECTURE.md idea 5). Two backends:
 - :class:`LocalBlobStore` keeps files under the data directory; devices
   download them from ``/blobs/{sha256}`` with an HMAC-signed, expiring query
   (``exp``, ``sig``; constant-time compare; expired -> 410, tampered -> 403)
-  and HTTP Range support for resuming (:mod:`hotpatch_server.storage.downloads`).
+  and HTTP Range support for resuming (:mod:`hotpatch_server.downloads`).
 - S3 / R2 (presigned URLs straight at the bucket) — see :mod:`hotpatch_server.storage.s3`.
 
 The server is trusted for availability, not integrity: devices verify every
