@@ -180,7 +180,7 @@ def test_a_bsdiff_payload_that_inflates_past_the_signed_size_is_capped(codec: in
         packed = lzma.compress(bomb, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
         payload = bytes([1]) + _varint(24) + _varint(0) + packed
     patch = patch_header(base, target) + _op(2, payload)
-    with pytest.raises(HotPatchError):
+    with pytest.raises(TooLargeError):
         apply_patch(patch, base, target.manifest_id, target.files, MemorySink())
 
 
