@@ -220,3 +220,30 @@ def test_each_command_checks_its_flags_before_the_server_is_asked(
     code, err = run.fails(*command, transport=httpx.MockTransport(_no_request))
     assert (code, words in err) == (1, True), err
     assert run.server.release_rows() == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (("--threshold", "0"), "--threshold"),
+        (("--days", "-5"), "--days"),
+        (("--publisher-days", "0"), "--publisher-days"),
+        (("--epoch", "0"), "--epoch"),
+        (("--out", "EXISTING"), "exists already"),
+    ],
+)
+def test_trust_root_flags_are_checked_before_any_key_is_read(
+    run: Run, tmp_path: Path, flags: tuple[str, ...], words: str
+) -> None:
+    """RootArgs checks numbers and the output file first: nothing is signed or written."""
+    existing = tmp_path / "existing.json"
+    existing.write_text("keep me")
+    out = ("--out", str(tmp_path / "root.json"))
+    given = tuple(str(existing) if flag == "EXISTING" else flag for flag in flags)
+    code, err = run.fails(
+        "trust-root", "create", "--root-key", str(tmp_path / "missing.pem"), *out, *given,
+        transport=httpx.MockTransport(_no_request),
+    )  # fmt: skip
+    assert (code, words in err) == (1, True), err
+    assert existing.read_text() == "keep me"
+    assert not (tmp_path / "root.json").exists()

@@ -6,7 +6,8 @@ import argparse
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+
+import attrs
 
 from hotpatch_cli.codepush import codepush_key_pair
 from hotpatch_cli.context import Context, now
@@ -30,6 +31,7 @@ from hotpatch_core.trust import (
 )
 
 __all__ = [
+    "RootArgs",
     "keys_export_public",
     "keys_generate",
     "keys_generate_codepush",
@@ -159,32 +161,75 @@ def _timestamp(paths: list[str] | None) -> TimestampRole | None:
     return TimestampRole(tuple(keys.values()))
 
 
+def _positive(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} is a whole number of at least 1")
+    return value
+
+
+def _free(out: str, force: bool) -> Path:  # noqa: FBT001 - the --force flag as given
+    path = Path(out)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists already", hint="pass --force to replace it")
+    return path
+
+
+@attrs.frozen
+class RootArgs:
+    """What ``hotpatch trust-root create`` or ``rotate`` signs, checked and loaded.
+
+    ``None`` (and empty) values mean "as the current root has it" on a rotation.
+    """
+
+    root_keys: tuple[SigningKey, ...]
+    threshold: int | None
+    publishers: tuple[PublisherKey, ...]
+    lifetime: timedelta | None
+    timestamp: TimestampRole | None
+    out: Path
+
+    @classmethod
+    def parse(cls, ctx: Context, args: argparse.Namespace) -> RootArgs:
+        """Check the numbers and the output file, then load the keys the flags name."""
+        threshold = _positive(args.threshold, "--threshold")
+        days = _positive(args.days, "--days")
+        _positive(args.publisher_days, "--publisher-days")
+        out = _free(args.out, args.force)
+        return cls(
+            root_keys=tuple(_root_keys(args.root_key)),
+            threshold=threshold,
+            publishers=tuple(_publishers(args, ctx)),
+            lifetime=None if days is None else timedelta(days=days),
+            timestamp=_timestamp(args.timestamp_key),
+            out=out,
+        )
+
+
 def trust_root_create(ctx: Context, args: argparse.Namespace) -> None:
     """Create and sign an app's first trust root."""
+    epoch = _positive(args.epoch, "--epoch")
+    asked = RootArgs.parse(ctx, args)
     root, data = build_trust_root(
-        root_keys=_root_keys(args.root_key),
-        threshold=args.threshold,
-        publishers=_publishers(args, ctx),
+        root_keys=list(asked.root_keys),
+        threshold=asked.threshold or 1,
+        publishers=list(asked.publishers),
         version=1,
-        epoch=args.epoch,
-        expires_at=now() + timedelta(days=args.days) if args.days else None,
-        timestamp=_timestamp(args.timestamp_key),
+        epoch=epoch or 1,
+        expires_at=now() + asked.lifetime if asked.lifetime else None,
+        timestamp=asked.timestamp,
     )
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists already", hint="pass --force to replace it")
-    out.write_bytes(data)
+    asked.out.write_bytes(data)
     ctx.output.result(
-        {"path": str(out), "version": root.version, "epoch": root.epoch,
+        {"path": str(asked.out), "version": root.version, "epoch": root.epoch,
          "rootKeys": [k.key_id for k in root.root_keys],
          "publishers": [p.key_id for p in root.publishers],
          "timestampKeys": [k.key_id for k in root.timestamp.keys] if root.timestamp else []},
-        f"wrote trust root v{root.version} (epoch {root.epoch}) to {out}: "
+        f"wrote trust root v{root.version} (epoch {root.epoch}) to {asked.out}: "
         f"{root.root_threshold} of {len(root.root_keys)} root keys, "
         f"{len(root.publishers)} publisher key(s)"
         + (", channel heads required" if root.timestamp else "")
         + ". Embed this file in the app, and create the "
-        f"app on the server with it (hotpatch-server create-app ID --trust-root {out}).",
+        f"app on the server with it (hotpatch-server create-app ID --trust-root {asked.out}).",
     )  # fmt: skip
 
 
@@ -195,19 +240,17 @@ def trust_root_rotate(ctx: Context, args: argparse.Namespace) -> None:
         current = load_trust_root(current_path.read_bytes())
     except (OSError, HotPatchError) as exc:
         raise UsageError(f"cannot use {current_path}: {exc}") from None
+    asked = RootArgs.parse(ctx, args)
     old_keys = _root_keys(args.old_root_key)
-    new_keys = _root_keys(args.root_key) or old_keys
-    publishers = _publishers(args, ctx) or list(current.publishers)
+    new_keys = list(asked.root_keys) or old_keys
     root, _ = build_trust_root(
         root_keys=new_keys,
-        threshold=args.threshold or current.root_threshold,
-        publishers=publishers,
+        threshold=asked.threshold or current.root_threshold,
+        publishers=list(asked.publishers) or list(current.publishers),
         version=current.version + 1,
         epoch=current.epoch + 1 if args.bump_epoch else current.epoch,
-        expires_at=now() + timedelta(days=args.days) if args.days else current.expires_at,
-        timestamp=None
-        if args.no_timestamp_key
-        else _timestamp(args.timestamp_key) or current.timestamp,
+        expires_at=now() + asked.lifetime if asked.lifetime else current.expires_at,
+        timestamp=None if args.no_timestamp_key else asked.timestamp or current.timestamp,
         release_thresholds=current.release_thresholds,
     )
     signers = {k.public_key.key_id: k for k in [*old_keys, *new_keys]}
@@ -216,11 +259,12 @@ def trust_root_rotate(ctx: Context, args: argparse.Namespace) -> None:
         rotate_trust_root(current, data)
     except HotPatchError as exc:
         raise UsageError(f"the new root would not be accepted: {exc}") from None
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists already", hint="pass --force to replace it")
-    out.write_bytes(data)
-    document: dict[str, Any] = {"path": str(out), "version": root.version, "epoch": root.epoch}
+    asked.out.write_bytes(data)
+    document: dict[str, object] = {
+        "path": str(asked.out),
+        "version": root.version,
+        "epoch": root.epoch,
+    }
     if args.upload:
         api_app = ctx.app()
         with ctx.api() as api:
@@ -228,6 +272,6 @@ def trust_root_rotate(ctx: Context, args: argparse.Namespace) -> None:
         document["installedOn"] = api_app
     ctx.output.result(
         document,
-        f"wrote trust root v{root.version} (epoch {root.epoch}) to {out}"
+        f"wrote trust root v{root.version} (epoch {root.epoch}) to {asked.out}"
         + (f"; installed on {document['installedOn']}" if args.upload else ""),
     )
