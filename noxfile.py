@@ -173,9 +173,10 @@ def cli_reference(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def vectors(session: nox.Session) -> None:
-    """Regenerate the golden vectors in docs/spec/vectors/ after a deliberate format change."""
+    """Regenerate the golden vectors and the device conformance scenarios (docs/spec/)."""
     _sync(session)
     session.run("python", "packages/hotpatch-core/tests/golden.py")
+    session.run("python", "packages/hotpatch-core/tests/conformance_gen.py")
 
 
 @nox.session(python="3.11")

@@ -139,16 +139,25 @@ def make_pki(  # noqa: PLR0913 - keyword-only knobs of a test builder
     return PKI(roots, publisher, root, sign_trust_root(root, roots), stamp)
 
 
-def rotate_pki(pki: PKI, *, new_root_keys: bool = False, bump_epoch: bool = True) -> PKI:
+def rotate_pki(
+    pki: PKI, *, new_root_keys: bool = False, bump_epoch: bool = True, seed: int | None = None
+) -> PKI:
     """Return trust root version N+1 of ``pki`` with a fresh publisher key, as a rotation.
 
     The new root lists only the new publisher (the old one is revoked) and,
     with ``new_root_keys``, new root keys too. Its envelope is signed by the
     old root keys and its own, as :func:`~hotpatch_core.trust.rotate_trust_root`
-    requires; with ``bump_epoch`` it starts a new epoch.
+    requires; with ``bump_epoch`` it starts a new epoch. With ``seed`` the new
+    keys are derived from it (reproducible), else random.
     """
-    publisher = SigningKey.generate()
-    roots = tuple(SigningKey.generate() for _ in pki.root_keys) if new_root_keys else pki.root_keys
+
+    def key(index: int) -> SigningKey:
+        if seed is None:
+            return SigningKey.generate()
+        return SigningKey(bytes([seed % 256, index]) * 16)
+
+    publisher = key(100)
+    roots = tuple(key(i) for i in range(len(pki.root_keys))) if new_root_keys else pki.root_keys
     root = attrs.evolve(
         pki.root,
         version=pki.root.version + 1,
