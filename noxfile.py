@@ -171,6 +171,18 @@ def cli_reference(session: nox.Session) -> None:
     session.run("python", "-m", "hotpatch_cli.reference", "docs/reference/cli.md")
 
 
+SDK_JS = ROOT / "packages" / "hotpatch-react-native"
+
+
+@nox.session(name="sdk-js", python=False)
+def sdk_js(session: nox.Session) -> None:
+    """Check the React Native SDK's JS layer: npm ci, tsc (strict, real RN types), node --test."""
+    session.chdir(SDK_JS)
+    session.run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True)
+    session.run("npx", "tsc", "-p", ".", external=True)
+    session.run("node", "--test", "dist/test/", external=True)
+
+
 @nox.session(python="3.11")
 def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors and the device conformance scenarios (docs/spec/)."""

@@ -44,6 +44,12 @@ def npm_installed() -> Callable[[str], Path]:
     return lambda name: _npm_installed(CLIENTS / name)
 
 
+@pytest.fixture(scope="session")
+def npm_project() -> Callable[[str], Path]:
+    """Return a function that installs an npm project of this repository by its path."""
+    return lambda path: _npm_installed(REPO / path)
+
+
 #: What the test runner's virtualenv (nox with uv) sets, which would point a
 #: user's ``uv`` and ``pip`` at the runner's environment instead of their own.
 _RUNNER_VARIABLES = frozenset(
