@@ -183,6 +183,12 @@ def sdk_js(session: nox.Session) -> None:
     session.run("node", "--test", "dist/test/", external=True)
 
 
+@nox.session(name="sdk-jvm", python=False)
+def sdk_jvm(session: nox.Session) -> None:
+    """Build and test the SDK's Android core on the JVM (kotlinc from npm, JUnit 5 from Debian)."""
+    session.run("python3", str(SDK_JS / "android" / "core" / "run_tests.py"), external=True)
+
+
 @nox.session(python="3.11")
 def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors and the device conformance scenarios (docs/spec/)."""

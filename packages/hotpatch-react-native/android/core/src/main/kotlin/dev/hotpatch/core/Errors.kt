@@ -1,0 +1,32 @@
+package dev.hotpatch.core
+
+/**
+ * The errors of the core, one class per defence, named as the Python reference
+ * names them (hotpatch_core.errors): a conformance scenario's `Reject` names the
+ * class, and [reason] gives that name on every platform.
+ */
+sealed class HotPatchException(message: String) : Exception(message) {
+    /** The reference's class name of this error (for example `RollbackError`). */
+    abstract val reason: String
+}
+
+/** Bytes that are not a well-formed document of the kind expected. */
+open class FormatException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "FormatError"
+}
+
+/** JSON that a strict parser refuses (duplicate keys, floats, a BOM, ...). */
+class StrictJsonException(message: String) : FormatException(message) {
+    override val reason: String get() = "StrictJSONError"
+}
+
+/** An envelope that is not `{payloadType, payload, signatures}` with base64 parts. */
+class MalformedEnvelopeException(message: String) : FormatException(message) {
+    override val reason: String get() = "MalformedEnvelopeError"
+}
+
+/** A size, count or length over its cap. */
+class TooLargeException(what: String, val limit: Long) :
+    HotPatchException("$what exceeds the limit of $limit") {
+    override val reason: String get() = "TooLargeError"
+}
