@@ -30,3 +30,31 @@ class TooLargeException(what: String, val limit: Long) :
     HotPatchException("$what exceeds the limit of $limit") {
     override val reason: String get() = "TooLargeError"
 }
+
+/** A document whose fields are missing, of the wrong type, or out of range. */
+class SchemaException(message: String, val field: String) : FormatException(if (field.isEmpty()) message else "$field: $message") {
+    override val reason: String get() = "SchemaError"
+}
+
+/** A document of a format version this core does not read. */
+class UnsupportedFormatException(message: String) : FormatException(message) {
+    override val reason: String get() = "UnsupportedFormatError"
+}
+
+/** The signatures on a document do not establish trust in it. */
+open class VerificationException(message: String, override val reason: String = "VerificationError") :
+    HotPatchException(message)
+
+class PayloadTypeException(message: String) : VerificationException(message, "PayloadTypeError")
+
+class UnsignedException(message: String) : VerificationException(message, "UnsignedError")
+
+class UnknownKeyException(message: String) : VerificationException(message, "UnknownKeyError")
+
+class BadSignatureException(message: String) : VerificationException(message, "BadSignatureError")
+
+class ThresholdException(message: String) : VerificationException(message, "ThresholdError")
+
+class ExpiredException(message: String) : VerificationException(message, "ExpiredError")
+
+class RootRotationException(message: String) : VerificationException(message, "RootRotationError")
