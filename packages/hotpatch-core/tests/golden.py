@@ -18,12 +18,13 @@ from hotpatch_core import strictjson
 from hotpatch_core.archive import ArchiveInput, write_archive
 from hotpatch_core.cohort import bucket
 from hotpatch_core.envelope import decode_envelope, pae
+from hotpatch_core.errors import VersionSyntaxError
 from hotpatch_core.head import due_offers, sign_head
 from hotpatch_core.keys import SigningKey
 from hotpatch_core.manifest import encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME, build_release, head_listing, make_pki
-from hotpatch_core.versions import Version
+from hotpatch_core.versions import BinaryRange, Version
 from hotpatch_core.wire import format_time
 
 VECTORS = Path(__file__).resolve().parents[3] / "docs" / "spec" / "vectors"
@@ -35,6 +36,51 @@ FILES = {
 
 def _json(value: object) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+#: Native versions as apps report them, and ranges as publishers write them.
+NATIVE_VERSIONS = (
+    "1", "1.2", "1.2.3", "0.0.1", "1.2.3-rc.1", "1.2.3-rc.10", "1.2.3-rc.2", "1.2.3-alpha",
+    "1.2.3+42", "2.0.0", "9007199254740991.0.0", "01.2", "1.2.3.4", "1..2", "v1.2.3", "",
+    "1.2.3-01", "9007199254740992.0.0", "1.2.3-", "1.2.3\n", "0.0.3", "0.0.4", "0.2.3", "0.2.9",
+    "0.3.0", "1.3.0", "1.4.7", "1.5.0", "2.9.9", "3.0.0",
+)  # fmt: skip
+RANGES = (
+    "*", "1.2.3", "=1.2.3", "1.2.x", "1.2", "1.x", "^1.2.0", "^0.2.3", "^0.0.3", "~1.2", "~1",
+    ">=1.2 <2", ">= 1.2 < 2", "1.2 - 1.4", "1.x || >=3", ">1.2", ">1", "<=1.2", "<1.2.3",
+    ">=1.2.3-rc.1", "x.x.x", "<*", "", "1.2 -", "||", ">=1.2 || ", "1.2.3.4", "^",
+)  # fmt: skip
+
+
+def _versions() -> dict[str, object]:
+    """Native version parsing, ordering, and range membership (every SDK must agree)."""
+    parsed: list[dict[str, object]] = []
+    valid: list[Version] = []
+    for text in NATIVE_VERSIONS:
+        try:
+            version = Version.parse_native(text)
+        except VersionSyntaxError:
+            parsed.append({"text": text, "valid": False})
+            continue
+        valid.append(version)
+        parsed.append({"text": text, "valid": True, "normalized": str(version)})
+    order = [str(v) for v in sorted(valid)]
+    ranges: list[dict[str, object]] = []
+    for text in RANGES:
+        try:
+            binary = BinaryRange.parse(text)
+        except VersionSyntaxError:
+            ranges.append({"range": text, "valid": False})
+            continue
+        ranges.append(
+            {
+                "range": text,
+                "valid": True,
+                "contains": [str(v) for v in valid if binary.contains(v)],
+                "above": [str(v) for v in valid if binary.above(v)],
+            }
+        )
+    return {"nativeVersions": parsed, "ascending": order, "ranges": ranges}
 
 
 def generate() -> dict[str, bytes]:
@@ -147,6 +193,7 @@ def generate() -> dict[str, bytes]:
         "head.envelope.json": head_envelope + b"\n",
         "head.verify.json": _json(head_verify),
         "canonical.json": strictjson.canonical({"b": [1, {"é": None}], "a": True}) + b"\n",
+        "versions.json": _json(_versions()),
     }
 
 

@@ -58,3 +58,8 @@ class ThresholdException(message: String) : VerificationException(message, "Thre
 class ExpiredException(message: String) : VerificationException(message, "ExpiredError")
 
 class RootRotationException(message: String) : VerificationException(message, "RootRotationError")
+
+/** A version or binary range that does not parse. */
+class VersionSyntaxException(message: String) : FormatException(message) {
+    override val reason: String get() = "VersionSyntaxError"
+}
