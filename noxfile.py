@@ -176,11 +176,14 @@ SDK_JS = ROOT / "packages" / "hotpatch-react-native"
 
 @nox.session(name="sdk-js", python=False)
 def sdk_js(session: nox.Session) -> None:
-    """Check the React Native SDK's JS layer: npm ci, tsc (strict, real RN types), node --test."""
+    """Check the SDK's JS layer: tsc (strict, real RN types), node --test, Metro + Hermes smoke."""
     session.chdir(SDK_JS)
     session.run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True)
     session.run("npx", "tsc", "-p", ".", external=True)
     session.run("node", "--test", "dist/test/", external=True)
+    session.chdir(SDK_JS / "example")
+    session.run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True)
+    session.run("node", "smoke.js", external=True)
 
 
 @nox.session(name="sdk-jvm", python=False)
