@@ -118,10 +118,15 @@ def verify_signature(
         ) from None
 
 
-def _signature(data: ExpoAttachment) -> bytes | None:
+def _check_signature(data: ExpoAttachment | ExpoRollBack, signed: bytes, now: datetime) -> None:
+    """Check the signature ``data`` carries over ``signed``, if it carries one.
+
+    ``signature``, ``keyId`` and ``certificate`` go together; each is bounded,
+    and the signature must verify as a device verifies it (:func:`verify_signature`).
+    """
     given = [data.signature is not None, data.key_id is not None, data.certificate is not None]
     if not any(given):
-        return None
+        return
     if not all(given):
         raise InvalidInputError(
             "signature, keyId and certificate go together",
@@ -136,7 +141,8 @@ def _signature(data: ExpoAttachment) -> bytes | None:
         raise InvalidInputError("signature is too long", field="signature")
     if len(data.certificate) > _MAX_CERTIFICATE_CHARS:
         raise InvalidInputError("certificate is too long", field="certificate")
-    return fields.base64_bytes(data.signature, "signature")
+    signature = fields.base64_bytes(data.signature, "signature")
+    verify_signature(data.certificate, signed, signature, now)
 
 
 def _fits(manifest: ReleaseManifest, runtime_version: str) -> None:
@@ -258,10 +264,7 @@ class ExpoPublisher:
         """Attach the release's Expo manifest (its signature checked first); once only."""
         release = await find_release(self.session, release_id, self.principal, Action.PUBLISH)
         manifest, body = _manifest_bytes(release, sent, self.settings)
-        signature = _signature(sent)
-        if signature is not None:
-            assert sent.certificate is not None  # noqa: S101 - _signature checked it
-            verify_signature(sent.certificate, body, signature, self.now)
+        _check_signature(sent, body, self.now)
         existing = await self.session.get(ExpoUpdate, release.id)
         if existing is not None:
             same = existing.manifest == body and existing.signature == sent.signature
@@ -327,17 +330,7 @@ class ExpoPublisher:
                 f"clock ({commit_time(self.now)}); make the directive now",
                 field="commitTime",
             )
-        signature = _signature(
-            ExpoAttachment(
-                runtime_version=sent.runtime_version,
-                signature=sent.signature,
-                key_id=sent.key_id,
-                certificate=sent.certificate,
-            )
-        )
-        if signature is not None:
-            assert sent.certificate is not None  # noqa: S101 - _signature checked it
-            verify_signature(sent.certificate, body, signature, self.now)
+        _check_signature(sent, body, self.now)
         key = (app_id, sent.platform, sent.channel, sent.runtime_version)
         row = await self.session.get(ExpoDirective, key)
         if row is not None and row.commit_time >= sent.commit_time:
