@@ -13,6 +13,7 @@ from hotpatch_cli.commands.common import (
     expiry,
     next_position,
     one_release,
+    rollout_percent,
     signed_manifest,
     summary,
 )
@@ -46,12 +47,6 @@ def release_result(ctx: Context, release: ReleaseView, expo: ExpoUpdateView | No
     ctx.output.result(document, summary(release))
 
 
-def _rollout_percent(value: float, flag: str) -> float:
-    if not 0 <= value <= 100:
-        raise UsageError(f"{flag} is a percentage between 0 and 100")
-    return value
-
-
 @attrs.frozen
 class RollbackArgs:
     """What ``hotpatch rollback`` was asked to do, checked."""
@@ -73,7 +68,7 @@ class RollbackArgs:
             platform=args.platform,
             channel=args.channel,
             version=args.version,
-            rollout=_rollout_percent(args.rollout, "--rollout"),
+            rollout=rollout_percent(args.rollout),
             mandatory=args.mandatory,
             expires_in=args.expires_in,
             key=Path(args.key) if args.key else None,
@@ -132,7 +127,7 @@ class PromoteArgs:
             source=args.source,
             target=args.target,
             version=args.version,
-            rollout=_rollout_percent(args.rollout, "--rollout"),
+            rollout=rollout_percent(args.rollout),
             expires_in=args.expires_in,
             key=Path(args.key) if args.key else None,
             expo=expo_options(args),

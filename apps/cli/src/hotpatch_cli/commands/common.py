@@ -20,10 +20,18 @@ __all__ = [
     "expiry",
     "next_position",
     "one_release",
+    "rollout_percent",
     "signed_files",
     "signed_manifest",
     "summary",
 ]
+
+
+def rollout_percent(value: float) -> float:
+    """Return ``--rollout`` if it is a percentage, else refuse it before anything is asked."""
+    if not 0 <= value <= 100:
+        raise UsageError("--rollout is a percentage between 0 and 100")
+    return value
 
 
 def expiry(created: datetime, lifetime: timedelta | None) -> datetime | None:

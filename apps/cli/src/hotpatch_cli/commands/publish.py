@@ -31,6 +31,7 @@ from hotpatch_cli.commands.common import (
     check_key,
     expiry,
     next_position,
+    rollout_percent,
     signed_files,
     signed_manifest,
 )
@@ -85,8 +86,7 @@ class ReleaseArgs:
             Version.parse(args.version)
         except HotPatchError as exc:
             raise UsageError(f"invalid --version {args.version!r}: {exc}") from None
-        if not 0 <= args.rollout <= 100:
-            raise UsageError("--rollout is a percentage between 0 and 100")
+        rollout_percent(args.rollout)
         if args.expo_export and (args.hermes or args.bundle_dir or args.bundle_command):
             raise UsageError(
                 "--expo-export publishes what `npx expo export` built: "
