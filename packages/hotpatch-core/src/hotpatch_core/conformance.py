@@ -38,7 +38,7 @@ from hotpatch_core.manifest import Platform
 from hotpatch_core.release import DeviceIdentity, VerifiedRelease
 from hotpatch_core.trust import load_trust_root
 from hotpatch_core.versions import Version
-from hotpatch_core.wire import camel, make_converter
+from hotpatch_core.wire import camel, make_converter, structure, unstructure
 
 __all__ = [
     "FORMAT",
@@ -71,15 +71,14 @@ def _converter() -> cattrs.Converter:
 
 
 def encode_state(state: DeviceState) -> dict[str, Any]:
-    """Return ``state`` as the agent persists it (``state.json``'s ``state``)."""
-    document: dict[str, Any] = _converter().unstructure(state)
+    """Return ``state`` as the agent persists it (``state.json``'s ``state``): the wire form."""
+    document: dict[str, Any] = unstructure(state)
     return document
 
 
 def decode_state(document: Mapping[str, Any]) -> DeviceState:
-    """Read a persisted state."""
-    state: DeviceState = _structure(document, DeviceState)
-    return state
+    """Read a persisted state, as the agent reads ``state.json``."""
+    return structure(dict(document), DeviceState)
 
 
 def encode_event(event: Event) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import attrs
 from hotpatch_core.errors import SchemaError
 from hotpatch_core.machine import ReportPhase, ReportStatus
 from hotpatch_core.manifest import Platform
-from hotpatch_core.wire import camel, matches, structure
+from hotpatch_core.wire import camel, matches, structure, unstructure
 
 __all__ = [
     "CHANNEL",
@@ -128,20 +128,11 @@ class CheckRequest:
 
 
 def check_query(request: CheckRequest) -> dict[str, str]:
-    """Return ``request`` as the query string of ``GET /update/check`` (wire names)."""
-    query = {
-        "appId": request.app_id,
-        "platform": request.platform.value,
-        "channel": request.channel,
-        "deviceId": request.device_id,
-        "nativeVersion": request.native_version,
-    }
-    if request.current_manifest_id is not None:
-        query["currentManifestId"] = request.current_manifest_id
-    if request.current_sequence is not None:
-        query["currentSequence"] = str(request.current_sequence)
-        query["currentEpoch"] = str(request.current_epoch or 1)
-    return query
+    """Return ``request`` as the query string of ``GET /update/check`` (its wire names, as text).
+
+    An absent ``currentEpoch`` is epoch 1 to the server, as in the JSON body.
+    """
+    return {name: str(value) for name, value in unstructure(request).items()}
 
 
 @attrs.frozen
