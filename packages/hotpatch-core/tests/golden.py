@@ -12,16 +12,17 @@ import hashlib
 import io
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 from hotpatch_core import strictjson
-from hotpatch_core.archive import ArchiveInput, write_archive
+from hotpatch_core.archive import ArchiveInput, check_collisions, check_path, write_archive
 from hotpatch_core.cohort import bucket
 from hotpatch_core.envelope import decode_envelope, pae
-from hotpatch_core.errors import VersionSyntaxError
+from hotpatch_core.errors import HotPatchError, VersionSyntaxError
 from hotpatch_core.head import due_offers, sign_head
 from hotpatch_core.keys import SigningKey
-from hotpatch_core.manifest import encode_manifest, manifest_id
+from hotpatch_core.manifest import decode_manifest, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME, build_release, head_listing, make_pki
 from hotpatch_core.versions import BinaryRange, Version
@@ -81,6 +82,94 @@ def _versions() -> dict[str, object]:
             }
         )
     return {"nativeVersions": parsed, "ascending": order, "ranges": ranges}
+
+
+#: Archive path lists and what the strict rules say of them (one file each, or a whole list).
+PATH_CASES: tuple[tuple[str, ...], ...] = (
+    ("index.android.bundle",), ("assets/a/b.png",), ("",), ("/etc/passwd",), ("a//b",),
+    ("a/./b",), ("../x",), ("a/..",), ("a\\b",), ("c:x",), ("a\x00b",), ("a\x1fb",),
+    ("a\x7fb",), ("a\nb",), ("x" * 255,), ("x" * 256,), ("é" * 127,), ("é" * 128,),
+    ("/".join(["d"] * 32),), ("/".join(["d"] * 33),), ("/".join(["x" * 200] * 5) + "/y" * 11,),
+    ("a\u00a0b",), ("😀.png",),
+    ("a", "b"), ("a", "a"), ("a", "A"), ("straße", "STRASSE"), ("\u017f", "s"), ("K", "\u212a"),
+    ("é", "e\u0301"), ("\u00c5", "\u212b"), ("\u0130", "i\u0307"), ("ς", "Σ"), ("ᏸ", "Ᏸ"),
+    ("ǅ", "ǆ"), ("ﬀ", "FF"), ("\u0149", "\u02bcN"), ("a", "a/b"), ("A/b", "a"), ("x/y/z", "X/Y"),
+    ("dir/f", "DIR/g"), ("ß", "ẞ"), ("Ⅻ", "ⅻ"), ("𐐀", "𐐨"), ("\u0131", "i"), ("ǰ", "J\u030c"),
+)  # fmt: skip
+
+
+def _paths() -> list[dict[str, object]]:
+    """Each path list, and the error the strict archive rules raise for it (null: accepted)."""
+    cases: list[dict[str, object]] = []
+    for paths in PATH_CASES:
+        try:
+            for path in paths:
+                check_path(path)
+            check_collisions(paths)
+        except HotPatchError as exc:
+            cases.append({"paths": list(paths), "error": type(exc).__name__})
+        else:
+            cases.append({"paths": list(paths), "error": None})
+    return cases
+
+
+def _casefold() -> dict[str, object]:
+    """Full Unicode case folding as Python's ``str.casefold`` does it (collision keys use it)."""
+    folds = {}
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        folded = chr(code).casefold()
+        if folded != chr(code):
+            folds[f"{code:04X}"] = " ".join(f"{ord(c):04X}" for c in folded)
+    return {"unicodeVersion": unicodedata.unidata_version, "folds": folds}
+
+
+def _manifest_cases(body: bytes) -> list[dict[str, object]]:
+    """Manifest bodies that break one rule each, and the error decoding raises (null: accepted)."""
+    good = json.loads(body)
+    edits: list[tuple[str, object]] = [
+        ("format", 2), ("format", None), ("format", "1"), ("appId", "-bad"), ("appId", 7),
+        ("platform", "windows"), ("channel", "Prod"), ("binaryRange", "1.2.3.4"),
+        ("version", "1.2"), ("epoch", 0), ("epoch", True), ("sequence", -1),
+        ("sequence", 9223372036854775807), ("createdAt", "2026-11-29T12:00:00+00:00"),
+        ("createdAt", "2026-02-30T12:00:00Z"), ("mandatory", 1), ("mandatory", None),
+        ("rollbackOf", "AB" * 32), ("rollbackOf", "ab" * 32), ("expiresAt", "2027-01-01T00:00:00Z"),
+        ("expiresAt", None), ("archive", None), ("archive.sha256", "0" * 63),
+        ("archive.length", 21), ("archive.uncompressedSize", 1), ("archive.fileCount", 3),
+        ("archive.fileCount", 0), ("files", []), ("files", "x"), ("files.0.path", "../x"),
+        ("files.0.path", "INDEX.ANDROID.BUNDLE"), ("files.0.path", "zz"),
+        ("files.1.sha256", "g" * 64), ("files.1.size", -1), ("files.1.size", 1.5),
+        ("extra", "tolerated"), ("files.0.extra", 1),
+    ]  # fmt: skip
+    removed = ("appId", "createdAt", "files", "archive.length", "files.0.size", "mandatory")
+    cases: list[dict[str, object]] = []
+    for name, value in [*edits, *((n, _REMOVE) for n in removed)]:
+        document = json.loads(body)
+        *parents, last = name.split(".")
+        target = document
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        if value is _REMOVE:
+            del target[int(last) if isinstance(target, list) else last]
+        elif isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        case: dict[str, object] = {"change": name, "body": text}
+        try:
+            decode_manifest(text.encode())
+        except HotPatchError as exc:
+            case["error"] = type(exc).__name__
+        else:
+            case["error"] = None
+        cases.append(case)
+    assert good == json.loads(body)
+    return cases
+
+
+_REMOVE = object()
 
 
 def generate() -> dict[str, bytes]:
@@ -194,6 +283,9 @@ def generate() -> dict[str, bytes]:
         "head.verify.json": _json(head_verify),
         "canonical.json": strictjson.canonical({"b": [1, {"é": None}], "a": True}) + b"\n",
         "versions.json": _json(_versions()),
+        "paths.json": _json(_paths()),
+        "casefold.json": _json(_casefold()),
+        "manifest.decode.json": _json(_manifest_cases(body)),
     }
 
 
