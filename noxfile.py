@@ -199,6 +199,8 @@ def vectors(session: nox.Session) -> None:
     _sync(session)
     session.run("python", "packages/hotpatch-core/tests/golden.py")
     session.run("python", "packages/hotpatch-core/tests/conformance_gen.py")
+    # The Android core's case-folding table, from the vector just written.
+    session.run("python", "packages/hotpatch-react-native/android/core/gen_casefold.py")
 
 
 @nox.session(python="3.11")

@@ -63,3 +63,56 @@ class RootRotationException(message: String) : VerificationException(message, "R
 class VersionSyntaxException(message: String) : FormatException(message) {
     override val reason: String get() = "VersionSyntaxError"
 }
+
+/** A publisher key signed outside the apps, platforms or channels it may sign. */
+class KeyScopeException(message: String) : VerificationException(message, "KeyScopeError")
+
+/** A signed document for another app, platform, channel or native version. */
+class IdentityMismatchException(message: String, val field: String) : HotPatchException(message) {
+    override val reason: String get() = "IdentityMismatchError"
+}
+
+/** A release of another epoch than the trust root's. */
+class EpochException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "EpochError"
+}
+
+/** A release (or channel head) older than one the device already accepted. */
+class RollbackException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "RollbackError"
+}
+
+/** A different manifest at an (epoch, sequence) the device already accepted. */
+class EquivocationException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "EquivocationError"
+}
+
+/** Bytes whose sha256 or length differ from the signed ones. */
+class HashMismatchException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "HashMismatchError"
+}
+
+/** An answer that contradicts its signed channel head. */
+open class FreshnessException(message: String, override val reason: String = "FreshnessError") :
+    HotPatchException(message)
+
+/** The offered release is not one the channel head lists. */
+class WithdrawnException(message: String) : FreshnessException(message, "WithdrawnError")
+
+/** The answer does not offer what the channel head says is due to this device. */
+class WithheldException(message: String) : FreshnessException(message, "WithheldError")
+
+/** An archive, or its file list, that breaks the strict rules. */
+open class ArchiveException(message: String, override val reason: String = "ArchiveError") :
+    HotPatchException(message)
+
+class UnsafePathException(message: String) : ArchiveException(message, "UnsafePathError")
+
+class DuplicateEntryException(message: String) : ArchiveException(message, "DuplicateEntryError")
+
+class ArchiveMismatchException(message: String) : ArchiveException(message, "ArchiveMismatchError")
+
+/** An event the device's current phase cannot take; nothing changed. */
+class IllegalTransitionException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "IllegalTransitionError"
+}

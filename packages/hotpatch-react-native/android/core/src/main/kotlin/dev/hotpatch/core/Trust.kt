@@ -226,7 +226,30 @@ internal class Fields(private val members: Map<String, Json>, private val prefix
 
     fun string(name: String): String = (require(name) as? Json.Str)?.value ?: throw SchemaException("expected a str", at(name))
 
-    fun list(name: String): List<Json> = (require(name) as? Json.Arr)?.items ?: throw SchemaException("expected a list", at(name))
+    /** A string that fully matches [pattern]; [what] says what it should look like. */
+    fun matching(name: String, pattern: Regex, what: String): String {
+        val text = string(name)
+        if (!pattern.matches(text)) throw SchemaException("'${text.take(40)}' is not $what", at(name))
+        return text
+    }
+
+    /** An integer in [low]..[high]. */
+    fun between(name: String, low: Long, high: Long, default: Long? = null): Long {
+        val value = long(name, default)
+        if (value !in low..high) throw SchemaException("must be between $low and $high", at(name))
+        return value
+    }
+
+    /** A JSON true or false (never a number), or [default] when absent. */
+    fun bool(name: String, default: Boolean? = null): Boolean {
+        val value = members[name] ?: return default ?: throw SchemaException("required field is missing", at(name))
+        return (value as? Json.Bool)?.value ?: throw SchemaException("expected a bool", at(name))
+    }
+
+    fun list(name: String, default: List<Json>? = null): List<Json> {
+        val value = members[name] ?: return default ?: throw SchemaException("required field is missing", at(name))
+        return (value as? Json.Arr)?.items ?: throw SchemaException("expected a list", at(name))
+    }
 
     fun obj(name: String, default: Map<String, Json>? = null): Map<String, Json> {
         val value = members[name] ?: return default ?: throw SchemaException("required field is missing", at(name))
