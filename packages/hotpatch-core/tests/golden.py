@@ -11,12 +11,24 @@ import base64
 import hashlib
 import io
 import json
+import stat
+import struct
 import sys
 import unicodedata
+import warnings
+import zipfile
 from pathlib import Path
 
 from hotpatch_core import strictjson
-from hotpatch_core.archive import ArchiveInput, check_collisions, check_path, write_archive
+from hotpatch_core.archive import (
+    ArchiveInput,
+    FileEntry,
+    NullSink,
+    check_collisions,
+    check_path,
+    extract_archive,
+    write_archive,
+)
 from hotpatch_core.cohort import bucket
 from hotpatch_core.envelope import decode_envelope, pae
 from hotpatch_core.errors import HotPatchError, VersionSyntaxError
@@ -172,6 +184,257 @@ def _manifest_cases(body: bytes) -> list[dict[str, object]]:
 _REMOVE = object()
 
 
+def _zip(
+    members: list[tuple[zipfile.ZipInfo | str, bytes]], method: int = zipfile.ZIP_DEFLATED
+) -> bytearray:
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are wanted here
+        with zipfile.ZipFile(out, "w", method) as zf:
+            for info, data in members:
+                zf.writestr(info, data)
+    return bytearray(out.getvalue())
+
+
+def _info(name: str, mode: int | None = None, attr: int = 0) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    if mode is not None:
+        info.create_system = 3
+        info.external_attr = mode << 16
+    info.external_attr |= attr
+    return info
+
+
+def _patch(data: bytearray, signature: bytes, offset: int, value: bytes, nth: int = 0) -> bytearray:
+    """Overwrite ``value`` at ``offset`` of the ``nth`` record starting with ``signature``."""
+    at = -1
+    for _ in range(nth + 1):
+        at = data.find(signature, at + 1)
+    data[at + offset : at + offset + len(value)] = value
+    return data
+
+
+def _u16(value: int) -> bytes:
+    return value.to_bytes(2, "little")
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+def _archive_cases() -> list[tuple[str, bytes, dict[str, bytes]]]:
+    """Hostile and odd archives, each with the files its manifest would list."""
+    two = {"a.js": b"console.log('a');\n" * 40, "b/c.png": bytes(range(256))}
+    good = bytearray()
+    out = io.BytesIO()
+    write_archive([ArchiveInput.of_bytes(p, d) for p, d in two.items()], out)
+    good += out.getvalue()
+    cases: list[tuple[str, bytes, dict[str, bytes]]] = [
+        ("deflated", bytes(good), two),
+        ("stored", bytes(_zip([*two.items()], zipfile.ZIP_STORED)), two),
+        ("empty file", bytes(_zip([("e", b"")])), {"e": b""}),
+        ("prepended bytes", b"#!/bin/sh\nexit 0\n" + bytes(_zip([("a", b"x")])), {"a": b"x"}),
+        ("comment", bytes(_zip([("a", b"x")])[:-2] + _u16(5)) + b"hello", {"a": b"x"}),
+        ("not a zip", b"console.log(1)", {"a": b"1"}),
+        ("truncated", bytes(good[: len(good) // 2]), two),
+        ("zip slip", bytes(_zip([("../evil.js", b"e")])), {"../evil.js": b"e"}),
+        ("absolute", bytes(_zip([("/etc/x", b"e")])), {"etc/x": b"e"}),
+        ("backslash", bytes(_zip([("a\\b", b"e")])), {"a\\b": b"e"}),
+        (
+            "symlink",
+            bytes(_zip([(_info("l", stat.S_IFLNK | 0o777), b"/etc/passwd")])),
+            {"l": b"/etc/passwd"},
+        ),
+        ("fifo", bytes(_zip([(_info("f", stat.S_IFIFO | 0o644), b"")])), {"f": b""}),
+        ("regular mode", bytes(_zip([(_info("r", stat.S_IFREG | 0o755), b"r")])), {"r": b"r"}),
+        ("directory", bytes(_zip([("d/", b""), ("a", b"1")])), {"a": b"1"}),
+        ("dos directory attribute", bytes(_zip([(_info("d", attr=0x10), b"")])), {"d": b""}),
+        ("duplicate", bytes(_zip([("a", b"x"), ("a", b"x")])), {"a": b"x"}),
+        ("case collision", bytes(_zip([("A", b"x"), ("a", b"x")])), {"A": b"x", "a": b"x"}),
+        ("file and directory", bytes(_zip([("a", b"x"), ("a/b", b"x")])), {"a": b"x", "a/b": b"x"}),
+        ("extra file", bytes(good), {"a.js": two["a.js"]}),
+        ("missing file", bytes(good), {**two, "z": b"z"}),
+        ("wrong size", bytes(good), {**two, "a.js": two["a.js"] + b"!"}),
+        ("swapped content", bytes(good), {**two, "b/c.png": bytes(reversed(range(256)))}),
+        ("bomb", bytes(_zip([("bomb", b"\0" * (4 * 1024 * 1024))])), {"bomb": b"\0" * 1024}),
+        (
+            "encrypted flag",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 8, _u16(0x1))),
+            {"a": b"x"},
+        ),
+        (
+            "patched data flag",
+            bytes(
+                _patch(
+                    _patch(_zip([("a", b"x")]), b"PK\x01\x02", 8, _u16(0x20)),
+                    b"PK\x03\x04",
+                    6,
+                    _u16(0x20),
+                )
+            ),
+            {"a": b"x"},
+        ),
+        (
+            "bzip2 method",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 10, _u16(12))),
+            {"a": b"x"},
+        ),
+        (
+            "version 6.4 needed",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 6, bytes([64]))),
+            {"a": b"x"},
+        ),
+        ("bad crc", bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 16, _u32(0))), {"a": b"x"}),
+        ("names differ", bytes(_patch(_zip([("a", b"x")]), b"PK\x03\x04", 30, b"b")), {"a": b"x"}),
+        (
+            "bad local magic",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x03\x04", 0, b"PK\x09\x09")),
+            {"a": b"x"},
+        ),
+        (
+            "offset outside",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 42, _u32(10_000))),
+            {"a": b"x"},
+        ),
+        (
+            "bad central magic",
+            bytes(_patch(_zip([("a", b"x")]), b"PK\x01\x02", 0, b"PK\x09\x09")),
+            {"a": b"x"},
+        ),
+        ("corrupt extra", _corrupt_extra(), {"a": b"x"}),
+        ("lying size stored", _lying(b"A" * 5000, 1000, zipfile.ZIP_STORED), {"bomb": b"A" * 1000}),
+        (
+            "lying size deflated",
+            _lying(b"A" * 5000, 1000, zipfile.ZIP_DEFLATED),
+            {"bomb": b"A" * 1000},
+        ),
+        ("short stored data", _short_stored(), {"a": b"abcdef"}),
+        (
+            "corrupt deflate",
+            bytes(_patch(_zip([("a", b"hello " * 100)]), b"PK\x03\x04", 31, b"\xff\xff\xff")),
+            {"a": b"hello " * 100},
+        ),
+        ("overlapping", _overlapping(), {"a.js": b"same", "b.js": b"same"}),
+        ("non-ascii without utf-8 flag", _no_utf8_flag(), {"caf\u00e9.js": b"x"}),
+        ("utf-8 name", bytes(_zip([("caf\u00e9.js", b"x")])), {"caf\u00e9.js": b"x"}),
+        (
+            "invalid utf-8 name",
+            bytes(
+                _patch(
+                    _patch(_zip([("caf\u00e9.js", b"x")]), b"PK\x01\x02", 49, b"\xff"),
+                    b"PK\x03\x04",
+                    33,
+                    b"\xff",
+                )
+            ),
+            {"caf\u00e9.js": b"x"},
+        ),
+        ("zip64 entry count", _as_zip64(_zip([("a", b"x")]), 1), {"a": b"x"}),
+        ("too many declared entries", _as_zip64(_zip([("a", b"x")]), 20_000), {"a": b"x"}),
+        ("data descriptor", _streamed({"a": b"streamed " * 50}), {"a": b"streamed " * 50}),
+    ]
+    return cases
+
+
+def _corrupt_extra() -> bytes:
+    """An entry whose central extra field declares more bytes than it has."""
+    info = zipfile.ZipInfo("a", date_time=(1980, 1, 1, 0, 0, 0))
+    info.extra = struct.pack("<HH", 0xCAFE, 2) + b"xy"
+    data = _zip([(info, b"x")])
+    # Grow the declared length of the central copy's extra block past its end.
+    return bytes(_patch(data, b"PK\x01\x02", 46 + 1 + 2, _u16(40)))
+
+
+def _lying(real: bytes, declared: int, method: int) -> bytes:
+    data = _zip([("bomb", real)], method)
+    _patch(data, b"PK\x01\x02", 24, _u32(declared))
+    return bytes(_patch(data, b"PK\x03\x04", 22, _u32(declared)))
+
+
+def _short_stored() -> bytes:
+    """A stored entry whose compressed size says fewer bytes than its size."""
+    data = _zip([("a", b"abcdef")], zipfile.ZIP_STORED)
+    return bytes(_patch(data, b"PK\x01\x02", 20, _u32(3)))
+
+
+def _overlapping() -> bytes:
+    data = _zip([("a.js", b"same"), ("b.js", b"same")])
+    return bytes(_patch(data, b"PK\x01\x02", 42, _u32(0), nth=1))
+
+
+def _no_utf8_flag() -> bytes:
+    data = _zip([("caf\u00e9.js", b"x")])
+    _patch(data, b"PK\x01\x02", 8, _u16(0))
+    return bytes(_patch(data, b"PK\x03\x04", 6, _u16(0)))
+
+
+def _as_zip64(data: bytearray, count: int) -> bytes:
+    """The end record says 0xFFFF entries; a zip64 record and locator give ``count``."""
+    at = data.rfind(b"PK\x05\x06")
+    eocd = bytearray(data[at:])
+    size, offset = struct.unpack_from("<LL", eocd, 12)
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+    eocd[8:10] = eocd[10:12] = _u16(0xFFFF)
+    return bytes(data[:at]) + record + locator + bytes(eocd)
+
+
+def _streamed(files: dict[str, bytes]) -> bytes:
+    """An archive written to a pipe: sizes in data descriptors after each entry."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, chunk: bytes) -> int:  # type: ignore[override]
+            self.data += chunk
+            return len(chunk)
+
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            with zf.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), "w") as entry:
+                entry.write(data)
+    return bytes(pipe.data)
+
+
+def _archives() -> list[dict[str, object]]:
+    """Each archive, its manifest's files, and the extractor's verdict (null: extracted)."""
+    cases: list[dict[str, object]] = []
+    for name, data, files in _archive_cases():
+        entries = (
+            [FileEntry(p, hashlib.sha256(d).hexdigest(), len(d)) for p, d in sorted(files.items())]
+            if all(_safe(p) for p in files)
+            else []
+        )
+        try:
+            extract_archive(io.BytesIO(data), entries, NullSink())
+        except HotPatchError as exc:
+            error: str | None = type(exc).__name__
+        else:
+            error = None
+        cases.append(
+            {
+                "name": name,
+                "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries],
+                "error": error,
+                "archive": base64.b64encode(data).decode("ascii"),
+            }
+        )
+    return cases
+
+
+def _safe(path: str) -> bool:
+    try:
+        check_path(path)
+    except HotPatchError:
+        return False
+    return True
+
+
 def generate() -> dict[str, bytes]:
     """Return every vector file's name and exact content."""
     cohort = [
@@ -286,6 +549,7 @@ def generate() -> dict[str, bytes]:
         "paths.json": _json(_paths()),
         "casefold.json": _json(_casefold()),
         "manifest.decode.json": _json(_manifest_cases(body)),
+        "archives.json": _json(_archives()),
     }
 
 
