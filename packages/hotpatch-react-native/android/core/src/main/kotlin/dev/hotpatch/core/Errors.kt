@@ -112,6 +112,12 @@ class DuplicateEntryException(message: String) : ArchiveException(message, "Dupl
 
 class ArchiveMismatchException(message: String) : ArchiveException(message, "ArchiveMismatchError")
 
+/** Links, devices, directories, encryption, or a codec other than stored and deflate. */
+class UnsupportedEntryException(message: String) : ArchiveException(message, "UnsupportedEntryError")
+
+/** Two entries share bytes (the shape of the best-known zip bombs). */
+class OverlappingEntriesException(message: String) : ArchiveException(message, "OverlappingEntriesError")
+
 /** An event the device's current phase cannot take; nothing changed. */
 class IllegalTransitionException(message: String) : HotPatchException(message) {
     override val reason: String get() = "IllegalTransitionError"
