@@ -88,9 +88,8 @@ class EquivocationException(message: String) : HotPatchException(message) {
 }
 
 /** Bytes whose sha256 or length differ from the signed ones. */
-class HashMismatchException(message: String) : HotPatchException(message) {
-    override val reason: String get() = "HashMismatchError"
-}
+open class HashMismatchException(message: String, override val reason: String = "HashMismatchError") :
+    HotPatchException(message)
 
 /** An answer that contradicts its signed channel head. */
 open class FreshnessException(message: String, override val reason: String = "FreshnessError") :
