@@ -30,6 +30,9 @@ interface FileSystem {
     /** Create or truncate a file. */
     fun create(path: String): WritableFile
 
+    /** Open an existing file to add at its end (a download being resumed). */
+    fun append(path: String): WritableFile
+
     fun openRead(path: String): ReadableFile
 
     /** A file's size, or null if there is no such file. */
@@ -58,8 +61,11 @@ interface FileSystem {
 class JvmFileSystem(private val root: File) : FileSystem {
     private fun at(path: String) = if (path.isEmpty()) root else File(root, path)
 
-    override fun create(path: String): WritableFile {
-        val stream = FileOutputStream(at(path))
+    override fun create(path: String): WritableFile = writable(FileOutputStream(at(path)))
+
+    override fun append(path: String): WritableFile = writable(FileOutputStream(at(path), true))
+
+    private fun writable(stream: FileOutputStream): WritableFile {
         return object : WritableFile {
             override fun write(data: ByteArray, offset: Int, length: Int) = stream.write(data, offset, length)
 

@@ -50,6 +50,15 @@ class MemoryFileSystem : FileSystem {
         val node = dir.entries.getOrPut(name) { Node(false) }
         if (node.directory) throw IOException("$path is a directory")
         node.data = ByteArray(0)
+        return writable(node, path)
+    }
+
+    override fun append(path: String): WritableFile {
+        val node = walk(path)?.takeUnless { it.directory } ?: throw FileNotFoundException(path)
+        return writable(node, path)
+    }
+
+    private fun writable(node: Node, path: String): WritableFile {
         return object : WritableFile {
             override fun write(data: ByteArray, offset: Int, length: Int) {
                 node.data = node.data + data.copyOfRange(offset, offset + length)

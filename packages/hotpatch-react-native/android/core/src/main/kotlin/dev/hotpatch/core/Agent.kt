@@ -1,0 +1,502 @@
+package dev.hotpatch.core
+
+import java.io.Closeable
+import java.io.IOException
+import java.io.InputStream
+import java.net.HttpURLConnection
+import java.net.URI
+import java.net.URL
+import java.net.URLEncoder
+import java.security.MessageDigest
+import java.security.SecureRandom
+import java.time.Instant
+import java.util.Base64
+
+/** The server could not be reached or answered outside the protocol; [retryable] when a later try may work. */
+class NetworkException(message: String, val retryable: Boolean = true) : HotPatchException(message) {
+    override val reason: String get() = "NetworkError"
+}
+
+/** The device's storage failed (full, read-only): nothing was installed. */
+class StorageException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "StorageError"
+}
+
+/** One HTTP answer: its status, headers (names in lower case) and body, read once. */
+class HttpResponse(val status: Int, val headers: Map<String, String>, val body: InputStream) : Closeable {
+    override fun close() = body.close()
+}
+
+/** The agent's HTTP: GET with headers, and a JSON POST. */
+interface Http {
+    fun get(url: String, headers: Map<String, String> = emptyMap()): HttpResponse
+
+    /** POST [body] as JSON; return the status code. */
+    fun postJson(url: String, body: ByteArray): Int
+}
+
+/** [Http] over `HttpURLConnection` (the JVM's and Android's own), with connect and read timeouts. */
+class UrlConnectionHttp(private val connectTimeoutMillis: Int = 15_000, private val readTimeoutMillis: Int = 30_000) : Http {
+    private fun open(url: String): HttpURLConnection = (URL(url).openConnection() as HttpURLConnection).apply {
+        connectTimeout = connectTimeoutMillis
+        readTimeout = readTimeoutMillis
+        instanceFollowRedirects = true
+        setRequestProperty("Accept-Encoding", "identity")
+    }
+
+    override fun get(url: String, headers: Map<String, String>): HttpResponse {
+        val connection = open(url)
+        headers.forEach { (name, value) -> connection.setRequestProperty(name, value) }
+        val status = connection.responseCode
+        val names = connection.headerFields.filterKeys { it != null }.mapKeys { it.key.lowercase() }.mapValues { it.value.last() }
+        val body = (if (status >= 400) connection.errorStream else connection.inputStream) ?: InputStream.nullInputStream()
+        return HttpResponse(status, names, body)
+    }
+
+    override fun postJson(url: String, body: ByteArray): Int {
+        val connection = open(url)
+        connection.requestMethod = "POST"
+        connection.doOutput = true
+        connection.setRequestProperty("Content-Type", "application/json")
+        connection.setFixedLengthStreamingMode(body.size)
+        connection.outputStream.use { it.write(body) }
+        val status = connection.responseCode
+        ((if (status >= 400) connection.errorStream else connection.inputStream) ?: InputStream.nullInputStream()).use { it.readBytes() }
+        return status
+    }
+}
+
+/** What the app build fixes for its updates (the integration guide shows where each comes from). */
+data class AgentConfig(
+    val serverUrl: String,
+    val appId: String,
+    val platform: Platform,
+    val nativeVersion: String,
+    /** The trust root envelope the binary embeds. */
+    val trustRoot: ByteArray,
+    val channel: String = "production",
+    val crashThreshold: Int = 2,
+    /** The archive path of the bundle the JS engine loads (null: the platform's). */
+    val bundleFile: String? = null,
+    /** A fixed device id (tests); null: a random one, kept in `state.json`. */
+    val deviceId: String? = null,
+    /** The longest an archive download may take, in milliseconds. */
+    val downloadDeadlineMillis: Long = 600_000,
+)
+
+enum class SyncStatus { UP_TO_DATE, STAGED, RESTART_REQUESTED, FAILED }
+
+/** What a sync did: its outcome, the release it took (if any), the refusal or failure, and the reports sent. */
+data class SyncResult(
+    val status: SyncStatus,
+    val manifestId: String? = null,
+    val version: String? = null,
+    val error: HotPatchException? = null,
+    val reportsSent: Int = 0,
+)
+
+/**
+ * Drives one device's updates, as the Python agent (hotpatch_client.Agent)
+ * does: it feeds events to [Machine.step], saves the state durably, and
+ * only then performs the actions (fetch a root, ask for an update, download,
+ * install, report). The native adapter calls [onLaunch] before React Native
+ * starts, gives React Native [bundlePath], and [notifyReady] after the first
+ * render; [sync] runs on a background thread. Patches are not taken yet: the
+ * agent sends no patch offer to the machine, which then fetches the archive.
+ */
+class Agent(
+    private val config: AgentConfig,
+    private val fs: FileSystem,
+    private val http: Http = UrlConnectionHttp(),
+    private val clock: () -> Instant = Instant::now,
+    private val restart: () -> Unit = {},
+) {
+    private val device = DeviceConfig(
+        identity = DeviceIdentity(config.appId, config.platform, config.channel, Version.parseNative(config.nativeVersion)),
+        trustRoot = TrustRoots.load(config.trustRoot),
+        crashThreshold = config.crashThreshold,
+        bundleFile = config.bundleFile,
+    )
+    private val storage = DeviceStorage(fs)
+    private val lock = Any()
+    private val updating = Any()
+    private var state = DeviceState()
+    private var deviceId = ""
+    private var reports: ReportQueue? = null
+    private var loaded = false
+
+    /** The last saved state (diagnostics and tests). */
+    val currentState: DeviceState get() = synchronized(lock) { state }
+
+    /** This installation's id, as reported to the server. */
+    val id: String get() = synchronized(lock) { ensureLoaded(); deviceId }
+
+    /**
+     * Count this launch and pick its bundle; return the path (below the
+     * storage root) of the file the JS engine loads, or null for the bundle
+     * embedded in the binary. Call it before React Native starts. If it
+     * throws, start the embedded bundle.
+     */
+    fun onLaunch(): String? = synchronized(lock) {
+        ensureLoaded()
+        feed(Event.Launched(Version.parseNative(config.nativeVersion)))
+        bundlePath()
+    }
+
+    /** The file of the bundle [onLaunch] chose, or null for the embedded one (also when its file has gone). */
+    fun bundlePath(): String? = synchronized(lock) {
+        if (!state.launched) throw IllegalTransitionException("bundlePath() before onLaunch()")
+        val running = state.running ?: return null
+        val path = "${storage.filesOf(running.manifestId)}/${device.entryFile}"
+        if (fs.size(path) == null) null else path
+    }
+
+    /** Confirm the running bundle: call it once the app has rendered its first screen. */
+    fun notifyReady() {
+        synchronized(lock) {
+            ensureLoaded()
+            feed(Event.Ready)
+        }
+    }
+
+    /** Check, download and stage an update, then send queued reports. Never throws for a failed update. */
+    fun sync(progress: (stage: String, done: Long, total: Long) -> Unit = { _, _, _ -> }): SyncResult = synchronized(updating) {
+        var result = try {
+            val release = check()
+            if (release == null) {
+                SyncResult(SyncStatus.UP_TO_DATE)
+            } else {
+                val restarted = download(release, progress)
+                SyncResult(if (restarted) SyncStatus.RESTART_REQUESTED else SyncStatus.STAGED, release.manifestId, release.manifest.version)
+            }
+        } catch (e: HotPatchException) {
+            SyncResult(SyncStatus.FAILED, error = e)
+        }
+        result = result.copy(reportsSent = flushReports())
+        result
+    }
+
+    /** Send queued installation reports; return how many the server took. */
+    fun flushReports(): Int {
+        val queue = synchronized(lock) { ensureLoaded(); reports!! }
+        var sent = 0
+        for ((path, body) in queue.pending()) {
+            val status = try {
+                http.postJson(url("/installations"), body)
+            } catch (e: IOException) {
+                break // unreachable: keep the rest for later too
+            }
+            if (status >= 500 || status == 408 || status == 429) break
+            if (status in 200..299) sent++
+            queue.remove(path) // taken, or refused for good (a 4xx)
+        }
+        return sent
+    }
+
+    // --- the update ---------------------------------------------------------------------------------------
+
+    private class Answer(val envelope: ByteArray?, val bundleUrl: String?, val head: ByteArray?)
+
+    /** Walk the trust root forward, ask for an update; return the verified release to fetch, or null. */
+    private fun check(): VerifiedRelease? {
+        var work = synchronized(lock) {
+            ensureLoaded()
+            feed(Event.CheckStarted)
+        }
+        while (true) {
+            val fetch = work.filterIsInstance<Action.FetchRoot>().firstOrNull() ?: break
+            val envelope = try {
+                get("/apps/${config.appId}/roots/${fetch.version}", TrustRoots.MAX_ROOT_BYTES.toLong(), "trust root v${fetch.version}")
+            } catch (e: NetworkException) {
+                synchronized(lock) { feed(Event.CheckFailed(e.message ?: "network")) }
+                throw e
+            }
+            work = synchronized(lock) { feed(Event.RootAnswered(envelope)) }
+            work.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
+        }
+        val request = work.filterIsInstance<Action.RequestCheck>().first()
+        val answer = try {
+            ask(request)
+        } catch (e: NetworkException) {
+            synchronized(lock) { feed(Event.CheckFailed(e.message ?: "network")) }
+            throw e
+        }
+        val actions = synchronized(lock) {
+            feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, null))
+        }
+        actions.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
+        val download = actions.filterIsInstance<Action.Download>().firstOrNull() ?: return null
+        pendingUrl = answer.bundleUrl
+        return download.release
+    }
+
+    private var pendingUrl: String? = null
+
+    /** Download, verify and install [release]; return whether the app was asked to restart. */
+    private fun download(release: VerifiedRelease, progress: (String, Long, Long) -> Unit): Boolean {
+        val url = pendingUrl ?: throw NetworkException("the answer named no archive", retryable = false)
+        val part = DeviceStorage.downloadPath(release.manifestId)
+        val (sha256, length) = try {
+            fetchArchive(url, part, release.manifest.archive.length) { done, total -> progress("download", done, total) }
+        } catch (e: HotPatchException) {
+            synchronized(lock) { feedQuietly(Event.DownloadFailed("${e.reason}: ${e.message}")) }
+            throw e
+        } catch (e: IOException) {
+            synchronized(lock) { feedQuietly(Event.DownloadFailed("StorageError: ${e.message}")) }
+            throw StorageException("the download could not be written: ${e.message}")
+        }
+        var work = synchronized(lock) { feed(Event.DownloadFinished(sha256, length)) }
+        work.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
+        val install = work.filterIsInstance<Action.Install>().firstOrNull() ?: return false
+        try {
+            fs.openRead(part).use { source -> storage.install(install.release, source) { done, total -> progress("install", done, total) } }
+        } catch (e: LocalTamperingException) {
+            synchronized(lock) { feedQuietly(Event.InstallFailed(e.message ?: "tampered", permanent = false)) }
+            throw e
+        } catch (e: HotPatchException) {
+            // Still the signed bytes: the signed content itself is unusable, for good. Otherwise the
+            // archive changed on this device after it was hashed (A15): not the release's fault.
+            val intact = try {
+                fs.openRead(part).use { hash(it).first } == install.release.manifest.archive.sha256
+            } catch (io: IOException) {
+                false
+            }
+            synchronized(lock) { feedQuietly(Event.InstallFailed("${e.reason}: ${e.message}", permanent = intact)) }
+            throw e
+        } catch (e: IOException) {
+            synchronized(lock) { feedQuietly(Event.InstallFailed("StorageError: ${e.message}", permanent = false)) }
+            throw StorageException("the bundle could not be installed: ${e.message}")
+        }
+        work = synchronized(lock) { feed(Event.InstallFinished) }
+        if (work.any { it is Action.RestartApp }) {
+            restart()
+            return true
+        }
+        return false
+    }
+
+    private fun ask(request: Action.RequestCheck): Answer {
+        val query = linkedMapOf(
+            "appId" to config.appId,
+            "platform" to config.platform.wire,
+            "deviceId" to deviceId,
+            "nativeVersion" to request.nativeVersion.ifEmpty { config.nativeVersion },
+            "channel" to config.channel,
+        )
+        request.current?.let { query["currentManifestId"] = it.manifestId }
+        val text = query.entries.joinToString("&") { (k, v) -> "$k=${URLEncoder.encode(v, "UTF-8")}" }
+        val body = get("/update/check?$text", MAX_ANSWER_BYTES, "update check")
+            ?: throw NetworkException("update check got HTTP 404", retryable = false)
+        val document = try {
+            StrictJson.parse(body) as? Json.Obj ?: throw NetworkException("update check answer is not a JSON object", retryable = false)
+        } catch (e: FormatException) {
+            throw NetworkException("update check answer is not JSON: ${e.message}", retryable = false)
+        }
+        val members = document.members
+        val available = (members["updateAvailable"] as? Json.Bool)?.value
+            ?: throw NetworkException("update check answer breaks the protocol: updateAvailable", retryable = false)
+        val head = signedBytes(members["head"])
+        val manifest = signedBytes(members["manifest"])
+        val bundleUrl = (members["bundleUrl"] as? Json.Str)?.value
+        if (!available || manifest == null || bundleUrl == null) return Answer(null, null, head)
+        return Answer(manifest, URI(url("/")).resolve(bundleUrl).toString(), head)
+    }
+
+    /** A base64 signed document of the answer; garbage is passed on to be refused by verification. */
+    private fun signedBytes(value: Json?): ByteArray? {
+        val text = (value as? Json.Str)?.value ?: return null
+        return try {
+            Base64Strict.decode(text, "signed document")
+        } catch (e: FormatException) {
+            text.toByteArray()
+        }
+    }
+
+    /** GET [path]; its body (at most [cap] bytes), or null for a 404. */
+    private fun get(path: String, cap: Long, what: String): ByteArray? {
+        try {
+            http.get(url(path)).use { response ->
+                if (response.status == 404) return null
+                if (response.status != 200) {
+                    throw NetworkException("$what got HTTP ${response.status}", retryable = response.status >= 500 || response.status == 429)
+                }
+                val out = java.io.ByteArrayOutputStream()
+                val buffer = ByteArray(CHUNK)
+                while (true) {
+                    val got = response.body.read(buffer)
+                    if (got < 0) break
+                    out.write(buffer, 0, got)
+                    if (out.size() > cap) throw NetworkException("$what answer exceeds $cap bytes", retryable = false)
+                }
+                return out.toByteArray()
+            }
+        } catch (e: IOException) {
+            throw NetworkException("$what failed: ${e.message}")
+        }
+    }
+
+    /**
+     * Download [url] into [path], resuming a partial file with a Range request,
+     * never past [length] bytes and within the download deadline; return the
+     * sha256 and length of the whole file.
+     */
+    private fun fetchArchive(url: String, path: String, length: Long, progress: (Long, Long) -> Unit): Pair<String, Long> {
+        fs.mkdir(DeviceStorage.DOWNLOADS)
+        val started = System.nanoTime()
+        var have = fs.size(path)?.takeIf { it <= length } ?: 0L
+        val digest = MessageDigest.getInstance("SHA-256")
+        if (have > 0) fs.openRead(path).use { digestInto(it, digest, have) }
+        val headers = if (have > 0) mapOf("Range" to "bytes=$have-") else emptyMap()
+        val response = try {
+            http.get(url, headers)
+        } catch (e: IOException) {
+            throw NetworkException("archive download failed: ${e.message}")
+        }
+        response.use {
+            val resumed = response.status == 206 &&
+                RANGE.matchEntire(response.headers["content-range"] ?: "")?.groupValues?.get(1)?.toLongOrNull() == have
+            if (response.status == 206 && !resumed) throw NetworkException("the server answered a range request with another range")
+            if (response.status != 200 && response.status != 206) {
+                throw NetworkException("archive download got HTTP ${response.status}", retryable = response.status >= 500 || response.status == 429)
+            }
+            if (!resumed) {
+                have = 0
+                digest.reset()
+            }
+            val declared = response.headers["content-length"]?.takeIf { DIGITS.matches(it) }?.toLongOrNull()
+            if (declared != null && have + declared > length) throw TooLargeException("archive download (Content-Length)", length)
+            val file = if (resumed) fs.append(path) else fs.create(path)
+            file.use { out ->
+                val buffer = ByteArray(CHUNK)
+                while (true) {
+                    val got = try {
+                        response.body.read(buffer)
+                    } catch (e: IOException) {
+                        out.sync() // keep what arrived: the next sync resumes from it
+                        throw NetworkException("archive download failed after $have bytes: ${e.message}")
+                    }
+                    if (got < 0) break
+                    if (have + got > length) throw TooLargeException("archive download", length)
+                    out.write(buffer, 0, got)
+                    digest.update(buffer, 0, got)
+                    have += got
+                    progress(have, length)
+                    if ((System.nanoTime() - started) / 1_000_000 > config.downloadDeadlineMillis) {
+                        out.sync()
+                        throw NetworkException("download ran past its ${config.downloadDeadlineMillis / 1000} s deadline")
+                    }
+                }
+                out.sync()
+            }
+        }
+        return digest.digest().joinToString("") { "%02x".format(it) } to have
+    }
+
+    private fun digestInto(source: ArchiveSource, digest: MessageDigest, length: Long) {
+        val buffer = ByteArray(CHUNK)
+        var position = 0L
+        while (position < length) {
+            val got = source.read(position, buffer, 0, minOf(buffer.size.toLong(), length - position).toInt())
+            if (got <= 0) break
+            digest.update(buffer, 0, got)
+            position += got
+        }
+    }
+
+    private fun hash(source: ArchiveSource): Pair<String, Long> {
+        val digest = MessageDigest.getInstance("SHA-256")
+        digestInto(source, digest, source.size)
+        return digest.digest().joinToString("") { "%02x".format(it) } to source.size
+    }
+
+    private fun url(path: String) = config.serverUrl.trimEnd('/') + path
+
+    // --- the state ----------------------------------------------------------------------------------------
+
+    private fun ensureLoaded() {
+        if (loaded) return
+        try {
+            var stored = storage.loadState()
+            if (stored == null || (config.deviceId != null && stored.deviceId != config.deviceId)) {
+                val id = config.deviceId ?: stored?.deviceId ?: randomId()
+                stored = StoredState(id, stored?.state ?: DeviceState())
+                storage.saveState(stored)
+            }
+            // launched and running describe this process, never a previous one.
+            var loadedState = stored.state.copy(launched = state.launched, running = state.running)
+            storage.recover(loadedState)
+            loadedState = usableRoot(loadedState)
+            deviceId = stored.deviceId
+            reports = ReportQueue(fs, config.appId, deviceId)
+            state = loadedState
+            loaded = true
+            if (state.phase != Phase.IDLE) feed(Event.Interrupted)
+        } catch (e: IOException) {
+            loaded = false
+            throw StorageException("the update state could not be read: ${e.message}")
+        }
+    }
+
+    /** Forget a stored trust root that no longer loads (damaged storage): walk again from the embedded one. */
+    private fun usableRoot(state: DeviceState): DeviceState = try {
+        Machine.trustedRoot(state, device)
+        state
+    } catch (e: HotPatchException) {
+        state.copy(trustRoot = null)
+    }
+
+    /** Step the machine, queue its reports, save its state; tidy storage; return the remaining work. */
+    private fun feed(event: Event): List<Action> {
+        val (next, actions) = Machine.step(state, event, device)
+        try {
+            actions.filterIsInstance<Action.Report>().forEach { reports!!.put(it) }
+            if (durable(next) != durable(state)) storage.saveState(StoredState(deviceId, next))
+        } catch (e: IOException) {
+            loaded = false
+            throw StorageException("could not save the update state: ${e.message}")
+        }
+        state = next
+        val work = mutableListOf<Action>()
+        for (action in actions) {
+            when (action) {
+                is Action.DiscardDownload -> tidy { fs.remove(DeviceStorage.downloadPath(action.manifestId)) }
+                is Action.DeleteBundle -> if (state.running?.manifestId != action.manifestId) {
+                    tidy { fs.removeTree(DeviceStorage.releaseDir(action.manifestId)) }
+                }
+                is Action.Report, is Action.RunBundle -> Unit
+                else -> work.add(action)
+            }
+        }
+        return work
+    }
+
+    /** Record a failure; if even that cannot be saved, the next load redoes it. */
+    private fun feedQuietly(event: Event) {
+        try {
+            feed(event)
+        } catch (e: StorageException) {
+            // the reload interrupts the unfinished work
+        }
+    }
+
+    private fun tidy(remove: () -> Unit) {
+        try {
+            remove()
+        } catch (e: IOException) {
+            // startup recovery removes what is left
+        }
+    }
+
+    /** The part of a state worth a disk write: launched and running describe this process only. */
+    private fun durable(state: DeviceState) = StateCodec.encode(state.copy(phase = Phase.IDLE, launched = false, running = null))
+
+    private companion object {
+        const val CHUNK = 64 * 1024
+        /** The envelope base64-encoded in JSON, plus 64 KiB for the other fields (the reference's cap). */
+        const val MAX_ANSWER_BYTES = (Releases.MAX_RELEASE_ENVELOPE_BYTES + 2L) / 3 * 4 + 64 * 1024
+        val RANGE = Regex("bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\\*)")
+        val DIGITS = Regex("[0-9]{1,18}")
+
+        fun randomId(): String = ByteArray(16).also { SecureRandom().nextBytes(it) }.joinToString("") { "%02x".format(it) }
+    }
+}

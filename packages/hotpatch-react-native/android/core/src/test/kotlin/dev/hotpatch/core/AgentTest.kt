@@ -1,0 +1,157 @@
+package dev.hotpatch.core
+
+import java.io.ByteArrayInputStream
+import java.io.IOException
+import java.io.InputStream
+import java.time.Instant
+import java.util.Base64
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+
+/** The agent against a scripted server that serves the golden release (the live test uses a real one). */
+class AgentTest {
+    private val spec = Vectors.json("release.verify.json")
+    private val now = Instant.parse(spec["now"].str())
+    private val envelope = Vectors.bytes("release.envelope.json").trimEnd()
+    private val archive = Vectors.bytes("release.archive.zip")
+    private val manifestId = spec["expect"]["manifestId"].str()
+
+    /** Serves no newer root, an answer offering the golden release, its archive (with ranges), and takes reports. */
+    private inner class Server : Http {
+        var served = archive
+        var cutAfter: Int? = null
+        val requests = mutableListOf<String>()
+        val reports = mutableListOf<Json>()
+        var offer = true
+
+        override fun get(url: String, headers: Map<String, String>): HttpResponse {
+            requests.add(url + (headers["Range"]?.let { " Range: $it" } ?: ""))
+            val path = url.removePrefix("https://updates.example")
+            return when {
+                path.startsWith("/apps/com.example.app/roots/") -> HttpResponse(404, emptyMap(), InputStream.nullInputStream())
+                path.startsWith("/update/check?") -> {
+                    val answer = if (!offer) {
+                        "{\"updateAvailable\":false}"
+                    } else {
+                        "{\"updateAvailable\":true,\"manifest\":\"${Base64.getEncoder().encodeToString(envelope)}\",\"bundleUrl\":\"/bundles/$manifestId.zip\"}"
+                    }
+                    HttpResponse(200, emptyMap(), ByteArrayInputStream(answer.toByteArray()))
+                }
+                path == "/bundles/$manifestId.zip" -> {
+                    val from = headers["Range"]?.removePrefix("bytes=")?.removeSuffix("-")?.toInt() ?: 0
+                    val body = served.copyOfRange(from, served.size)
+                    val status = if (from > 0) 206 else 200
+                    val range = if (from > 0) mapOf("content-range" to "bytes $from-${served.size - 1}/${served.size}") else emptyMap()
+                    val cut = cutAfter
+                    cutAfter = null
+                    val stream = if (cut == null) ByteArrayInputStream(body) else Cut(body, cut)
+                    HttpResponse(status, range + ("content-length" to body.size.toString()), stream)
+                }
+                else -> HttpResponse(404, emptyMap(), InputStream.nullInputStream())
+            }
+        }
+
+        override fun postJson(url: String, body: ByteArray): Int {
+            requests.add("POST $url")
+            reports.add(StrictJson.parse(body))
+            return 201
+        }
+    }
+
+    /** A body whose connection drops after [limit] bytes. */
+    private class Cut(private val data: ByteArray, private val limit: Int) : InputStream() {
+        private var at = 0
+
+        override fun read(): Int = throw UnsupportedOperationException()
+
+        override fun read(b: ByteArray, off: Int, len: Int): Int {
+            if (at >= limit) throw IOException("connection reset")
+            val count = minOf(len, limit - at, data.size - at)
+            System.arraycopy(data, at, b, off, count)
+            at += count
+            return count
+        }
+    }
+
+    private fun agent(fs: FileSystem, server: Server, restart: () -> Unit = {}) = Agent(
+        AgentConfig(
+            serverUrl = "https://updates.example/",
+            appId = "com.example.app",
+            platform = Platform.ANDROID,
+            nativeVersion = "1.2.3",
+            trustRoot = Vectors.bytes("trust-root.envelope.json").trimEnd(),
+            deviceId = "device-1",
+        ),
+        fs, server, clock = { now }, restart = restart,
+    )
+
+    @Test
+    fun `a device takes the release, runs it on trial, confirms it and reports it`() {
+        val fs = MemoryFileSystem()
+        val server = Server()
+        val device = agent(fs, server)
+        assertNull(device.onLaunch()) // the embedded bundle
+        val stages = mutableSetOf<String>()
+        val result = device.sync { stage, done, total -> stages.add(stage); assertTrue(done <= total) }
+        assertEquals(SyncStatus.STAGED, result.status, result.error?.toString())
+        assertEquals(manifestId, result.manifestId)
+        assertEquals(setOf("download", "install"), stages)
+        assertTrue(server.requests.any { it.contains("/update/check?appId=com.example.app&platform=android&deviceId=device-1") })
+        // The next process: the staged bundle runs on trial, and notifyReady confirms it.
+        val next = agent(fs.afterCut(), server)
+        assertEquals("releases/$manifestId/files/index.android.bundle", next.onLaunch())
+        next.notifyReady()
+        assertEquals(manifestId, next.currentState.confirmed?.manifestId)
+        assertEquals(1, next.flushReports())
+        assertEquals("applied", server.reports.single()["status"].str())
+        assertEquals(SyncStatus.UP_TO_DATE, next.sync().status) // installed already
+    }
+
+    @Test
+    fun `a dropped download resumes where it stopped`() {
+        val fs = MemoryFileSystem()
+        val server = Server().apply { cutAfter = 100 }
+        val device = agent(fs, server)
+        device.onLaunch()
+        val failed = device.sync()
+        assertEquals(SyncStatus.FAILED, failed.status)
+        assertEquals("NetworkError", failed.error?.reason)
+        assertEquals(100L, fs.size(DeviceStorage.downloadPath(manifestId)))
+        assertEquals(SyncStatus.STAGED, device.sync().status)
+        assertTrue(server.requests.any { it.endsWith("Range: bytes=100-") }, server.requests.toString())
+        assertEquals("download", server.reports.single()["phase"].str()) // the failure was reported
+    }
+
+    @Test
+    fun `a corrupted archive is refused, reported, and not installed`() {
+        val fs = MemoryFileSystem()
+        val server = Server().apply { served = archive.copyOf().also { it[200] = (it[200] + 1).toByte() } }
+        val device = agent(fs, server)
+        device.onLaunch()
+        val result = device.sync()
+        assertEquals(SyncStatus.FAILED, result.status)
+        assertEquals("HashMismatchError", result.error?.reason)
+        assertEquals(emptyList<String>(), fs.list(DeviceStorage.RELEASES))
+        assertEquals("verify", server.reports.single()["phase"].str())
+        assertNull(device.currentState.pending)
+    }
+
+    @Test
+    fun `a bundle that crashes before notifyReady is rolled back at the threshold`() {
+        val fs = MemoryFileSystem()
+        val server = Server()
+        agent(fs, server).apply { onLaunch(); sync() }
+        server.offer = false
+        assertNotNull(agent(fs, server).onLaunch()) // trial launch 1: crashes
+        assertNotNull(agent(fs, server).onLaunch()) // trial launch 2: crashes
+        val third = agent(fs, server)
+        assertNull(third.onLaunch()) // back to the embedded bundle
+        assertEquals(listOf(manifestId), third.currentState.failed)
+        third.flushReports()
+        assertEquals("rolled_back", server.reports.last()["status"].str())
+        assertEquals(emptyList<String>(), fs.list(DeviceStorage.RELEASES))
+    }
+}
