@@ -143,7 +143,8 @@ def typecheck(session: nox.Session) -> None:
         if (ROOT / path / "tests").is_dir():
             targets.append(f"{path}/tests")
         session.run("mypy", *targets)
-    session.run("mypy", "bench", "demo", "faults", "tests/e2e")  # scripts and end-to-end tests
+    # Scripts, end-to-end tests, and the SDK's build scripts.
+    session.run("mypy", "bench", "demo", "faults", "tests/e2e", *SDK_SCRIPTS)
 
 
 @nox.session(python="3.11")
@@ -185,6 +186,13 @@ def sdk_js(session: nox.Session) -> None:
     session.chdir(SDK_JS / "example")
     session.run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True)
     session.run("node", "smoke.js", external=True)
+
+
+SDK_SCRIPTS = [
+    "packages/hotpatch-react-native/android/core/run_tests.py",
+    "packages/hotpatch-react-native/android/core/gen_casefold.py",
+    "packages/hotpatch-react-native/android/check_stubs.py",
+]
 
 
 @nox.session(name="sdk-jvm", python=False)

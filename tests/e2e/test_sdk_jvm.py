@@ -14,13 +14,16 @@ JUnit suite by hand (without the live part).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -29,6 +32,7 @@ from hotpatch_server.testing import free_port, serving
 CORE = (
     Path(__file__).resolve().parents[2] / "packages" / "hotpatch-react-native" / "android" / "core"
 )
+ANDROID = CORE.parent
 CANNOT_BUILD = 3  # run_tests.py's exit status when a tool is missing
 BIN = Path(sys.executable).parent
 APP = "com.example.jvm"
@@ -97,5 +101,38 @@ def test_the_android_core_compiles_and_passes_its_tests(
     counted = re.search(r"^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$", ran.stdout, re.M)
     assert counted is not None, ran.stdout[-2000:]
     passed, failed, skipped = (int(n) for n in counted.groups())
-    assert (passed >= 74, failed, skipped) == (True, 0, 0), ran.stdout[-3000:]
+    assert (passed >= 77, failed, skipped) == (True, 0, 0), ran.stdout[-3000:]
     assert "live: confirmed 1.0.1" in ran.stdout, ran.stdout[-3000:]
+    assert "stubs: 30 members checked against ReactAndroid.api, 0 differ" in ran.stdout
+
+
+def test_a_stub_that_drifts_from_react_native_fails_the_check(tmp_path: Path) -> None:
+    """The adapter's React Native stubs are checked, not trusted: a changed signature is caught."""
+    if shutil.which("javac") is None or shutil.which("npm") is None:
+        pytest.skip("needs a JDK (javac) and npm")
+    runner = _load(CORE / "run_tests.py", "hotpatch_run_tests")
+    api = runner._react_native() / "ReactAndroid" / "api" / "ReactAndroid.api"
+    stubs = tmp_path / "stubs"
+    shutil.copytree(ANDROID / "stubs", stubs)
+    promise = stubs / "react" / "com" / "facebook" / "react" / "bridge" / "Promise.java"
+    promise.write_text(
+        promise.read_text().replace("void resolve(Object value);", "void resolve(String value);")
+    )
+    classes = tmp_path / "classes"
+    runner._javac([stubs], [], classes)
+    check = _load(ANDROID / "check_stubs.py", "hotpatch_check_stubs")
+    checked, problems = check.check(classes, api)
+    assert checked == 30
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("com.facebook.react.bridge.Promise.resolve(Ljava/lang/String;)V")
+    assert "not in the API (it has [('resolve', '(Ljava/lang/Object;)V'" in problems[0]
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

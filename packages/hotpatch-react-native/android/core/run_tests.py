@@ -1,9 +1,14 @@
-"""Build and test the Android core on the plain JVM (kotlinc from npm, JUnit 5 from Debian).
+"""Build and test the SDK's Android side on the plain JVM (kotlinc from npm, JUnit 5 from Debian).
 
 There is no Android SDK or modern Gradle on these machines
 (docs/howto/react-native-sdk.md), so the pure-Kotlin core is compiled with the
-Kotlin compiler of its pinned npm package (``npm ci`` here) against BouncyCastle,
-and its tests run with the JUnit Platform console launcher. Prints
+Kotlin compiler of its pinned npm package (``npm ci`` here) against BouncyCastle.
+Then the adapter (``android/src/main/java``): React Native's codegen writes
+its TurboModule spec from ``src/NativeHotPatch.ts`` (with the pinned
+react-native of the SDK package, ``npm ci`` there), the project's compile
+stubs are compiled and checked against ``ReactAndroid.api``
+(``android/check_stubs.py``), and the adapter is compiled against them. The
+tests of both run with the JUnit Platform console launcher. Prints
 ``N passed, N failed, N skipped`` (each skip with its reason) and exits
 non-zero on any failure or missing tool.
 
@@ -13,6 +18,7 @@ non-zero on any failure or missing tool.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +27,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ANDROID = HERE.parent
+PACKAGE = ANDROID.parent
 SPEC = HERE.parents[3] / "docs" / "spec"
 JARS = Path("/usr/share/java")
 #: Debian packages: junit5 (JUnit 5.9) and libbcprov-java (BouncyCastle 1.72).
@@ -40,10 +48,9 @@ def _missing() -> list[str]:
     missing = [
         f"{path} (apt-get install junit5 libbcprov-java)" for path in wanted if not path.is_file()
     ]
-    if shutil.which("java") is None:
-        missing.append("java (apt-get install openjdk-17-jdk-headless)")
-    if shutil.which("npm") is None:
-        missing.append("npm (Node.js)")
+    jdk = [t for t in ("java", "javac", "javap") if shutil.which(t) is None]
+    missing += [f"{t} (apt-get install openjdk-17-jdk-headless)" for t in jdk]
+    missing += [f"{t} (Node.js)" for t in ("npm", "node") if shutil.which(t) is None]
     return missing
 
 
@@ -65,9 +72,76 @@ def _kotlinc() -> Path:
     return kotlinc
 
 
-def _compile(kotlinc: Path, sources: Path, classpath: list[Path], out: Path) -> None:
+def _react_native() -> Path:
+    """Return the SDK package's pinned react-native, installed by ``npm ci`` when missing."""
+    installed = PACKAGE / "node_modules" / "react-native"
+    stamp = PACKAGE / "node_modules" / ".package-lock.json"
+    locked = (PACKAGE / "package-lock.json").stat().st_mtime
+    if not installed.is_dir() or not stamp.is_file() or stamp.stat().st_mtime < locked:
+        npm_ci = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+        subprocess.run([_tool("npm"), *npm_ci], cwd=PACKAGE, check=True, timeout=900)  # noqa: S603
+    return installed
+
+
+def _codegen(react_native: Path, out: Path) -> Path:
+    """Generate the TurboModule spec as the Gradle plugin does; return its Java sources."""
+    config = json.loads((PACKAGE / "package.json").read_text(encoding="utf-8"))["codegenConfig"]
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    schema = out / "schema.json"
+    combine = react_native.parent / "@react-native" / "codegen" / "lib" / "cli" / "combine"
+    node = _tool("node")
+    subprocess.run(  # noqa: S603 - react-native's own codegen on our spec
+        [node, str(combine / "combine-js-to-schema-cli.js"), str(schema),
+         "--libraryName", config["name"], str(PACKAGE / config["jsSrcsDir"])],
+        check=True, timeout=300,
+    )  # fmt: skip
+    subprocess.run(  # noqa: S603
+        [node, str(react_native / "scripts" / "generate-specs-cli.js"), "-p", "android",
+         "-s", str(schema), "-o", str(out), "-n", config["name"],
+         "-j", config["android"]["javaPackageName"], "-t", config["type"]],
+        check=True, timeout=300, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return out / "java"
+
+
+def _javac(sources: list[Path], classpath: list[Path], out: Path) -> None:
+    files = sorted(str(f) for source in sources for f in source.rglob("*.java"))
+    command = [_tool("javac"), "--release", "17", "-nowarn", "-d", str(out),
+               "-classpath", ":".join(str(p) for p in classpath), *files]  # fmt: skip
+    subprocess.run(command, check=True, timeout=600)  # noqa: S603 - this repository's sources
+
+
+def _adapter(kotlinc: Path, core: Path, build: Path) -> tuple[list[Path], Path]:
+    """Build the adapter; return its run classpath and its compiled tests."""
+    react_native = _react_native()
+    stubs, spec, main, tests = (build / n for n in ("stubs", "spec", "adapter", "adapter-test"))
+    for folder in (stubs, spec, main, tests):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    _javac([ANDROID / "stubs"], [], stubs)
+    checked = subprocess.run(  # noqa: S603 - this repository's check
+        [sys.executable, str(ANDROID / "check_stubs.py"), str(stubs),
+         str(react_native / "ReactAndroid" / "api" / "ReactAndroid.api")],
+        check=False, timeout=600,
+    )  # fmt: skip
+    if checked.returncode != 0:
+        raise SystemExit("the React Native stubs differ from ReactAndroid.api (see above)")
+    _javac([_codegen(react_native, build / "codegen")], [stubs], spec)
+    libraries = [JARS / name for name in LIBRARIES]
+    _compile(kotlinc, ANDROID / "src" / "main" / "java", [core, stubs, spec, *libraries], main)
+    test_path = [main, core, stubs, spec, *libraries, *(JARS / name for name in TEST_LIBRARIES)]
+    _compile(kotlinc, ANDROID / "src" / "test" / "kotlin", test_path, tests, friend=main)
+    return [main, spec, stubs], tests
+
+
+def _compile(
+    kotlinc: Path, sources: Path, classpath: list[Path], out: Path, friend: Path | None = None
+) -> None:
+    """Compile Kotlin; tests name their ``friend``, whose ``internal`` they may use."""
     files = sorted(str(p) for p in sources.rglob("*.kt"))
-    command = [str(kotlinc), "-jvm-target", "17", "-Werror", "-classpath",
+    friends = [f"-Xfriend-paths={friend}"] if friend is not None else []
+    command = [str(kotlinc), "-jvm-target", "17", "-Werror", *friends, "-classpath",
                ":".join(str(p) for p in classpath), "-d", str(out), *files]  # fmt: skip
     subprocess.run(command, check=True, timeout=900)  # noqa: S603 - this repository's sources
 
@@ -121,10 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     _compile(kotlinc, HERE / "src" / "main" / "kotlin", libraries, main_classes)
     test_path = [main_classes, *libraries, *(JARS / name for name in TEST_LIBRARIES)]
     _compile(kotlinc, HERE / "src" / "test" / "kotlin", test_path, test_classes)
-    run_path = [test_classes, main_classes, stdlib, *libraries]
+    adapter, adapter_tests = _adapter(kotlinc, main_classes, build)
+    run_path = [test_classes, adapter_tests, main_classes, *adapter, stdlib, *libraries]
     launch = [_tool("java"), f"-Dhotpatch.spec={SPEC}", *live, "-jar", str(LAUNCHER),
               "--class-path", ":".join(str(p) for p in run_path),
-              "--scan-class-path", str(test_classes), "--reports-dir", str(reports),
+              "--scan-class-path", f"{test_classes}:{adapter_tests}", "--reports-dir", str(reports),
               "--fail-if-no-tests", "--disable-banner", "--details=summary"]  # fmt: skip
     subprocess.run(launch, check=False, timeout=900)  # noqa: S603 - the compiled tests
     passed, failed, skipped = _count(reports)

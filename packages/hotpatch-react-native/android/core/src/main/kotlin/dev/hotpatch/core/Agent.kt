@@ -162,11 +162,11 @@ class Agent(
     /** Check, download and stage an update, then send queued reports. Never throws for a failed update. */
     fun sync(progress: (stage: String, done: Long, total: Long) -> Unit = { _, _, _ -> }): SyncResult = synchronized(updating) {
         var result = try {
-            val release = check()
+            val release = checkForUpdate()
             if (release == null) {
                 SyncResult(SyncStatus.UP_TO_DATE)
             } else {
-                val restarted = download(release, progress)
+                val restarted = downloadUpdate(release.manifestId, progress)
                 SyncResult(if (restarted) SyncStatus.RESTART_REQUESTED else SyncStatus.STAGED, release.manifestId, release.manifest.version)
             }
         } catch (e: HotPatchException) {
@@ -197,8 +197,16 @@ class Agent(
 
     private class Answer(val envelope: ByteArray?, val bundleUrl: String?, val head: ByteArray?)
 
-    /** Walk the trust root forward, ask for an update; return the verified release to fetch, or null. */
+    /**
+     * Walk the trust root forward and ask for an update; return the verified
+     * release offered (not fetched yet), or null when the device is up to
+     * date. Throws the refusal (its [HotPatchException.reason] names the
+     * defence), [NetworkException] or [StorageException].
+     */
+    fun checkForUpdate(): VerifiedRelease? = synchronized(updating) { check() }
+
     private fun check(): VerifiedRelease? {
+        offered = null
         var work = synchronized(lock) {
             ensureLoaded()
             feed(Event.CheckStarted)
@@ -226,15 +234,26 @@ class Agent(
         }
         actions.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
         val download = actions.filterIsInstance<Action.Download>().firstOrNull() ?: return null
-        pendingUrl = answer.bundleUrl
+        offered = download.release to (answer.bundleUrl ?: throw NetworkException("the answer named no archive", retryable = false))
         return download.release
     }
 
-    private var pendingUrl: String? = null
+    private var offered: Pair<VerifiedRelease, String>? = null
 
-    /** Download, verify and install [release]; return whether the app was asked to restart. */
-    private fun download(release: VerifiedRelease, progress: (String, Long, Long) -> Unit): Boolean {
-        val url = pendingUrl ?: throw NetworkException("the answer named no archive", retryable = false)
+    /**
+     * Download, verify and install the release [checkForUpdate] offered
+     * (named by [manifestId]); it runs at the next launch. Returns whether
+     * the app was asked to restart (a mandatory release). Throws the
+     * refusal, [NetworkException], [StorageException], or
+     * [IllegalTransitionException] when that release was not just offered.
+     */
+    fun downloadUpdate(manifestId: String, progress: (stage: String, done: Long, total: Long) -> Unit = { _, _, _ -> }): Boolean =
+        synchronized(updating) { download(manifestId, progress) }
+
+    private fun download(manifestId: String, progress: (String, Long, Long) -> Unit): Boolean {
+        val (release, url) = offered?.takeIf { it.first.manifestId == manifestId }
+            ?: throw IllegalTransitionException("downloadUpdate($manifestId) needs the release checkForUpdate() offered")
+        offered = null
         val part = DeviceStorage.downloadPath(release.manifestId)
         val (sha256, length) = try {
             fetchArchive(url, part, release.manifest.archive.length) { done, total -> progress("download", done, total) }

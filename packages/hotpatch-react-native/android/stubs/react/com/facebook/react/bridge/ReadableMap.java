@@ -1,0 +1,7 @@
+package com.facebook.react.bridge;
+
+public interface ReadableMap {
+  boolean hasKey(String name);
+
+  String getString(String name);
+}

@@ -1,0 +1,7 @@
+package com.facebook.react.turbomodule.core.interfaces;
+
+public interface TurboModule {
+  void initialize();
+
+  void invalidate();
+}
