@@ -61,26 +61,24 @@ def _tool(name: str) -> str:
     return found
 
 
-def _kotlinc() -> Path:
-    """Return the pinned compiler, installed by ``npm ci`` when missing or older than the lock."""
-    kotlinc = HERE / "node_modules" / "kotlin-compiler" / "bin" / "kotlinc"
-    stamp = HERE / "node_modules" / ".package-lock.json"
-    locked = (HERE / "package-lock.json").stat().st_mtime
-    if not kotlinc.is_file() or not stamp.is_file() or stamp.stat().st_mtime < locked:
+def _npm_installed(folder: Path, wanted: Path) -> Path:
+    """Return ``wanted``, after ``npm ci`` in ``folder`` if it is missing or older than the lock."""
+    stamp = folder / "node_modules" / ".package-lock.json"
+    locked = (folder / "package-lock.json").stat().st_mtime
+    if not wanted.exists() or not stamp.is_file() or stamp.stat().st_mtime < locked:
         npm_ci = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-        subprocess.run([_tool("npm"), *npm_ci], cwd=HERE, check=True, timeout=600)  # noqa: S603
-    return kotlinc
+        subprocess.run([_tool("npm"), *npm_ci], cwd=folder, check=True, timeout=900)  # noqa: S603
+    return wanted
+
+
+def _kotlinc() -> Path:
+    """Return the pinned Kotlin compiler (npm ``kotlin-compiler``)."""
+    return _npm_installed(HERE, HERE / "node_modules" / "kotlin-compiler" / "bin" / "kotlinc")
 
 
 def _react_native() -> Path:
-    """Return the SDK package's pinned react-native, installed by ``npm ci`` when missing."""
-    installed = PACKAGE / "node_modules" / "react-native"
-    stamp = PACKAGE / "node_modules" / ".package-lock.json"
-    locked = (PACKAGE / "package-lock.json").stat().st_mtime
-    if not installed.is_dir() or not stamp.is_file() or stamp.stat().st_mtime < locked:
-        npm_ci = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-        subprocess.run([_tool("npm"), *npm_ci], cwd=PACKAGE, check=True, timeout=900)  # noqa: S603
-    return installed
+    """Return the SDK package's pinned react-native."""
+    return _npm_installed(PACKAGE, PACKAGE / "node_modules" / "react-native")
 
 
 def _codegen(react_native: Path, out: Path) -> Path:

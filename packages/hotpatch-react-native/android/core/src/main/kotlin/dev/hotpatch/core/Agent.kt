@@ -276,7 +276,7 @@ class Agent(
             // Still the signed bytes: the signed content itself is unusable, for good. Otherwise the
             // archive changed on this device after it was hashed (A15): not the release's fault.
             val intact = try {
-                fs.openRead(part).use { hash(it).first } == install.release.manifest.archive.sha256
+                fs.openRead(part).use { sha256Of(it) } == install.release.manifest.archive.sha256
             } catch (io: IOException) {
                 false
             }
@@ -364,7 +364,7 @@ class Agent(
         val started = System.nanoTime()
         var have = fs.size(path)?.takeIf { it <= length } ?: 0L
         val digest = MessageDigest.getInstance("SHA-256")
-        if (have > 0) fs.openRead(path).use { digestInto(it, digest, have) }
+        if (have > 0) fs.openRead(path).use { file -> file.forEachChunk(have) { buffer, count -> digest.update(buffer, 0, count) } }
         val headers = if (have > 0) mapOf("Range" to "bytes=$have-") else emptyMap()
         val response = try {
             http.get(url, headers)
@@ -409,23 +409,6 @@ class Agent(
             }
         }
         return digest.digest().joinToString("") { "%02x".format(it) } to have
-    }
-
-    private fun digestInto(source: ArchiveSource, digest: MessageDigest, length: Long) {
-        val buffer = ByteArray(CHUNK)
-        var position = 0L
-        while (position < length) {
-            val got = source.read(position, buffer, 0, minOf(buffer.size.toLong(), length - position).toInt())
-            if (got <= 0) break
-            digest.update(buffer, 0, got)
-            position += got
-        }
-    }
-
-    private fun hash(source: ArchiveSource): Pair<String, Long> {
-        val digest = MessageDigest.getInstance("SHA-256")
-        digestInto(source, digest, source.size)
-        return digest.digest().joinToString("") { "%02x".format(it) } to source.size
     }
 
     private fun url(path: String) = config.serverUrl.trimEnd('/') + path

@@ -18,6 +18,18 @@ interface ArchiveSource {
     /** Read up to [length] bytes at [position] into [into]; the count read, 0 at the end. */
     fun read(position: Long, into: ByteArray, offset: Int, length: Int): Int
 
+    /** Give [use] the first [length] bytes (all of them by default), a chunk at a time. */
+    fun forEachChunk(length: Long = size, use: (ByteArray, Int) -> Unit) {
+        val buffer = ByteArray(64 * 1024)
+        var position = 0L
+        while (position < length) {
+            val got = read(position, buffer, 0, minOf(buffer.size.toLong(), length - position).toInt())
+            if (got <= 0) break
+            use(buffer, got)
+            position += got
+        }
+    }
+
     class Bytes(private val data: ByteArray) : ArchiveSource {
         override val size: Long get() = data.size.toLong()
 
@@ -448,4 +460,11 @@ object Archives {
         }
         return if (done == buffer.size) buffer else buffer.copyOf(done)
     }
+}
+
+/** The sha256 (hex) of everything in [source]. */
+fun sha256Of(source: ArchiveSource): String {
+    val digest = MessageDigest.getInstance("SHA-256")
+    source.forEachChunk { buffer, count -> digest.update(buffer, 0, count) }
+    return digest.digest().joinToString("") { "%02x".format(it) }
 }

@@ -100,14 +100,7 @@ object ChannelHeads {
 
     /** Parse a head body strictly (after its signatures verified). */
     fun decode(body: ByteArray): ChannelHead {
-        val document = StrictJson.parse(body)
-        if (document is Json.Obj) {
-            val format = document.members["format"]
-            if (format !is Json.Int || format.value != FORMAT) {
-                throw UnsupportedFormatException("channel head format is not supported (expected $FORMAT)")
-            }
-        }
-        val fields = Fields((document as? Json.Obj)?.members ?: throw SchemaException("expected a JSON object", ""), "")
+        val fields = Fields.ofDocument(body, FORMAT, "channel head")
         val head = ChannelHead(
             appId = fields.string("appId"),
             platform = fields.string("platform"),

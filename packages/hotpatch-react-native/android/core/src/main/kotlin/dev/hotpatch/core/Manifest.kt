@@ -53,14 +53,7 @@ object Manifests {
     /** Parse manifest bytes strictly. Call only on bytes whose signature verified. */
     fun decode(body: ByteArray): ReleaseManifest {
         if (body.size > MAX_MANIFEST_BYTES) throw TooLargeException("manifest bytes", MAX_MANIFEST_BYTES.toLong())
-        val document = StrictJson.parse(body)
-        if (document is Json.Obj) {
-            val format = document.members["format"]
-            if (format !is Json.Int || format.value != FORMAT) {
-                throw UnsupportedFormatException("manifest format ${describe(format)} is not supported (expected $FORMAT)")
-            }
-        }
-        val fields = Fields((document as? Json.Obj)?.members ?: throw SchemaException("expected a JSON object", ""), "")
+        val fields = Fields.ofDocument(body, FORMAT, "manifest")
         val limits = ArchiveLimits.DEFAULT
         val manifest = ReleaseManifest(
             appId = fields.matching("appId", APP_ID, "an app id like com.acme.shop"),
@@ -91,13 +84,6 @@ object Manifests {
         )
         consistent(manifest)
         return manifest
-    }
-
-    private fun describe(format: Json?): String = when (format) {
-        null, Json.Null -> "None"
-        is Json.Int -> format.value.toString()
-        is Json.Str -> "'${format.value.take(20)}'"
-        else -> "(not a number)"
     }
 
     private fun archive(fields: Fields, limits: ArchiveLimits) = ArchiveInfo(

@@ -8,7 +8,6 @@ import java.io.RandomAccessFile
 import java.nio.channels.FileChannel
 import java.nio.file.StandardCopyOption
 import java.nio.file.StandardOpenOption
-import java.security.MessageDigest
 
 /** A file being written; nothing in it is durable before [sync]. */
 interface WritableFile : Closeable {
@@ -148,7 +147,6 @@ class DeviceStorage(private val fs: FileSystem) {
         const val TMP_SUFFIX = ".tmp"
         const val STATE_FORMAT = 1L
         const val MAX_STATE_BYTES = 4L * 1024 * 1024
-        private const val CHUNK = 256 * 1024
 
         fun releaseDir(manifestId: String) = "$RELEASES/$manifestId"
 
@@ -334,29 +332,8 @@ class DeviceStorage(private val fs: FileSystem) {
         }
     }
 
-    private fun digest(source: ArchiveSource): String {
-        val digest = MessageDigest.getInstance("SHA-256")
-        val buffer = ByteArray(CHUNK)
-        var position = 0L
-        while (true) {
-            val got = source.read(position, buffer, 0, buffer.size)
-            if (got <= 0) break
-            digest.update(buffer, 0, got)
-            position += got
-        }
-        return digest.digest().joinToString("") { "%02x".format(it) }
-    }
+    private fun digest(source: ArchiveSource): String = sha256Of(source)
 
-    private fun readAll(source: ArchiveSource): ByteArray {
-        val out = java.io.ByteArrayOutputStream()
-        val buffer = ByteArray(CHUNK)
-        var position = 0L
-        while (true) {
-            val got = source.read(position, buffer, 0, buffer.size)
-            if (got <= 0) break
-            out.write(buffer, 0, got)
-            position += got
-        }
-        return out.toByteArray()
-    }
+    private fun readAll(source: ArchiveSource): ByteArray =
+        java.io.ByteArrayOutputStream().also { out -> source.forEachChunk { buffer, count -> out.write(buffer, 0, count) } }.toByteArray()
 }

@@ -268,7 +268,29 @@ internal class Fields(private val members: Map<String, Json>, private val prefix
         }
     }
 
-    private companion object {
-        val TIME = Regex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+    companion object {
+        private val TIME = Regex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+        /**
+         * Parse a signed document's body strictly: a JSON object whose `format` is
+         * [format] ([UnsupportedFormatException] otherwise, as the reference checks it
+         * before the fields), read through the returned [Fields].
+         */
+        fun ofDocument(body: ByteArray, format: Long, what: String): Fields {
+            val document = StrictJson.parse(body)
+            if (document is Json.Obj) {
+                val given = document.members["format"]
+                if (given !is Json.Int || given.value != format) {
+                    val shown = when (given) {
+                        null, Json.Null -> "None"
+                        is Json.Int -> given.value.toString()
+                        is Json.Str -> "'${given.value.take(20)}'"
+                        else -> "(not a number)"
+                    }
+                    throw UnsupportedFormatException("$what format $shown is not supported (expected $format)")
+                }
+            }
+            return Fields((document as? Json.Obj)?.members ?: throw SchemaException("expected a JSON object", ""), "")
+        }
     }
 }
