@@ -80,9 +80,38 @@ data class AgentConfig(
     val bundleFile: String? = null,
     /** A fixed device id (tests); null: a random one, kept in `state.json`. */
     val deviceId: String? = null,
-    /** The longest an archive download may take, in milliseconds. */
-    val downloadDeadlineMillis: Long = 600_000,
+    /** Limits on each download (deadline, minimum throughput, retries). */
+    val download: DownloadPolicy = DownloadPolicy(),
 )
+
+/**
+ * Limits on one archive download (times in milliseconds), as the reference's
+ * `DownloadPolicy`: [deadlineMillis] bounds every attempt together; a server
+ * sending less than [minBytesPerSecond] over a [throughputWindowMillis] is
+ * abandoned; a retryable failure is tried again up to [retries] times in a
+ * row, after a backoff that doubles from [backoffMillis] up to [maxBackoffMillis].
+ */
+data class DownloadPolicy(
+    val deadlineMillis: Long = 600_000,
+    val minBytesPerSecond: Long = 1024,
+    val throughputWindowMillis: Long = 30_000,
+    val retries: Int = 4,
+    val backoffMillis: Long = 1_000,
+    val maxBackoffMillis: Long = 60_000,
+)
+
+/** Monotonic time and sleeping, injectable for tests. */
+interface Timer {
+    fun monotonicMillis(): Long
+
+    fun sleep(millis: Long)
+
+    object System : Timer {
+        override fun monotonicMillis(): Long = java.lang.System.nanoTime() / 1_000_000
+
+        override fun sleep(millis: Long) = Thread.sleep(millis)
+    }
+}
 
 enum class SyncStatus { UP_TO_DATE, STAGED, RESTART_REQUESTED, FAILED }
 
@@ -110,7 +139,9 @@ class Agent(
     private val http: Http = UrlConnectionHttp(),
     private val clock: () -> Instant = Instant::now,
     private val restart: () -> Unit = {},
+    private val timer: Timer = Timer.System,
 ) {
+    private val random = SecureRandom()
     private val device = DeviceConfig(
         identity = DeviceIdentity(config.appId, config.platform, config.channel, Version.parseNative(config.nativeVersion)),
         trustRoot = TrustRoots.load(config.trustRoot),
@@ -355,60 +386,128 @@ class Agent(
     }
 
     /**
-     * Download [url] into [path], resuming a partial file with a Range request,
-     * never past [length] bytes and within the download deadline; return the
-     * sha256 and length of the whole file.
+     * Download [url] into [path] (resuming a partial file with a Range request),
+     * never past [length] bytes; return the sha256 and length of the whole file.
+     * Retryable failures are tried again with exponential backoff and jitter,
+     * resuming each time; the whole download must end within the policy's
+     * deadline, and a server slower than its minimum throughput is abandoned
+     * (A9). More bytes than signed is [TooLargeException] (the partial file is
+     * removed); otherwise the partial file is kept for the next sync.
      */
     private fun fetchArchive(url: String, path: String, length: Long, progress: (Long, Long) -> Unit): Pair<String, Long> {
         fs.mkdir(DeviceStorage.DOWNLOADS)
-        val started = System.nanoTime()
+        val policy = config.download
+        val partial = Partial(path, length)
+        val meter = Meter(policy)
+        var failures = 0
+        try {
+            while (partial.have < length) {
+                val before = partial.have
+                val error = try {
+                    attempt(url, partial, length, meter, progress)
+                    if (partial.have >= length) break
+                    NetworkException("the body ended after ${partial.have} of $length bytes")
+                } catch (e: NetworkException) {
+                    e
+                }
+                if (partial.have > before) failures = 0 // progress was made: only consecutive failures count
+                failures++
+                if (!error.retryable || failures > policy.retries) throw error
+                val delay = minOf(policy.maxBackoffMillis, policy.backoffMillis shl minOf(failures - 1, 20))
+                timer.sleep((delay * (0.5 + random.nextDouble() / 2)).toLong())
+                meter.tick(0)
+            }
+        } catch (e: TooLargeException) {
+            tidy { fs.remove(path) }
+            throw e
+        }
+        return partial.digest.digest().joinToString("") { "%02x".format(it) } to partial.have
+    }
+
+    /** The file being downloaded: the hash of its bytes so far, and their count. */
+    private inner class Partial(val path: String, length: Long) {
+        val digest: MessageDigest = MessageDigest.getInstance("SHA-256")
         var have = fs.size(path)?.takeIf { it <= length } ?: 0L
-        val digest = MessageDigest.getInstance("SHA-256")
-        if (have > 0) fs.openRead(path).use { file -> file.forEachChunk(have) { buffer, count -> digest.update(buffer, 0, count) } }
-        val headers = if (have > 0) mapOf("Range" to "bytes=$have-") else emptyMap()
+
+        init {
+            if (have > 0) fs.openRead(path).use { file -> file.forEachChunk(have) { buffer, count -> digest.update(buffer, 0, count) } }
+        }
+
+        fun restart() {
+            have = 0
+            digest.reset()
+        }
+    }
+
+    /** The download's deadline and minimum throughput (A9). */
+    private inner class Meter(private val policy: DownloadPolicy) {
+        private val started = timer.monotonicMillis()
+        private var windowStart = started
+        private var windowBytes = 0L
+
+        fun tick(received: Int) {
+            val now = timer.monotonicMillis()
+            if (now - started > policy.deadlineMillis) {
+                throw NetworkException("download ran past its ${policy.deadlineMillis / 1000} s deadline", retryable = false)
+            }
+            windowBytes += received
+            val window = now - windowStart
+            if (window >= policy.throughputWindowMillis) {
+                val rate = windowBytes * 1000 / window
+                if (rate < policy.minBytesPerSecond) {
+                    throw NetworkException("download slowed to $rate B/s, below the minimum ${policy.minBytesPerSecond} B/s", retryable = false)
+                }
+                windowStart = now
+                windowBytes = 0
+            }
+        }
+    }
+
+    /** One request of a download: resume from the partial file, append what arrives, synced. */
+    private fun attempt(url: String, partial: Partial, length: Long, meter: Meter, progress: (Long, Long) -> Unit) {
+        val headers = if (partial.have > 0) mapOf("Range" to "bytes=${partial.have}-") else emptyMap()
         val response = try {
             http.get(url, headers)
         } catch (e: IOException) {
             throw NetworkException("archive download failed: ${e.message}")
         }
         response.use {
+            if (response.status == 416 && partial.have > 0) {
+                partial.restart() // our partial file is not a prefix the server knows
+                throw NetworkException("the server refused to resume; starting over")
+            }
             val resumed = response.status == 206 &&
-                RANGE.matchEntire(response.headers["content-range"] ?: "")?.groupValues?.get(1)?.toLongOrNull() == have
+                RANGE.matchEntire(response.headers["content-range"] ?: "")?.groupValues?.get(1)?.toLongOrNull() == partial.have
             if (response.status == 206 && !resumed) throw NetworkException("the server answered a range request with another range")
             if (response.status != 200 && response.status != 206) {
-                throw NetworkException("archive download got HTTP ${response.status}", retryable = response.status >= 500 || response.status == 429)
+                val retryable = response.status >= 500 || response.status == 429 || response.status == 408
+                throw NetworkException("archive download got HTTP ${response.status}", retryable)
             }
-            if (!resumed) {
-                have = 0
-                digest.reset()
-            }
+            if (!resumed) partial.restart() // the server ignored the range and sends it all
             val declared = response.headers["content-length"]?.takeIf { DIGITS.matches(it) }?.toLongOrNull()
-            if (declared != null && have + declared > length) throw TooLargeException("archive download (Content-Length)", length)
-            val file = if (resumed) fs.append(path) else fs.create(path)
-            file.use { out ->
+            if (declared != null && partial.have + declared > length) throw TooLargeException("archive download (Content-Length)", length)
+            (if (partial.have > 0) fs.append(partial.path) else fs.create(partial.path)).use { out ->
                 val buffer = ByteArray(CHUNK)
-                while (true) {
-                    val got = try {
-                        response.body.read(buffer)
-                    } catch (e: IOException) {
-                        out.sync() // keep what arrived: the next sync resumes from it
-                        throw NetworkException("archive download failed after $have bytes: ${e.message}")
+                try {
+                    while (true) {
+                        val got = try {
+                            response.body.read(buffer)
+                        } catch (e: IOException) {
+                            throw NetworkException("archive download failed after ${partial.have} bytes: ${e.message}")
+                        }
+                        if (got < 0) break
+                        if (partial.have + got > length) throw TooLargeException("archive download", length)
+                        out.write(buffer, 0, got)
+                        partial.digest.update(buffer, 0, got)
+                        partial.have += got
+                        meter.tick(got)
+                        progress(partial.have, length)
                     }
-                    if (got < 0) break
-                    if (have + got > length) throw TooLargeException("archive download", length)
-                    out.write(buffer, 0, got)
-                    digest.update(buffer, 0, got)
-                    have += got
-                    progress(have, length)
-                    if ((System.nanoTime() - started) / 1_000_000 > config.downloadDeadlineMillis) {
-                        out.sync()
-                        throw NetworkException("download ran past its ${config.downloadDeadlineMillis / 1000} s deadline")
-                    }
+                } finally {
+                    out.sync() // keep what arrived: the next attempt resumes from it
                 }
-                out.sync()
             }
         }
-        return digest.digest().joinToString("") { "%02x".format(it) } to have
     }
 
     private fun url(path: String) = config.serverUrl.trimEnd('/') + path

@@ -76,7 +76,20 @@ class AgentTest {
         }
     }
 
-    private fun agent(fs: FileSystem, server: Server, restart: () -> Unit = {}) = Agent(
+    /** A clock that moves only when told to, or when the agent sleeps. */
+    private class FakeTimer : Timer {
+        var now = 0L
+        val sleeps = mutableListOf<Long>()
+
+        override fun monotonicMillis() = now
+
+        override fun sleep(millis: Long) {
+            sleeps.add(millis)
+            now += millis
+        }
+    }
+
+    private fun agent(fs: FileSystem, server: Server, restart: () -> Unit = {}, timer: Timer = FakeTimer()) = Agent(
         AgentConfig(
             serverUrl = "https://updates.example/",
             appId = "com.example.app",
@@ -85,7 +98,7 @@ class AgentTest {
             trustRoot = Vectors.bytes("trust-root.envelope.json").trimEnd(),
             deviceId = "device-1",
         ),
-        fs, server, clock = { now }, restart = restart,
+        fs, server, clock = { now }, restart = restart, timer = timer,
     )
 
     @Test
@@ -111,18 +124,74 @@ class AgentTest {
     }
 
     @Test
-    fun `a dropped download resumes where it stopped`() {
+    fun `a dropped download resumes where it stopped, after a backoff`() {
         val fs = MemoryFileSystem()
         val server = Server().apply { cutAfter = 100 }
-        val device = agent(fs, server)
+        val timer = FakeTimer()
+        val device = agent(fs, server, timer = timer)
         device.onLaunch()
-        val failed = device.sync()
-        assertEquals(SyncStatus.FAILED, failed.status)
-        assertEquals("NetworkError", failed.error?.reason)
-        assertEquals(100L, fs.size(DeviceStorage.downloadPath(manifestId)))
         assertEquals(SyncStatus.STAGED, device.sync().status)
         assertTrue(server.requests.any { it.endsWith("Range: bytes=100-") }, server.requests.toString())
-        assertEquals("download", server.reports.single()["phase"].str()) // the failure was reported
+        assertEquals(1, timer.sleeps.size)
+        assertTrue(timer.sleeps.single() in 500L..1_000L, timer.sleeps.toString())
+    }
+
+    @Test
+    fun `a server that keeps failing is given up after the retries, the partial file kept`() {
+        val fs = MemoryFileSystem()
+        val server = object : Http by Server() {
+            val inner = Server()
+
+            override fun get(url: String, headers: Map<String, String>): HttpResponse =
+                if (url.contains("/bundles/")) HttpResponse(503, emptyMap(), InputStream.nullInputStream()) else inner.get(url, headers)
+
+            override fun postJson(url: String, body: ByteArray) = inner.postJson(url, body)
+        }
+        val timer = FakeTimer()
+        val device = Agent(
+            AgentConfig("https://updates.example/", "com.example.app", Platform.ANDROID, "1.2.3",
+                Vectors.bytes("trust-root.envelope.json").trimEnd(), deviceId = "device-1"),
+            fs, server, clock = { now }, timer = timer,
+        )
+        device.onLaunch()
+        val result = device.sync()
+        assertEquals(SyncStatus.FAILED, result.status)
+        assertEquals("NetworkError", result.error?.reason)
+        assertEquals(4, timer.sleeps.size) // the default four retries, backing off
+        for ((index, slept) in timer.sleeps.withIndex()) assertTrue(slept in (500L shl index)..(1_000L shl index), timer.sleeps.toString())
+        assertEquals("download", server.inner.reports.single()["phase"].str())
+        assertEquals(manifestId, device.currentState.offer?.bundle?.manifestId) // the next sync resumes
+    }
+
+    @Test
+    fun `a trickling server is abandoned below the minimum throughput`() {
+        val fs = MemoryFileSystem()
+        val timer = FakeTimer()
+        val slow = object : InputStream() {
+            override fun read(): Int = throw UnsupportedOperationException()
+
+            override fun read(b: ByteArray, off: Int, len: Int): Int {
+                timer.now += 10_000 // ten seconds a byte
+                b[off] = archive[0]
+                return 1
+            }
+        }
+        val server = object : Http by Server() {
+            val inner = Server()
+
+            override fun get(url: String, headers: Map<String, String>): HttpResponse =
+                if (url.contains("/bundles/")) HttpResponse(200, emptyMap(), slow) else inner.get(url, headers)
+        }
+        val device = Agent(
+            AgentConfig("https://updates.example/", "com.example.app", Platform.ANDROID, "1.2.3",
+                Vectors.bytes("trust-root.envelope.json").trimEnd(), deviceId = "device-1"),
+            fs, server, clock = { now }, timer = timer,
+        )
+        device.onLaunch()
+        val result = device.sync()
+        assertEquals(SyncStatus.FAILED, result.status)
+        assertTrue(result.error?.message?.contains("below the minimum 1024 B/s") == true, result.error?.message)
+        assertTrue(timer.sleeps.isEmpty()) // not retried: the server is too slow, not failing
     }
 
     @Test
