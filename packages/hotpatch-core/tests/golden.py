@@ -191,7 +191,10 @@ def _zip(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names are wanted here
         with zipfile.ZipFile(out, "w", method) as zf:
-            for info, data in members:
+            for member, data in members:
+                # A ZipInfo with a fixed time: a bare name would stamp today's date.
+                info = _info(member) if isinstance(member, str) else member
+                info.compress_type = method
                 zf.writestr(info, data)
     return bytearray(out.getvalue())
 
