@@ -89,7 +89,7 @@ class AgentTest {
         }
     }
 
-    private fun agent(fs: FileSystem, server: Server, restart: () -> Unit = {}, timer: Timer = FakeTimer()) = Agent(
+    private fun agent(fs: FileSystem, server: Http, restart: () -> Unit = {}, timer: Timer = FakeTimer()) = Agent(
         AgentConfig(
             serverUrl = "https://updates.example/",
             appId = "com.example.app",
@@ -148,11 +148,7 @@ class AgentTest {
             override fun postJson(url: String, body: ByteArray) = inner.postJson(url, body)
         }
         val timer = FakeTimer()
-        val device = Agent(
-            AgentConfig("https://updates.example/", "com.example.app", Platform.ANDROID, "1.2.3",
-                Vectors.bytes("trust-root.envelope.json").trimEnd(), deviceId = "device-1"),
-            fs, server, clock = { now }, timer = timer,
-        )
+        val device = agent(fs, server, timer = timer)
         device.onLaunch()
         val result = device.sync()
         assertEquals(SyncStatus.FAILED, result.status)
@@ -182,11 +178,7 @@ class AgentTest {
             override fun get(url: String, headers: Map<String, String>): HttpResponse =
                 if (url.contains("/bundles/")) HttpResponse(200, emptyMap(), slow) else inner.get(url, headers)
         }
-        val device = Agent(
-            AgentConfig("https://updates.example/", "com.example.app", Platform.ANDROID, "1.2.3",
-                Vectors.bytes("trust-root.envelope.json").trimEnd(), deviceId = "device-1"),
-            fs, server, clock = { now }, timer = timer,
-        )
+        val device = agent(fs, server, timer = timer)
         device.onLaunch()
         val result = device.sync()
         assertEquals(SyncStatus.FAILED, result.status)
