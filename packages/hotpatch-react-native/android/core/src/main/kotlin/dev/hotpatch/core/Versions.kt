@@ -68,7 +68,9 @@ class Version(
 
         /** A full semantic version such as `1.2.0` or `2.0.0-rc.1+42`. */
         fun parse(text: String): Version {
-            if (text.length > MAX_TEXT) throw VersionSyntaxException("version string longer than 256 characters")
+            if (text.codePointCount(0, text.length) > MAX_TEXT) {
+                throw VersionSyntaxException("version string longer than 256 characters")
+            }
             val match = SEMVER.matchEntire(text)
                 ?: throw VersionSyntaxException("'$text' is not a semantic version like 1.2.0")
             val (major, minor, patch, pre, build) = match.destructured
@@ -86,7 +88,7 @@ class Version(
 
         /** A native app version: the short forms stores allow (`1.2` = 1.2.0), or a full one. */
         fun parseNative(text: String): Version {
-            val match = if (text.length <= MAX_TEXT) NATIVE.matchEntire(text) else null
+            val match = if (text.codePointCount(0, text.length) <= MAX_TEXT) NATIVE.matchEntire(text) else null
             if (match == null) return parse(text)
             val (major, minor, patch) = match.destructured
             return Version(component(major, text), component(minor.ifEmpty { "0" }, text), component(patch.ifEmpty { "0" }, text))
@@ -111,19 +113,23 @@ class BinaryRange private constructor(val text: String, private val alternatives
         private val OPERATOR = Regex("(<=|>=|<|>|=|\\^|~>?)?\\s*(.*)", RegexOption.DOT_MATCHES_ALL)
         private val WILD = setOf("x", "X", "*")
         private val OPERATORS = setOf("<", "<=", ">", ">=", "=", "^", "~", "~>")
-        // Python's str.split(): runs of whitespace separate, none at the ends.
-        private val SPACE = Regex("\\s+")
+        /** Python's `str.isspace()`: Unicode's spaces and the C0 separators (all in the BMP). */
+        private const val SPACES = "\t\n\u000B\u000C\r\u001C\u001D\u001E\u001F \u0085\u00A0\u1680" +
+            "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A\u2028\u2029\u202F\u205F\u3000"
 
         fun parse(text: String): BinaryRange {
-            if (text.length > MAX_TEXT) throw VersionSyntaxException("range string longer than 256 characters")
-            if (text.isBlank()) throw VersionSyntaxException("empty binary range; use '*' to match every native version")
+            if (text.codePointCount(0, text.length) > MAX_TEXT) {
+                throw VersionSyntaxException("range string longer than 256 characters")
+            }
+            if (tokens(text).isEmpty()) throw VersionSyntaxException("empty binary range; use '*' to match every native version")
             val parts = text.split("||")
-            val alternatives = parts.map { conjunction(it.trim(), text) }
-            if (parts.any { it.isBlank() }) throw VersionSyntaxException("empty alternative in range '$text'")
+            val alternatives = parts.map { conjunction(it, text) }
+            if (parts.any { tokens(it).isEmpty() }) throw VersionSyntaxException("empty alternative in range '$text'")
             return BinaryRange(text, alternatives)
         }
 
-        private fun tokens(text: String): List<String> = text.trim().split(SPACE).filter { it.isNotEmpty() }
+        /** Python's `str.split()`: runs of whitespace separate, none at the ends. */
+        private fun tokens(text: String): List<String> = text.split(*SPACES.map { it.toString() }.toTypedArray()).filter { it.isNotEmpty() }
 
         private fun conjunction(text: String, source: String): List<Pair<String, Version>> {
             val tokens = tokens(text)
