@@ -1,0 +1,24 @@
+// swift-tools-version:5.9
+// The pure-Swift core of the HotPatch React Native SDK (Foundation only).
+// Cryptography sits behind `CryptoBackend`: CryptoKit on Apple platforms,
+// libsodium (the `CSodium` system library) where CryptoKit does not exist,
+// which is how the core is tested on Linux.
+import PackageDescription
+
+let package = Package(
+    name: "HotPatchCore",
+    platforms: [.iOS(.v15), .macOS(.v12)],
+    products: [.library(name: "HotPatchCore", targets: ["HotPatchCore"])],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "HotPatchCore",
+            dependencies: [.target(name: "CSodium", condition: .when(platforms: [.linux]))]
+        ),
+        .testTarget(name: "HotPatchCoreTests", dependencies: ["HotPatchCore"]),
+    ]
+)

@@ -1,0 +1,55 @@
+/// An error of the core: one `Reason` per defence, named as the Python
+/// reference names its exception classes (hotpatch_core.errors), so a
+/// conformance scenario's expected rejection compares on every platform.
+public struct HotPatchError: Error, Equatable, CustomStringConvertible {
+    public enum Reason: String, Sendable, CaseIterable {
+        case format = "FormatError"
+        case strictJSON = "StrictJSONError"
+        case malformedEnvelope = "MalformedEnvelopeError"
+        case schema = "SchemaError"
+        case unsupportedFormat = "UnsupportedFormatError"
+        case versionSyntax = "VersionSyntaxError"
+        case tooLarge = "TooLargeError"
+        case verification = "VerificationError"
+        case payloadType = "PayloadTypeError"
+        case unsigned = "UnsignedError"
+        case unknownKey = "UnknownKeyError"
+        case badSignature = "BadSignatureError"
+        case threshold = "ThresholdError"
+        case expired = "ExpiredError"
+        case rootRotation = "RootRotationError"
+        case keyScope = "KeyScopeError"
+
+        /// The reference's base class: a `StrictJSONError` is also a `FormatError`.
+        public var parent: Reason? {
+            switch self {
+            case .strictJSON, .malformedEnvelope, .schema, .unsupportedFormat, .versionSyntax:
+                return .format
+            case .payloadType, .unsigned, .unknownKey, .badSignature, .threshold, .expired,
+                 .rootRotation, .keyScope:
+                return .verification
+            case .format, .tooLarge, .verification:
+                return nil
+            }
+        }
+
+        /// Whether this reason is `other` or derives from it.
+        public func isA(_ other: Reason) -> Bool {
+            self == other || parent.map { $0.isA(other) } == true
+        }
+    }
+
+    public let reason: Reason
+    public let message: String
+
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public var description: String { "\(reason.rawValue): \(message)" }
+
+    static func tooLarge(_ what: String, limit: Int) -> HotPatchError {
+        HotPatchError(.tooLarge, "\(what) exceeds the limit of \(limit)")
+    }
+}

@@ -1,0 +1,207 @@
+"""Build and test the SDK's Swift core on Linux, in a Debian 13 chroot that has Swift 6.
+
+Debian 12 has no Swift compiler, and Debian 13's ``swiftlang`` needs a newer C
+library than Debian 12 has; so the toolchain lives in a Debian 13 (trixie)
+chroot made with ``debootstrap`` (docs/howto/react-native-sdk.md). ``--prepare``
+makes it once (about a minute, 3.3 GB) under ``~/.cache/hotpatch/swift-trixie``
+(``HOTPATCH_SWIFT_ROOT`` moves it); later runs reuse it. Each run mounts this
+repository read-only into the chroot, in a private mount namespace that
+disappears with the run, and runs ``swift test`` on the ``HotPatchCore``
+package with the golden vectors of ``docs/spec``. Prints ``N passed, N failed,
+N skipped`` (each skip with its reason) and exits non-zero on a failure;
+exits 3, saying what is missing, where the toolchain is not there.
+
+    python run_tests.py --prepare     # make the chroot (root, debootstrap, network)
+    python run_tests.py               # build and test
+
+Needs root (chroot and mount), as CI has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+PACKAGE = HERE / "HotPatchCore"
+MIRROR = "http://deb.debian.org/debian"
+SUITE = "trixie"
+#: What the chroot installs: Swift 6 (with Foundation and XCTest) and libsodium for Ed25519.
+PACKAGES = ("swiftlang", "libsodium-dev", "libc6-dev", "pkg-config")
+READY = ".hotpatch-ready"
+CANNOT_BUILD = 3
+INSIDE = "/work/hotpatch"  # where the repository appears inside the chroot
+
+
+def _root() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hotpatch"
+    return Path(os.environ.get("HOTPATCH_SWIFT_ROOT") or default / "swift-trixie")
+
+
+def _missing(root: Path) -> list[str]:
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root (chroot and mount need it)")
+    tools = ("unshare", "mount", "chroot")
+    missing += [f"{tool} (util-linux, coreutils)" for tool in tools if shutil.which(tool) is None]
+    if not (root / READY).is_file():
+        missing.append(f"the Swift chroot at {root} (python {Path(__file__).name} --prepare)")
+    return missing
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} is not on PATH")
+    return found
+
+
+def _step(message: str) -> None:
+    print(f"swift: {message}", flush=True)  # noqa: T201 - progress of a long step
+
+
+def prepare(root: Path) -> None:
+    """Make the chroot: debootstrap Debian 13, then install Swift and libsodium in it."""
+    if (root / READY).is_file():
+        _step(f"the chroot at {root} is ready ({(root / READY).read_text().strip()})")
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("--prepare needs root (debootstrap and chroot)")
+    if shutil.which("debootstrap") is None:
+        raise SystemExit("--prepare needs debootstrap: apt-get install debootstrap")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the final place and rename at the end: a half-made chroot is never "ready".
+    work = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+    work.chmod(0o755)  # the root of a system: apt's own user must read it
+    started = time.monotonic()
+    try:
+        _step(f"debootstrap {SUITE} into {work} (about 30 s)")
+        subprocess.run(  # noqa: S603 - fixed arguments
+            [_tool("debootstrap"), "--variant=minbase", SUITE, str(work), MIRROR],
+            check=True, stdout=subprocess.DEVNULL, timeout=1800,
+        )  # fmt: skip
+        _step(f"installing {' '.join(PACKAGES)} (about 500 MB to download)")
+        install = (
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            f"--no-install-recommends {' '.join(PACKAGES)} >/dev/null && apt-get clean"
+        )
+        _in_chroot(work, ["sh", "-c", install], timeout=1800)
+        version = _in_chroot(work, ["swift", "--version"], capture=True).splitlines()[0]
+        (work / READY).write_text(version + "\n")
+        shutil.rmtree(root, ignore_errors=True)
+        work.rename(root)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _step(f"ready in {time.monotonic() - started:.0f} s: {version}")
+
+
+def _in_chroot(
+    root: Path,
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    timeout: float = 900,
+) -> str:
+    """Run ``command`` in the chroot, with /proc and the repository mounted.
+
+    The mounts live in a private mount namespace: they end with the command,
+    whatever happens to it, and no other process sees them.
+    """
+    clean = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/tmp",  # noqa: S108 - the chroot's own /tmp
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    inside = root / INSIDE.lstrip("/")
+    inside.mkdir(parents=True, exist_ok=True)
+    script = (
+        'set -e; mount -t proc proc "$1/proc"; '
+        'mount --bind "$2" "$1$3"; mount -o remount,bind,ro "$1$3"; '
+        'root="$1"; shift 3; exec chroot "$root" env -i "$@"'
+    )
+    variables = [f"{k}={v}" for k, v in clean.items()]
+    argv = [_tool("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(root), str(REPO), INSIDE, *variables, *command]  # fmt: skip
+    done = subprocess.run(  # noqa: S603 - this repository's tools in its own chroot
+        argv, check=False, timeout=timeout, text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, command, done.stdout)
+    return done.stdout or ""
+
+
+CASE = re.compile(r"^Test Case '([^']+)' (passed|failed|skipped) \(")
+SKIP = re.compile(r"^.*?: (\S+) : Test skipped(?: - (.*))?$")
+
+
+def _count(output: str) -> tuple[int, int, list[str]]:
+    """Count passed and failed tests in XCTest's output; list the skipped ones with reasons."""
+    passed = failed = 0
+    skipped: list[str] = []
+    reasons = {m[1]: (m[2] or "").strip() for m in map(SKIP.match, output.splitlines()) if m}
+    for match in map(CASE.match, output.splitlines()):
+        if match is None:
+            continue
+        name, outcome = match.groups()
+        if outcome == "passed":
+            passed += 1
+        elif outcome == "failed":
+            failed += 1
+        else:
+            skipped.append(f"{name}: {reasons.get(name, '')}")
+    return passed, failed, skipped
+
+
+def test(root: Path) -> int:
+    """Build the package and run its tests; print the count."""
+    # One build folder per checkout, kept in the chroot: the next run builds only what changed.
+    scratch = "/var/cache/hotpatch-build/" + hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+    package = f"{INSIDE}/{PACKAGE.relative_to(REPO)}"
+    command = ["swift", "test", "--package-path", package, "--scratch-path", scratch,
+               "--disable-swift-testing"]  # fmt: skip
+    try:
+        output = _in_chroot(root, command, env={"HOTPATCH_SPEC": f"{INSIDE}/docs/spec"},
+                            capture=True, timeout=1800)  # fmt: skip
+    except subprocess.CalledProcessError as error:
+        output = error.output or ""
+    print(output, end="")  # noqa: T201 - the build's and the tests' own lines
+    passed, failed, skipped = _count(output)
+    for line in skipped:
+        print(f"skipped {line}")  # noqa: T201
+    print(f"{passed} passed, {failed} failed, {len(skipped)} skipped")  # noqa: T201 - what CI reads
+    return 0 if passed and not failed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare the toolchain, or build and test the Swift core."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--prepare", action="store_true", help="make the Debian 13 chroot with Swift, then stop"
+    )
+    args = parser.parse_args(argv)
+    root = _root()
+    if args.prepare:
+        prepare(root)
+        return 0
+    missing = _missing(root)
+    if missing:
+        print("cannot build the Swift core here; missing:\n  " + "\n  ".join(missing))  # noqa: T201
+        return CANNOT_BUILD
+    return test(root)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
