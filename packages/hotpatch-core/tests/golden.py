@@ -38,7 +38,7 @@ from hotpatch_core.manifest import decode_manifest, encode_manifest, manifest_id
 from hotpatch_core.release import sign_release
 from hotpatch_core.testing import FIXED_TIME, build_release, head_listing, make_pki
 from hotpatch_core.versions import BinaryRange, Version
-from hotpatch_core.wire import format_time
+from hotpatch_core.wire import format_time, parse_time
 
 VECTORS = Path(__file__).resolve().parents[3] / "docs" / "spec" / "vectors"
 FILES = {
@@ -97,6 +97,32 @@ def _versions() -> dict[str, object]:
             }
         )
     return {"nativeVersions": parsed, "ascending": order, "ranges": ranges}
+
+
+#: Times as signed documents carry them (RFC 3339, UTC, whole seconds), valid or not.
+TIMES = (
+    "2026-11-29T10:00:00Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+    "2024-02-29T12:00:00Z", "2100-02-28T00:00:00Z", "1969-12-31T23:59:59Z",
+    "0000-01-01T00:00:00Z", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+    "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-01-00T00:00:00Z", "2026-12-31T24:00:00Z",
+    "2026-12-31T23:60:00Z", "2026-12-31T23:59:60Z", "2026-11-29T10:00:00+00:00",
+    "2026-11-29T10:00:00.5Z", "2026-11-29 10:00:00Z", "2026-11-29T10:00:00z",
+    "2026-11-29T10:00:00Z\n",
+    "+2026-11-29T10:00:00Z", "2026-11-29T10:00:0Z", "\u0662026-11-29T10:00:00Z", "",
+)  # fmt: skip
+
+
+def _times() -> list[dict[str, object]]:
+    """Each time text, and the instant it names in seconds since 1970 (null: refused)."""
+    cases: list[dict[str, object]] = []
+    for text in TIMES:
+        try:
+            moment = parse_time(text)
+        except HotPatchError:
+            cases.append({"text": text, "epochSeconds": None})
+        else:
+            cases.append({"text": text, "epochSeconds": int(moment.timestamp())})
+    return cases
 
 
 #: Archive path lists and what the strict rules say of them (one file each, or a whole list).
@@ -552,6 +578,7 @@ def generate() -> dict[str, bytes]:
         "head.verify.json": _json(head_verify),
         "canonical.json": strictjson.canonical({"b": [1, {"é": None}], "a": True}) + b"\n",
         "versions.json": _json(_versions()),
+        "times.json": _json(_times()),
         "paths.json": _json(_paths()),
         "casefold.json": _json(_casefold()),
         "manifest.decode.json": _json(_manifest_cases(body)),

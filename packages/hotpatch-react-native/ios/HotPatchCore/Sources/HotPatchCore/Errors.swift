@@ -41,13 +41,20 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
 
     public let reason: Reason
     public let message: String
+    /// The document field at fault, for a `SchemaError` ("" for the document itself).
+    public let field: String
 
-    public init(_ reason: Reason, _ message: String) {
+    public init(_ reason: Reason, _ message: String, field: String = "") {
         self.reason = reason
-        self.message = message
+        self.message = field.isEmpty ? message : "\(field): \(message)"
+        self.field = field
     }
 
     public var description: String { "\(reason.rawValue): \(message)" }
+
+    static func schema(_ message: String, _ field: String) -> HotPatchError {
+        HotPatchError(.schema, message, field: field)
+    }
 
     static func tooLarge(_ what: String, limit: Int) -> HotPatchError {
         HotPatchError(.tooLarge, "\(what) exceeds the limit of \(limit)")

@@ -1,8 +1,6 @@
 package dev.hotpatch.core
 
 import java.time.Instant
-import java.time.format.DateTimeFormatter
-import java.time.format.DateTimeParseException
 
 /** What a publisher key may sign: apps, platforms and channels (`*` = any). */
 data class Scope(val apps: List<String>, val platforms: List<String>, val channels: List<String>) {
@@ -260,16 +258,11 @@ internal class Fields(private val members: Map<String, Json>, private val prefix
     fun time(name: String): Instant? {
         val value = optional(name) ?: return null
         val text = (value as? Json.Str)?.value ?: throw SchemaException("expected a time string", at(name))
-        if (!TIME.matches(text)) throw SchemaException("'${text.take(40)}' is not an RFC 3339 UTC time like 2026-11-29T10:00:00Z", at(name))
-        return try {
-            Instant.from(DateTimeFormatter.ISO_INSTANT.parse(text))
-        } catch (e: DateTimeParseException) {
-            throw SchemaException("'${text.take(40)}' is not a valid time", at(name))
-        }
+        return UtcTimes.parse(text)
+            ?: throw SchemaException("'${text.take(40)}' is not an RFC 3339 UTC time like 2026-11-29T10:00:00Z", at(name))
     }
 
     companion object {
-        private val TIME = Regex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
         /**
          * Parse a signed document's body strictly: a JSON object whose `format` is
