@@ -19,6 +19,10 @@ let package = Package(
             name: "HotPatchCore",
             dependencies: [.target(name: "CSodium", condition: .when(platforms: [.linux]))]
         ),
-        .testTarget(name: "HotPatchCoreTests", dependencies: ["HotPatchCore"]),
+        // The tests sign with libsodium where they need a key the trust root does not list.
+        .testTarget(
+            name: "HotPatchCoreTests",
+            dependencies: ["HotPatchCore", .target(name: "CSodium", condition: .when(platforms: [.linux]))]
+        ),
     ]
 )

@@ -19,6 +19,21 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
         case expired = "ExpiredError"
         case rootRotation = "RootRotationError"
         case keyScope = "KeyScopeError"
+        case identityMismatch = "IdentityMismatchError"
+        case epoch = "EpochError"
+        case rollback = "RollbackError"
+        case equivocation = "EquivocationError"
+        case hashMismatch = "HashMismatchError"
+        case freshness = "FreshnessError"
+        case withdrawn = "WithdrawnError"
+        case withheld = "WithheldError"
+        case illegalTransition = "IllegalTransitionError"
+        case archive = "ArchiveError"
+        case unsafePath = "UnsafePathError"
+        case duplicateEntry = "DuplicateEntryError"
+        case archiveMismatch = "ArchiveMismatchError"
+        case unsupportedEntry = "UnsupportedEntryError"
+        case overlappingEntries = "OverlappingEntriesError"
 
         /// The reference's base class: a `StrictJSONError` is also a `FormatError`.
         public var parent: Reason? {
@@ -28,7 +43,12 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
             case .payloadType, .unsigned, .unknownKey, .badSignature, .threshold, .expired,
                  .rootRotation, .keyScope:
                 return .verification
-            case .format, .tooLarge, .verification:
+            case .unsafePath, .duplicateEntry, .archiveMismatch, .unsupportedEntry, .overlappingEntries:
+                return .archive
+            case .withdrawn, .withheld:
+                return .freshness
+            case .format, .tooLarge, .verification, .archive, .identityMismatch, .epoch, .rollback,
+                 .equivocation, .hashMismatch, .freshness, .illegalTransition:
                 return nil
             }
         }

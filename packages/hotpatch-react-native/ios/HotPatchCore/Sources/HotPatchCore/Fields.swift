@@ -72,6 +72,48 @@ struct Fields {
         return members
     }
 
+    /// A string for which `valid` holds; `what` says what it should look like.
+    func matching(_ name: String, _ valid: (String) -> Bool, _ what: String) throws -> String {
+        let text = try string(name)
+        if !valid(text) { throw HotPatchError.schema("'\(text.prefix(40))' is not \(what)", at(name)) }
+        return text
+    }
+
+    /// An integer in `low...high`.
+    func between(_ name: String, _ low: Int64, _ high: Int64, default fallback: Int64? = nil) throws -> Int64 {
+        let value = try integer(name, default: fallback)
+        if value < low || value > high { throw HotPatchError.schema("must be between \(low) and \(high)", at(name)) }
+        return value
+    }
+
+    /// A JSON true or false (never a number), or `fallback` when absent.
+    func bool(_ name: String, default fallback: Bool? = nil) throws -> Bool {
+        guard let value = document[name] else {
+            guard let fallback else { throw HotPatchError.schema("required field is missing", at(name)) }
+            return fallback
+        }
+        guard case let .bool(flag) = value else { throw HotPatchError.schema("expected a bool", at(name)) }
+        return flag
+    }
+
+    /// Parse a signed document's body strictly: a JSON object whose `format` is `format`
+    /// (`UnsupportedFormatError` otherwise, checked before the fields, as the reference does).
+    static func ofDocument(_ body: [UInt8], format: Int64, what: String) throws -> Fields {
+        let document = try StrictJSON.parse(body)
+        guard case .object = document else { throw HotPatchError.schema("expected a JSON object", "") }
+        guard case let .integer(given)? = document["format"], given == format else {
+            let shown: String
+            switch document["format"] {
+            case nil, .null?: shown = "None"
+            case let .integer(number)?: shown = String(number)
+            case let .string(text)?: shown = "'\(text.prefix(20))'"
+            default: shown = "(not a number)"
+            }
+            throw HotPatchError(.unsupportedFormat, "\(what) format \(shown) is not supported (expected \(format))")
+        }
+        return Fields(document, "")
+    }
+
     /// An RFC 3339 UTC time with second precision (`2026-11-29T10:00:00Z`), or nil when absent.
     func time(_ name: String) throws -> UTCSeconds? {
         guard let value = optional(name) else { return nil }
