@@ -102,6 +102,7 @@ final class TrustTests: XCTestCase {
             let text = item.at("text").text
             let expected: Int64? = item.at("epochSeconds") == .null ? nil : item.at("epochSeconds").number
             XCTAssertEqual(UTCSeconds.parse(text)?.seconds, expected, text)
+            if let expected { XCTAssertEqual(UTCSeconds(expected).rfc3339, text) } // and written back the same
         }
     }
 }
