@@ -60,6 +60,7 @@ from hotpatch_core.testing import (
     make_pki,
     rotate_pki,
 )
+from hotpatch_core.trust import TimestampRole, sign_trust_root
 from hotpatch_core.versions import Version
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "docs" / "spec" / "conformance"
@@ -441,6 +442,40 @@ def _replayed_answer_refused() -> Script:
     return s
 
 
+NEW_STAMP = SigningKey(bytes([25, 7]) * 16)
+STAMP_ROTATED = rotate_pki(STAMPED, seed=24, bump_epoch=False)
+STAMP_ROTATED_ROOT = attrs.evolve(
+    STAMP_ROTATED.root, timestamp=TimestampRole((NEW_STAMP.public_key,))
+)
+
+
+def _timestamp_key_rotated() -> Script:
+    s = Script(
+        "timestamp-key-rotated",
+        "Trust root v2 names a new timestamp key: the device forgets the head times it saw under "
+        "the old key, so the new key's first head is taken although it was issued earlier than "
+        "the last head the old key signed (another server, another clock).",
+        config=STAMPED_CONFIG,
+        trust_root=STAMPED.root_bytes,
+    )
+    s(Launched(V1))
+    old = sign_release(RELEASES[2].manifest, [STAMPED.publisher])
+    later = FIXED_TIME + timedelta(hours=1)
+    head = _stamped(head_listing([RELEASES[2].manifest], issued_at=later))
+    assert _check(s, old, head=head, device_id="device-1")[-1] == "Download"
+    s(Interrupted())
+    v2 = sign_trust_root(STAMP_ROTATED_ROOT, STAMPED.root_keys)
+    assert s(CheckStarted()) == ["FetchRoot"]
+    assert s(RootAnswered(v2)) == ["FetchRoot"]
+    assert s.state.head_seen == {}, s.state.head_seen
+    assert s(RootAnswered(None)) == ["RequestCheck"]
+    new = sign_release(RELEASES[3].manifest, [STAMP_ROTATED.publisher])
+    earlier = sign_head(head_listing([RELEASES[2].manifest, RELEASES[3].manifest]), [NEW_STAMP])
+    kinds = s(CheckAnswered(new, later + timedelta(hours=1), earlier, "device-1"))
+    assert kinds == ["DiscardDownload", "Download"], s.last()
+    return s
+
+
 BUILDERS: tuple[Callable[[], Script], ...] = (
     _embedded_first_launch,
     _no_update,
@@ -461,6 +496,7 @@ BUILDERS: tuple[Callable[[], Script], ...] = (
     _new_binary_outgrows_bundle,
     _current_head_taken,
     _replayed_answer_refused,
+    _timestamp_key_rotated,
 )
 
 
