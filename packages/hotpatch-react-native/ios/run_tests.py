@@ -35,8 +35,9 @@ REPO = HERE.parents[2]
 PACKAGE = HERE / "HotPatchCore"
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "trixie"
-#: What the chroot installs: Swift 6 (with Foundation and XCTest) and libsodium for Ed25519.
-PACKAGES = ("swiftlang", "libsodium-dev", "libc6-dev", "pkg-config")
+#: What the chroot installs: Swift 6 (with Foundation and XCTest), libsodium for Ed25519,
+#: zlib for archives.
+PACKAGES = ("swiftlang", "libsodium-dev", "zlib1g-dev", "libc6-dev", "pkg-config")
 READY = ".hotpatch-ready"
 CANNOT_BUILD = 3
 INSIDE = "/work/hotpatch"  # where the repository appears inside the chroot
@@ -55,7 +56,29 @@ def _missing(root: Path) -> list[str]:
     missing += [f"{tool} (util-linux, coreutils)" for tool in tools if shutil.which(tool) is None]
     if not (root / READY).is_file():
         missing.append(f"the Swift chroot at {root} (python {Path(__file__).name} --prepare)")
+    elif _stamp_packages(root) != PACKAGES:
+        missing.append(f"{', '.join(PACKAGES)} in {root} (python {Path(__file__).name} --prepare)")
     return missing
+
+
+def _stamp_packages(root: Path) -> tuple[str, ...]:
+    """Return the packages the chroot's stamp says it has."""
+    for line in (root / READY).read_text().splitlines():
+        if line.startswith("packages: "):
+            return tuple(line.removeprefix("packages: ").split())
+    return ()
+
+
+def _install(root: Path) -> None:
+    """Install PACKAGES in the chroot and write its stamp."""
+    _step(f"installing {' '.join(PACKAGES)} (about 500 MB to download the first time)")
+    install = (
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        f"--no-install-recommends {' '.join(PACKAGES)} >/dev/null && apt-get clean"
+    )
+    _in_chroot(root, ["sh", "-c", install], timeout=1800)
+    version = _in_chroot(root, ["swift", "--version"], capture=True).splitlines()[0]
+    (root / READY).write_text(f"{version}\npackages: {' '.join(PACKAGES)}\n")
 
 
 def _tool(name: str) -> str:
@@ -70,12 +93,15 @@ def _step(message: str) -> None:
 
 
 def prepare(root: Path) -> None:
-    """Make the chroot: debootstrap Debian 13, then install Swift and libsodium in it."""
-    if (root / READY).is_file():
-        _step(f"the chroot at {root} is ready ({(root / READY).read_text().strip()})")
-        return
+    """Make the chroot: debootstrap Debian 13, then install Swift, libsodium and zlib in it."""
     if os.geteuid() != 0:
         raise SystemExit("--prepare needs root (debootstrap and chroot)")
+    if (root / READY).is_file():
+        if _stamp_packages(root) != PACKAGES:
+            _install(root)  # a chroot of an earlier version of this list: add what it lacks
+        version = (root / READY).read_text().splitlines()[0]
+        _step(f"the chroot at {root} is ready ({version})")
+        return
     if shutil.which("debootstrap") is None:
         raise SystemExit("--prepare needs debootstrap: apt-get install debootstrap")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -89,19 +115,13 @@ def prepare(root: Path) -> None:
             [_tool("debootstrap"), "--variant=minbase", SUITE, str(work), MIRROR],
             check=True, stdout=subprocess.DEVNULL, timeout=1800,
         )  # fmt: skip
-        _step(f"installing {' '.join(PACKAGES)} (about 500 MB to download)")
-        install = (
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-            f"--no-install-recommends {' '.join(PACKAGES)} >/dev/null && apt-get clean"
-        )
-        _in_chroot(work, ["sh", "-c", install], timeout=1800)
-        version = _in_chroot(work, ["swift", "--version"], capture=True).splitlines()[0]
-        (work / READY).write_text(version + "\n")
+        _install(work)
         shutil.rmtree(root, ignore_errors=True)
         work.rename(root)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    version = (root / READY).read_text().splitlines()[0]
     _step(f"ready in {time.monotonic() - started:.0f} s: {version}")
 
 

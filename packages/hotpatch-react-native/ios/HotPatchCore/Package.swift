@@ -2,7 +2,8 @@
 // The pure-Swift core of the HotPatch React Native SDK (Foundation only).
 // Cryptography sits behind `CryptoBackend`: CryptoKit on Apple platforms,
 // libsodium (the `CSodium` system library) where CryptoKit does not exist,
-// which is how the core is tested on Linux.
+// which is how the core is tested on Linux. Archives inflate with the system
+// zlib (`CZlib`: libz ships with iOS, and is what the Python reference uses).
 import PackageDescription
 
 let package = Package(
@@ -15,9 +16,13 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "HotPatchCore",
-            dependencies: [.target(name: "CSodium", condition: .when(platforms: [.linux]))]
+            dependencies: ["CZlib", .target(name: "CSodium", condition: .when(platforms: [.linux]))]
         ),
         // The tests sign with libsodium where they need a key the trust root does not list.
         .testTarget(

@@ -267,28 +267,8 @@ public enum StrictJSON {
             return String(scalars)
         }
 
-        /// One UTF-8 sequence, strictly: no overlong forms, no surrogates, nothing past U+10FFFF.
         mutating func utf8Scalar() throws -> Unicode.Scalar {
-            let lead = bytes[at]
-            let count: Int
-            let minimum: UInt32
-            var value: UInt32
-            switch lead {
-            case 0x00...0x7F: count = 1; minimum = 0; value = UInt32(lead)
-            case 0xC2...0xDF: count = 2; minimum = 0x80; value = UInt32(lead & 0x1F)
-            case 0xE0...0xEF: count = 3; minimum = 0x800; value = UInt32(lead & 0x0F)
-            case 0xF0...0xF4: count = 4; minimum = 0x10000; value = UInt32(lead & 0x07)
-            default: throw HotPatchError(.strictJSON, "not UTF-8")
-            }
-            guard at + count <= bytes.count else { throw HotPatchError(.strictJSON, "not UTF-8") }
-            for offset in 1..<count {
-                let next = bytes[at + offset]
-                guard next & 0xC0 == 0x80 else { throw HotPatchError(.strictJSON, "not UTF-8") }
-                value = value << 6 | UInt32(next & 0x3F)
-            }
-            guard value >= minimum, let scalar = Unicode.Scalar(value) else {
-                throw HotPatchError(.strictJSON, "not UTF-8")
-            }
+            guard let (scalar, count) = UTF8Strict.scalar(bytes, at) else { throw HotPatchError(.strictJSON, "not UTF-8") }
             at += count
             return scalar
         }
@@ -343,5 +323,44 @@ public enum StrictJSON {
                 throw fail("a bad escape")
             }
         }
+    }
+}
+
+/// Strict UTF-8, as Python's and Java's decoders read it: no overlong forms, no
+/// encoded surrogates, nothing past U+10FFFF, no truncated sequences.
+enum UTF8Strict {
+    /// The scalar that starts at `at` and its length in bytes, or nil if the bytes there are not UTF-8.
+    static func scalar(_ bytes: [UInt8], _ at: Int) -> (Unicode.Scalar, Int)? {
+        let lead = bytes[at]
+        let count: Int
+        let minimum: UInt32
+        var value: UInt32
+        switch lead {
+        case 0x00...0x7F: return (Unicode.Scalar(lead), 1)
+        case 0xC2...0xDF: count = 2; minimum = 0x80; value = UInt32(lead & 0x1F)
+        case 0xE0...0xEF: count = 3; minimum = 0x800; value = UInt32(lead & 0x0F)
+        case 0xF0...0xF4: count = 4; minimum = 0x10000; value = UInt32(lead & 0x07)
+        default: return nil
+        }
+        guard at + count <= bytes.count else { return nil }
+        for offset in 1..<count {
+            let next = bytes[at + offset]
+            guard next & 0xC0 == 0x80 else { return nil }
+            value = value << 6 | UInt32(next & 0x3F)
+        }
+        guard value >= minimum, let scalar = Unicode.Scalar(value) else { return nil }
+        return (scalar, count)
+    }
+
+    /// `bytes` as text, or nil if they are not UTF-8.
+    static func decode(_ bytes: [UInt8]) -> String? {
+        var scalars = String.UnicodeScalarView()
+        var at = 0
+        while at < bytes.count {
+            guard let (scalar, count) = scalar(bytes, at) else { return nil }
+            scalars.append(scalar)
+            at += count
+        }
+        return String(scalars)
     }
 }
