@@ -60,7 +60,7 @@ public final class BytesSource: ArchiveSource {
 }
 
 /// The file as it is on disk: the caller keeps it open from hashing to extraction (A15).
-public final class FileSource: ArchiveSource {
+public final class FileSource: ReadableFile {
     private let handle: FileHandle
     public let size: Int64
 
@@ -73,6 +73,8 @@ public final class FileSource: ArchiveSource {
     }
 
     deinit { try? handle.close() }
+
+    public func close() { try? handle.close() }
 
     public func read(at position: Int64, into: UnsafeMutableRawBufferPointer) throws -> Int {
         try handle.seek(toOffset: UInt64(position))

@@ -24,6 +24,7 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
         case rollback = "RollbackError"
         case equivocation = "EquivocationError"
         case hashMismatch = "HashMismatchError"
+        case localTampering = "LocalTamperingError"
         case freshness = "FreshnessError"
         case withdrawn = "WithdrawnError"
         case withheld = "WithheldError"
@@ -47,6 +48,8 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
                 return .archive
             case .withdrawn, .withheld:
                 return .freshness
+            case .localTampering:
+                return .hashMismatch
             case .format, .tooLarge, .verification, .archive, .identityMismatch, .epoch, .rollback,
                  .equivocation, .hashMismatch, .freshness, .illegalTransition:
                 return nil
