@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from hotpatch_server.testing import free_port, serving
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = REPO / "tests" / "clients"
@@ -107,3 +110,56 @@ def bare_clone(tmp_path: Path) -> Path:
         (clone / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, clone / name)
     return clone
+
+
+BIN = Path(sys.executable).parent
+LIVE_APP = "com.example.live"
+
+
+def _run(env: dict[str, str], tool: str, *args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / tool), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"{tool} {args}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+@pytest.fixture
+def live_release(tmp_path: Path) -> Iterator[list[str]]:
+    """A running server with app LIVE_APP, a trust root naming its timestamp key, and release 1.0.1.
+
+    Yields the ``--live`` settings of the SDK cores' test runners: url, app,
+    root (the trust root file) and native (the device's native version).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_")}
+    env.update(
+        HOTPATCH_HOME=str(tmp_path / "cli"),
+        HOTPATCH_DATA_DIR=str(tmp_path / "server"),
+        HOME=str(tmp_path),
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env["HOTPATCH_PUBLIC_URL"] = url
+    with (tmp_path / "server.log").open("w") as log, serving(env, port, log):
+        _run(env, "hotpatch", "keys", "generate", "--scope-app", LIVE_APP)
+        _run(env, "hotpatch", "keys", "generate", "--root", "--out", str(tmp_path / "root.pem"))
+        _run(env, "hotpatch", "keys", "export-public", "--out", str(tmp_path / "publisher.pub"))
+        _run(env, "hotpatch-server", "timestamp-key", "--out", str(tmp_path / "stamp.pub"))
+        root = tmp_path / "trust-root.json"
+        _run(env, "hotpatch", "trust-root", "create", "--root-key", str(tmp_path / "root.pem"),
+             "--publisher", f"{tmp_path / 'publisher.pub'}:ci", "--scope-app", LIVE_APP,
+             "--timestamp-key", str(tmp_path / "stamp.pub"), "--out", str(root))  # fmt: skip
+        _run(env, "hotpatch-server", "create-app", LIVE_APP, "--trust-root", str(root))
+        token = _run(env, "hotpatch-server", "create-key", "--name", "ci", "--role", "publisher",
+                     "--app", LIVE_APP).strip().splitlines()[-1]  # fmt: skip
+        _run(env, "hotpatch", "login", "--api-url", url, "--token", token, "--app", LIVE_APP)
+        bundle = tmp_path / "bundle"
+        (bundle / "assets").mkdir(parents=True)
+        (bundle / "index.android.bundle").write_text("__d(function(){console.log('live')});\n")
+        (bundle / "assets" / "logo.png").write_bytes(bytes(range(256)) * 8)
+        release = ["release", "--platform", "android", "--version", "1.0.1", "--json",
+                   "--binary-range", "1.0.x", "--rollout", "100",
+                   "--bundle-dir", str(bundle)]  # fmt: skip
+        published = json.loads(_run(env, "hotpatch", *release))
+        assert published["sequence"] == 1
+        yield [f"url={url}", f"app={LIVE_APP}", f"root={root}", "native=1.0.0"]

@@ -1,4 +1,4 @@
-"""Build and test the SDK's Swift core on Linux, in a Debian 13 chroot that has Swift 6.
+r"""Build and test the SDK's Swift core on Linux, in a Debian 13 chroot that has Swift 6.
 
 Debian 12 has no Swift compiler, and Debian 13's ``swiftlang`` needs a newer C
 library than Debian 12 has; so the toolchain lives in a Debian 13 (trixie)
@@ -13,6 +13,8 @@ exits 3, saying what is missing, where the toolchain is not there.
 
     python run_tests.py --prepare     # make the chroot (root, debootstrap, network)
     python run_tests.py               # build and test
+    python run_tests.py --live url=http://127.0.0.1:8000 --live app=com.acme.shop \
+        --live root=trust-root.json --live native=1.0.0   # and LiveServerTests against a server
 
 Needs root (chroot and mount), as CI has.
 """
@@ -20,6 +22,7 @@ Needs root (chroot and mount), as CI has.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import os
 import re
@@ -185,7 +188,20 @@ def _count(output: str) -> tuple[int, int, list[str]]:
     return passed, failed, skipped
 
 
-def test(root: Path) -> int:
+def _live_environment(settings: list[str]) -> dict[str, str]:
+    """Return the ``--live`` settings as the tests' environment (the trust root file read in)."""
+    environment: dict[str, str] = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        if key not in {"url", "app", "root", "native"} or not value:
+            raise SystemExit(f"--live takes url=, app=, root= or native=, not {item!r}")
+        if key == "root":
+            value = base64.b64encode(Path(value).read_bytes()).decode()
+        environment[f"HOTPATCH_LIVE_{key.upper()}"] = value
+    return environment
+
+
+def test(root: Path, live: dict[str, str]) -> int:
     """Build the package and run its tests; print the count."""
     # One build folder per checkout, kept in the chroot: the next run builds only what changed.
     scratch = "/var/cache/hotpatch-build/" + hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
@@ -193,7 +209,7 @@ def test(root: Path) -> int:
     command = ["swift", "test", "--package-path", package, "--scratch-path", scratch,
                "--disable-swift-testing"]  # fmt: skip
     try:
-        output = _in_chroot(root, command, env={"HOTPATCH_SPEC": f"{INSIDE}/docs/spec"},
+        output = _in_chroot(root, command, env={"HOTPATCH_SPEC": f"{INSIDE}/docs/spec", **live},
                             capture=True, timeout=1800)  # fmt: skip
     except subprocess.CalledProcessError as error:
         output = error.output or ""
@@ -211,7 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prepare", action="store_true", help="make the Debian 13 chroot with Swift, then stop"
     )
+    parser.add_argument(
+        "--live",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="run LiveServerTests against a running hotpatch-server: url=, app=, root= (the "
+        "trust root file), native= (the device's native version); skipped without them",
+    )
     args = parser.parse_args(argv)
+    live = _live_environment(args.live)
     root = _root()
     if args.prepare:
         prepare(root)
@@ -220,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print("cannot build the Swift core here; missing:\n  " + "\n  ".join(missing))  # noqa: T201
         return CANNOT_BUILD
-    return test(root)
+    return test(root, live)
 
 
 if __name__ == "__main__":

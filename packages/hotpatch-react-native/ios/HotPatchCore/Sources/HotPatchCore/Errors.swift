@@ -29,6 +29,8 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
         case withdrawn = "WithdrawnError"
         case withheld = "WithheldError"
         case illegalTransition = "IllegalTransitionError"
+        case network = "NetworkError"
+        case storage = "StorageError"
         case archive = "ArchiveError"
         case unsafePath = "UnsafePathError"
         case duplicateEntry = "DuplicateEntryError"
@@ -50,6 +52,8 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
                 return .freshness
             case .localTampering:
                 return .hashMismatch
+            case .network, .storage:
+                return nil
             case .format, .tooLarge, .verification, .archive, .identityMismatch, .epoch, .rollback,
                  .equivocation, .hashMismatch, .freshness, .illegalTransition:
                 return nil
@@ -66,11 +70,14 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
     public let message: String
     /// The document field at fault, for a `SchemaError` ("" for the document itself).
     public let field: String
+    /// For a `NetworkError`: whether a later try may work.
+    public let retryable: Bool
 
-    public init(_ reason: Reason, _ message: String, field: String = "") {
+    public init(_ reason: Reason, _ message: String, field: String = "", retryable: Bool = true) {
         self.reason = reason
         self.message = field.isEmpty ? message : "\(field): \(message)"
         self.field = field
+        self.retryable = retryable
     }
 
     public var description: String { "\(reason.rawValue): \(message)" }
