@@ -9,7 +9,10 @@ import PackageDescription
 let package = Package(
     name: "HotPatchCore",
     platforms: [.iOS(.v15), .macOS(.v12)],
-    products: [.library(name: "HotPatchCore", targets: ["HotPatchCore"])],
+    products: [
+        .library(name: "HotPatchCore", targets: ["HotPatchCore"]),
+        .library(name: "HotPatchReactNative", targets: ["HotPatchReactNative"]),
+    ],
     targets: [
         .systemLibrary(
             name: "CSodium",
@@ -24,10 +27,14 @@ let package = Package(
             name: "HotPatchCore",
             dependencies: ["CZlib", .target(name: "CSodium", condition: .when(platforms: [.linux]))]
         ),
+        // What the React Native module does, in Foundation types (the @objc bridge only forwards).
+        .target(name: "HotPatchReactNative", dependencies: ["HotPatchCore"]),
         // The tests sign with libsodium where they need a key the trust root does not list.
         .testTarget(
             name: "HotPatchCoreTests",
-            dependencies: ["HotPatchCore", .target(name: "CSodium", condition: .when(platforms: [.linux]))]
+            dependencies: [
+                "HotPatchCore", "HotPatchReactNative", .target(name: "CSodium", condition: .when(platforms: [.linux])),
+            ]
         ),
     ]
 )

@@ -4,7 +4,7 @@ import XCTest
 
 /// A scripted answer: a status, headers and a body that may break off after `limit` bytes
 /// or deliver one byte at a time while `onRead` runs.
-private final class Scripted: HttpResponse {
+final class Scripted: HttpResponse {
     let status: Int
     let headers: [String: String]
     private let body: [UInt8]
@@ -38,7 +38,7 @@ private final class Scripted: HttpResponse {
 }
 
 /// Serves no newer root, an answer offering the golden release, its archive (with ranges), and takes reports.
-private final class Server: Http {
+final class Server: Http {
     var served: [UInt8]
     var cutAfter: Int?
     var offer = true
@@ -85,7 +85,7 @@ private final class Server: Http {
 }
 
 /// A clock that moves only when told to, or when the agent sleeps.
-private final class FakeTimer: HotPatchCore.Timer {
+final class FakeTimer: HotPatchCore.Timer {
     var now: Int64 = 0
     private(set) var sleeps: [Int64] = []
 

@@ -1,0 +1,81 @@
+import Foundation
+import HotPatchCore
+
+/// Where the app checks for updates: fixed in the binary, next to the trust root it embeds.
+public struct HotPatchSettings {
+    public var serverUrl: String
+    public var appId: String
+    public var channel = "production"
+    /// The trust root file in the app bundle (added to the Xcode target's resources).
+    public var trustRootResource = "hotpatch-trust-root.json"
+    /// Launches a new bundle gets to reach `notifyAppReady()` before it is rolled back.
+    public var crashThreshold = 2
+
+    public init(serverUrl: String, appId: String) {
+        self.serverUrl = serverUrl
+        self.appId = appId
+    }
+}
+
+/// The app's entry point: call `onLaunch` in `application(_:didFinishLaunchingWithOptions:)`,
+/// before React Native starts, and give React Native the file it returns (the app
+/// delegate's `bundleURL()`); nil means the bundle embedded in the app. It counts the
+/// launch durably (the crash counter) and rolls back a bundle that reached the threshold
+/// without `notifyAppReady()`.
+public enum HotPatch {
+    private static let lock = NSLock()
+    private static var running: (settings: HotPatchSettings, agent: Agent)?
+
+    /// The agent and the settings `onLaunch` created, for the native module.
+    static var current: (settings: HotPatchSettings, agent: Agent)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return running
+    }
+
+    /// Count this launch and pick its bundle, reading what the app bundle holds: the trust
+    /// root resource and the version (`CFBundleShortVersionString`); the state lives in
+    /// Application Support. The file URL to load, or nil for the embedded bundle.
+    public static func onLaunch(_ settings: HotPatchSettings) -> URL? {
+        let name = settings.trustRootResource as NSString
+        guard let rootURL = Bundle.main.url(forResource: name.deletingPathExtension, withExtension: name.pathExtension),
+              let root = try? Data(contentsOf: rootURL),
+              let native = Bundle.main.infoDictionary?["CFBundleShortVersionString"] as? String,
+              let support = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask).first
+        else { return nil } // no trust root or version: HotPatch stays off, the embedded bundle runs
+        return onLaunch(settings, trustRoot: [UInt8](root), nativeVersion: native,
+                        directory: support.appendingPathComponent("hotpatch"))
+    }
+
+    /// `onLaunch` with everything given: the trust root envelope, the native version, and
+    /// the directory the device's update state lives in. (`platform` is for tests that use
+    /// the golden vectors' Android release; an app is always `.ios`.)
+    public static func onLaunch(
+        _ settings: HotPatchSettings, trustRoot: [UInt8], nativeVersion: String, directory: URL,
+        http: Http = URLSessionHttp(),
+        clock: @escaping () -> UTCSeconds = { UTCSeconds(Int64(Date().timeIntervalSince1970.rounded(.down))) },
+        platform: Platform = .ios
+    ) -> URL? {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            var config = AgentConfig(serverUrl: settings.serverUrl, appId: settings.appId, platform: platform,
+                                     nativeVersion: nativeVersion, trustRoot: trustRoot)
+            config.channel = settings.channel
+            config.crashThreshold = settings.crashThreshold
+            let agent = try Agent(config, fs: PosixFileSystem(root: directory.path), http: http, clock: clock)
+            lock.lock()
+            running = (settings, agent)
+            lock.unlock()
+            return try agent.onLaunch().map { directory.appendingPathComponent($0) }
+        } catch {
+            return nil // an app that cannot read its update state must still start, on its embedded bundle
+        }
+    }
+
+    /// Forget the running agent (tests).
+    static func reset() {
+        lock.lock()
+        running = nil
+        lock.unlock()
+    }
+}
