@@ -198,6 +198,7 @@ SDK_SCRIPTS = [
     "packages/hotpatch-react-native/android/core/gen_casefold.py",
     "packages/hotpatch-react-native/android/check_stubs.py",
     f"{SDK_IOS}/run_tests.py",
+    f"{SDK_IOS}/check_bridge.py",
 ]
 
 
@@ -209,7 +210,7 @@ def sdk_jvm(session: nox.Session) -> None:
 
 @nox.session(name="sdk-swift", python=False)
 def sdk_swift(session: nox.Session) -> None:
-    """Build and test the SDK's Swift core: Swift 6 in a Debian 13 chroot, made on first use.
+    """Build and test the SDK's Swift side (Swift 6 in a Debian 13 chroot); check the iOS bridge.
 
     Needs root, ``debootstrap`` and the network the first time (about a minute,
     3.3 GB under ``~/.cache/hotpatch``); later runs reuse the chroot.
@@ -217,6 +218,10 @@ def sdk_swift(session: nox.Session) -> None:
     runner = str(SDK_JS / "ios" / "run_tests.py")
     session.run("python3", runner, "--prepare", external=True)
     session.run("python3", runner, external=True)
+    # The bridge's declarations against React Native's headers (clang and GNUstep).
+    session.chdir(SDK_JS)
+    session.run("npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True)
+    session.run("python3", str(SDK_JS / "ios" / "check_bridge.py"), external=True)
 
 
 @nox.session(python="3.11")

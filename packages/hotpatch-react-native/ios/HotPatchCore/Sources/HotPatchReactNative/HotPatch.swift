@@ -1,5 +1,7 @@
 import Foundation
-import HotPatchCore
+#if canImport(HotPatchCore)
+import HotPatchCore // a separate module in the Swift package; one module with it in the pod
+#endif
 
 /// Where the app checks for updates: fixed in the binary, next to the trust root it embeds.
 public struct HotPatchSettings {
@@ -25,6 +27,7 @@ public struct HotPatchSettings {
 public enum HotPatch {
     private static let lock = NSLock()
     private static var running: (settings: HotPatchSettings, agent: Agent)?
+    private static var directories: [String: URL] = [:]
 
     /// The agent and the settings `onLaunch` created, for the native module.
     static var current: (settings: HotPatchSettings, agent: Agent)? {
@@ -65,11 +68,38 @@ public enum HotPatch {
             let agent = try Agent(config, fs: PosixFileSystem(root: directory.path), http: http, clock: clock)
             lock.lock()
             running = (settings, agent)
+            directories[settings.appId] = directory
             lock.unlock()
             return try agent.onLaunch().map { directory.appendingPathComponent($0) }
         } catch {
             return nil // an app that cannot read its update state must still start, on its embedded bundle
         }
+    }
+
+    /// The bundle file `onLaunch` (or `relaunch`) chose, or nil for the embedded one: what
+    /// the React Native delegate's `bundleURL()` returns in a release build.
+    public static func bundleURL() -> URL? {
+        guard let (settings, agent) = current, let directory = directory(settings),
+              let path = (try? agent.bundlePath()) ?? nil
+        else { return nil }
+        return directory.appendingPathComponent(path)
+    }
+
+    /// Start the JavaScript again in this process (`restartApp()`): a launch as the crash
+    /// counter sees it, on the staged bundle if there is one. The bridge then reloads React
+    /// Native, whose delegate asks `bundleURL()` again.
+    @discardableResult
+    public static func relaunch() -> URL? {
+        guard let (settings, agent) = current, let directory = directory(settings),
+              let path = (try? agent.onLaunch()) ?? nil
+        else { return nil }
+        return directory.appendingPathComponent(path)
+    }
+
+    private static func directory(_ settings: HotPatchSettings) -> URL? {
+        lock.lock()
+        defer { lock.unlock() }
+        return directories[settings.appId]
     }
 
     /// Forget the running agent (tests).

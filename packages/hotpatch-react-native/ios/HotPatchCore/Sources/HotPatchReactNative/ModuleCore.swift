@@ -1,5 +1,7 @@
 import Foundation
-import HotPatchCore
+#if canImport(HotPatchCore)
+import HotPatchCore // a separate module in the Swift package; one module with it in the pod
+#endif
 
 /// A rejection as the JavaScript layer reads it: `{code, message, userInfo: {reason}}`
 /// with the codes of `src/errors.ts`.

@@ -66,6 +66,12 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(staged["manifestId"] as? String, id)
         XCTAssertEqual(Set(events.map { $0.1["stage"] as? String ?? "" }), ["download", "install"])
         XCTAssertTrue(events.allSatisfy { $0.0 == ModuleCore.progressEvent })
+        XCTAssertNil(HotPatch.bundleURL()) // this process still runs the embedded bundle
+        // restartApp() on iOS reloads in the same process: a launch, on the staged bundle.
+        let reloaded = try XCTUnwrap(HotPatch.relaunch())
+        XCTAssertEqual(HotPatch.bundleURL(), reloaded)
+        XCTAssertEqual(reloaded.path, directory.appendingPathComponent("releases/\(id)/files/index.android.bundle").path)
+        HotPatch.reset()
         // The next launch (a new process) runs the staged bundle on trial; notifyAppReady confirms it.
         let bundle = try XCTUnwrap(try launch())
         XCTAssertEqual(bundle.path, directory.appendingPathComponent("releases/\(id)/files/index.android.bundle").path)
