@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,36 @@ def live_release(tmp_path: Path) -> Iterator[list[str]]:
         published = json.loads(_run(env, "hotpatch", *release))
         assert published["sequence"] == 1
         yield [f"url={url}", f"app={LIVE_APP}", f"root={root}", "native=1.0.0"]
+
+
+#: The SDK test runners' exit status when a tool is missing (they say which).
+CANNOT_BUILD = 3
+
+
+@pytest.fixture
+def sdk_suite(live_release: list[str]) -> Callable[[list[str], int], str]:
+    """Return a function that runs an SDK core's test runner against the live server.
+
+    It skips, with the runner's reason, where a tool is missing; otherwise the
+    runner must pass with at least ``minimum`` tests, none failed or skipped,
+    and its live test must have confirmed release 1.0.1. It returns the output.
+    """
+
+    def run(command: list[str], minimum: int) -> str:
+        live = [arg for item in live_release for arg in ("--live", item)]
+        ran = subprocess.run(
+            [*command, *live], capture_output=True, text=True, timeout=1800, check=False
+        )
+        if ran.returncode == CANNOT_BUILD:
+            pytest.skip(ran.stdout.strip())
+        assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
+        counted = re.search(
+            r"^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$", ran.stdout, re.M
+        )
+        assert counted is not None, ran.stdout[-2000:]
+        passed, failed, skipped = (int(n) for n in counted.groups())
+        assert (passed >= minimum, failed, skipped) == (True, 0, 0), ran.stdout[-3000:]
+        assert "live: confirmed 1.0.1" in ran.stdout, ran.stdout[-3000:]
+        return ran.stdout
+
+    return run
