@@ -186,13 +186,16 @@ def sdk_suite(live_release: list[str]) -> Callable[[list[str], int], str]:
         )
         if ran.returncode == CANNOT_BUILD:
             pytest.skip(ran.stdout.strip())
-        assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
+        # The failures themselves first: the tail of a long run may not hold them.
+        failures = "\n".join(line for line in ran.stdout.splitlines() if "error" in line.lower())
+        report = f"{failures[-3000:]}\n{ran.stdout[-2000:]}\n{ran.stderr[-2000:]}"
+        assert ran.returncode == 0, report
         counted = re.search(
             r"^([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$", ran.stdout, re.M
         )
         assert counted is not None, ran.stdout[-2000:]
         passed, failed, skipped = (int(n) for n in counted.groups())
-        assert (passed >= minimum, failed, skipped) == (True, 0, 0), ran.stdout[-3000:]
+        assert (passed >= minimum, failed, skipped) == (True, 0, 0), report
         assert "live: confirmed 1.0.1" in ran.stdout, ran.stdout[-3000:]
         return ran.stdout
 

@@ -8,7 +8,10 @@ public struct UTCSeconds: Comparable, Hashable, Sendable, CustomStringConvertibl
 
     public static func < (lhs: UTCSeconds, rhs: UTCSeconds) -> Bool { lhs.seconds < rhs.seconds }
 
-    public var description: String { "\(seconds) s since 1970" }
+    public var description: String {
+        (UTCSeconds.parse("0001-01-01T00:00:00Z")!...UTCSeconds.parse("9999-12-31T23:59:59Z")!).contains(self)
+            ? rfc3339 : "\(seconds) s since 1970"
+    }
 
     /// Parse `YYYY-MM-DDTHH:MM:SSZ` exactly as the reference (hotpatch_core.wire.parse_time):
     /// years 0001 to 9999, real calendar days, hours 00-23, minutes and seconds 00-59

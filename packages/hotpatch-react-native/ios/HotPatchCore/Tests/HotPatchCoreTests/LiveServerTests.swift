@@ -14,16 +14,21 @@ final class LiveServerTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "hotpatch-live-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let config = AgentConfig(serverUrl: url, appId: setting("APP")!, platform: .android, nativeVersion: setting("NATIVE")!,
-                                 trustRoot: [UInt8](Data(base64Encoded: setting("ROOT")!)!))
-        let first = try Agent(config, fs: PosixFileSystem(root: dir))
+        guard let app = setting("APP"), let native = setting("NATIVE"),
+              let root = setting("ROOT").flatMap({ Data(base64Encoded: $0) }), let now = setting("NOW").flatMap(Int64.init)
+        else { return XCTFail("run_tests.py --live needs url=, app=, root= and native=") }
+        let config = AgentConfig(serverUrl: url, appId: app, platform: .android, nativeVersion: native, trustRoot: [UInt8](root))
+        // The harness's clock, as the server has it (the runner passes it: a moved clock does not reach in here).
+        let offset = now - Int64(Date().timeIntervalSince1970)
+        let clock = { UTCSeconds(Int64(Date().timeIntervalSince1970) + offset) }
+        let first = try Agent(config, fs: PosixFileSystem(root: dir), clock: clock)
         XCTAssertNil(try first.onLaunch())
         var stages = Set<String>()
         let result = first.sync { stage, _, _ in stages.insert(stage) }
         XCTAssertEqual(result.status, .staged, "\(String(describing: result.error))")
         XCTAssertEqual(stages, ["download", "install"])
         print("live: staged \(result.version ?? "?") (\(result.manifestId ?? "?")) for device \(try first.id())")
-        let next = try Agent(config, fs: PosixFileSystem(root: dir))
+        let next = try Agent(config, fs: PosixFileSystem(root: dir), clock: clock)
         let bundle = try next.onLaunch()
         XCTAssertEqual(bundle, "releases/\(result.manifestId ?? "")/files/index.android.bundle")
         XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: "\(dir)/\(bundle ?? "")")[.size] as? Int) ?? 0, 0)
