@@ -26,11 +26,10 @@ public struct HotPatchSettings {
 /// without `notifyAppReady()`.
 public enum HotPatch {
     private static let lock = NSLock()
-    private static var running: (settings: HotPatchSettings, agent: Agent)?
-    private static var directories: [String: URL] = [:]
+    private static var running: (settings: HotPatchSettings, agent: Agent, directory: URL)?
 
-    /// The agent and the settings `onLaunch` created, for the native module.
-    static var current: (settings: HotPatchSettings, agent: Agent)? {
+    /// The settings, the agent and its directory `onLaunch` created, for the native module.
+    static var current: (settings: HotPatchSettings, agent: Agent, directory: URL)? {
         lock.lock()
         defer { lock.unlock() }
         return running
@@ -67,8 +66,7 @@ public enum HotPatch {
             config.crashThreshold = settings.crashThreshold
             let agent = try Agent(config, fs: PosixFileSystem(root: directory.path), http: http, clock: clock)
             lock.lock()
-            running = (settings, agent)
-            directories[settings.appId] = directory
+            running = (settings, agent, directory)
             lock.unlock()
             return try agent.onLaunch().map { directory.appendingPathComponent($0) }
         } catch {
@@ -79,8 +77,7 @@ public enum HotPatch {
     /// The bundle file `onLaunch` (or `relaunch`) chose, or nil for the embedded one: what
     /// the React Native delegate's `bundleURL()` returns in a release build.
     public static func bundleURL() -> URL? {
-        guard let (settings, agent) = current, let directory = directory(settings),
-              let path = (try? agent.bundlePath()) ?? nil
+        guard let (_, agent, directory) = current, let path = (try? agent.bundlePath()) ?? nil
         else { return nil }
         return directory.appendingPathComponent(path)
     }
@@ -90,16 +87,9 @@ public enum HotPatch {
     /// Native, whose delegate asks `bundleURL()` again.
     @discardableResult
     public static func relaunch() -> URL? {
-        guard let (settings, agent) = current, let directory = directory(settings),
-              let path = (try? agent.onLaunch()) ?? nil
+        guard let (_, agent, directory) = current, let path = (try? agent.onLaunch()) ?? nil
         else { return nil }
         return directory.appendingPathComponent(path)
-    }
-
-    private static func directory(_ settings: HotPatchSettings) -> URL? {
-        lock.lock()
-        defer { lock.unlock() }
-        return directories[settings.appId]
     }
 
     /// Forget the running agent (tests).

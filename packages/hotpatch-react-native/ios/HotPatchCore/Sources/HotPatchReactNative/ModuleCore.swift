@@ -46,7 +46,21 @@ public final class ModuleCore {
     private let queue: DispatchQueue
     private let emit: (String, [String: Any]) -> Void
     private let lock = NSLock()
-    private var configured = false
+    private var configuredFlag = false
+
+    /// Whether `configure()` succeeded (read from any queue).
+    private var configured: Bool {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return configuredFlag
+        }
+        set {
+            lock.lock()
+            configuredFlag = newValue
+            lock.unlock()
+        }
+    }
 
     /// `emit` sends an event to JavaScript (the module's event emitter).
     public init(queue: DispatchQueue = DispatchQueue(label: "dev.hotpatch.module"),
@@ -69,9 +83,7 @@ public final class ModuleCore {
                                       message: "configure() says \(given), the app binary says \(wanted) (HotPatchSettings in the app delegate)",
                                       reason: "ConfigMismatch"))
         }
-        lock.lock()
         configured = true
-        lock.unlock()
         resolve(nil)
     }
 
@@ -107,26 +119,20 @@ public final class ModuleCore {
     }
 
     public func getStatus(resolve: Resolve) {
-        lock.lock()
-        let isConfigured = configured
-        lock.unlock()
         guard let agent = HotPatch.current?.agent else {
             return resolve(["configured": false, "nativeVersion": "", "running": NSNull(), "pending": NSNull(),
                             "onTrial": false] as [String: Any])
         }
         let state = agent.currentState
         resolve([
-            "configured": isConfigured, "nativeVersion": state.nativeVersion ?? "",
+            "configured": configured, "nativeVersion": state.nativeVersion ?? "",
             "running": state.running.map(Self.bundle) ?? NSNull(), "pending": state.pending.map(Self.bundle) ?? NSNull(),
             "onTrial": state.trial != nil && state.running == state.trial,
         ] as [String: Any])
     }
 
     private func run(_ resolve: @escaping Resolve, _ reject: @escaping Reject, _ work: @escaping (Agent) throws -> Any) {
-        lock.lock()
-        let isConfigured = configured
-        lock.unlock()
-        guard let agent = HotPatch.current?.agent, isConfigured else {
+        guard let agent = HotPatch.current?.agent, configured else {
             return reject(ModuleError(code: "E_NOT_CONFIGURED",
                                       message: "call configure() first (and HotPatch.onLaunch() in the app delegate)",
                                       reason: "NotConfigured"))
