@@ -387,17 +387,7 @@ public final class Agent {
             if have > 0 {
                 let file = try fs.openRead(path)
                 defer { file.close() }
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Agent.chunk, alignment: 1)
-                defer { buffer.deallocate() }
-                var position: Int64 = 0
-                while position < have {
-                    let want = Int(min(Int64(Agent.chunk), have - position))
-                    let got = try file.read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
-                    if got <= 0 { break }
-                    digest.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-                    position += Int64(got)
-                }
-                have = position
+                have = try file.forEachChunk(upTo: have) { [digest] in digest.update($0) }
             }
         }
 

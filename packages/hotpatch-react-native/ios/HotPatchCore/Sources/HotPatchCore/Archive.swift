@@ -25,18 +25,28 @@ extension ArchiveSource {
         return done == count ? buffer : Array(buffer[0..<done])
     }
 
+    /// Give `use` the first `length` bytes (all of them by default), a chunk at a time;
+    /// return how many there were (fewer than `length` where the source ends first).
+    @discardableResult
+    public func forEachChunk(upTo length: Int64? = nil, _ use: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        let end = length ?? size
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
+        defer { buffer.deallocate() }
+        var position: Int64 = 0
+        while position < end {
+            let want = Int(min(Int64(buffer.count), end - position))
+            let got = try read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            if got <= 0 { break }
+            try use(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            position += Int64(got)
+        }
+        return position
+    }
+
     /// The sha256 (hex) of everything in the source.
     public func sha256Hex(crypto: CryptoBackend = CryptoBackends.system) throws -> String {
         let hasher = crypto.sha256Stream()
-        var position: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
-        defer { buffer.deallocate() }
-        while position < size {
-            let got = try read(at: position, into: buffer)
-            if got <= 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-            position += Int64(got)
-        }
+        try forEachChunk { hasher.update($0) }
         return Hex.encode(hasher.finish())
     }
 }

@@ -99,6 +99,8 @@ public enum Envelopes {
     /// Verify every signature on `envelope` against `keys` (key id to public key).
     public static func checkSignatures(_ envelope: Envelope, keys: [String: PublicKey]) -> SignatureReport {
         let message = pae(payloadType: envelope.payloadType, body: envelope.payload)
+        // Tried in key id order for a signature without a usable hint (a dictionary has none).
+        let ordered = keys.values.sorted { $0.keyId < $1.keyId }
         var verified = Set<String>()
         var badKnown = false
         var unknown = false
@@ -112,7 +114,6 @@ public enum Envelopes {
                 continue
             }
             // DSSE makes the key id optional: without a usable hint, try each key.
-            let ordered = keys.values.sorted { $0.keyId < $1.keyId }
             if let match = ordered.first(where: { $0.verify(message, signature: signature.sig) }) {
                 verified.insert(match.keyId)
             } else {
