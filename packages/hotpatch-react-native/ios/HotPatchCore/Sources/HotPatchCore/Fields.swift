@@ -1,3 +1,13 @@
+/// The case of `T` whose wire name is exactly `text` (compared as scalars), or a
+/// `SchemaError` naming `field` that says the text is not `what`.
+func wireCase<T: CaseIterable & RawRepresentable>(_ text: String, _ what: String, field: String) throws -> T
+    where T.RawValue == String {
+    guard let found = T.allCases.first(where: { sameScalars($0.rawValue, text) }) else {
+        throw HotPatchError.schema("'\(text.prefix(40))' is not \(what)", field)
+    }
+    return found
+}
+
 /// Typed reads of a document's members, naming the field at fault (the wire converter's rules).
 struct Fields {
     let document: JSON

@@ -4,12 +4,7 @@ import Foundation
 public enum Phase: String, Sendable, CaseIterable {
     case idle, root, checking, downloading, installing
 
-    static func of(_ text: String) throws -> Phase {
-        guard let phase = allCases.first(where: { sameScalars($0.rawValue, text) }) else {
-            throw HotPatchError.schema("'\(text.prefix(40))' is not a phase", "phase")
-        }
-        return phase
-    }
+    static func of(_ text: String) throws -> Phase { try wireCase(text, "a phase", field: "phase") }
 }
 
 /// The outcome an installation report carries.
@@ -24,12 +19,7 @@ public enum ReportPhase: String, Sendable, CaseIterable {
     case download, verify, apply
     case firstLaunch = "first_launch"
 
-    public static func of(_ text: String) throws -> ReportPhase {
-        guard let phase = allCases.first(where: { sameScalars($0.rawValue, text) }) else {
-            throw HotPatchError.schema("'\(text.prefix(40))' is not a report phase", "phase")
-        }
-        return phase
-    }
+    public static func of(_ text: String) throws -> ReportPhase { try wireCase(text, "a report phase", field: "phase") }
 }
 
 /// An installed, verified bundle the device can launch; `patchedFrom` names the bundle a patch was applied to.

@@ -6,10 +6,7 @@ public enum Platform: String, Sendable, CaseIterable {
     public var entryFile: String { self == .android ? "index.android.bundle" : "main.jsbundle" }
 
     public static func of(_ text: String) throws -> Platform {
-        guard let platform = allCases.first(where: { sameScalars($0.rawValue, text) }) else {
-            throw HotPatchError.schema("'\(text.prefix(40))' is not one of 'android', 'ios'", "platform")
-        }
-        return platform
+        try wireCase(text, "one of 'android', 'ios'", field: "platform")
     }
 }
 

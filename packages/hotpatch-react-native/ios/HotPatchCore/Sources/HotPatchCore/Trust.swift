@@ -139,18 +139,7 @@ public enum TrustRoots {
 
     /// Parse a trust root body strictly (after its signatures were checked, or to check them).
     public static func decodeBody(_ body: [UInt8], crypto: CryptoBackend = CryptoBackends.system) throws -> TrustRoot {
-        let document = try StrictJSON.parse(body)
-        guard case .object = document else { throw HotPatchError.schema("a trust root is a JSON object", "") }
-        guard case let .integer(given)? = document["format"], given == format else {
-            let shown: String
-            switch document["format"] {
-            case let .integer(number)?: shown = String(number)
-            case nil, .null?: shown = "(none)"
-            default: shown = "(not a number)"
-            }
-            throw HotPatchError(.unsupportedFormat, "trust root format \(shown) is not supported (expected \(format))")
-        }
-        let fields = Fields(document, "")
+        let fields = try Fields.ofDocument(body, format: format, what: "trust root")
         let rootKeys = try fields.list("rootKeys").enumerated().map { try publicKey($1, "rootKeys[\($0)]", crypto) }
         let publishers = try fields.list("publishers").enumerated().map { try publisher($1, "publishers[\($0)]", crypto) }
         let thresholds = try fields.object("releaseThresholds", default: []).map { member -> (channel: String, threshold: Int) in

@@ -109,12 +109,7 @@ object TrustRoots {
 
     /** Parse a trust root body strictly (after its signatures were checked, or to check them). */
     fun decodeBody(body: ByteArray): TrustRoot {
-        val document = StrictJson.parse(body) as? Json.Obj ?: throw SchemaException("a trust root is a JSON object", "")
-        val fields = Fields(document.members, "")
-        val format = (document.members["format"] as? Json.Int)?.value
-        if (format != FORMAT) {
-            throw UnsupportedFormatException("trust root format ${format ?: "(none)"} is not supported (expected $FORMAT)")
-        }
+        val fields = Fields.ofDocument(body, FORMAT, "trust root")
         val rootKeys = fields.list("rootKeys").mapIndexed { i, key -> publicKey(key, "rootKeys[$i]") }
         val publishers = fields.list("publishers").mapIndexed { i, entry -> publisher(entry, "publishers[$i]") }
         val thresholds = fields.obj("releaseThresholds", emptyMap()).mapValues { (channel, value) ->
