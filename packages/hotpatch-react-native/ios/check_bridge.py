@@ -68,6 +68,15 @@ def _includes(into: Path) -> None:
     shutil.copytree(HERE / "bridge-check" / "objc", into / "objc")
 
 
+def _gnustep(option: str) -> list[str]:
+    """Return the compiler or linker flags ``gnustep-config`` gives for ``option``."""
+    done = subprocess.run(  # noqa: S603 - GNUstep's own configuration tool
+        [shutil.which("gnustep-config") or "gnustep-config", option],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.split()
+
+
 def exported(module: Path) -> tuple[str, list[tuple[str, str, bool]]]:
     """Compile and load ``module``; return the module's JavaScript name and its methods."""
     with tempfile.TemporaryDirectory(prefix="hotpatch-bridge-") as scratch:
@@ -79,15 +88,9 @@ def exported(module: Path) -> tuple[str, list[tuple[str, str, bool]]]:
             + (HERE / "bridge-check" / "driver.m").read_text(encoding="utf-8"),
             encoding="utf-8",
         )
-        flags = subprocess.run(  # noqa: S603 - GNUstep's own configuration tool
-            [shutil.which("gnustep-config") or "gnustep-config", "--objc-flags"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.split()  # fmt: skip
-        libraries = subprocess.run(  # noqa: S603
-            [shutil.which("gnustep-config") or "gnustep-config", "--base-libs"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.split()  # fmt: skip
-        gcc_include = sorted(Path("/usr/lib/gcc/x86_64-linux-gnu").glob("*/include"))
+        flags, libraries = _gnustep("--objc-flags"), _gnustep("--base-libs")
+        # GCC's own headers hold objc/objc.h, which GNUstep's Foundation includes.
+        gcc_include = sorted(Path("/usr/lib/gcc").glob("*/*/include"))
         binary = work / "driver"
         command = [shutil.which("clang") or "clang", "-fblocks", "-fobjc-runtime=gcc", *flags, "-w",
                    *(f"-I{path}" for path in gcc_include[-1:]), f"-I{work / 'include'}",
