@@ -497,12 +497,13 @@ public enum Machine {
         return (start, head)
     }
 
-    /// The error if the answer does not offer what `head` says is due to this device.
+    /// The error if the answer does not offer what `head` says is due to this device under `root`.
     private static func heldBack(
-        _ state: DeviceState, _ answer: CheckAnswer, _ config: DeviceConfig, _ head: ChannelHead, _ offered: String?
-    ) throws -> HotPatchError? {
+        _ state: DeviceState, _ answer: CheckAnswer, _ config: DeviceConfig, _ root: TrustRoot, _ head: ChannelHead,
+        _ offered: String?
+    ) -> HotPatchError? {
         let due = ChannelHeads.dueOffers(
-            head, deviceId: answer.deviceId, native: config.identity.nativeVersion, epoch: try trustedRoot(state, config).epoch,
+            head, deviceId: answer.deviceId, native: config.identity.nativeVersion, epoch: root.epoch,
             above: state.highWater[config.identity.scopeKey]?.position, failed: state.failed
         )
         guard let due, !due.contains(where: { $0 == offered }) else { return nil }
@@ -522,7 +523,7 @@ public enum Machine {
         guard let envelope = answer.envelope else {
             // The server offers nothing (e.g. the rollout was paused): stop any resume.
             let dropped = dropOffer(idle)
-            let held = try head.flatMap { try heldBack(dropped.state, answer, config, $0, nil) }
+            let held = head.flatMap { heldBack(dropped.state, answer, config, root, $0, nil) }
             return Result(state: dropped.state, actions: dropped.actions + (held.map { [.reject($0)] } ?? []))
         }
         let mark = state.highWater[config.identity.scopeKey]
@@ -538,7 +539,7 @@ public enum Machine {
                 return Result(state: idle, actions: [.reject(HotPatchError(.withdrawn,
                     "release \(release.manifestId) (\(release.manifest.version)) is not live: the channel head does not list it"))])
             }
-            if let held = try heldBack(idle, answer, config, head, release.manifestId) {
+            if let held = heldBack(idle, answer, config, root, head, release.manifestId) {
                 return Result(state: idle, actions: [.reject(held)])
             }
         }

@@ -354,10 +354,10 @@ object Machine {
         return state to head
     }
 
-    /** The error if the answer does not offer what [head] says is due to this device. */
-    private fun heldBack(state: DeviceState, event: Event.CheckAnswered, config: DeviceConfig, head: ChannelHead, offered: String?): WithheldException? {
+    /** The error if the answer does not offer what [head] says is due to this device under [root]. */
+    private fun heldBack(state: DeviceState, event: Event.CheckAnswered, config: DeviceConfig, root: TrustRoot, head: ChannelHead, offered: String?): WithheldException? {
         val due = ChannelHeads.dueOffers(
-            head, event.deviceId, config.identity.nativeVersion, trustedRoot(state, config).epoch,
+            head, event.deviceId, config.identity.nativeVersion, root.epoch,
             state.highWater[config.identity.scopeKey]?.position, state.failed,
         )
         if (due == null || offered in due) return null
@@ -365,13 +365,13 @@ object Machine {
         return WithheldException("the answer $what, but the channel head lists ${due.sorted().first()} for this device")
     }
 
-    private fun contradicts(state: DeviceState, event: Event.CheckAnswered, config: DeviceConfig, head: ChannelHead, release: VerifiedRelease): FreshnessException? {
+    private fun contradicts(state: DeviceState, event: Event.CheckAnswered, config: DeviceConfig, root: TrustRoot, head: ChannelHead, release: VerifiedRelease): FreshnessException? {
         if (!head.lists(release.manifestId)) {
             return WithdrawnException(
                 "release ${release.manifestId} (${release.manifest.version}) is not live: the channel head does not list it",
             )
         }
-        return heldBack(state, event, config, head, release.manifestId)
+        return heldBack(state, event, config, root, head, release.manifestId)
     }
 
     private fun checkAnswered(state: DeviceState, event: Event.CheckAnswered, config: DeviceConfig): Result {
@@ -386,7 +386,7 @@ object Machine {
         if (envelope == null) {
             // The server offers nothing (e.g. the rollout was paused): stop any resume.
             val dropped = dropOffer(idle)
-            val held = head?.let { heldBack(dropped.state, event, config, it, null) }
+            val held = head?.let { heldBack(dropped.state, event, config, root, it, null) }
             return Result(dropped.state, dropped.actions + listOfNotNull(held?.let { Action.Reject(it) }))
         }
         val mark = state.highWater[config.identity.scopeKey]
@@ -396,7 +396,7 @@ object Machine {
         } catch (e: HotPatchException) {
             return Result(idle, listOf(Action.Reject(e)))
         }
-        val contradiction = head?.let { contradicts(idle, event, config, it, release) }
+        val contradiction = head?.let { contradicts(idle, event, config, root, it, release) }
         if (contradiction != null) return Result(idle, listOf(Action.Reject(contradiction)))
         val signedTime = release.manifest.createdAt
         val trusted = state.trustedTime
