@@ -89,6 +89,7 @@ public final class ModuleCore {
 
     public func checkForUpdate(resolve: @escaping Resolve, reject: @escaping Reject) {
         run(resolve, reject) { agent in
+            Self.sendReports(agent) // what earlier launches left queued (a rollback, a confirmation) goes first
             guard let release = try agent.checkForUpdate() else { return NSNull() }
             let manifest = release.manifest
             return [
@@ -112,7 +113,7 @@ public final class ModuleCore {
     }
 
     public func notifyAppReady(resolve: @escaping Resolve, reject: @escaping Reject) {
-        run(resolve, reject) { agent in
+        run(resolve, reject, then: Self.sendReports) { agent in
             try agent.notifyReady()
             return NSNull()
         }
@@ -131,7 +132,20 @@ public final class ModuleCore {
         ] as [String: Any])
     }
 
-    private func run(_ resolve: @escaping Resolve, _ reject: @escaping Reject, _ work: @escaping (Agent) throws -> Any) {
+    /// Send the queued installation reports (installed, confirmed, rolled back); the server's release
+    /// health counts them. One that cannot go now stays queued for the next check or confirmation.
+    static func sendReports(_ agent: Agent) {
+        _ = try? agent.flushReports()
+    }
+
+    /// Return once the work queued so far (reports sent after a promise settled included) is done.
+    func waitUntilIdle() {
+        queue.sync {}
+    }
+
+    /// Do `work` on the module's queue and settle the promise with it; then `then`, if it succeeded.
+    private func run(_ resolve: @escaping Resolve, _ reject: @escaping Reject, then: @escaping (Agent) -> Void = { _ in },
+                     _ work: @escaping (Agent) throws -> Any) {
         guard let agent = HotPatch.current?.agent, configured else {
             return reject(ModuleError(code: "E_NOT_CONFIGURED",
                                       message: "call configure() first (and HotPatch.onLaunch() in the app delegate)",
@@ -141,10 +155,11 @@ public final class ModuleCore {
             do {
                 resolve(try work(agent))
             } catch let error as HotPatchError {
-                reject(ModuleError(error))
+                return reject(ModuleError(error))
             } catch {
-                reject(ModuleError(code: "E_UNKNOWN", message: "\(error)", reason: "\(type(of: error))"))
+                return reject(ModuleError(code: "E_UNKNOWN", message: "\(error)", reason: "\(type(of: error))"))
             }
+            then(agent)
         }
     }
 

@@ -43,6 +43,8 @@ final class Server: Http {
     var cutAfter: Int?
     var offer = true
     var archiveAnswer: ((String, [String: String]) -> HttpResponse)?
+    /// How many report posts are answered 503 before reports are taken.
+    var refuseReports = 0
     private(set) var requests: [String] = []
     private(set) var reports: [JSON] = []
     private let envelope: [UInt8]
@@ -79,6 +81,10 @@ final class Server: Http {
 
     func postJson(_ url: String, _ body: [UInt8]) throws -> Int {
         requests.append("POST \(url)")
+        if refuseReports > 0 {
+            refuseReports -= 1
+            return 503
+        }
         reports.append(try StrictJSON.parse(body))
         return 201
     }

@@ -84,6 +84,27 @@ final class ModuleTests: XCTestCase {
         status = try XCTUnwrap(try call { resolve, _ in next.getStatus(resolve: resolve) }.get() as? [String: Any])
         XCTAssertEqual(status["onTrial"] as? Bool, false)
         XCTAssertEqual(status["nativeVersion"] as? String, "1.2.3")
+        // The confirmation went to the server (after the promise settled): its release health counts it.
+        next.waitUntilIdle()
+        XCTAssertEqual(server.reports.map { $0.at("status").text }, ["applied"])
+    }
+
+    func testAReportTheServerCouldNotTakeGoesWithTheNextCheck() throws {
+        _ = try launch()
+        let module = makeModule()
+        configured(module)
+        let id = try XCTUnwrap((try call(module.checkForUpdate).get() as? [String: Any])?["manifestId"] as? String)
+        _ = try call { module.downloadUpdate(id, resolve: $0, reject: $1) }.get()
+        HotPatch.reset()
+        _ = try launch()
+        let next = makeModule()
+        configured(next)
+        server.refuseReports = 1
+        XCTAssertNil(try call(next.notifyAppReady).get() as? [String: Any]) // confirmed, though the report waits
+        next.waitUntilIdle()
+        XCTAssertEqual(server.reports.count, 0)
+        _ = try call(next.checkForUpdate).get()
+        XCTAssertEqual(server.reports.map { $0.at("status").text }, ["applied"])
     }
 
     func testCallsRejectWithTheCodesTheJavaScriptLayerMaps() throws {

@@ -57,6 +57,7 @@ class HotPatchModule internal constructor(
     }
 
     override fun checkForUpdate(promise: Promise) = run(promise) { agent ->
+        sendReports(agent) // what earlier launches left queued (a rollback, a confirmation) goes first
         agent.checkForUpdate()?.let { update(it) }
     }
 
@@ -71,7 +72,7 @@ class HotPatchModule internal constructor(
         bundle(checkNotNull(agent.currentState.pending) { "a downloaded release is staged" })
     }
 
-    override fun notifyAppReady(promise: Promise) = run(promise) { agent ->
+    override fun notifyAppReady(promise: Promise) = run(promise, then = ::sendReports) { agent ->
         agent.notifyReady()
         null
     }
@@ -108,7 +109,8 @@ class HotPatchModule internal constructor(
 
     override fun removeListeners(count: Double) = Unit
 
-    private fun run(promise: Promise, work: (Agent) -> Any?) {
+    /** Do [work] on the background thread and settle [promise] with it; then [then], if it succeeded. */
+    private fun run(promise: Promise, then: (Agent) -> Unit = {}, work: (Agent) -> Any?) {
         val agent = HotPatch.current?.second
         if (agent == null || !configured) {
             return promise.reject("E_NOT_CONFIGURED", "call configure() first (and HotPatch.onLaunch() in MainApplication)", reason("NotConfigured"))
@@ -117,10 +119,24 @@ class HotPatchModule internal constructor(
             try {
                 promise.resolve(work(agent))
             } catch (e: HotPatchException) {
-                promise.reject(code(e), e.message ?: e.reason, reason(e.reason))
+                return@execute promise.reject(code(e), e.message ?: e.reason, reason(e.reason))
             } catch (e: RuntimeException) {
-                promise.reject("E_UNKNOWN", e.message ?: e.toString(), reason(e.javaClass.simpleName))
+                return@execute promise.reject("E_UNKNOWN", e.message ?: e.toString(), reason(e.javaClass.simpleName))
             }
+            then(agent)
+        }
+    }
+
+    /**
+     * Send the queued installation reports (installed, confirmed, rolled back);
+     * the server's release health counts them. One that cannot go now stays
+     * queued for the next check or confirmation.
+     */
+    private fun sendReports(agent: Agent) {
+        try {
+            agent.flushReports()
+        } catch (e: HotPatchException) {
+            // The storage could not be read: the reports wait, the update goes on.
         }
     }
 

@@ -39,6 +39,9 @@ class HotPatchModuleTest {
     private lateinit var files: File
     private val reports = mutableListOf<String>()
 
+    /** How many report posts the server answers 503 before it takes them. */
+    private var refuseReports = 0
+
     @BeforeEach
     fun start() {
         files = Files.createTempDirectory("hotpatch-adapter").toFile()
@@ -56,6 +59,10 @@ class HotPatchModuleTest {
                         "\"bundleUrl\":\"/bundles/$manifestId.zip\"}").toByteArray(),
                 )
                 path == "/bundles/$manifestId.zip" -> answer(exchange, 200, archive)
+                path == "/installations" && refuseReports > 0 -> {
+                    refuseReports -= 1
+                    answer(exchange, 503, ByteArray(0))
+                }
                 path == "/installations" -> {
                     reports.add(exchange.requestBody.readBytes().decodeToString())
                     answer(exchange, 201, "{}".toByteArray())
@@ -188,6 +195,28 @@ class HotPatchModuleTest {
         assertEquals("1.2.3", status.values["nativeVersion"])
         assertNull(call { second.notifyAppReady(it) }.code)
         assertEquals(false, (call { second.getStatus(it) }.resolved as Map).values["onTrial"])
+        // The confirmation went to the server: its release health counts the install.
+        assertEquals(1, reports.size)
+        assertTrue(reports.single().contains("\"status\":\"applied\""), reports.single())
+    }
+
+    @Test
+    fun `a report the server could not take goes with the next check`() {
+        val app = App()
+        launch(app)
+        val module = module(app)
+        call { module.configure(config(), it) }
+        call { module.checkForUpdate(it) }
+        call { module.downloadUpdate(manifestId, it) }
+        launch(app)
+        val second = module(app)
+        call { second.configure(config(), it) }
+        refuseReports = 1
+        assertNull(call { second.notifyAppReady(it) }.code) // confirmed, though the report waits
+        assertEquals(listOf<String>(), reports)
+        call { second.checkForUpdate(it) }
+        assertEquals(1, reports.size)
+        assertTrue(reports.single().contains("\"status\":\"applied\""), reports.single())
     }
 
     @Test
