@@ -164,6 +164,7 @@ export function createHotPatch(deps: Dependencies): HotPatch {
   const listeners = new Set<() => void>();
   let snapshot: Snapshot = { status: 'idle', update: null, progress: null, error: null };
   let configured = false;
+  let configuring: Promise<void> | null = null;
   let syncing = false;
   let resume: { remove(): void } | null = null;
 
@@ -175,6 +176,10 @@ export function createHotPatch(deps: Dependencies): HotPatch {
   }
 
   async function ask<T>(call: () => Promise<T>): Promise<T> {
+    // A call made while configure() is still with the native side waits for
+    // it: an app may call notifyAppReady() from its first render before the
+    // configure() of its entry file has settled.
+    await configuring?.catch(() => undefined);
     if (!configured) {
       throw new ConfigurationError('E_NOT_CONFIGURED', 'call configure() first');
     }
@@ -216,12 +221,22 @@ export function createHotPatch(deps: Dependencies): HotPatch {
       if (config.syncOptions !== undefined) {
         checkSyncOptions(config.syncOptions);
       }
+      const attempt = (async (): Promise<void> => {
+        try {
+          await native.configure(checked);
+        } catch (error) {
+          throw fromNative(error);
+        }
+        configured = true;
+      })();
+      configuring = attempt;
       try {
-        await native.configure(checked);
-      } catch (error) {
-        throw fromNative(error);
+        await attempt;
+      } finally {
+        if (configuring === attempt) {
+          configuring = null;
+        }
       }
-      configured = true;
       if (config.checkOnLaunch ?? true) {
         // Its outcome, failure included, is in the snapshot; nothing is left unhandled.
         client.sync(config.syncOptions).catch(() => undefined);

@@ -70,6 +70,41 @@ describe('configure', () => {
     assert.deepEqual(native.calls, []);
   });
 
+  it('lets a call made while configure() is in flight wait for it', async () => {
+    const native = new FakeNative();
+    let finish: () => void = () => undefined;
+    native.configuring = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const hotpatch = createHotPatch({ native, progress: new FakeProgress(native), appState: new FakeAppState() });
+    const configuring = hotpatch.configure({ ...CONFIG, checkOnLaunch: false });
+    const ready = hotpatch.notifyAppReady();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(native.calls, ['configure https://updates.example.com com.example.app production']);
+    finish();
+    await Promise.all([configuring, ready]);
+    assert.deepEqual(native.calls.slice(1), ['ready']);
+  });
+
+  it('refuses a call that waited for a configure() that failed', async () => {
+    const native = new FakeNative();
+    native.configuring = Promise.reject({ code: 'E_INVALID_CONFIG', message: 'no trust root in this binary' });
+    const hotpatch = createHotPatch({ native, progress: new FakeProgress(native), appState: new FakeAppState() });
+    const configuring = hotpatch.configure({ ...CONFIG, checkOnLaunch: false });
+    const ready = hotpatch.notifyAppReady();
+    await assert.rejects(configuring, (error: unknown) => {
+      assert.ok(error instanceof ConfigurationError);
+      assert.equal(error.code, 'E_INVALID_CONFIG');
+      return true;
+    });
+    await assert.rejects(ready, (error: unknown) => {
+      assert.ok(error instanceof ConfigurationError);
+      assert.equal(error.code, 'E_NOT_CONFIGURED');
+      return true;
+    });
+    assert.equal(native.calls.length, 1);
+  });
+
   it('syncs on launch by default and keeps a failure in the snapshot, unhandled nowhere', async () => {
     const native = new FakeNative();
     native.failWith = { code: 'E_NETWORK', message: 'connection refused' };

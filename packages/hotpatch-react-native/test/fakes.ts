@@ -30,8 +30,12 @@ export class FakeNative implements HotPatchNative {
   emit: ((progress: NativeProgress) => void) | null = null;
   private release: (() => void) | null = null;
 
+  /** Set to make configure() wait for it (and fail if it rejects). */
+  configuring: Promise<void> | null = null;
+
   async configure(config: { serverUrl: string; appId: string; channel: string }): Promise<void> {
     this.calls.push(`configure ${config.serverUrl} ${config.appId} ${config.channel}`);
+    await this.configuring;
   }
 
   async checkForUpdate(): Promise<NativeUpdate | null> {
