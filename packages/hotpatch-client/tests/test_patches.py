@@ -47,6 +47,11 @@ def test_a_device_on_v1_is_patched_to_v2(
     agent, v1 = _on_v1(sim, fs, make_agent)
     v2 = sim.publish(V2)
     patch = sim.make_patch(v1, v2)
+    offer = agent.check()
+    assert offer is not None
+    archive = v2.built.manifest.archive.length
+    assert (offer.size, offer.patch_size, offer.download_size) == (archive, len(patch), len(patch))
+    assert offer.epoch == v2.built.manifest.epoch
     result = agent.sync()
     assert (result.status, result.patched, result.error) == (SyncStatus.STAGED, True, None)
     assert result.downloaded_bytes == len(patch) < v2.built.manifest.archive.length / 10
@@ -99,6 +104,9 @@ def test_a_patch_claimed_larger_than_the_archive_is_ignored(
     v2 = sim.publish(V2)
     sim.make_patch(v1, v2)
     sim.patch_size = v2.built.manifest.archive.length * 100
+    offer = agent.check()
+    assert offer is not None
+    assert (offer.patch_size, offer.download_size) == (None, v2.built.manifest.archive.length)
     result = agent.sync()
     assert (result.status, result.patched) == (SyncStatus.STAGED, False)
     assert [r.url.path for r in sim.archive_requests()] == [f"/blobs/{v2.manifest_id}"]

@@ -235,19 +235,45 @@ class Progress:
 
 @attrs.frozen
 class UpdateInfo:
-    """A verified release the server offered (every field from the signed manifest)."""
+    """A verified release the server offered.
+
+    Every field but ``patch_size`` comes from the signed manifest: ``size`` is
+    the archive's length; ``patch_size`` is the length of the patch the server
+    offered against a bundle this device holds (None when the archive itself
+    will be downloaded), which is unsigned and only a hint of the cost.
+    """
 
     manifest_id: str
     version: str
     sequence: int
     mandatory: bool
     size: int
+    epoch: int = 1
+    patch_size: int | None = None
+
+    @property
+    def download_size(self) -> int:
+        """Bytes the download will fetch: the patch's, or else the archive's."""
+        return self.size if self.patch_size is None else self.patch_size
 
     @classmethod
-    def of(cls, release: VerifiedRelease) -> UpdateInfo:
-        """Describe ``release``."""
+    def of(cls, release: VerifiedRelease, patch: PatchHint | None = None) -> UpdateInfo:
+        """Describe ``release``, fetched through ``patch`` when one is offered."""
         m = release.manifest
-        return cls(release.manifest_id, m.version, m.sequence, m.mandatory, m.archive.length)
+        return cls(
+            release.manifest_id,
+            m.version,
+            m.sequence,
+            m.mandatory,
+            m.archive.length,
+            m.epoch,
+            None if patch is None else patch.size,
+        )
+
+    @classmethod
+    def of_action(cls, fetch: FetchPatch | Download) -> UpdateInfo:
+        """Describe what the state machine decided to fetch."""
+        return cls.of(fetch.release, fetch.hint if isinstance(fetch, FetchPatch) else None)
 
 
 class SyncStatus(enum.StrEnum):
@@ -466,7 +492,7 @@ class Agent:
             with self._mutex:
                 self._ensure_loaded()
                 if self._state.phase is Phase.DOWNLOADING and self._offered is not None:
-                    return UpdateInfo.of(self._offered[0].release)
+                    return UpdateInfo.of_action(self._offered[0])
                 work = self._feed(CheckStarted())
             work = self._walk_roots(work)
             request = next(a for a in work if isinstance(a, RequestCheck))
@@ -487,7 +513,7 @@ class Agent:
                 if fetch is None:
                     return None
                 self._offered = (fetch, answer.urls)
-                return UpdateInfo.of(fetch.release)
+                return UpdateInfo.of_action(fetch)
 
     def download(self, progress: ProgressCallback = _ignore) -> None:
         """Download, verify and install the offered release; it runs at the next launch.
