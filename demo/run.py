@@ -50,6 +50,7 @@ BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PREBUILT = FIXTURES / "rn-build" / "v1"
 FIXTURE_APP = FIXTURES / "rn-app"
+SDK = FIXTURES.parent / "packages" / "hotpatch-react-native"
 APP = "com.example.hotpatchdemo"
 
 
@@ -119,8 +120,12 @@ def build_bundle(demo: Demo, *, metro: bool) -> tuple[Path, str]:
         return target, "the fixture app's Android build from fixtures/rn-build/v1"
     if shutil.which("npx") is None or shutil.which("npm") is None:
         raise DemoError("--metro needs Node.js and npm (node, npm and npx on PATH)")
-    app = demo.work / "rn-app"
-    shutil.copytree(FIXTURE_APP, app)
+    # The app finds the SDK's sources at ../../packages/hotpatch-react-native (metro.config.js).
+    app = demo.work / "fixtures" / "rn-app"
+    shutil.copytree(FIXTURE_APP, app, ignore=shutil.ignore_patterns("node_modules"))
+    sdk = demo.work / "packages" / "hotpatch-react-native"
+    shutil.copytree(SDK / "src", sdk / "src")
+    shutil.copy2(SDK / "package.json", sdk / "package.json")
     say("   installing the fixture app's dependencies (npm ci, about 30 s) ...")
     _node(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], app, demo)
     say("   building the fixture app with Metro (npx react-native bundle, about a minute) ...")

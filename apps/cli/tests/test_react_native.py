@@ -26,19 +26,43 @@ from .conftest import APP, Cli, Stage
 HERMES_MAGIC = bytes.fromhex("c61fbc03c103191f")
 
 
+def _sync(source: Path, target: Path) -> None:
+    """Make ``target`` hold ``source`` (a file, or a tree less node_modules): copy what differs."""
+    if source.is_file():
+        pairs = [(source, target)]
+    else:
+        pairs = [
+            (path, target / path.relative_to(source))
+            for path in source.rglob("*")
+            if path.is_file() and "node_modules" not in path.relative_to(source).parts
+        ]
+    for path, copy in pairs:
+        if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(path.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def rn_app(rn_app_source: Path) -> Path:
-    """The fixture app with node_modules installed (cached between runs)."""
+    """The fixture app with node_modules installed (cached between runs), beside the SDK.
+
+    The cache holds the repository's layout (``fixtures/rn-app`` and
+    ``packages/hotpatch-react-native``) because the app's Metro configuration
+    finds the SDK at ``../../packages/hotpatch-react-native``. The sources are
+    brought up to date on every run; only ``npm ci`` is cached.
+    """
     if shutil.which("node") is None or shutil.which("npx") is None:
         pytest.skip("Node.js is not installed: the React Native bundler test needs node and npx")
     lock = hashlib.sha256((rn_app_source / "package-lock.json").read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("HOTPATCH_RN_CACHE") or Path.home() / ".cache" / "hotpatch-tests")
     cache.mkdir(parents=True, exist_ok=True)
-    app = cache / f"rn-app-{lock}"
-    with (cache / f"rn-app-{lock}.lock").open("w") as guard:
+    tree = cache / f"rn-app-sdk-{lock}"
+    app = tree / "fixtures" / "rn-app"
+    sdk = rn_app_source.parents[1] / "packages" / "hotpatch-react-native"
+    with (cache / f"rn-app-sdk-{lock}.lock").open("w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)  # one xdist worker installs, the others wait
         if not (app / "node_modules" / "react-native" / "package.json").is_file():
-            staging = cache / f"rn-app-{lock}.tmp"
+            staging = cache / f"rn-app-sdk-{lock}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(rn_app_source, staging)
             for path in staging.rglob("*"):
@@ -50,8 +74,12 @@ def rn_app(rn_app_source: Path) -> Path:
             )  # fmt: skip
             if done.returncode != 0:
                 pytest.skip(f"npm ci failed (is the npm registry reachable?): {done.stderr[-500:]}")
-            shutil.rmtree(app, ignore_errors=True)
+            shutil.rmtree(tree, ignore_errors=True)
+            app.parent.mkdir(parents=True)
             staging.rename(app)
+        _sync(rn_app_source, app)
+        for part in ("src", "package.json"):
+            _sync(sdk / part, tree / "packages" / "hotpatch-react-native" / part)
     return app
 
 
@@ -76,6 +104,9 @@ def test_metro_build_hermes_and_base_bytecode(
     )  # fmt: skip
     entries = _archive_entries(first["downloadUrl"])
     bundle = entries["index.android.bundle"]
+    # The committed build is this app's own build, byte for byte (fixtures/README.md says how
+    # to make it again after a change to the app or to the SDK's JavaScript).
+    assert bundle == rn_builds["v1"]["index.android.bundle"], "fixtures/rn-build/v1 is stale"
     assert b"__d(" in bundle[:200_000] or b"__r(" in bundle  # a Metro module bundle
     assets = [name for name in entries if name.startswith("drawable-")]
     assert len(assets) > 10  # React Navigation's icons, copied by --assets-dest
