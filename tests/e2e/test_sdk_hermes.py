@@ -3,10 +3,10 @@
 ``packages/hotpatch-react-native/example`` is a minimal entry that uses the
 SDK. ``smoke.js`` bundles it with Metro (the SDK's TypeScript sources and
 React Native's own JavaScript, as an app build would) and runs the bundle in
-the Hermes VM of ``hermes-engine-cli`` behind ``smoke-prelude.js``, which
-plays the native side: a scripted HotPatch module that records each call and
-emits progress events through React Native's event emitter, and inert stand-ins
-for the native modules React Native needs at start. That Hermes is 0.12, older
+the Hermes VM of ``hermes-engine-cli`` behind ``platform.js`` (React Native's
+native side: inert stand-ins for the modules it needs at start) and
+``smoke-native.js`` (a scripted HotPatch module that records each call and
+emits progress events through React Native's event emitter). That Hermes is 0.12, older
 than the one react-native 0.82 ships, so this proves the bundle runs in a
 Hermes VM, not in the exact engine of a release build.
 """

@@ -1,6 +1,6 @@
 /**
  * The smoke test's entry: the SDK, bundled by Metro with real react-native
- * 0.82.1, driven through a fake native module (smoke-prelude.js installs it)
+ * 0.82.1, driven through a scripted native module (smoke-native.js)
  * and printing what it saw. Run by tests/e2e/test_sdk_hermes.py.
  */
 import HotPatch, { VerificationError, useHotPatch } from 'hotpatch-react-native';

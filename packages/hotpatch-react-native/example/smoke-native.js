@@ -1,7 +1,6 @@
-// The native side of the smoke test, installed before the bundle runs in the
-// Hermes VM: React Native's module registry is answered from here. `HotPatch`
-// is a scripted native module that records each call; every other native
-// module React Native asks for at start is an inert stand-in.
+// The HotPatch native module of the smoke test (smoke.js), installed with
+// platform.js before the bundle runs in the Hermes VM: scripted answers, each
+// call recorded, progress sent through React Native's event emitter.
 (function () {
   var fake = { calls: [], failNext: null, listeners: 0 };
   globalThis.__hotpatchFake = fake;
@@ -20,8 +19,8 @@
     configure: function (config) { return settle('configure:' + config.appId + '@' + config.channel, null); },
     checkForUpdate: function () { return settle('checkForUpdate', update); },
     downloadUpdate: function (id) {
-      emit('HotPatchProgress', { stage: 'download', done: 600, total: 1200 });
-      emit('HotPatchProgress', { stage: 'install', done: 2, total: 2 });
+      globalThis.__device.emit('HotPatchProgress', { stage: 'download', done: 600, total: 1200 });
+      globalThis.__device.emit('HotPatchProgress', { stage: 'install', done: 2, total: 2 });
       return settle('downloadUpdate', bundle);
     },
     notifyAppReady: function () { return settle('notifyAppReady', null); },
@@ -32,36 +31,5 @@
     addListener: function () { fake.listeners += 1; },
     removeListeners: function (n) { fake.listeners -= n; },
   };
-  // What native code calls in JavaScript (RCTDeviceEventEmitter among them).
-  var callable = {};
-  globalThis.RN$registerCallableModule = function (name, factory) { callable[name] = factory; };
-  function emit(name, body) {
-    callable.RCTDeviceEventEmitter().emit(name, body);
-  }
-  var constants = {
-    PlatformConstants: { Version: 34, isTesting: true, reactNativeVersion: { major: 0, minor: 82, patch: 1, prerelease: null }, Brand: 'fake', Model: 'fake', Fingerprint: 'fake', Manufacturer: 'fake', Release: '14', Serial: 'fake', ServerHost: 'localhost', uiMode: 'normal' },
-    AppState: { initialAppState: 'active' },
-    DeviceInfo: { Dimensions: { window: { width: 1, height: 1, scale: 1, fontScale: 1 }, screen: { width: 1, height: 1, scale: 1, fontScale: 1 } } },
-  };
-  function inert(name) {
-    return new Proxy({}, {
-      get: function (_target, key) {
-        if (key === 'getConstants') return function () { return constants[name] || {}; };
-        if (key === 'then') return undefined;
-        return function () { return undefined; };
-      },
-    });
-  }
-  var modules = {};
-  globalThis.__turboModuleProxy = function (name) {
-    if (name === 'HotPatch') return hotpatch;
-    if (!modules[name]) modules[name] = inert(name);
-    return modules[name];
-  };
-  globalThis.nativeModuleProxy = new Proxy({}, {
-    get: function (_target, name) { return globalThis.__turboModuleProxy(name); },
-  });
-  globalThis.RN$Bridgeless = true;
-  globalThis.nativeFlushQueueImmediate = function () {};
-  globalThis.__fbBatchedBridgeConfig = { remoteModuleConfig: [] };
+  globalThis.__hotpatchNative = hotpatch;
 })();

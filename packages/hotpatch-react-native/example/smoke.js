@@ -2,7 +2,8 @@
 /**
  * Bundle index.js with Metro (real react-native 0.82.1 JavaScript and the
  * SDK's TypeScript sources), then run the bundle in the Hermes VM of
- * hermes-engine-cli behind smoke-prelude.js, which plays the native side.
+ * hermes-engine-cli behind platform.js (React Native's native side) and
+ * smoke-native.js (a scripted HotPatch module).
  * Prints the VM's output; exits non-zero if Metro or Hermes fails.
  *
  *   node smoke.js [work-dir]
@@ -28,7 +29,10 @@ execFileSync(
 const program = path.join(work, 'smoke.js');
 fs.writeFileSync(
   program,
-  Buffer.concat([fs.readFileSync(path.join(here, 'smoke-prelude.js')), fs.readFileSync(bundle)]),
+  Buffer.concat([
+    ...['platform.js', 'smoke-native.js'].map((name) => fs.readFileSync(path.join(here, name))),
+    fs.readFileSync(bundle),
+  ]),
 );
 const hermes = path.join(here, 'node_modules', 'hermes-engine-cli', `${process.platform === 'darwin' ? 'osx' : 'linux64'}-bin`, 'hermes');
 const output = execFileSync(hermes, ['-w', '-Xes6-promise', '-Xes6-proxy', '-Xmicrotask-queue', program], {
