@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import attrs
 import pytest
 
 from hotpatch_server.testing import free_port, serving
@@ -125,13 +127,31 @@ def _run(env: dict[str, str], tool: str, *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def live_release(tmp_path: Path) -> Iterator[list[str]]:
-    """A running server with app LIVE_APP, a trust root naming its timestamp key, and release 1.0.1.
+@attrs.frozen
+class LiveServer:
+    """A running ``hotpatch-server`` with one app, and a logged-in ``hotpatch`` CLI.
 
-    Yields the ``--live`` settings of the SDK cores' test runners: url, app,
-    root (the trust root file) and native (the device's native version).
+    ``root`` is the app's trust root file (what a binary embeds); ``env`` runs
+    the CLI tools against the server; ``token`` is a publisher key's secret.
     """
+
+    url: str
+    app: str
+    root: Path
+    env: dict[str, str]
+    token: str
+
+    def cli(self, *args: str) -> str:
+        """Run ``hotpatch`` (or ``hotpatch-server`` as ``args[0]``) and return its output."""
+        if args and args[0] == "hotpatch-server":
+            return _run(self.env, *args)
+        return _run(self.env, "hotpatch", *args)
+
+
+@contextmanager
+def live_server(tmp_path: Path, app: str) -> Iterator[LiveServer]:
+    """Start a server with ``app``, a trust root naming its timestamp key, and a publisher key."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_")}
     env.update(
         HOTPATCH_HOME=str(tmp_path / "cli"),
@@ -142,18 +162,29 @@ def live_release(tmp_path: Path) -> Iterator[list[str]]:
     url = f"http://127.0.0.1:{port}"
     env["HOTPATCH_PUBLIC_URL"] = url
     with (tmp_path / "server.log").open("w") as log, serving(env, port, log):
-        _run(env, "hotpatch", "keys", "generate", "--scope-app", LIVE_APP)
+        _run(env, "hotpatch", "keys", "generate", "--scope-app", app)
         _run(env, "hotpatch", "keys", "generate", "--root", "--out", str(tmp_path / "root.pem"))
         _run(env, "hotpatch", "keys", "export-public", "--out", str(tmp_path / "publisher.pub"))
         _run(env, "hotpatch-server", "timestamp-key", "--out", str(tmp_path / "stamp.pub"))
         root = tmp_path / "trust-root.json"
         _run(env, "hotpatch", "trust-root", "create", "--root-key", str(tmp_path / "root.pem"),
-             "--publisher", f"{tmp_path / 'publisher.pub'}:ci", "--scope-app", LIVE_APP,
+             "--publisher", f"{tmp_path / 'publisher.pub'}:ci", "--scope-app", app,
              "--timestamp-key", str(tmp_path / "stamp.pub"), "--out", str(root))  # fmt: skip
-        _run(env, "hotpatch-server", "create-app", LIVE_APP, "--trust-root", str(root))
+        _run(env, "hotpatch-server", "create-app", app, "--trust-root", str(root))
         token = _run(env, "hotpatch-server", "create-key", "--name", "ci", "--role", "publisher",
-                     "--app", LIVE_APP).strip().splitlines()[-1]  # fmt: skip
-        _run(env, "hotpatch", "login", "--api-url", url, "--token", token, "--app", LIVE_APP)
+                     "--app", app).strip().splitlines()[-1]  # fmt: skip
+        _run(env, "hotpatch", "login", "--api-url", url, "--token", token, "--app", app)
+        yield LiveServer(url, app, root, env, token)
+
+
+@pytest.fixture
+def live_release(tmp_path: Path) -> Iterator[list[str]]:
+    """A running server with app LIVE_APP, a trust root naming its timestamp key, and release 1.0.1.
+
+    Yields the ``--live`` settings of the SDK cores' test runners: url, app,
+    root (the trust root file) and native (the device's native version).
+    """
+    with live_server(tmp_path, LIVE_APP) as live:
         bundle = tmp_path / "bundle"
         (bundle / "assets").mkdir(parents=True)
         (bundle / "index.android.bundle").write_text("__d(function(){console.log('live')});\n")
@@ -161,9 +192,9 @@ def live_release(tmp_path: Path) -> Iterator[list[str]]:
         release = ["release", "--platform", "android", "--version", "1.0.1", "--json",
                    "--binary-range", "1.0.x", "--rollout", "100",
                    "--bundle-dir", str(bundle)]  # fmt: skip
-        published = json.loads(_run(env, "hotpatch", *release))
+        published = json.loads(live.cli(*release))
         assert published["sequence"] == 1
-        yield [f"url={url}", f"app={LIVE_APP}", f"root={root}", "native=1.0.0"]
+        yield [f"url={live.url}", f"app={LIVE_APP}", f"root={live.root}", "native=1.0.0"]
 
 
 #: The SDK test runners' exit status when a tool is missing (they say which).
