@@ -24,8 +24,14 @@ public protocol Http: AnyObject {
 /// arrive, with an idle timeout per request and no content encoding (bytes are hashed as sent).
 public final class URLSessionHttp: Http {
     private let idleTimeout: TimeInterval
+    private let bufferLimit: Int
 
-    public init(idleTimeout: TimeInterval = 30) { self.idleTimeout = idleTimeout }
+    /// `bufferLimit`: the most body bytes a response holds before its reader takes them
+    /// (past it, the transfer pauses until the reader catches up).
+    public init(idleTimeout: TimeInterval = 30, bufferLimit: Int = 1 << 20) {
+        self.idleTimeout = idleTimeout
+        self.bufferLimit = max(bufferLimit, 1)
+    }
 
     private func request(_ url: String) throws -> URLRequest {
         guard let target = URL(string: url) else {
@@ -39,7 +45,7 @@ public final class URLSessionHttp: Http {
     public func get(_ url: String, headers: [String: String]) throws -> HttpResponse {
         var request = try request(url)
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let response = StreamingResponse()
+        let response = StreamingResponse(limit: bufferLimit)
         let session = URLSession(configuration: .ephemeral, delegate: response, delegateQueue: response.queue)
         response.start(session.dataTask(with: request), session: session)
         try response.waitForHead()
@@ -51,7 +57,7 @@ public final class URLSessionHttp: Http {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = Data(body)
-        let response = StreamingResponse()
+        let response = StreamingResponse(limit: bufferLimit)
         let session = URLSession(configuration: .ephemeral, delegate: response, delegateQueue: response.queue)
         response.start(session.dataTask(with: request), session: session)
         defer { response.close() }
@@ -65,19 +71,42 @@ public final class URLSessionHttp: Http {
 
 /// A data task's answer, handed from URLSession's delegate queue to the reading thread.
 /// Its mutable state is guarded by `condition`.
-private final class StreamingResponse: NSObject, URLSessionDataDelegate, HttpResponse, @unchecked Sendable {
+///
+/// What has arrived and not been read is held in `chunks`, at most about `limit` bytes:
+/// past it the task is suspended (URLSession stops taking bytes from the connection, and
+/// TCP holds the server back) until the reader has taken it below half, so a slow reader
+/// (hashing, writing and syncing each part to disk) never has a whole archive in memory.
+/// Not on Linux, where this package is only tested: swift-corelibs-foundation's URLSession
+/// cannot pause a transfer that is receiving (`canPause`).
+final class StreamingResponse: NSObject, URLSessionDataDelegate, HttpResponse, @unchecked Sendable {
     let queue: OperationQueue = {
         let queue = OperationQueue()
         queue.maxConcurrentOperationCount = 1
         return queue
     }()
+    let limit: Int
     private let condition = NSCondition()
     private var head: HTTPURLResponse?
-    private var pending = Data()
+    private var chunks: [Data] = []
+    private var taken = 0 // bytes of chunks[0] already read
+    private var buffered = 0 // bytes in chunks not yet read
+    private var suspended = false
     private var done = false
     private var failure: Error?
     private var task: URLSessionDataTask?
     private var session: URLSession?
+    /// The most bytes held unread at any time (tests read it).
+    private(set) var peakBuffered = 0
+
+    #if canImport(FoundationNetworking)
+    static let canPause = false
+    #else
+    static let canPause = true
+    #endif
+
+    init(limit: Int = 1 << 20) {
+        self.limit = limit
+    }
 
     func start(_ task: URLSessionDataTask, session: URLSession) {
         self.task = task
@@ -109,14 +138,25 @@ private final class StreamingResponse: NSObject, URLSessionDataDelegate, HttpRes
     func read(into: UnsafeMutableRawBufferPointer) throws -> Int {
         condition.lock()
         defer { condition.unlock() }
-        while pending.isEmpty && !done { condition.wait() }
-        if pending.isEmpty {
+        while buffered == 0 && !done { condition.wait() }
+        if buffered == 0 {
             if let failure { throw HotPatchError(.network, "the body broke off: \(failure.localizedDescription)") }
             return 0
         }
-        let count = min(into.count, pending.count)
-        pending.copyBytes(to: into, from: pending.startIndex..<pending.startIndex + count)
-        pending.removeFirst(count)
+        let chunk = chunks[0]
+        let start = chunk.startIndex + taken
+        let count = min(into.count, chunk.count - taken)
+        chunk.copyBytes(to: into, from: start..<start + count)
+        taken += count
+        buffered -= count
+        if taken == chunk.count {
+            chunks.removeFirst()
+            taken = 0
+        }
+        if suspended && buffered < limit / 2 {
+            suspended = false
+            task?.resume()
+        }
         return count
     }
 
@@ -131,7 +171,9 @@ private final class StreamingResponse: NSObject, URLSessionDataDelegate, HttpRes
         task = nil
         session?.invalidateAndCancel() // a session keeps its delegate until it is invalidated
         session = nil
-        pending = Data()
+        chunks = []
+        taken = 0
+        buffered = 0
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
@@ -145,9 +187,16 @@ private final class StreamingResponse: NSObject, URLSessionDataDelegate, HttpRes
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         condition.lock()
-        pending.append(data)
+        defer { condition.unlock() }
+        guard task != nil, !data.isEmpty else { return } // closed: nobody reads it
+        chunks.append(data)
+        buffered += data.count
+        peakBuffered = max(peakBuffered, buffered)
+        if Self.canPause && !suspended && buffered >= limit {
+            suspended = true
+            task?.suspend()
+        }
         condition.broadcast()
-        condition.unlock()
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
