@@ -162,6 +162,31 @@ def _count(reports: Path) -> tuple[int, int, list[str]]:
     return passed, failed, skipped
 
 
+def _stdlib() -> Path:
+    return HERE / "node_modules" / "kotlin-compiler" / "lib" / "kotlin-stdlib.jar"
+
+
+def build_device_host(build: Path) -> list[Path]:
+    """Compile the core and the adapter with its tests; return the class path of ``DeviceHostKt``.
+
+    ``dev.hotpatch.reactnative.DeviceHostKt`` (in the adapter's tests) runs
+    ``HotPatch.onLaunch`` and ``HotPatchModule`` over fakes of Android and
+    React Native for tests/e2e/test_sdk_app_hermes.py. Raises SystemExit,
+    saying what is missing, where a tool is.
+    """
+    missing = _missing()
+    if missing:
+        raise SystemExit("cannot build the Android side here; missing:\n  " + "\n  ".join(missing))
+    kotlinc = _kotlinc()
+    core = build / "main"
+    shutil.rmtree(core, ignore_errors=True)
+    core.mkdir(parents=True)
+    libraries = [JARS / name for name in LIBRARIES]
+    _compile(kotlinc, HERE / "src" / "main" / "kotlin", libraries, core)
+    adapter, adapter_tests = _adapter(kotlinc, core, build)
+    return [adapter_tests, *adapter, core, _stdlib(), *libraries]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compile the core and its tests, run them, print the count."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -184,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     build = args.build or Path(tempfile.mkdtemp(prefix="hotpatch-jvm-"))
     kotlinc = _kotlinc()
-    stdlib = HERE / "node_modules" / "kotlin-compiler" / "lib" / "kotlin-stdlib.jar"
+    stdlib = _stdlib()
     main_classes, test_classes, reports = build / "main", build / "test", build / "reports"
     for folder in (main_classes, test_classes, reports):
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,19 +1,9 @@
 package dev.hotpatch.reactnative
 
-import android.content.Context
 import android.content.Intent
-import android.content.pm.PackageInfo
-import android.content.pm.PackageManager
-import android.content.res.AssetManager
-import com.facebook.react.bridge.Promise
-import com.facebook.react.bridge.ReactApplicationContext
-import com.facebook.react.bridge.ReadableMap
-import com.facebook.react.bridge.WritableMap
 import com.sun.net.httpserver.HttpServer
 import dev.hotpatch.core.UrlConnectionHttp
-import java.io.ByteArrayInputStream
 import java.io.File
-import java.io.InputStream
 import java.net.InetSocketAddress
 import java.nio.file.Files
 import java.time.Instant
@@ -84,117 +74,45 @@ class HotPatchModuleTest {
     private fun settings(serverUrl: String = url) = HotPatchSettings(serverUrl = serverUrl, appId = "com.example.app")
 
     /** An app process: what Android gives MainApplication, with the golden trust root in its assets. */
-    private inner class App : Context() {
-        val started = mutableListOf<Intent>()
+    private fun newApp() = FakeApp(files, mapOf("hotpatch/trust-root.json" to File(spec, "trust-root.envelope.json").readBytes().let { it.copyOf(it.size - 1) }))
 
-        override fun getFilesDir(): File = files
-
-        override fun getAssets(): AssetManager = object : AssetManager() {
-            override fun open(fileName: String): InputStream {
-                assertEquals("hotpatch/trust-root.json", fileName)
-                return File(spec, "trust-root.envelope.json").readBytes().let { ByteArrayInputStream(it.copyOf(it.size - 1)) }
-            }
-        }
-
-        override fun getPackageName(): String = "com.example.app"
-
-        override fun getPackageManager(): PackageManager = object : PackageManager() {
-            override fun getPackageInfo(packageName: String, flags: Int) = PackageInfo().apply { versionName = "1.2.3" }
-
-            override fun getLaunchIntentForPackage(packageName: String) = Intent()
-        }
-
-        override fun getApplicationContext(): Context = this
-
-        override fun startActivity(intent: Intent) {
-            started.add(intent)
-        }
-    }
-
-    private class Events(base: Context) : ReactApplicationContext(base) {
-        val emitted = mutableListOf<Pair<String, Any?>>()
-
-        override fun emitDeviceEvent(eventName: String, data: Any?) {
-            emitted.add(eventName to data)
-        }
-    }
-
-    /** React Native's maps, as plain maps. */
-    private class Map : WritableMap {
-        val values = LinkedHashMap<String, Any?>()
-
-        override fun hasKey(name: String) = name in values
-
-        override fun getString(name: String) = values[name] as String?
-
-        override fun putBoolean(key: String, value: Boolean) = values.set(key, value)
-
-        override fun putDouble(key: String, value: Double) = values.set(key, value)
-
-        override fun putMap(key: String, value: ReadableMap?) = values.set(key, value)
-
-        override fun putNull(key: String) = values.set(key, null)
-
-        override fun putString(key: String, value: String?) = values.set(key, value)
-    }
-
-    private class Answer : Promise {
-        var resolved: Any? = null
-        var done = false
-        var code: String? = null
-        var message: String? = null
-        var reason: String? = null
-
-        override fun resolve(value: Any?) {
-            resolved = value
-            done = true
-        }
-
-        override fun reject(code: String, message: String?, userInfo: WritableMap?) {
-            this.code = code
-            this.message = message
-            reason = (userInfo as Map?)?.getString("reason")
-            done = true
-        }
-    }
-
-    private fun module(app: App, exits: MutableList<Unit> = mutableListOf()) =
-        HotPatchModule(Events(app), { it.run() }, { exits.add(Unit) }, { Map() })
+    private fun module(app: FakeApp, exits: MutableList<Unit> = mutableListOf()) =
+        HotPatchModule(FakeReactContext(app), { it.run() }, { exits.add(Unit) }, { FakeMap() })
 
     private fun config(serverUrl: String = url, appId: String = "com.example.app") =
-        Map().apply { putString("serverUrl", serverUrl); putString("appId", appId); putString("channel", "production") }
+        FakeMap().apply { putString("serverUrl", serverUrl); putString("appId", appId); putString("channel", "production") }
 
-    private fun call(block: (Answer) -> Unit): Answer = Answer().also { block(it); assertTrue(it.done) }
+    private fun call(block: (FakePromise) -> Unit): FakePromise = FakePromise().also { block(it); assertTrue(it.done) }
 
-    private fun launch(app: App, serverUrl: String = url): String? =
+    private fun launch(app: FakeApp, serverUrl: String = url): String? =
         HotPatch.onLaunch(app, settings(serverUrl), UrlConnectionHttp(), { now })
 
     @Test
     fun `an app takes, stages, runs and confirms the release through the module`() {
-        val app = App()
+        val app = newApp()
         assertNull(launch(app)) // the embedded bundle
         val module = module(app)
         assertNull(call { module.configure(config(), it) }.code)
         val checked = call { module.checkForUpdate(it) }
-        val offer = checked.resolved as? Map ?: error("${checked.code}: ${checked.message}")
+        val offer = checked.resolved as? FakeMap ?: error("${checked.code}: ${checked.message}")
         assertEquals(manifestId, offer.values["manifestId"])
         assertEquals(false, offer.values["isPatch"])
         assertEquals(archive.size.toDouble(), offer.values["downloadSize"])
         val staged = call { module.downloadUpdate(manifestId, it) }
-        assertEquals(manifestId, (staged.resolved as Map).values["manifestId"], staged.message)
-        val events = (module.reactApplicationContextForTests() as Events).emitted
+        assertEquals(manifestId, (staged.resolved as FakeMap).values["manifestId"], staged.message)
+        val events = (module.reactApplicationContextForTests() as FakeReactContext).emitted
         assertTrue(events.isNotEmpty() && events.all { it.first == "HotPatchProgress" })
-        assertEquals(setOf("download", "install"), events.map { (it.second as Map).values["stage"] }.toSet())
+        assertEquals(setOf("download", "install"), events.map { (it.second as FakeMap).values["stage"] }.toSet())
         // The next process starts the staged bundle, on trial, until notifyAppReady.
         val path = launch(app)
         assertEquals(File(files, "hotpatch/releases/$manifestId/files/index.android.bundle").absolutePath, path)
         val second = module(app)
         call { second.configure(config(), it) }
-        val status = call { second.getStatus(it) }.resolved as Map
+        val status = call { second.getStatus(it) }.resolved as FakeMap
         assertEquals(true, status.values["onTrial"])
         assertEquals("1.2.3", status.values["nativeVersion"])
         assertNull(call { second.notifyAppReady(it) }.code)
-        assertEquals(false, (call { second.getStatus(it) }.resolved as Map).values["onTrial"])
+        assertEquals(false, (call { second.getStatus(it) }.resolved as FakeMap).values["onTrial"])
         // The confirmation went to the server: its release health counts the install.
         assertEquals(1, reports.size)
         assertTrue(reports.single().contains("\"status\":\"applied\""), reports.single())
@@ -202,7 +120,7 @@ class HotPatchModuleTest {
 
     @Test
     fun `a report the server could not take goes with the next check`() {
-        val app = App()
+        val app = newApp()
         launch(app)
         val module = module(app)
         call { module.configure(config(), it) }
@@ -221,7 +139,7 @@ class HotPatchModuleTest {
 
     @Test
     fun `refusals and failures reach JavaScript with the SDK's codes`() {
-        val app = App()
+        val app = newApp()
         launch(app)
         val module = module(app)
         assertEquals("E_NOT_CONFIGURED", call { module.checkForUpdate(it) }.code)
@@ -241,7 +159,7 @@ class HotPatchModuleTest {
 
     @Test
     fun `restartApp starts the app anew in a fresh task and ends this process`() {
-        val app = App()
+        val app = newApp()
         launch(app)
         val exits = mutableListOf<Unit>()
         module(app, exits).restartApp()
