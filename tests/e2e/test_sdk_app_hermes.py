@@ -14,20 +14,28 @@ again and again:
   UI manager keeping the rendered tree), ``device-native.js`` (the HotPatch
   module) and the chosen bundle, and starts the app;
 - the HotPatch module's calls come out of the VM as lines and are answered
-  as ``HotPatchModule.kt`` answers them, by the Python reference agent,
-  which verifies and installs what a real ``hotpatch-server`` process sends;
+  by the phone's native side, one of two (the test runs with each):
+  ``kotlin-module``, the SDK's own ``HotPatch.onLaunch`` and
+  ``HotPatchModule`` with the Kotlin core, in a JVM process
+  (``DeviceHost.kt``, in the adapter's tests) where only Android and React
+  Native are fakes; or ``python-agent``, the Python reference agent
+  answering as ``HotPatchModule.kt`` does, which also takes patches (the
+  Kotlin core does not yet). Either verifies and installs what a real
+  ``hotpatch-server`` process sends;
 - a fatal JavaScript error ends the process, as it does on a phone.
 
 So the app's own JavaScript, React Native's and the SDK's, decides what to
-call and when; what the phone runs at the next launch is the file the agent
-verified and installed. Not covered here: the Kotlin and Swift modules in
-this loop (their own tests drive them over fakes and against a live server),
-and a real device (the checklists in docs/howto/react-native-sdk.md). The
-Hermes of ``hermes-engine-cli`` is 0.12, older than react-native 0.82's.
+call and when; what the phone runs at the next launch is the file the
+native side verified and installed. Not covered here: the Swift module in
+this loop (its own tests drive it over the real agent and against a live
+server), and a real device (the checklists in
+docs/howto/react-native-sdk.md). The Hermes of ``hermes-engine-cli`` is
+0.12, older than react-native 0.82's.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import queue
 import shutil
@@ -57,6 +65,7 @@ from hotpatch_core.trust import load_trust_root
 from .conftest import REPO, LiveServer, live_server
 
 EXAMPLE = "packages/hotpatch-react-native/example"
+ANDROID_RUNNER = REPO / "packages" / "hotpatch-react-native" / "android" / "core" / "run_tests.py"
 BUILDS = REPO / "fixtures" / "rn-build"
 APP = "com.example.hotpatchdemo"
 #: What the app's JavaScript configures (fixtures/rn-app/src/updates.ts): the
@@ -258,12 +267,125 @@ class Module:
         return {"code": code, "message": message, "userInfo": {"reason": reason}}
 
 
-class Phone:
-    """A phone with the fixture app installed: the APK's bundle and trust root, private storage."""
+class PythonNative:
+    """The native side of one app process, answered by the Python reference agent."""
 
-    def __init__(self, hermes: Path, example: Path, apk: Path, live: LiveServer) -> None:
+    def __init__(self, phone: Phone) -> None:
+        """Open the phone's storage with the agent, as MainApplication.onCreate does."""
+        self._http = device_http_client()
+        self.agent = Agent(phone.config, http=self._http, storage_dir=phone.storage)
+        self.module: Module | None = None
+
+    def launch(self) -> str | None:
+        """Count the launch and pick the bundle (``HotPatch.onLaunch``): None for the APK's."""
+        return self.agent.on_launch()
+
+    def attach(self, launch: Launch, vm: Vm) -> None:
+        """Answer the calls of ``vm``'s JavaScript from now on."""
+        self.module = Module(self.agent, launch, vm)
+
+    def answer(self, call: dict[str, Any]) -> None:
+        """Perform one call and settle its promise in the VM."""
+        assert self.module is not None
+        self.module.answer(call)
+
+    def close(self) -> None:
+        """End the process."""
+        self.agent.close()
+        self._http.close()
+
+
+class KotlinNative:
+    """The native side of one app process: the SDK's own Kotlin ``HotPatch`` and ``HotPatchModule``.
+
+    A JVM runs ``DeviceHost`` (the adapter's tests): the real module, core,
+    disk and network, with only Android and React Native faked; the calls of
+    the VM's JavaScript are relayed to it and its answers back.
+    """
+
+    def __init__(self, phone: Phone) -> None:
+        """Start the app process."""
+        assert phone.host_classpath is not None
+        java = shutil.which("java")
+        assert java is not None
+        self._process = subprocess.Popen(
+            [java, "-cp", ":".join(map(str, phone.host_classpath)),
+             "dev.hotpatch.reactnative.DeviceHostKt", str(phone.storage), str(phone.live.root),
+             APP_SERVER_URL, phone.live.url, APP, "1.0.0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+        )  # fmt: skip
+        self.launch_: Launch | None = None
+        self.vm: Vm | None = None
+
+    def _next(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise VmError(f"the app process ended (exit status {self._process.wait(30)})")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def launch(self) -> str | None:
+        """What ``HotPatch.onLaunch`` returned: the bundle file, None for the APK's."""
+        message = self._next()
+        assert message["kind"] == "launched", message
+        return message["bundle"]  # type: ignore[no-any-return]
+
+    def attach(self, launch: Launch, vm: Vm) -> None:
+        """Answer the calls of ``vm``'s JavaScript from now on."""
+        self.launch_, self.vm = launch, vm
+
+    def answer(self, call: dict[str, Any]) -> None:
+        """Relay one call to the module; relay its events and its settlement to the VM."""
+        assert self.launch_ is not None
+        assert self.vm is not None
+        assert self._process.stdin is not None
+        self.launch_.calls.append(call["method"])
+        request = {"id": call["id"], "method": call["method"], "args": call["args"]}
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        while (message := self._next())["kind"] != "done":
+            if message["kind"] == "event":
+                self.launch_.progress.add(message["body"]["stage"])
+                self.vm.send(f"__device.emit({json.dumps(message['name'])}, "
+                             f"{json.dumps(message['body'])})")  # fmt: skip
+            elif message["kind"] == "settle":
+                error, value = json.dumps(message["error"]), json.dumps(message["value"])
+                self.vm.send(f"__device.settle({message['id']}, {error}, {value})")
+            elif message["kind"] == "restart":
+                self.launch_.restart_requested = True
+
+    def close(self) -> None:
+        """End the process (a phone kills it)."""
+        self._process.kill()
+        self._process.wait(timeout=30)
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+class Phone:
+    """A phone with the fixture app installed: the APK's bundle and trust root, private storage.
+
+    ``native`` is the app's native side: ``"python-agent"`` (HotPatchModule.kt's
+    answers given by the reference agent, which also takes patches) or
+    ``"kotlin-module"`` (the SDK's Kotlin module and core themselves, built
+    into a JVM process with ``host_classpath``).
+    """
+
+    def __init__(
+        self,
+        hermes: Path,
+        example: Path,
+        apk: Path,
+        live: LiveServer,
+        *,
+        native: str,
+        host_classpath: list[Path] | None = None,
+    ) -> None:
         """Install the app whose APK holds ``apk`` (bundle, assets) and ``live``'s trust root."""
-        self.hermes, self.apk = hermes, apk
+        self.hermes, self.apk, self.live, self.native = hermes, apk, live, native
+        self.host_classpath = host_classpath
         self.scripts = [(example / n).read_text() for n in ("platform.js", "device-native.js")]
         self.storage = apk.parent / "app-files"
         self.config = AgentConfig(
@@ -277,16 +399,14 @@ class Phone:
 
     def launch(self) -> Launch:
         """Start the app, let it run until nothing more happens, and end the process."""
-        with (
-            device_http_client() as http,
-            Agent(self.config, http=http, storage_dir=self.storage) as agent,
-        ):
-            path = agent.on_launch()  # MainApplication.onCreate, before React Native starts
+        native = PythonNative(self) if self.native == "python-agent" else KotlinNative(self)
+        try:
+            path = native.launch()  # MainApplication.onCreate, before React Native starts
             bundle = Path(path or self.apk / "index.android.bundle").read_bytes()
             launch = Launch(bundle)
             vm = Vm(self.hermes, [*self.scripts, bundle.decode()])
             try:
-                module = Module(agent, launch, vm)
+                native.attach(launch, vm)
                 vm.send('__device.run("HotPatchDemo")')
                 while True:
                     messages = vm.pump()
@@ -296,7 +416,7 @@ class Phone:
                         elif message["kind"] == "fatal":
                             launch.crashed = message["text"]
                         elif message["kind"] == "call" and launch.crashed is None:
-                            module.answer(message)
+                            native.answer(message)
                     calls = [m for m in messages if m["kind"] == "call"]
                     if launch.crashed is not None or launch.restart_requested or not calls:
                         break
@@ -306,7 +426,9 @@ class Phone:
                     launch.screen = screen["text"]
             finally:
                 vm.close()
-            return launch
+        finally:
+            native.close()
+        return launch
 
 
 def _crashing(bundle: bytes) -> bytes:
@@ -324,19 +446,38 @@ def _stats(live: LiveServer, version: str) -> dict[str, Any]:
     return stats.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def phone(npm_project: Callable[[str], Path], tmp_path: Path) -> Iterator[tuple[Phone, LiveServer]]:
+@pytest.fixture(scope="session")
+def device_host(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The class path of the Kotlin DeviceHost: the SDK's module and core, built once per run."""
+    spec = importlib.util.spec_from_file_location("hotpatch_android_build", ANDROID_RUNNER)
+    assert spec is not None
+    assert spec.loader is not None
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    try:
+        classpath: list[Path] = runner.build_device_host(tmp_path_factory.mktemp("android"))
+    except SystemExit as missing:  # says what is missing (.ci/run installs it)
+        pytest.skip(str(missing))
+    return classpath
+
+
+@pytest.fixture(params=["python-agent", "kotlin-module"])
+def phone(
+    request: pytest.FixtureRequest, npm_project: Callable[[str], Path], tmp_path: Path
+) -> Iterator[tuple[Phone, LiveServer]]:
     """A server with the fixture app's 1.0.0 registered as the APK's bundle, and a phone with it."""
     example = npm_project(EXAMPLE)
     hermes = example / "node_modules" / "hermes-engine-cli" / "linux64-bin" / "hermes"
     if not hermes.is_file():
         pytest.skip("hermes-engine-cli has no Linux x86-64 VM on this machine")
+    native: str = request.param
+    host = request.getfixturevalue("device_host") if native == "kotlin-module" else None
     apk = tmp_path / "phone" / "apk"
     shutil.copytree(BUILDS / "v1", apk)
     with live_server(tmp_path / "server", APP) as live:
         live.cli("embedded", "register", "--platform", "android", "--native-version", "1.0.0",
                  "--bundle-dir", str(apk))  # fmt: skip
-        yield Phone(hermes, example, apk, live), live
+        yield Phone(hermes, example, apk, live, native=native, host_classpath=host), live
 
 
 def _publish(live: LiveServer, version: str, bundle_dir: Path, *, patches: int = 0) -> None:
@@ -352,13 +493,17 @@ def _publish(live: LiveServer, version: str, bundle_dir: Path, *, patches: int =
 def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     phone: tuple[Phone, LiveServer], tmp_path: Path
 ) -> None:
-    """Patch to 1.0.1 and confirm it; 1.0.2 crashes at start twice, the phone goes back to 1.0.1."""
+    """Take 1.0.1 and confirm it; 1.0.2 crashes at start twice, the phone goes back to 1.0.1.
+
+    The reference agent takes 1.0.1 as a patch against the APK's bundle; the
+    Kotlin module downloads the whole archive (it takes no patches yet).
+    """
     device, live = phone
     v1 = (BUILDS / "v1" / "index.android.bundle").read_bytes()
     v2 = (BUILDS / "v2" / "index.android.bundle").read_bytes()
     _publish(live, "1.0.1", BUILDS / "v2", patches=1)  # from the APK's bundle
 
-    # The APK's own bundle: it checks on launch, takes 1.0.1 as a patch, and says so on screen.
+    # The APK's own bundle: it checks on launch, takes 1.0.1, and says so on screen.
     first = device.launch()
     assert first.bundle == v1
     assert first.crashed is None
@@ -372,10 +517,11 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert first.calls[0] == "configure"
     assert first.progress == {"download", "install"}
     assert first.screen[-4:] == ["Version ", "1.0.1", " is ready", "Restart"]  # the banner
-    assert device_state(device).pending.version == "1.0.1"
-    assert device_state(device).pending.patched_from is not None  # only the patch came over
+    if device.native == "python-agent":
+        assert device_state(device).pending.version == "1.0.1"
+        assert device_state(device).pending.patched_from is not None  # only the patch came over
 
-    # The next start runs 1.0.1, the file the agent verified (Metro's build of the app's v2).
+    # The next start runs 1.0.1, the file the device verified (Metro's build of the app's v2).
     second = device.launch()
     assert second.bundle == v2
     assert (second.crashed, second.restart_requested, second.warnings) == (None, False, [])
