@@ -128,15 +128,8 @@ def prepare(root: Path) -> None:
     _step(f"ready in {time.monotonic() - started:.0f} s: {version}")
 
 
-def _in_chroot(
-    root: Path,
-    command: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    capture: bool = False,
-    timeout: float = 900,
-) -> str:
-    """Run ``command`` in the chroot, with /proc and the repository mounted.
+def chroot_argv(root: Path, command: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """Return the argv that runs ``command`` in the chroot, with /proc and the repository mounted.
 
     The mounts live in a private mount namespace: they end with the command,
     whatever happens to it, and no other process sees them.
@@ -155,15 +148,50 @@ def _in_chroot(
         'root="$1"; shift 3; exec chroot "$root" env -i "$@"'
     )
     variables = [f"{k}={v}" for k, v in clean.items()]
-    argv = [_tool("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+    return [_tool("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
             str(root), str(REPO), INSIDE, *variables, *command]  # fmt: skip
+
+
+def _in_chroot(
+    root: Path,
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    timeout: float = 900,
+) -> str:
+    """Run ``command`` in the chroot (:func:`chroot_argv`); return its output if captured."""
     done = subprocess.run(  # noqa: S603 - this repository's tools in its own chroot
-        argv, check=False, timeout=timeout, text=True,
+        chroot_argv(root, command, env), check=False, timeout=timeout, text=True,
         stdout=subprocess.PIPE if capture else None,
     )  # fmt: skip
     if done.returncode != 0:
         raise subprocess.CalledProcessError(done.returncode, command, done.stdout)
     return done.stdout or ""
+
+
+def _scratch() -> str:
+    """One build folder per checkout, kept in the chroot: the next run builds only what changed."""
+    return "/var/cache/hotpatch-build/" + hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+
+
+def build_device_host() -> tuple[Path, str]:
+    """Build ``HotPatchDeviceHost``; return the chroot and the program's path inside it.
+
+    The program runs ``HotPatch.onLaunch`` and ``ModuleCore`` as one app
+    process for tests/e2e/test_sdk_app_hermes.py; run it with
+    :func:`chroot_argv`. Raises SystemExit, saying what is missing, where the
+    toolchain is not there.
+    """
+    root = _root()
+    missing = _missing(root)
+    if missing:
+        raise SystemExit("cannot build the Swift side here; missing:\n  " + "\n  ".join(missing))
+    package = f"{INSIDE}/{PACKAGE.relative_to(REPO)}"
+    command = ["swift", "build", "--package-path", package, "--scratch-path", _scratch(),
+               "--product", "HotPatchDeviceHost"]  # fmt: skip
+    _in_chroot(root, command, capture=True, timeout=1800)
+    return root, f"{_scratch()}/debug/HotPatchDeviceHost"
 
 
 CASE = re.compile(r"^Test Case '([^']+)' (passed|failed|skipped) \(")
@@ -207,8 +235,7 @@ def _live_environment(settings: list[str]) -> dict[str, str]:
 
 def test(root: Path, live: dict[str, str]) -> int:
     """Build the package and run its tests; print the count."""
-    # One build folder per checkout, kept in the chroot: the next run builds only what changed.
-    scratch = "/var/cache/hotpatch-build/" + hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+    scratch = _scratch()
     package = f"{INSIDE}/{PACKAGE.relative_to(REPO)}"
     command = ["swift", "test", "--package-path", package, "--scratch-path", scratch,
                "--disable-swift-testing"]  # fmt: skip

@@ -29,6 +29,8 @@ let package = Package(
         ),
         // What the React Native module does, in Foundation types (the @objc bridge only forwards).
         .target(name: "HotPatchReactNative", dependencies: ["HotPatchCore"]),
+        // One app process for tests/e2e/test_sdk_app_hermes.py: onLaunch and ModuleCore, driven over stdin.
+        .executableTarget(name: "HotPatchDeviceHost", dependencies: ["HotPatchCore", "HotPatchReactNative"]),
         // The tests sign with libsodium where they need a key the trust root does not list.
         .testTarget(
             name: "HotPatchCoreTests",
