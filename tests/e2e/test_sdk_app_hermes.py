@@ -14,23 +14,25 @@ again and again:
   UI manager keeping the rendered tree), ``device-native.js`` (the HotPatch
   module) and the chosen bundle, and starts the app;
 - the HotPatch module's calls come out of the VM as lines and are answered
-  by the phone's native side, one of two (the test runs with each):
+  by the phone's native side, one of three (the test runs with each):
   ``kotlin-module``, the SDK's own ``HotPatch.onLaunch`` and
   ``HotPatchModule`` with the Kotlin core, in a JVM process
   (``DeviceHost.kt``, in the adapter's tests) where only Android and React
-  Native are fakes; or ``python-agent``, the Python reference agent
-  answering as ``HotPatchModule.kt`` does, which also takes patches (the
-  Kotlin core does not yet). Either verifies and installs what a real
+  Native are fakes; ``swift-module``, the SDK's ``HotPatch.onLaunch`` and
+  ``ModuleCore`` with the Swift core (``HotPatchDeviceHost``, in the Swift
+  chroot; it asks for Android releases, as the fixture's builds are
+  Android's); or ``python-agent``, the Python reference agent answering as
+  ``HotPatchModule.kt`` does, which also takes patches (the Kotlin and
+  Swift cores do not yet). Each verifies and installs what a real
   ``hotpatch-server`` process sends;
 - a fatal JavaScript error ends the process, as it does on a phone.
 
 So the app's own JavaScript, React Native's and the SDK's, decides what to
 call and when; what the phone runs at the next launch is the file the
-native side verified and installed. Not covered here: the Swift module in
-this loop (its own tests drive it over the real agent and against a live
-server), and a real device (the checklists in
-docs/howto/react-native-sdk.md). The Hermes of ``hermes-engine-cli`` is
-0.12, older than react-native 0.82's.
+native side verified and installed. Not covered here: React Native's own
+native code (its bridge, Fabric, the Android and iOS frameworks) and a real
+device (the checklists in docs/howto/react-native-sdk.md). The Hermes of
+``hermes-engine-cli`` is 0.12, older than react-native 0.82's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import json
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +68,7 @@ from hotpatch_core.trust import load_trust_root
 from .conftest import REPO, LiveServer, live_server
 
 EXAMPLE = "packages/hotpatch-react-native/example"
+IOS_RUNNER = REPO / "packages" / "hotpatch-react-native" / "ios" / "run_tests.py"
 ANDROID_RUNNER = REPO / "packages" / "hotpatch-react-native" / "android" / "core" / "run_tests.py"
 BUILDS = REPO / "fixtures" / "rn-build"
 APP = "com.example.hotpatchdemo"
@@ -267,6 +271,16 @@ class Module:
         return {"code": code, "message": message, "userInfo": {"reason": reason}}
 
 
+@attrs.frozen
+class Host:
+    """How to start an app process with the SDK's own module, built on this machine."""
+
+    classpath: list[Path] = attrs.Factory(list)  # kotlin-module: DeviceHostKt's class path
+    root: Path = Path("/")  # swift-module: the chroot the program runs in
+    program: str = ""  # swift-module: HotPatchDeviceHost, as the chroot sees it
+    argv: Callable[[list[str]], list[str]] = list  # swift-module: a command, run in the chroot
+
+
 class PythonNative:
     """The native side of one app process, answered by the Python reference agent."""
 
@@ -295,25 +309,37 @@ class PythonNative:
         self._http.close()
 
 
-class KotlinNative:
-    """The native side of one app process: the SDK's own Kotlin ``HotPatch`` and ``HotPatchModule``.
+class RelayedNative:
+    """The native side of one app process: the SDK's own module, in a process of its own.
 
-    A JVM runs ``DeviceHost`` (the adapter's tests): the real module, core,
-    disk and network, with only Android and React Native faked; the calls of
-    the VM's JavaScript are relayed to it and its answers back.
+    ``kotlin-module``: a JVM runs ``DeviceHost`` (the adapter's tests),
+    ``HotPatch.onLaunch`` and ``HotPatchModule`` with only Android and React
+    Native faked. ``swift-module``: ``HotPatchDeviceHost`` runs
+    ``HotPatch.onLaunch`` and ``ModuleCore`` in the Swift chroot. The module,
+    the core, the disk and the network are real; the calls of the VM's
+    JavaScript are relayed to the process and its answers back.
     """
 
     def __init__(self, phone: Phone) -> None:
         """Start the app process."""
-        assert phone.host_classpath is not None
-        java = shutil.which("java")
-        assert java is not None
+        host = phone.host
+        assert host is not None
+        common = [APP_SERVER_URL, phone.live.url, APP, "1.0.0"]
+        if phone.native == "kotlin-module":
+            java = shutil.which("java")
+            assert java is not None
+            argv = [java, "-cp", ":".join(map(str, host.classpath)),
+                    "dev.hotpatch.reactnative.DeviceHostKt", str(phone.storage),
+                    str(phone.live.root), *common]  # fmt: skip
+        else:
+            inside = "/" + str(phone.storage.relative_to(host.root))
+            program = [host.program, inside, f"{inside}-trust-root.json", *common,
+                       str(int(time.time()))]  # the harness's clock  # fmt: skip
+            argv = host.argv(program)
+        self._outside = host.root if phone.native == "swift-module" else None
         self._process = subprocess.Popen(
-            [java, "-cp", ":".join(map(str, phone.host_classpath)),
-             "dev.hotpatch.reactnative.DeviceHostKt", str(phone.storage), str(phone.live.root),
-             APP_SERVER_URL, phone.live.url, APP, "1.0.0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
-        )  # fmt: skip
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+        )
         self.launch_: Launch | None = None
         self.vm: Vm | None = None
 
@@ -329,7 +355,10 @@ class KotlinNative:
         """What ``HotPatch.onLaunch`` returned: the bundle file, None for the APK's."""
         message = self._next()
         assert message["kind"] == "launched", message
-        return message["bundle"]  # type: ignore[no-any-return]
+        bundle: str | None = message["bundle"]
+        if bundle is not None and self._outside is not None:  # a path in the chroot
+            return str(self._outside / bundle.lstrip("/"))
+        return bundle
 
     def attach(self, launch: Launch, vm: Vm) -> None:
         """Answer the calls of ``vm``'s JavaScript from now on."""
@@ -367,10 +396,11 @@ class KotlinNative:
 class Phone:
     """A phone with the fixture app installed: the APK's bundle and trust root, private storage.
 
-    ``native`` is the app's native side: ``"python-agent"`` (HotPatchModule.kt's
-    answers given by the reference agent, which also takes patches) or
-    ``"kotlin-module"`` (the SDK's Kotlin module and core themselves, built
-    into a JVM process with ``host_classpath``).
+    ``native`` is the app's native side: ``"kotlin-module"`` (the SDK's
+    Android module and core, in a JVM process), ``"swift-module"`` (the SDK's
+    iOS module behaviour and core, in a process in the Swift chroot), both
+    started through ``host``; or ``"python-agent"`` (the Python reference
+    agent answering as HotPatchModule.kt does, which also takes patches).
     """
 
     def __init__(
@@ -381,13 +411,16 @@ class Phone:
         live: LiveServer,
         *,
         native: str,
-        host_classpath: list[Path] | None = None,
+        host: Host | None = None,
     ) -> None:
         """Install the app whose APK holds ``apk`` (bundle, assets) and ``live``'s trust root."""
-        self.hermes, self.apk, self.live, self.native = hermes, apk, live, native
-        self.host_classpath = host_classpath
+        self.hermes, self.apk, self.live, self.native, self.host = hermes, apk, live, native, host
         self.scripts = [(example / n).read_text() for n in ("platform.js", "device-native.js")]
         self.storage = apk.parent / "app-files"
+        if native == "swift-module":  # the app's files where the chroot's process can write
+            assert host is not None
+            self.storage = Path(tempfile.mkdtemp(prefix="hotpatch-phone-", dir=host.root / "tmp"))
+            shutil.copy(live.root, f"{self.storage}-trust-root.json")
         self.config = AgentConfig(
             server_url=live.url,  # the phone's network: APP_SERVER_URL reaches the test's server
             app_id=APP,
@@ -397,9 +430,14 @@ class Phone:
             embedded_dir=str(apk),
         )
 
+    def uninstall(self) -> None:
+        """Remove the app's files (the chroot's among them)."""
+        shutil.rmtree(self.storage, ignore_errors=True)
+        Path(f"{self.storage}-trust-root.json").unlink(missing_ok=True)
+
     def launch(self) -> Launch:
         """Start the app, let it run until nothing more happens, and end the process."""
-        native = PythonNative(self) if self.native == "python-agent" else KotlinNative(self)
+        native = PythonNative(self) if self.native == "python-agent" else RelayedNative(self)
         try:
             path = native.launch()  # MainApplication.onCreate, before React Native starts
             bundle = Path(path or self.apk / "index.android.bundle").read_bytes()
@@ -446,22 +484,38 @@ def _stats(live: LiveServer, version: str) -> dict[str, Any]:
     return stats.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
-def device_host(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The class path of the Kotlin DeviceHost: the SDK's module and core, built once per run."""
-    spec = importlib.util.spec_from_file_location("hotpatch_android_build", ANDROID_RUNNER)
+def _load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def kotlin_host(tmp_path_factory: pytest.TempPathFactory) -> Host:
+    """The SDK's Android module and core as an app process (DeviceHostKt), built once per run."""
+    runner = _load(ANDROID_RUNNER, "hotpatch_android_build")
     try:
         classpath: list[Path] = runner.build_device_host(tmp_path_factory.mktemp("android"))
     except SystemExit as missing:  # says what is missing (.ci/run installs it)
         pytest.skip(str(missing))
-    return classpath
+    return Host(classpath=classpath)
 
 
-@pytest.fixture(params=["python-agent", "kotlin-module"])
+@pytest.fixture(scope="session")
+def swift_host() -> Host:
+    """The SDK's iOS module behaviour and core as an app process (HotPatchDeviceHost)."""
+    runner = _load(IOS_RUNNER, "hotpatch_ios_build")
+    try:
+        root, program = runner.build_device_host()
+    except SystemExit as missing:  # says what is missing (.ci/run prepares the chroot)
+        pytest.skip(str(missing))
+    return Host(root=root, program=program, argv=lambda command: runner.chroot_argv(root, command))
+
+
+@pytest.fixture(params=["python-agent", "kotlin-module", "swift-module"])
 def phone(
     request: pytest.FixtureRequest, npm_project: Callable[[str], Path], tmp_path: Path
 ) -> Iterator[tuple[Phone, LiveServer]]:
@@ -471,13 +525,18 @@ def phone(
     if not hermes.is_file():
         pytest.skip("hermes-engine-cli has no Linux x86-64 VM on this machine")
     native: str = request.param
-    host = request.getfixturevalue("device_host") if native == "kotlin-module" else None
+    hosts = {"kotlin-module": "kotlin_host", "swift-module": "swift_host"}
+    host = request.getfixturevalue(hosts[native]) if native in hosts else None
     apk = tmp_path / "phone" / "apk"
     shutil.copytree(BUILDS / "v1", apk)
     with live_server(tmp_path / "server", APP) as live:
         live.cli("embedded", "register", "--platform", "android", "--native-version", "1.0.0",
                  "--bundle-dir", str(apk))  # fmt: skip
-        yield Phone(hermes, example, apk, live, native=native, host_classpath=host), live
+        device = Phone(hermes, example, apk, live, native=native, host=host)
+        try:
+            yield device, live
+        finally:
+            device.uninstall()
 
 
 def _publish(live: LiveServer, version: str, bundle_dir: Path, *, patches: int = 0) -> None:
@@ -496,7 +555,8 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     """Take 1.0.1 and confirm it; 1.0.2 crashes at start twice, the phone goes back to 1.0.1.
 
     The reference agent takes 1.0.1 as a patch against the APK's bundle; the
-    Kotlin module downloads the whole archive (it takes no patches yet).
+    Kotlin and Swift modules download the whole archive (they take no
+    patches yet).
     """
     device, live = phone
     v1 = (BUILDS / "v1" / "index.android.bundle").read_bytes()
