@@ -37,7 +37,6 @@ device (the checklists in docs/howto/react-native-sdk.md). The Hermes of
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import queue
 import shutil
@@ -65,7 +64,7 @@ from hotpatch_core.errors import HotPatchError, IllegalTransitionError
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
 
-from .conftest import REPO, LiveServer, live_server
+from .conftest import REPO, LiveServer, live_server, load_script
 
 EXAMPLE = "packages/hotpatch-react-native/example"
 IOS_RUNNER = REPO / "packages" / "hotpatch-react-native" / "ios" / "run_tests.py"
@@ -484,19 +483,10 @@ def _stats(live: LiveServer, version: str) -> dict[str, Any]:
     return stats.json()  # type: ignore[no-any-return]
 
 
-def _load(path: Path, name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def kotlin_host(tmp_path_factory: pytest.TempPathFactory) -> Host:
     """The SDK's Android module and core as an app process (DeviceHostKt), built once per run."""
-    runner = _load(ANDROID_RUNNER, "hotpatch_android_build")
+    runner = load_script(ANDROID_RUNNER, "hotpatch_android_build")
     try:
         classpath: list[Path] = runner.build_device_host(tmp_path_factory.mktemp("android"))
     except SystemExit as missing:  # says what is missing (.ci/run installs it)
@@ -507,7 +497,7 @@ def kotlin_host(tmp_path_factory: pytest.TempPathFactory) -> Host:
 @pytest.fixture(scope="session")
 def swift_host() -> Host:
     """The SDK's iOS module behaviour and core as an app process (HotPatchDeviceHost)."""
-    runner = _load(IOS_RUNNER, "hotpatch_ios_build")
+    runner = load_script(IOS_RUNNER, "hotpatch_ios_build")
     try:
         root, program = runner.build_device_host()
     except SystemExit as missing:  # says what is missing (.ci/run prepares the chroot)
@@ -578,8 +568,9 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert first.progress == {"download", "install"}
     assert first.screen[-4:] == ["Version ", "1.0.1", " is ready", "Restart"]  # the banner
     if device.native == "python-agent":
-        assert device_state(device).pending.version == "1.0.1"
-        assert device_state(device).pending.patched_from is not None  # only the patch came over
+        pending = device_state(device).pending
+        assert pending.version == "1.0.1"
+        assert pending.patched_from is not None  # only the patch came over
 
     # The next start runs 1.0.1, the file the device verified (Metro's build of the app's v2).
     second = device.launch()

@@ -12,7 +12,6 @@ missing (``.ci/run`` installs ``clang gnustep-devel``).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from .conftest import load_script
 
 IOS = Path(__file__).resolve().parents[2] / "packages" / "hotpatch-react-native" / "ios"
 CANNOT_CHECK = 3
@@ -29,12 +30,7 @@ CANNOT_CHECK = 3
 def checker(npm_project: Callable[[str], Path]) -> ModuleType:
     """check_bridge.py as a module, with the SDK package's react-native installed."""
     npm_project("packages/hotpatch-react-native")
-    spec = importlib.util.spec_from_file_location("hotpatch_check_bridge", IOS / "check_bridge.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hotpatch_check_bridge"] = module
-    spec.loader.exec_module(module)
+    module = load_script(IOS / "check_bridge.py", "hotpatch_check_bridge")
     if module._missing():
         pytest.skip("cannot check the iOS bridge here: " + "; ".join(module._missing()))
     return module

@@ -14,14 +14,14 @@ JUnit suite by hand (without the live part).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from .conftest import load_script
 
 CORE = (
     Path(__file__).resolve().parents[2] / "packages" / "hotpatch-react-native" / "android" / "core"
@@ -43,7 +43,7 @@ def test_a_stub_that_drifts_from_react_native_fails_the_check(tmp_path: Path) ->
     """The adapter's React Native stubs are checked, not trusted: a changed signature is caught."""
     if shutil.which("javac") is None or shutil.which("npm") is None:
         pytest.skip("needs a JDK (javac) and npm")
-    runner = _load(CORE / "run_tests.py", "hotpatch_run_tests")
+    runner = load_script(CORE / "run_tests.py", "hotpatch_run_tests")
     api = runner._react_native() / "ReactAndroid" / "api" / "ReactAndroid.api"
     stubs = tmp_path / "stubs"
     shutil.copytree(ANDROID / "stubs", stubs)
@@ -53,19 +53,9 @@ def test_a_stub_that_drifts_from_react_native_fails_the_check(tmp_path: Path) ->
     )
     classes = tmp_path / "classes"
     runner._javac([stubs], [], classes)
-    check = _load(ANDROID / "check_stubs.py", "hotpatch_check_stubs")
+    check = load_script(ANDROID / "check_stubs.py", "hotpatch_check_stubs")
     checked, problems = check.check(classes, api)
     assert checked == 30
     assert len(problems) == 1, problems
     assert problems[0].startswith("com.facebook.react.bridge.Promise.resolve(Ljava/lang/String;)V")
     assert "not in the API (it has [('resolve', '(Ljava/lang/Object;)V'" in problems[0]
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

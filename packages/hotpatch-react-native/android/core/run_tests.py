@@ -166,6 +166,17 @@ def _stdlib() -> Path:
     return HERE / "node_modules" / "kotlin-compiler" / "lib" / "kotlin-stdlib.jar"
 
 
+def _build_adapter(build: Path) -> tuple[Path, Path, list[Path], Path]:
+    """Compile the core and the adapter with its tests: (kotlinc, core, adapter, adapter tests)."""
+    kotlinc = _kotlinc()
+    core = build / "main"
+    shutil.rmtree(core, ignore_errors=True)
+    core.mkdir(parents=True)
+    _compile(kotlinc, HERE / "src" / "main" / "kotlin", [JARS / name for name in LIBRARIES], core)
+    adapter, adapter_tests = _adapter(kotlinc, core, build)
+    return kotlinc, core, adapter, adapter_tests
+
+
 def build_device_host(build: Path) -> list[Path]:
     """Compile the core and the adapter with its tests; return the class path of ``DeviceHostKt``.
 
@@ -177,14 +188,8 @@ def build_device_host(build: Path) -> list[Path]:
     missing = _missing()
     if missing:
         raise SystemExit("cannot build the Android side here; missing:\n  " + "\n  ".join(missing))
-    kotlinc = _kotlinc()
-    core = build / "main"
-    shutil.rmtree(core, ignore_errors=True)
-    core.mkdir(parents=True)
-    libraries = [JARS / name for name in LIBRARIES]
-    _compile(kotlinc, HERE / "src" / "main" / "kotlin", libraries, core)
-    adapter, adapter_tests = _adapter(kotlinc, core, build)
-    return [adapter_tests, *adapter, core, _stdlib(), *libraries]
+    _, core, adapter, adapter_tests = _build_adapter(build)
+    return [adapter_tests, *adapter, core, _stdlib(), *(JARS / name for name in LIBRARIES)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,18 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot build the Android core here; missing:\n  " + "\n  ".join(missing))  # noqa: T201
         return 3
     build = args.build or Path(tempfile.mkdtemp(prefix="hotpatch-jvm-"))
-    kotlinc = _kotlinc()
-    stdlib = _stdlib()
-    main_classes, test_classes, reports = build / "main", build / "test", build / "reports"
-    for folder in (main_classes, test_classes, reports):
+    test_classes, reports = build / "test", build / "reports"
+    for folder in (test_classes, reports):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+    kotlinc, main_classes, adapter, adapter_tests = _build_adapter(build)
     libraries = [JARS / name for name in LIBRARIES]
-    _compile(kotlinc, HERE / "src" / "main" / "kotlin", libraries, main_classes)
     test_path = [main_classes, *libraries, *(JARS / name for name in TEST_LIBRARIES)]
     _compile(kotlinc, HERE / "src" / "test" / "kotlin", test_path, test_classes)
-    adapter, adapter_tests = _adapter(kotlinc, main_classes, build)
-    run_path = [test_classes, adapter_tests, main_classes, *adapter, stdlib, *libraries]
+    run_path = [test_classes, adapter_tests, main_classes, *adapter, _stdlib(), *libraries]
     launch = [_tool("java"), f"-Dhotpatch.spec={SPEC}", *live, "-jar", str(LAUNCHER),
               "--class-path", ":".join(str(p) for p in run_path),
               "--scan-class-path", f"{test_classes}:{adapter_tests}", "--reports-dir", str(reports),
