@@ -229,6 +229,7 @@ def vectors(session: nox.Session) -> None:
     """Regenerate the golden vectors and the device conformance scenarios (docs/spec/)."""
     _sync(session)
     session.run("python", "packages/hotpatch-core/tests/golden.py")
+    session.run("python", "packages/hotpatch-diff/tests/golden_patches.py")
     session.run("python", "packages/hotpatch-core/tests/conformance_gen.py")
     # The Android core's case-folding table, from the vector just written.
     session.run("python", "packages/hotpatch-react-native/android/core/gen_casefold.py")

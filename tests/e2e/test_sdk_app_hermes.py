@@ -545,8 +545,10 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     """Take 1.0.1 and confirm it; 1.0.2 crashes at start twice, the phone goes back to 1.0.1.
 
     The reference agent takes 1.0.1 as a patch against the APK's bundle; the
-    Kotlin and Swift modules download the whole archive (they take no
-    patches yet).
+    Kotlin and Swift modules download the whole archive (they take no patch
+    from the bundle in the binary yet). The reference agent and the Kotlin
+    module take 1.0.2 as a patch against the installed 1.0.1; the Swift
+    module downloads its archive (it takes no patches yet).
     """
     device, live = phone
     v1 = (BUILDS / "v1" / "index.android.bundle").read_bytes()
@@ -580,13 +582,20 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert "Restart" not in second.screen
     assert "Settings" in second.screen
     assert _stats(live, "1.0.1")["installations"] == {"applied": 1, "failed": 0, "rolled_back": 0}
+    confirmed = device_state(device).confirmed.manifest_id
 
     # 1.0.2 throws while it loads: two launches on trial crash, the third is 1.0.1 again.
     crashing = tmp_path / "v3"
     shutil.copytree(BUILDS / "v2", crashing)
     (crashing / "index.android.bundle").write_bytes(_crashing(v2))
-    _publish(live, "1.0.2", crashing)
+    _publish(live, "1.0.2", crashing, patches=2)  # from the APK's bundle and from 1.0.1
     assert device.launch().crashed is None  # downloaded, for the next start
+    staged = device_state(device).pending
+    assert staged.version == "1.0.2"
+    if device.native in ("python-agent", "kotlin-module"):
+        assert staged.patched_from == confirmed  # built from the patch against 1.0.1
+    else:
+        assert staged.patched_from is None
     for _ in range(2):
         crashed = device.launch()
         assert crashed.bundle == _crashing(v2)
@@ -601,9 +610,58 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
 
 
 def device_state(device: Phone) -> Any:
-    """The agent's saved state, read the way the next launch reads it."""
+    """The saved state, read by the reference agent (every side writes the same files)."""
+    # The Kotlin module keeps them in the app's files/hotpatch, as HotPatch.kt does.
+    storage = device.storage / "hotpatch" if device.native == "kotlin-module" else device.storage
     with (
         device_http_client() as http,
-        Agent(device.config, http=http, storage_dir=device.storage) as agent,
+        Agent(device.config, http=http, storage_dir=storage) as agent,
     ):
         return agent.state
+
+
+def _patch_blobs(live: LiveServer) -> set[Path]:
+    """The server's stored patches (blobs in its data directory that begin with b"HPD")."""
+    data = Path(live.env["HOTPATCH_DATA_DIR"])
+    found = set()
+    for path in data.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as blob:
+                if blob.read(3) == b"HPD":
+                    found.add(path)
+    return found
+
+
+@pytest.mark.parametrize("phone", ["python-agent", "kotlin-module"], indirect=True)
+def test_a_damaged_patch_costs_a_download_never_the_update(
+    phone: tuple[Phone, LiveServer], tmp_path: Path
+) -> None:
+    """Every patch to 1.0.2 is damaged on the server: the phone reports it and takes the archive."""
+    device, live = phone
+    _publish(live, "1.0.1", BUILDS / "v2", patches=1)
+    assert device.launch().crashed is None  # takes 1.0.1
+    assert device.launch().bundle == (BUILDS / "v2" / "index.android.bundle").read_bytes()
+    before = _patch_blobs(live)
+    fixed = tmp_path / "v3"
+    shutil.copytree(BUILDS / "v2", fixed)
+    v3 = (BUILDS / "v2" / "index.android.bundle").read_bytes() + b"\n// 1.0.2: a comment\n"
+    (fixed / "index.android.bundle").write_bytes(v3)
+    _publish(live, "1.0.2", fixed, patches=2)  # from the APK's bundle and from 1.0.1
+    damaged = _patch_blobs(live) - before
+    assert len(damaged) == 2
+    for blob in damaged:  # the same length, so the offer still fits: the bytes are wrong
+        data = bytearray(blob.read_bytes())
+        for at in range(12, len(data)):
+            data[at] ^= 0x5A
+        blob.write_bytes(bytes(data))
+
+    third = device.launch()
+    assert (third.crashed, third.warnings) == (None, [])
+    assert "downloadUpdate" in third.calls
+    staged = device_state(device).pending
+    assert (staged.version, staged.patched_from) == ("1.0.2", None)  # the archive, after all
+    fourth = device.launch()
+    assert fourth.bundle == v3
+    assert "notifyAppReady" in fourth.calls
+    # The failed patch was reported (its reason says so); then the release was applied.
+    assert _stats(live, "1.0.2")["installations"] == {"applied": 1, "failed": 1, "rolled_back": 0}

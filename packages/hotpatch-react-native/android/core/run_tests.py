@@ -31,8 +31,13 @@ ANDROID = HERE.parent
 PACKAGE = ANDROID.parent
 SPEC = HERE.parents[3] / "docs" / "spec"
 JARS = Path("/usr/share/java")
-#: Debian packages: junit5 (JUnit 5.9) and libbcprov-java (BouncyCastle 1.72).
-LIBRARIES = ("bcprov.jar",)
+#: Debian packages: junit5 (JUnit 5.9), libbcprov-java (BouncyCastle 1.72), and the patch
+#: decoders: libzstd-jni-java with libzstd-jni1 (zstd-jni 1.5.2), libcommons-compress-java
+#: (bzip2, commons-compress 1.22) and libxz-java (raw LZMA2, xz-java 1.9).
+LIBRARIES = ("bcprov.jar", "zstd-jni.jar", "commons-compress.jar", "xz.jar")
+#: The native half of zstd-jni, which it loads from the system's library path.
+NATIVE = (Path("/usr/lib/x86_64-linux-gnu/libzstd-jni.so"), Path("/usr/lib/aarch64-linux-gnu/libzstd-jni.so"))
+APT = "junit5 libbcprov-java libzstd-jni-java libzstd-jni1 libcommons-compress-java libxz-java"
 TEST_LIBRARIES = (
     "junit-jupiter-api.jar",
     "junit-jupiter-params.jar",
@@ -45,9 +50,9 @@ LAUNCHER = JARS / "junit-platform-console-standalone.jar"
 
 def _missing() -> list[str]:
     wanted = [JARS / name for name in (*LIBRARIES, *TEST_LIBRARIES)] + [LAUNCHER]
-    missing = [
-        f"{path} (apt-get install junit5 libbcprov-java)" for path in wanted if not path.is_file()
-    ]
+    missing = [f"{path} (apt-get install {APT})" for path in wanted if not path.is_file()]
+    if not any(path.is_file() for path in NATIVE):
+        missing.append(f"libzstd-jni.so (apt-get install {APT})")
     jdk = [t for t in ("java", "javac", "javap") if shutil.which(t) is None]
     missing += [f"{t} (apt-get install openjdk-17-jdk-headless)" for t in jdk]
     missing += [f"{t} (Node.js)" for t in ("npm", "node") if shutil.which(t) is None]

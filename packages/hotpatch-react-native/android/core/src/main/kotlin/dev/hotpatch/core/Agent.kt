@@ -130,8 +130,12 @@ data class SyncResult(
  * only then performs the actions (fetch a root, ask for an update, download,
  * install, report). The native adapter calls [onLaunch] before React Native
  * starts, gives React Native [bundlePath], and [notifyReady] after the first
- * render; [sync] runs on a background thread. Patches are not taken yet: the
- * agent sends no patch offer to the machine, which then fetches the archive.
+ * render; [sync] runs on a background thread. When the server offers a patch
+ * from a bundle this device has installed, the machine may ask for it
+ * ([Action.FetchPatch]): the agent downloads it (capped at its offered size)
+ * and builds the release from it, every file checked against the signed
+ * manifest; any failure is reported and the archive is downloaded instead.
+ * Patches from the bundle embedded in the binary are not taken yet.
  */
 class Agent(
     private val config: AgentConfig,
@@ -226,7 +230,16 @@ class Agent(
 
     // --- the update ---------------------------------------------------------------------------------------
 
-    private class Answer(val envelope: ByteArray?, val bundleUrl: String?, val head: ByteArray?)
+    private class Answer(
+        val envelope: ByteArray?,
+        val bundleUrl: String?,
+        val head: ByteArray?,
+        val patch: PatchHint? = null,
+        val patchUrl: String? = null,
+    )
+
+    /** What the last check offered: the machine's first fetch (a patch or the archive) and where. */
+    private class Offered(val release: VerifiedRelease, val archiveUrl: String, val patch: PatchHint?, val patchUrl: String?)
 
     /**
      * Walk the trust root forward and ask for an update; return the verified
@@ -261,15 +274,27 @@ class Agent(
             throw e
         }
         val actions = synchronized(lock) {
-            feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, null))
+            feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, answer.patch))
         }
         actions.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
-        val download = actions.filterIsInstance<Action.Download>().firstOrNull() ?: return null
-        offered = download.release to (answer.bundleUrl ?: throw NetworkException("the answer named no archive", retryable = false))
-        return download.release
+        val archiveUrl = answer.bundleUrl ?: return null
+        for (action in actions) {
+            if (action is Action.FetchPatch) {
+                offered = Offered(action.release, archiveUrl, action.hint, answer.patchUrl)
+                return action.release
+            }
+            if (action is Action.Download) {
+                offered = Offered(action.release, archiveUrl, null, null)
+                return action.release
+            }
+        }
+        return null
     }
 
-    private var offered: Pair<VerifiedRelease, String>? = null
+    private var offered: Offered? = null
+
+    /** The size of the patch the last check chose to fetch instead of the archive, or null. */
+    val offeredPatchSize: Long? get() = synchronized(updating) { offered?.patch?.size }
 
     /**
      * Download, verify and install the release [checkForUpdate] offered
@@ -282,9 +307,73 @@ class Agent(
         synchronized(updating) { download(manifestId, progress) }
 
     private fun download(manifestId: String, progress: (String, Long, Long) -> Unit): Boolean {
-        val (release, url) = offered?.takeIf { it.first.manifestId == manifestId }
+        val offer = offered?.takeIf { it.release.manifestId == manifestId }
             ?: throw IllegalTransitionException("downloadUpdate($manifestId) needs the release checkForUpdate() offered")
         offered = null
+        if (offer.patch != null && offer.patchUrl != null) {
+            val work = patch(offer.release, offer.patch, offer.patchUrl, progress)
+            if (work.none { it is Action.Download }) return restartIfAsked(work)
+        }
+        return downloadArchive(offer.release, offer.archiveUrl, progress)
+    }
+
+    /**
+     * Build [release] from the patch [hint] offers: download it (capped at its offered size), apply
+     * it to the installed base, every file checked, staged as an archive would be. Returns what the
+     * machine asks next: after [Event.PatchInstalled], perhaps a restart; after [Event.PatchFailed]
+     * (any failure, reported), the archive's download.
+     */
+    private fun patch(release: VerifiedRelease, hint: PatchHint, url: String, progress: (String, Long, Long) -> Unit): List<Action> {
+        val path = "${DeviceStorage.DOWNLOADS}/${release.manifestId}.patch"
+        var phase = ReportPhase.DOWNLOAD
+        try {
+            tidy { fs.remove(path) } // a patch is small: never resumed
+            fetchArchive(url, path, hint.size) { done, total -> progress("download", done, total) }
+            val patch = fs.openRead(path).use { file ->
+                ByteArray(file.size.toInt()).also { data ->
+                    var done = 0
+                    while (done < data.size) {
+                        val got = file.read(done.toLong(), data, done, data.size - done)
+                        if (got <= 0) throw IOException("the patch file ended early")
+                        done += got
+                    }
+                }
+            }
+            phase = ReportPhase.APPLY
+            val base = storage.patchBase(hint.baseManifestId, installedFiles(hint.baseManifestId))
+            storage.installFromPatch(release, patch, base) { done, total -> progress("install", done, total) }
+        } catch (e: HotPatchException) {
+            tidy { fs.remove(path) }
+            return synchronized(lock) { feed(Event.PatchFailed("patch from ${hint.baseManifestId.take(12)} failed (${e.reason}: ${e.message})", phase)) }
+        } catch (e: IOException) {
+            tidy { fs.remove(path) }
+            return synchronized(lock) { feed(Event.PatchFailed("patch from ${hint.baseManifestId.take(12)} failed (StorageError: ${e.message})", phase)) }
+        }
+        tidy { fs.remove(path) }
+        return synchronized(lock) { feed(Event.PatchInstalled(hint.baseManifestId)) }
+    }
+
+    /** The signed file list of installed bundle [manifestId], from the envelope stored beside it. */
+    private fun installedFiles(manifestId: String): List<FileEntry> {
+        val stored = "${DeviceStorage.releaseDir(manifestId)}/${DeviceStorage.ENVELOPE}"
+        val bytes = fs.openRead(stored).use { file ->
+            val out = java.io.ByteArrayOutputStream()
+            file.forEachChunk { buffer, count -> out.write(buffer, 0, count) }
+            out.toByteArray()
+        }
+        return Manifests.decode(Envelopes.decode(bytes, Releases.MAX_RELEASE_ENVELOPE_BYTES).payload).files
+    }
+
+    private fun restartIfAsked(work: List<Action>): Boolean {
+        if (work.any { it is Action.RestartApp }) {
+            restart()
+            return true
+        }
+        return false
+    }
+
+    /** Download, verify and install [release]'s archive from [url]; whether the app was asked to restart. */
+    private fun downloadArchive(release: VerifiedRelease, url: String, progress: (String, Long, Long) -> Unit): Boolean {
         val part = DeviceStorage.downloadPath(release.manifestId)
         val (sha256, length) = try {
             fetchArchive(url, part, release.manifest.archive.length) { done, total -> progress("download", done, total) }
@@ -318,11 +407,7 @@ class Agent(
             throw StorageException("the bundle could not be installed: ${e.message}")
         }
         work = synchronized(lock) { feed(Event.InstallFinished) }
-        if (work.any { it is Action.RestartApp }) {
-            restart()
-            return true
-        }
-        return false
+        return restartIfAsked(work)
     }
 
     private fun ask(request: Action.RequestCheck): Answer {
@@ -349,7 +434,32 @@ class Agent(
         val manifest = signedBytes(members["manifest"])
         val bundleUrl = (members["bundleUrl"] as? Json.Str)?.value
         if (!available || manifest == null || bundleUrl == null) return Answer(null, null, head)
-        return Answer(manifest, URI(url("/")).resolve(bundleUrl).toString(), head)
+        val offer = patchOffer(members["patch"])
+        return Answer(manifest, resolve(bundleUrl), head, offer?.first, offer?.second?.let(::resolve))
+    }
+
+    private fun resolve(reference: String): String = try {
+        URI(url("/")).resolve(reference).toString()
+    } catch (e: IllegalArgumentException) {
+        throw NetworkException("update check answer names a URL that is not one: ${e.message}", retryable = false)
+    }
+
+    /**
+     * The answer's unsigned patch offer (§4b) and its URL, or null: a malformed offer is dropped
+     * (the archive is fetched instead), as the reference's read_check_answer does.
+     */
+    private fun patchOffer(value: Json?): Pair<PatchHint, String>? {
+        val members = (value as? Json.Obj)?.members ?: return null
+        if (members.keys != setOf("url", "size", "baseManifestId")) return null
+        val url = (members["url"] as? Json.Str)?.value ?: return null
+        val size = (members["size"] as? Json.Int)?.value?.takeIf { it >= 1 } ?: return null
+        val base = (members["baseManifestId"] as? Json.Str)?.value?.takeIf { MANIFEST_ID.matches(it) } ?: return null
+        return try {
+            URI(url("/")).resolve(url)
+            PatchHint(base, size) to url
+        } catch (e: IllegalArgumentException) {
+            null
+        }
     }
 
     /** A base64 signed document of the answer; garbage is passed on to be refused by verification. */
@@ -597,6 +707,7 @@ class Agent(
         const val MAX_ANSWER_BYTES = (Releases.MAX_RELEASE_ENVELOPE_BYTES + 2L) / 3 * 4 + 64 * 1024
         val RANGE = Regex("bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\\*)")
         val DIGITS = Regex("[0-9]{1,18}")
+        val MANIFEST_ID = Regex("[0-9a-f]{64}")
 
         fun randomId(): String = ByteArray(16).also { SecureRandom().nextBytes(it) }.joinToString("") { "%02x".format(it) }
     }

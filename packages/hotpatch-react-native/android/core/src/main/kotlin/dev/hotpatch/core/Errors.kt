@@ -121,3 +121,13 @@ class OverlappingEntriesException(message: String) : ArchiveException(message, "
 class IllegalTransitionException(message: String) : HotPatchException(message) {
     override val reason: String get() = "IllegalTransitionError"
 }
+
+/** Bytes that are not a patch this core can read (hotpatch_diff.PatchFormatError). */
+class PatchFormatException(message: String) : FormatException(message) {
+    override val reason: String get() = "PatchFormatError"
+}
+
+/** A patch made from, or for, another release than the one at hand (hotpatch_diff.WrongBaseError). */
+class WrongBaseException(message: String) : HotPatchException(message) {
+    override val reason: String get() = "WrongBaseError"
+}

@@ -243,6 +243,43 @@ class DeviceStorage(private val fs: FileSystem) {
      */
     fun install(release: VerifiedRelease, source: ArchiveSource, progress: (Long, Long) -> Unit = { _, _ -> }): String {
         val manifest = release.manifest
+        val limits = ArchiveLimits(
+            maxFiles = maxOf(1L, manifest.archive.fileCount).toInt(),
+            maxTotalBytes = maxOf(1L, manifest.archive.uncompressedSize),
+        )
+        return stage(release, progress) { sink -> Archives.extract(source, manifest.files, sink, limits) }
+    }
+
+    /**
+     * Install [release] by applying [patch] to [base] (an installed bundle or the embedded one),
+     * staged exactly as [install] stages an archive: every produced file is capped at and checked
+     * against the signed manifest ([Patches.apply]), synced and read back. Throws the patch's
+     * errors ([PatchFormatException], [WrongBaseException], [TooLargeException],
+     * [HashMismatchException]), [LocalTamperingException] or [IOException]; nothing is left behind.
+     */
+    fun installFromPatch(release: VerifiedRelease, patch: ByteArray, base: PatchBase, progress: (Long, Long) -> Unit = { _, _ -> }): String =
+        stage(release, progress) { sink -> Patches.apply(patch, base, release.manifestId, release.manifest.files, sink) }
+
+    /** The files of installed bundle [manifestId] as a patch base, read against its signed file list. */
+    fun patchBase(manifestId: String, files: List<FileEntry>): PatchBase {
+        val root = filesOf(manifestId)
+        return PatchBase(manifestId, files) { entry ->
+            fs.openRead("$root/${entry.path}").use { file ->
+                val data = ByteArray(minOf(file.size, entry.size + 1).toInt())
+                var done = 0
+                while (done < data.size) {
+                    val got = file.read(done.toLong(), data, done, data.size - done)
+                    if (got <= 0) break
+                    done += got
+                }
+                data.copyOf(done)
+            }
+        }
+    }
+
+    /** Stage [release]'s files as [produce] writes them into the sink, then move the bundle into place. */
+    private fun stage(release: VerifiedRelease, progress: (Long, Long) -> Unit, produce: (ExtractSink) -> Unit): String {
+        val manifest = release.manifest
         val staging = "$RELEASES/$STAGING_PREFIX${release.manifestId}"
         val final = releaseDir(release.manifestId)
         fs.mkdir(RELEASES)
@@ -252,12 +289,8 @@ class DeviceStorage(private val fs: FileSystem) {
             fs.mkdir("$staging/$FILES")
             val sink = DirectorySink("$staging/$FILES", manifest.archive.uncompressedSize, progress)
             try {
-                val limits = ArchiveLimits(
-                    maxFiles = maxOf(1L, manifest.archive.fileCount).toInt(),
-                    maxTotalBytes = maxOf(1L, manifest.archive.uncompressedSize),
-                )
                 progress(0, manifest.archive.uncompressedSize)
-                Archives.extract(source, manifest.files, sink, limits)
+                produce(sink)
             } finally {
                 sink.close()
             }

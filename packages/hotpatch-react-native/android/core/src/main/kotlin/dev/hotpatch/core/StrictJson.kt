@@ -53,7 +53,7 @@ object StrictJson {
     }
 
     /** Code point order, as Python sorts strings (UTF-16 order differs above U+FFFF). */
-    private val CODE_POINT_ORDER = Comparator<String> { a, b ->
+    internal val CODE_POINT_ORDER = Comparator<String> { a, b ->
         var i = 0
         var j = 0
         while (i < a.length && j < b.length) {
