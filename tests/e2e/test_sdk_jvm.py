@@ -7,8 +7,10 @@ scenarios, a differential Ed25519 test against JDK 17). Here it also gets a
 real ``hotpatch-server`` process with a release that the ``hotpatch`` CLI
 signed and published, so ``LiveServerTest`` runs the Kotlin agent against it:
 a device receives, installs, confirms and reports a signed update. Skipped,
-with the reason, where Java, JUnit 5 or BouncyCastle are missing (``.ci/run``
-installs them: ``junit5``, ``libbcprov-java``). ``nox -s sdk-jvm`` runs the
+with the reason, where Java, JUnit 5, BouncyCastle or the patch decoders are
+missing (``.ci/run`` installs them: ``junit5``, ``libbcprov-java``,
+``libzstd-jni-java``, ``libzstd-jni1``, ``libcommons-compress-java``,
+``libxz-java``). ``nox -s sdk-jvm`` runs the
 JUnit suite by hand (without the live part).
 """
 
