@@ -36,7 +36,7 @@ JARS = Path("/usr/share/java")
 #: (bzip2, commons-compress 1.22) and libxz-java (raw LZMA2, xz-java 1.9).
 LIBRARIES = ("bcprov.jar", "zstd-jni.jar", "commons-compress.jar", "xz.jar")
 #: The native half of zstd-jni, which it loads from the system's library path.
-NATIVE = (Path("/usr/lib/x86_64-linux-gnu/libzstd-jni.so"), Path("/usr/lib/aarch64-linux-gnu/libzstd-jni.so"))
+NATIVE = tuple(Path(f"/usr/lib/{arch}-linux-gnu/libzstd-jni.so") for arch in ("x86_64", "aarch64"))
 APT = "junit5 libbcprov-java libzstd-jni-java libzstd-jni1 libcommons-compress-java libxz-java"
 TEST_LIBRARIES = (
     "junit-jupiter-api.jar",
