@@ -164,6 +164,7 @@ class Launch:
     warnings: list[str] = attrs.Factory(list)  # console.warn and console.error
     crashed: str | None = None  # the fatal error that ended the process
     restart_requested: bool = False
+    offers: list[Any] = attrs.Factory(list)  # what checkForUpdate() resolved with
 
 
 def _code(error: HotPatchError) -> str:
@@ -228,6 +229,8 @@ class Module:
                 value, after = self._agent_call(method, args)
             except HotPatchError as exc:
                 error = self._error(_code(exc), str(exc), type(exc).__name__)
+            if method == "checkForUpdate" and error is None:
+                self.launch.offers.append(value)
         self.vm.send(f"__device.settle({ident}, {json.dumps(error)}, {json.dumps(value)})")
         if after is not None:
             after()
@@ -378,6 +381,8 @@ class RelayedNative:
                 self.vm.send(f"__device.emit({json.dumps(message['name'])}, "
                              f"{json.dumps(message['body'])})")  # fmt: skip
             elif message["kind"] == "settle":
+                if call["method"] == "checkForUpdate" and message["error"] is None:
+                    self.launch_.offers.append(message["value"])
                 error, value = json.dumps(message["error"]), json.dumps(message["value"])
                 self.vm.send(f"__device.settle({message['id']}, {error}, {value})")
             elif message["kind"] == "restart":
@@ -569,10 +574,12 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert first.calls[0] == "configure"
     assert first.progress == {"download", "install"}
     assert first.screen[-4:] == ["Version ", "1.0.1", " is ready", "Restart"]  # the banner
-    if device.native == "python-agent":
-        pending = device_state(device).pending
-        assert pending.version == "1.0.1"
-        assert pending.patched_from is not None  # only the patch came over
+    assert [o["isPatch"] for o in first.offers] == [device.native == "python-agent"]
+    pending = device_state(device).pending  # a patch only to the reference agent
+    assert (pending.version, pending.patched_from is not None) == (
+        "1.0.1",
+        device.native == "python-agent",
+    )
 
     # The next start runs 1.0.1, the file the device verified (Metro's build of the app's v2).
     second = device.launch()
@@ -589,7 +596,11 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     shutil.copytree(BUILDS / "v2", crashing)
     (crashing / "index.android.bundle").write_bytes(_crashing(v2))
     _publish(live, "1.0.2", crashing, patches=2)  # from the APK's bundle and from 1.0.1
-    assert device.launch().crashed is None  # downloaded, for the next start
+    third = device.launch()
+    assert third.crashed is None  # downloaded, for the next start
+    (offer,) = third.offers
+    assert offer["version"] == "1.0.2"
+    assert offer["isPatch"] == (device.native != "swift-module")  # what JavaScript is told
     staged = device_state(device).pending
     assert staged.version == "1.0.2"
     if device.native in ("python-agent", "kotlin-module"):

@@ -58,7 +58,7 @@ class HotPatchModule internal constructor(
 
     override fun checkForUpdate(promise: Promise) = run(promise) { agent ->
         sendReports(agent) // what earlier launches left queued (a rollback, a confirmation) goes first
-        agent.checkForUpdate()?.let { update(it) }
+        agent.checkForUpdate()?.let { update(it, agent.offeredPatchSize) }
     }
 
     override fun downloadUpdate(manifestId: String, promise: Promise) = run(promise) { agent ->
@@ -142,15 +142,16 @@ class HotPatchModule internal constructor(
 
     private fun reason(text: String): WritableMap = newMap().apply { putString("reason", text) }
 
-    private fun update(release: VerifiedRelease): WritableMap = newMap().apply {
+    /** The offer for JavaScript; [patchSize] when the release will come as a patch of that many bytes. */
+    private fun update(release: VerifiedRelease, patchSize: Long?): WritableMap = newMap().apply {
         val manifest = release.manifest
         putString("manifestId", release.manifestId)
         putString("version", manifest.version)
         putDouble("epoch", manifest.epoch.toDouble())
         putDouble("sequence", manifest.sequence.toDouble())
         putBoolean("mandatory", manifest.mandatory)
-        putDouble("downloadSize", manifest.archive.length.toDouble())
-        putBoolean("isPatch", false)
+        putDouble("downloadSize", (patchSize ?: manifest.archive.length).toDouble())
+        putBoolean("isPatch", patchSize != null)
     }
 
     private fun bundle(bundle: Bundle): WritableMap = newMap().apply {
