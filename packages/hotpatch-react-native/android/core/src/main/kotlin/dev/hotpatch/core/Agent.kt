@@ -329,16 +329,7 @@ class Agent(
         try {
             tidy { fs.remove(path) } // a patch is small: never resumed
             fetchArchive(url, path, hint.size) { done, total -> progress("download", done, total) }
-            val patch = fs.openRead(path).use { file ->
-                ByteArray(file.size.toInt()).also { data ->
-                    var done = 0
-                    while (done < data.size) {
-                        val got = file.read(done.toLong(), data, done, data.size - done)
-                        if (got <= 0) throw IOException("the patch file ended early")
-                        done += got
-                    }
-                }
-            }
+            val patch = fs.openRead(path).use { it.readBytes(hint.size) }
             phase = ReportPhase.APPLY
             val base = storage.patchBase(hint.baseManifestId, installedFiles(hint.baseManifestId))
             storage.installFromPatch(release, patch, base) { done, total -> progress("install", done, total) }
@@ -356,11 +347,7 @@ class Agent(
     /** The signed file list of installed bundle [manifestId], from the envelope stored beside it. */
     private fun installedFiles(manifestId: String): List<FileEntry> {
         val stored = "${DeviceStorage.releaseDir(manifestId)}/${DeviceStorage.ENVELOPE}"
-        val bytes = fs.openRead(stored).use { file ->
-            val out = java.io.ByteArrayOutputStream()
-            file.forEachChunk { buffer, count -> out.write(buffer, 0, count) }
-            out.toByteArray()
-        }
+        val bytes = fs.openRead(stored).use { it.readBytes(Releases.MAX_RELEASE_ENVELOPE_BYTES + 1L) }
         return Manifests.decode(Envelopes.decode(bytes, Releases.MAX_RELEASE_ENVELOPE_BYTES).payload).files
     }
 

@@ -30,6 +30,13 @@ interface ArchiveSource {
         }
     }
 
+    /** The first [length] bytes (all of them by default), or fewer if the source ends first. */
+    fun readBytes(length: Long = size): ByteArray {
+        val out = java.io.ByteArrayOutputStream()
+        forEachChunk(minOf(length, size)) { buffer, count -> out.write(buffer, 0, count) }
+        return out.toByteArray()
+    }
+
     class Bytes(private val data: ByteArray) : ArchiveSource {
         override val size: Long get() = data.size.toLong()
 

@@ -185,7 +185,7 @@ class DeviceStorage(private val fs: FileSystem) {
         val size = fs.size(STATE) ?: return null
         return try {
             if (size > MAX_STATE_BYTES) throw TooLargeException("state.json", MAX_STATE_BYTES)
-            val data = fs.openRead(STATE).use { readAll(it) }
+            val data = fs.openRead(STATE).use { it.readBytes() }
             val document = StrictJson.parse(data) as? Json.Obj ?: throw SchemaException("state.json is not an object", "")
             if ((document.members["format"] as? Json.Int)?.value != STATE_FORMAT) throw UnsupportedFormatException("state.json has an unknown format")
             val deviceId = (document.members["deviceId"] as? Json.Str)?.value ?: throw SchemaException("state.json has no device id", "deviceId")
@@ -263,18 +263,7 @@ class DeviceStorage(private val fs: FileSystem) {
     /** The files of installed bundle [manifestId] as a patch base, read against its signed file list. */
     fun patchBase(manifestId: String, files: List<FileEntry>): PatchBase {
         val root = filesOf(manifestId)
-        return PatchBase(manifestId, files) { entry ->
-            fs.openRead("$root/${entry.path}").use { file ->
-                val data = ByteArray(minOf(file.size, entry.size + 1).toInt())
-                var done = 0
-                while (done < data.size) {
-                    val got = file.read(done.toLong(), data, done, data.size - done)
-                    if (got <= 0) break
-                    done += got
-                }
-                data.copyOf(done)
-            }
-        }
+        return PatchBase(manifestId, files) { entry -> fs.openRead("$root/${entry.path}").use { it.readBytes(entry.size + 1) } }
     }
 
     /** Stage [release]'s files as [produce] writes them into the sink, then move the bundle into place. */
@@ -366,7 +355,4 @@ class DeviceStorage(private val fs: FileSystem) {
     }
 
     private fun digest(source: ArchiveSource): String = sha256Of(source)
-
-    private fun readAll(source: ArchiveSource): ByteArray =
-        java.io.ByteArrayOutputStream().also { out -> source.forEachChunk { buffer, count -> out.write(buffer, 0, count) } }.toByteArray()
 }
