@@ -22,8 +22,10 @@ again and again:
   ``ModuleCore`` with the Swift core (``HotPatchDeviceHost``, in the Swift
   chroot; it asks for Android releases, as the fixture's builds are
   Android's); or ``python-agent``, the Python reference agent answering as
-  ``HotPatchModule.kt`` does, which also takes patches (the Kotlin and
-  Swift cores do not yet). Each verifies and installs what a real
+  ``HotPatchModule.kt`` does, which alone also takes a patch from the
+  bundle in the binary (all three take patches from an installed bundle;
+  the Swift core with the system's zstd, bzip2 and LZMA2 in the chroot).
+  Each verifies and installs what a real
   ``hotpatch-server`` process sends;
 - a fatal JavaScript error ends the process, as it does on a phone.
 
@@ -551,9 +553,8 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
 
     The reference agent takes 1.0.1 as a patch against the APK's bundle; the
     Kotlin and Swift modules download the whole archive (they take no patch
-    from the bundle in the binary yet). The reference agent and the Kotlin
-    module take 1.0.2 as a patch against the installed 1.0.1; the Swift
-    module downloads its archive (it takes no patches yet).
+    from the bundle in the binary yet). All three take 1.0.2 as a patch
+    against the installed 1.0.1.
     """
     device, live = phone
     v1 = (BUILDS / "v1" / "index.android.bundle").read_bytes()
@@ -600,13 +601,10 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert third.crashed is None  # downloaded, for the next start
     (offer,) = third.offers
     assert offer["version"] == "1.0.2"
-    assert offer["isPatch"] == (device.native != "swift-module")  # what JavaScript is told
+    assert offer["isPatch"]  # what JavaScript is told
     staged = device_state(device).pending
     assert staged.version == "1.0.2"
-    if device.native in ("python-agent", "kotlin-module"):
-        assert staged.patched_from == confirmed  # built from the patch against 1.0.1
-    else:
-        assert staged.patched_from is None
+    assert staged.patched_from == confirmed  # built from the patch against 1.0.1
     for _ in range(2):
         crashed = device.launch()
         assert crashed.bundle == _crashing(v2)
@@ -643,7 +641,6 @@ def _patch_blobs(live: LiveServer) -> set[Path]:
     return found
 
 
-@pytest.mark.parametrize("phone", ["python-agent", "kotlin-module"], indirect=True)
 def test_a_damaged_patch_costs_a_download_never_the_update(
     phone: tuple[Phone, LiveServer], tmp_path: Path
 ) -> None:

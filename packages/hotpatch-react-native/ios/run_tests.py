@@ -40,7 +40,10 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "trixie"
 #: What the chroot installs: Swift 6 (with Foundation and XCTest), libsodium for Ed25519,
 #: zlib for archives.
-PACKAGES = ("swiftlang", "libsodium-dev", "zlib1g-dev", "libc6-dev", "pkg-config")
+PACKAGES = (
+    "swiftlang", "libsodium-dev", "zlib1g-dev", "libc6-dev", "pkg-config",
+    "libzstd-dev", "libbz2-dev", "liblzma-dev",
+)  # fmt: skip
 READY = ".hotpatch-ready"
 CANNOT_BUILD = 3
 INSIDE = "/work/hotpatch"  # where the repository appears inside the chroot

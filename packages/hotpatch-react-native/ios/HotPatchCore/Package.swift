@@ -23,9 +23,20 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Patch decoders where the system has them (Linux: Debian's -dev packages). iOS has no
+        // zstd library, so on Apple platforms the core is built without them and takes no patches.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CBzip2", providers: [.apt(["libbz2-dev"])]),
+        .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .target(
             name: "HotPatchCore",
-            dependencies: ["CZlib", .target(name: "CSodium", condition: .when(platforms: [.linux]))]
+            dependencies: [
+                "CZlib",
+                .target(name: "CSodium", condition: .when(platforms: [.linux])),
+                .target(name: "CZstd", condition: .when(platforms: [.linux])),
+                .target(name: "CBzip2", condition: .when(platforms: [.linux])),
+                .target(name: "CLzma", condition: .when(platforms: [.linux])),
+            ]
         ),
         // What the React Native module does, in Foundation types (the @objc bridge only forwards).
         .target(name: "HotPatchReactNative", dependencies: ["HotPatchCore"]),

@@ -71,8 +71,12 @@ public struct SyncResult {
 /// `Agent` do: it feeds events to `Machine.step`, saves the state durably, and only then
 /// performs the actions (fetch a root, ask for an update, download, install, report). The
 /// native side calls `onLaunch` before React Native starts, gives React Native `bundlePath`,
-/// and `notifyReady` after the first render; `sync` runs on a background thread. Patches are
-/// not taken yet: the agent sends no patch offer to the machine, which then fetches the archive.
+/// and `notifyReady` after the first render; `sync` runs on a background thread. With patch
+/// codecs (`SystemPatchCodecs` where the system has zstd, bzip2 and LZMA2: the Linux build, not
+/// iOS yet), a server's patch from an installed bundle is offered to the machine; when it asks
+/// for it (`.fetchPatch`), the agent downloads it (capped at its offered size) and builds the
+/// release from it, every file checked against the signed manifest; any failure is reported
+/// and the archive is downloaded instead. Without codecs the archive is always downloaded.
 public final class Agent {
     private let config: AgentConfig
     private let fs: FileSystem
@@ -88,7 +92,24 @@ public final class Agent {
     private var deviceId = ""
     private var reports: ReportQueue?
     private var loaded = false
-    private var offered: (release: VerifiedRelease, url: String)?
+    private var offered: Offered?
+    private let codecs: PatchCodecs?
+
+    /// What the last check offered: the machine's first fetch (a patch or the archive) and where.
+    private struct Offered {
+        let release: VerifiedRelease
+        let archiveUrl: String
+        var patch: (hint: PatchHint, url: String)?
+    }
+
+    /// The codecs this build has: the system's on Linux; none on Apple platforms yet (no zstd there).
+    public static var systemCodecs: PatchCodecs? {
+        #if canImport(CZstd) && canImport(CBzip2) && canImport(CLzma)
+        return SystemPatchCodecs()
+        #else
+        return nil
+        #endif
+    }
 
     static let chunk = 64 * 1024
     /// The envelope base64-encoded in JSON, plus 64 KiB for the other fields (the reference's cap).
@@ -97,9 +118,10 @@ public final class Agent {
     public init(
         _ config: AgentConfig, fs: FileSystem, http: Http = URLSessionHttp(),
         clock: @escaping () -> UTCSeconds = { UTCSeconds(Int64(Date().timeIntervalSince1970.rounded(.down))) },
-        restart: @escaping () -> Void = {}, timer: Timer = SystemTimer()
+        restart: @escaping () -> Void = {}, timer: Timer = SystemTimer(), codecs: PatchCodecs? = Agent.systemCodecs
     ) throws {
         self.config = config
+        self.codecs = codecs
         self.fs = fs
         self.http = http
         self.clock = clock
@@ -226,7 +248,7 @@ public final class Agent {
             guard let request = work.first(where: { if case .requestCheck = $0 { return true } else { return false } }),
                   case let .requestCheck(current, native) = request
             else { return nil }
-            let answer: (envelope: [UInt8]?, bundleUrl: String?, head: [UInt8]?)
+            let answer: Answer
             do {
                 answer = try ask(current: current, native: native)
             } catch let error as HotPatchError where error.reason == .network {
@@ -235,16 +257,20 @@ public final class Agent {
             }
             let actions = try locked(lock) {
                 try feed(.checkAnswered(CheckAnswer(envelope: answer.envelope, now: clock(), head: answer.head,
-                                                    deviceId: deviceId)))
+                                                    deviceId: deviceId, patch: answer.patch?.hint)))
             }
             if let refusal = rejection(actions) { throw refusal }
+            guard let bundleUrl = answer.bundleUrl else { return nil }
             for action in actions {
-                if case let .download(release) = action {
-                    guard let bundleUrl = answer.bundleUrl else {
-                        throw HotPatchError(.network, "the answer named no archive", retryable: false)
-                    }
-                    offered = (release, bundleUrl)
+                switch action {
+                case let .fetchPatch(release, hint):
+                    offered = Offered(release: release, archiveUrl: bundleUrl, patch: (hint, answer.patch?.url ?? bundleUrl))
                     return release
+                case let .download(release):
+                    offered = Offered(release: release, archiveUrl: bundleUrl, patch: nil)
+                    return release
+                default:
+                    continue
                 }
             }
             return nil
@@ -262,10 +288,70 @@ public final class Agent {
     /// or `IllegalTransitionError` when that release was not just offered.
     public func downloadUpdate(_ manifestId: String, progress: @escaping (String, Int64, Int64) -> Void = { _, _, _ in }) throws -> Bool {
         try locked(updating) {
-            guard let (release, url) = offered, release.manifestId == manifestId else {
+            guard let offer = offered, offer.release.manifestId == manifestId else {
                 throw HotPatchError(.illegalTransition, "downloadUpdate(\(manifestId)) needs the release checkForUpdate() offered")
             }
             offered = nil
+            if let (hint, url) = offer.patch, let codecs {
+                let work = try patch(offer.release, hint, url, codecs, progress)
+                if !work.contains(where: { if case .download = $0 { return true } else { return false } }) {
+                    return restartIfAsked(work)
+                }
+            }
+            return try downloadArchive(offer.release, offer.archiveUrl, progress)
+        }
+    }
+
+    /// The size of the patch the last check chose to fetch instead of the archive, or nil.
+    public var offeredPatchSize: Int64? { locked(updating) { offered?.patch?.hint.size } }
+
+    /// Build `release` from the patch `hint` offers: download it (capped at its offered size),
+    /// apply it to the installed base, every file checked, staged as an archive would be.
+    /// Returns what the machine asks next: after `.patchInstalled`, perhaps a restart; after
+    /// `.patchFailed` (any failure, reported), the archive's download.
+    private func patch(
+        _ release: VerifiedRelease, _ hint: PatchHint, _ url: String, _ codecs: PatchCodecs,
+        _ progress: @escaping (String, Int64, Int64) -> Void
+    ) throws -> [Action] {
+        let path = "\(DeviceStorage.downloads)/\(release.manifestId).patch"
+        var phase = ReportPhase.download
+        do {
+            try? fs.remove(path) // a patch is small: never resumed
+            _ = try fetchArchive(url, path, length: hint.size) { progress("download", $0, $1) }
+            let file = try fs.openRead(path)
+            let patch = try { defer { file.close() }; return try file.readBytes(upTo: hint.size) }()
+            phase = .apply
+            let base = storage.patchBase(hint.baseManifestId, files: try installedFiles(hint.baseManifestId))
+            try storage.install(release, patch: patch, base: base, codecs: codecs) { progress("install", $0, $1) }
+        } catch {
+            try? fs.remove(path)
+            let detail = (error as? HotPatchError).map { "\($0.reason.rawValue): \($0.message)" } ?? "StorageError: \(error)"
+            let reason = "patch from \(hint.baseManifestId.prefix(12)) failed (\(detail))"
+            return try locked(lock) { try feed(.patchFailed(reason: reason, phase: phase)) }
+        }
+        try? fs.remove(path)
+        return try locked(lock) { try feed(.patchInstalled(baseManifestId: hint.baseManifestId)) }
+    }
+
+    /// The signed file list of installed bundle `manifestId`, from the envelope stored beside it.
+    private func installedFiles(_ manifestId: String) throws -> [FileEntry] {
+        let file = try fs.openRead("\(DeviceStorage.releaseDir(manifestId))/\(DeviceStorage.envelope)")
+        defer { file.close() }
+        let bytes = try file.readBytes(upTo: Int64(Releases.maxReleaseEnvelopeBytes) + 1)
+        return try Manifests.decode(try Envelopes.decode(bytes, maxBytes: Releases.maxReleaseEnvelopeBytes).payload).files
+    }
+
+    private func restartIfAsked(_ work: [Action]) -> Bool {
+        if work.contains(where: { if case .restartApp = $0 { return true } else { return false } }) {
+            restart()
+            return true
+        }
+        return false
+    }
+
+    /// Download, verify and install `release`'s archive from `url`; whether the app was asked to restart.
+    private func downloadArchive(_ release: VerifiedRelease, _ url: String, _ progress: @escaping (String, Int64, Int64) -> Void) throws -> Bool {
+        do {
             let part = DeviceStorage.downloadPath(release.manifestId)
             let fetched: (sha256: String, length: Int64)
             do {
@@ -303,11 +389,7 @@ public final class Agent {
                 throw HotPatchError(.storage, "the bundle could not be installed: \(error)")
             }
             work = try locked(lock) { try feed(.installFinished) }
-            if work.contains(where: { if case .restartApp = $0 { return true } else { return false } }) {
-                restart()
-                return true
-            }
-            return false
+            return restartIfAsked(work)
         }
     }
 
@@ -317,7 +399,15 @@ public final class Agent {
         return allowed
     }()
 
-    private func ask(current: BundleInfo?, native: String) throws -> (envelope: [UInt8]?, bundleUrl: String?, head: [UInt8]?) {
+    /// The answer to a check: the release envelope, where its archive is, the channel head, and a patch offer.
+    private struct Answer {
+        var envelope: [UInt8]?
+        var bundleUrl: String?
+        var head: [UInt8]?
+        var patch: (hint: PatchHint, url: String)?
+    }
+
+    private func ask(current: BundleInfo?, native: String) throws -> Answer {
         var query: [(String, String)] = [
             ("appId", config.appId), ("platform", config.platform.rawValue), ("deviceId", deviceId),
             ("nativeVersion", native.isEmpty ? config.nativeVersion : native), ("channel", config.channel),
@@ -339,11 +429,28 @@ public final class Agent {
         }
         let head = signedBytes(document["head"])
         let manifest = signedBytes(document["manifest"])
-        guard available, let manifest, case let .string(bundleUrl)? = document["bundleUrl"] else { return (nil, nil, head) }
-        guard let resolved = URL(string: bundleUrl, relativeTo: URL(string: url("/")))?.absoluteString else {
+        guard available, let manifest, case let .string(bundleUrl)? = document["bundleUrl"] else {
+            return Answer(envelope: nil, bundleUrl: nil, head: head)
+        }
+        guard let resolved = resolve(bundleUrl) else {
             throw HotPatchError(.network, "the answer's bundleUrl is not a URL", retryable: false)
         }
-        return (manifest, resolved, head)
+        return Answer(envelope: manifest, bundleUrl: resolved, head: head, patch: codecs == nil ? nil : patchOffer(document["patch"]))
+    }
+
+    private func resolve(_ reference: String) -> String? { URL(string: reference, relativeTo: URL(string: url("/")))?.absoluteString }
+
+    /// The answer's unsigned patch offer (§4b) and its URL, or nil: a malformed offer is dropped
+    /// (the archive is fetched instead), as the reference's read_check_answer does.
+    private func patchOffer(_ value: JSON?) -> (hint: PatchHint, url: String)? {
+        guard let value, case let .object(members) = value, members.count == 3,
+              Set(members.map(\.key)) == ["url", "size", "baseManifestId"],
+              case let .string(reference)? = value["url"], let resolved = resolve(reference),
+              case let .integer(size)? = value["size"], size >= 1,
+              case let .string(base)? = value["baseManifestId"], base.utf8.count == 64,
+              base.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        else { return nil }
+        return (PatchHint(baseManifestId: base, size: size), resolved)
     }
 
     /// A base64 signed document of the answer; garbage is passed on to be refused by verification.

@@ -43,6 +43,13 @@ extension ArchiveSource {
         return position
     }
 
+    /// The first `length` bytes (all of them by default), fewer where the source ends first.
+    public func readBytes(upTo length: Int64? = nil) throws -> [UInt8] {
+        var out = [UInt8]()
+        try forEachChunk(upTo: min(length ?? size, size)) { out.append(contentsOf: $0) }
+        return out
+    }
+
     /// The sha256 (hex) of everything in the source.
     public func sha256Hex(crypto: CryptoBackend = CryptoBackends.system) throws -> String {
         let hasher = crypto.sha256Stream()

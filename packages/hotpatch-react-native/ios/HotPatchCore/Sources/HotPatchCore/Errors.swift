@@ -37,11 +37,13 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
         case archiveMismatch = "ArchiveMismatchError"
         case unsupportedEntry = "UnsupportedEntryError"
         case overlappingEntries = "OverlappingEntriesError"
+        case patchFormat = "PatchFormatError"
+        case wrongBase = "WrongBaseError"
 
         /// The reference's base class: a `StrictJSONError` is also a `FormatError`.
         public var parent: Reason? {
             switch self {
-            case .strictJSON, .malformedEnvelope, .schema, .unsupportedFormat, .versionSyntax:
+            case .strictJSON, .malformedEnvelope, .schema, .unsupportedFormat, .versionSyntax, .patchFormat:
                 return .format
             case .payloadType, .unsigned, .unknownKey, .badSignature, .threshold, .expired,
                  .rootRotation, .keyScope:
@@ -55,7 +57,7 @@ public struct HotPatchError: Error, Equatable, CustomStringConvertible {
             case .network, .storage:
                 return nil
             case .format, .tooLarge, .verification, .archive, .identityMismatch, .epoch, .rollback,
-                 .equivocation, .hashMismatch, .freshness, .illegalTransition:
+                 .equivocation, .hashMismatch, .freshness, .illegalTransition, .wrongBase:
                 return nil
             }
         }

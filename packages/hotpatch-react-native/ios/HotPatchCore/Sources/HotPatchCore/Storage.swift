@@ -324,6 +324,45 @@ public final class DeviceStorage {
         _ release: VerifiedRelease, from source: ArchiveSource, progress: @escaping (Int64, Int64) -> Void = { _, _ in }
     ) throws -> String {
         let manifest = release.manifest
+        var limits = ArchiveLimits()
+        limits.maxFiles = Int(max(1, manifest.archive.fileCount))
+        limits.maxTotalBytes = max(1, manifest.archive.uncompressedSize)
+        return try stage(release, progress: progress) { sink in
+            try Archives.extract(source, expected: manifest.files, sink: sink, limits: limits)
+        }
+    }
+
+    /// Install `release` by applying `patch` to `base` (an installed bundle), staged exactly as
+    /// `install` stages an archive: every produced file is capped at and checked against the
+    /// signed manifest (`Patches.apply`), synced and read back. Throws the patch's errors
+    /// (`PatchFormatError`, `WrongBaseError`, `TooLargeError`, `HashMismatchError`),
+    /// `LocalTamperingError` or `StorageError`; nothing is left behind.
+    @discardableResult
+    public func install(
+        _ release: VerifiedRelease, patch: [UInt8], base: PatchBase, codecs: PatchCodecs,
+        progress: @escaping (Int64, Int64) -> Void = { _, _ in }
+    ) throws -> String {
+        try stage(release, progress: progress) { sink in
+            try Patches.apply(patch, base: base, targetId: release.manifestId, targetFiles: release.manifest.files,
+                              sink: sink, codecs: codecs)
+        }
+    }
+
+    /// The files of installed bundle `manifestId` as a patch base, read against `files` (its signed list).
+    public func patchBase(_ manifestId: String, files: [FileEntry]) -> PatchBase {
+        let root = filesOf(manifestId)
+        return PatchBase(manifestId: manifestId, files: files) { [fs] entry in
+            let file = try fs.openRead("\(root)/\(entry.path)")
+            defer { file.close() }
+            return try file.readBytes(upTo: entry.size + 1)
+        }
+    }
+
+    /// Stage `release`'s files as `produce` writes them into the sink, then move the bundle into place.
+    private func stage(
+        _ release: VerifiedRelease, progress: @escaping (Int64, Int64) -> Void, produce: (ExtractSink) throws -> Void
+    ) throws -> String {
+        let manifest = release.manifest
         let staging = "\(Self.releases)/\(Self.stagingPrefix)\(release.manifestId)"
         let final = Self.releaseDir(release.manifestId)
         try fs.mkdir(Self.releases)
@@ -334,11 +373,8 @@ public final class DeviceStorage {
             let sink = DirectorySink(fs, root: "\(staging)/\(Self.files)", total: manifest.archive.uncompressedSize,
                                      progress: progress)
             defer { sink.close() }
-            var limits = ArchiveLimits()
-            limits.maxFiles = Int(max(1, manifest.archive.fileCount))
-            limits.maxTotalBytes = max(1, manifest.archive.uncompressedSize)
             progress(0, manifest.archive.uncompressedSize)
-            try Archives.extract(source, expected: manifest.files, sink: sink, limits: limits)
+            try produce(sink)
             sink.close()
             let file = try fs.create("\(staging)/\(Self.envelope)")
             defer { file.close() }

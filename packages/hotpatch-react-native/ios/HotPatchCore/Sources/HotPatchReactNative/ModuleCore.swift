@@ -92,10 +92,11 @@ public final class ModuleCore {
             Self.sendReports(agent) // what earlier launches left queued (a rollback, a confirmation) goes first
             guard let release = try agent.checkForUpdate() else { return NSNull() }
             let manifest = release.manifest
+            let patchSize = agent.offeredPatchSize // the release comes as a patch of that many bytes
             return [
                 "manifestId": release.manifestId, "version": manifest.version, "epoch": Double(manifest.epoch),
                 "sequence": Double(manifest.sequence), "mandatory": manifest.mandatory,
-                "downloadSize": Double(manifest.archive.length), "isPatch": false,
+                "downloadSize": Double(patchSize ?? manifest.archive.length), "isPatch": patchSize != nil,
             ] as [String: Any]
         }
     }

@@ -3,22 +3,6 @@ import XCTest
 @testable import HotPatchCore
 
 final class ArchiveTests: XCTestCase {
-    /// Keeps every file in memory and counts what it was given.
-    private final class Memory: ExtractSink {
-        var files: [(path: String, data: [UInt8])] = []
-        var written: Int64 = 0
-        private var current: [UInt8] = []
-
-        func begin(_ entry: FileEntry) { current = [] }
-
-        func write(_ data: UnsafeRawBufferPointer) {
-            current += data
-            written += Int64(data.count)
-        }
-
-        func end(_ entry: FileEntry) { files.append((entry.path, current)) }
-    }
-
     private func entries(_ item: JSON) -> [FileEntry] {
         item.at("files").items.map { FileEntry(path: $0.at("path").text, sha256: $0.at("sha256").text, size: $0.at("size").number) }
     }
@@ -30,7 +14,7 @@ final class ArchiveTests: XCTestCase {
             let name = item.at("name").text
             let data = [UInt8](Data(base64Encoded: item.at("archive").text)!)
             let expected = entries(item)
-            let sink = Memory()
+            let sink = MemorySink()
             var verdict: String?
             do {
                 try Archives.extract(BytesSource(data), expected: expected, sink: sink)
@@ -54,7 +38,7 @@ final class ArchiveTests: XCTestCase {
         FileManager.default.createFile(atPath: path, contents: Data(data))
         let source = try FileSource(path: path)
         XCTAssertEqual(try source.sha256Hex(), spec.at("sha256").text)
-        let sink = Memory()
+        let sink = MemorySink()
         let total = try Archives.extract(source, expected: expected, sink: sink)
         XCTAssertEqual(total, expected.reduce(0) { $0 + $1.size })
         XCTAssertEqual(sink.files.map(\.path), expected.map(\.path))
@@ -73,6 +57,6 @@ final class ArchiveTests: XCTestCase {
         var fewBytes = ArchiveLimits()
         fewBytes.maxTotalBytes = 10
         assertRefused(.tooLarge) { try Archives.extract(BytesSource(data), expected: expected, sink: NullSink(), limits: fewBytes) }
-        XCTAssertNoThrow(try Archives.extract(BytesSource(data), expected: expected, sink: Memory()))
+        XCTAssertNoThrow(try Archives.extract(BytesSource(data), expected: expected, sink: MemorySink()))
     }
 }

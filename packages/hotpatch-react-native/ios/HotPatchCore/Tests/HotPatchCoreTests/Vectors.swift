@@ -64,3 +64,19 @@ func assertRefused<T>(
         XCTFail("expected \(reason.rawValue), got \(error) \(message)", file: file, line: line)
     }
 }
+
+/// Keeps every file an extractor or a patch produces in memory, and counts what it was given.
+final class MemorySink: ExtractSink {
+    var files: [(path: String, data: [UInt8])] = []
+    var written: Int64 = 0
+    private var current: [UInt8] = []
+
+    func begin(_ entry: FileEntry) { current = [] }
+
+    func write(_ data: UnsafeRawBufferPointer) {
+        current += data
+        written += Int64(data.count)
+    }
+
+    func end(_ entry: FileEntry) { files.append((entry.path, current)) }
+}

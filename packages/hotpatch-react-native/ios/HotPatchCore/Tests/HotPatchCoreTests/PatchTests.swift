@@ -1,0 +1,88 @@
+import Foundation
+import XCTest
+@testable import HotPatchCore
+
+/// The patch vectors (docs/spec/vectors/patches.json): every operation, both bsdiff encodings,
+/// every refusal, applied with the system's zstd, bzip2 and LZMA2 (the Linux build's codecs).
+final class PatchTests: XCTestCase {
+    private struct Side {
+        let entries: [FileEntry]
+        let data: [String: [UInt8]]
+    }
+
+    private func load() throws -> (vectors: JSON, base: PatchBase, target: Side) {
+        let vectors = try Vectors.json("patches.json")
+        func side(_ name: String) -> Side {
+            let items = vectors.at(name).items
+            return Side(
+                entries: items.map { FileEntry(path: $0.at("path").text, sha256: $0.at("sha256").text, size: $0.at("size").number) },
+                data: Dictionary(uniqueKeysWithValues: items.map { ($0.at("path").text, [UInt8](Data(base64Encoded: $0.at("data").text)!)) })
+            )
+        }
+        let base = side("base")
+        let patchBase = PatchBase(manifestId: vectors.at("baseManifestId").text, files: base.entries) { base.data[$0.path]! }
+        return (vectors, patchBase, side("target"))
+    }
+
+    private func patch(_ vectors: JSON, _ name: String) -> [UInt8] {
+        [UInt8](Data(base64Encoded: vectors.at("cases").items.first { $0.at("name").text == name }!.at("patch").text)!)
+    }
+
+    func testEveryCaseAppliesOrFailsAsTheReferenceDoes() throws {
+        let (vectors, base, target) = try load()
+        let targetId = vectors.at("targetManifestId").text
+        for item in vectors.at("cases").items {
+            let name = item.at("name").text
+            let patch = [UInt8](Data(base64Encoded: item.at("patch").text)!)
+            let sink = MemorySink()
+            let apply = { try Patches.apply(patch, base: base, targetId: targetId, targetFiles: target.entries, sink: sink, codecs: SystemPatchCodecs()) }
+            if let error = item["error"] {
+                do {
+                    _ = try apply()
+                    XCTFail("\(name): expected \(error.text), nothing was thrown")
+                } catch let refused as HotPatchError {
+                    XCTAssertEqual(refused.reason.rawValue, error.text, "\(name): \(refused)")
+                }
+            } else {
+                let written = try apply()
+                XCTAssertEqual(sink.files.map(\.path), target.entries.map(\.path), name)
+                for (path, data) in sink.files { XCTAssertEqual(data, target.data[path], "\(name): \(path)") }
+                XCTAssertEqual(written, target.entries.reduce(0) { $0 + $1.size }, name)
+            }
+        }
+    }
+
+    func testABaseFileChangedOnTheDeviceIsAWrongBase() throws {
+        let (vectors, base, target) = try load()
+        let damaged = PatchBase(manifestId: base.manifestId, files: base.files) { entry in
+            var data = try base.read(entry)
+            data[0] &+= 1
+            return data
+        }
+        assertRefused(.wrongBase) {
+            try Patches.apply(patch(vectors, "bsdiff-lzma2"), base: damaged, targetId: vectors.at("targetManifestId").text,
+                              targetFiles: target.entries, sink: MemorySink(), codecs: SystemPatchCodecs())
+        }
+    }
+
+    func testAnySingleFlippedBitIsRefusedOrStillYieldsTheSignedFiles() throws {
+        let (vectors, base, target) = try load()
+        var generator = SystemRandomNumberGenerator()
+        for name in ["hdiffpatch-zstd", "bsdiff-bzip2", "bsdiff-lzma2", "zstd-from-base"] {
+            let original = patch(vectors, name)
+            for _ in 0..<150 {
+                let bit = 11 * 8 + Int.random(in: 0..<(original.count - 11) * 8, using: &generator)
+                var damaged = original
+                damaged[bit / 8] ^= UInt8(1 << (bit % 8))
+                let sink = MemorySink()
+                do {
+                    try Patches.apply(damaged, base: base, targetId: vectors.at("targetManifestId").text,
+                                      targetFiles: target.entries, sink: sink, codecs: SystemPatchCodecs())
+                    for (path, data) in sink.files { XCTAssertEqual(data, target.data[path], "\(name) bit \(bit): \(path)") }
+                } catch is HotPatchError {
+                    // refused with a typed error: the device falls back to the archive
+                }
+            }
+        }
+    }
+}
