@@ -39,7 +39,7 @@ PACKAGE = HERE / "HotPatchCore"
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "trixie"
 #: What the chroot installs: Swift 6 (with Foundation and XCTest), libsodium for Ed25519,
-#: zlib for archives.
+#: zlib for archives, and zstd, bzip2 and LZMA2 for patches.
 PACKAGES = (
     "swiftlang", "libsodium-dev", "zlib1g-dev", "libc6-dev", "pkg-config",
     "libzstd-dev", "libbz2-dev", "liblzma-dev",
@@ -99,7 +99,7 @@ def _step(message: str) -> None:
 
 
 def prepare(root: Path) -> None:
-    """Make the chroot: debootstrap Debian 13, then install Swift, libsodium and zlib in it."""
+    """Make the chroot: debootstrap Debian 13, then install Swift and its libraries in it."""
     if os.geteuid() != 0:
         raise SystemExit("--prepare needs root (debootstrap and chroot)")
     if (root / READY).is_file():
