@@ -95,11 +95,17 @@ public final class Agent {
     private var offered: Offered?
     private let codecs: PatchCodecs?
 
-    /// What the last check offered: the machine's first fetch (a patch or the archive) and where.
+    /// An answer's patch offer (§4b) and the URL it names, resolved.
+    private struct PatchOffer {
+        let hint: PatchHint
+        let url: String
+    }
+
+    /// What the last check offered: the archive's URL, and the patch when the machine chose one.
     private struct Offered {
         let release: VerifiedRelease
         let archiveUrl: String
-        var patch: (hint: PatchHint, url: String)?
+        let patch: PatchOffer?
     }
 
     /// The codecs this build has: the system's on Linux; none on Apple platforms yet (no zstd there).
@@ -263,8 +269,8 @@ public final class Agent {
             guard let bundleUrl = answer.bundleUrl else { return nil }
             for action in actions {
                 switch action {
-                case let .fetchPatch(release, hint):
-                    offered = Offered(release: release, archiveUrl: bundleUrl, patch: (hint, answer.patch?.url ?? bundleUrl))
+                case let .fetchPatch(release, _):
+                    offered = Offered(release: release, archiveUrl: bundleUrl, patch: answer.patch)
                     return release
                 case let .download(release):
                     offered = Offered(release: release, archiveUrl: bundleUrl, patch: nil)
@@ -292,8 +298,8 @@ public final class Agent {
                 throw HotPatchError(.illegalTransition, "downloadUpdate(\(manifestId)) needs the release checkForUpdate() offered")
             }
             offered = nil
-            if let (hint, url) = offer.patch, let codecs {
-                let work = try patch(offer.release, hint, url, codecs, progress)
+            if let patchOffer = offer.patch, let codecs {
+                let work = try patch(offer.release, patchOffer, codecs, progress)
                 if !work.contains(where: { if case .download = $0 { return true } else { return false } }) {
                     return restartIfAsked(work)
                 }
@@ -305,40 +311,34 @@ public final class Agent {
     /// The size of the patch the last check chose to fetch instead of the archive, or nil.
     public var offeredPatchSize: Int64? { locked(updating) { offered?.patch?.hint.size } }
 
-    /// Build `release` from the patch `hint` offers: download it (capped at its offered size),
-    /// apply it to the installed base, every file checked, staged as an archive would be.
-    /// Returns what the machine asks next: after `.patchInstalled`, perhaps a restart; after
-    /// `.patchFailed` (any failure, reported), the archive's download.
+    /// Build `release` from `offer`'s patch: download it (capped at its offered size), apply it
+    /// to the installed base, every file checked, staged as an archive would be. Returns what
+    /// the machine asks next: after `.patchInstalled`, perhaps a restart; after `.patchFailed`
+    /// (any failure, reported), the archive's download.
     private func patch(
-        _ release: VerifiedRelease, _ hint: PatchHint, _ url: String, _ codecs: PatchCodecs,
+        _ release: VerifiedRelease, _ offer: PatchOffer, _ codecs: PatchCodecs,
         _ progress: @escaping (String, Int64, Int64) -> Void
     ) throws -> [Action] {
+        let hint = offer.hint
         let path = "\(DeviceStorage.downloads)/\(release.manifestId).patch"
+        defer { try? fs.remove(path) }
         var phase = ReportPhase.download
+        let event: Event
         do {
             try? fs.remove(path) // a patch is small: never resumed
-            _ = try fetchArchive(url, path, length: hint.size) { progress("download", $0, $1) }
+            _ = try fetchArchive(offer.url, path, length: hint.size) { progress("download", $0, $1) }
             let file = try fs.openRead(path)
             let patch = try { defer { file.close() }; return try file.readBytes(upTo: hint.size) }()
             phase = .apply
-            let base = storage.patchBase(hint.baseManifestId, files: try installedFiles(hint.baseManifestId))
-            try storage.install(release, patch: patch, base: base, codecs: codecs) { progress("install", $0, $1) }
+            try storage.install(release, patch: patch, base: try storage.patchBase(hint.baseManifestId), codecs: codecs) {
+                progress("install", $0, $1)
+            }
+            event = .patchInstalled(baseManifestId: hint.baseManifestId)
         } catch {
-            try? fs.remove(path)
             let detail = (error as? HotPatchError).map { "\($0.reason.rawValue): \($0.message)" } ?? "StorageError: \(error)"
-            let reason = "patch from \(hint.baseManifestId.prefix(12)) failed (\(detail))"
-            return try locked(lock) { try feed(.patchFailed(reason: reason, phase: phase)) }
+            event = .patchFailed(reason: "patch from \(hint.baseManifestId.prefix(12)) failed (\(detail))", phase: phase)
         }
-        try? fs.remove(path)
-        return try locked(lock) { try feed(.patchInstalled(baseManifestId: hint.baseManifestId)) }
-    }
-
-    /// The signed file list of installed bundle `manifestId`, from the envelope stored beside it.
-    private func installedFiles(_ manifestId: String) throws -> [FileEntry] {
-        let file = try fs.openRead("\(DeviceStorage.releaseDir(manifestId))/\(DeviceStorage.envelope)")
-        defer { file.close() }
-        let bytes = try file.readBytes(upTo: Int64(Releases.maxReleaseEnvelopeBytes) + 1)
-        return try Manifests.decode(try Envelopes.decode(bytes, maxBytes: Releases.maxReleaseEnvelopeBytes).payload).files
+        return try locked(lock) { try feed(event) }
     }
 
     private func restartIfAsked(_ work: [Action]) -> Bool {
@@ -404,7 +404,7 @@ public final class Agent {
         var envelope: [UInt8]?
         var bundleUrl: String?
         var head: [UInt8]?
-        var patch: (hint: PatchHint, url: String)?
+        var patch: PatchOffer?
     }
 
     private func ask(current: BundleInfo?, native: String) throws -> Answer {
@@ -442,7 +442,7 @@ public final class Agent {
 
     /// The answer's unsigned patch offer (§4b) and its URL, or nil: a malformed offer is dropped
     /// (the archive is fetched instead), as the reference's read_check_answer does.
-    private func patchOffer(_ value: JSON?) -> (hint: PatchHint, url: String)? {
+    private func patchOffer(_ value: JSON?) -> PatchOffer? {
         guard let value, case let .object(members) = value, members.count == 3,
               Set(members.map(\.key)) == ["url", "size", "baseManifestId"],
               case let .string(reference)? = value["url"], let resolved = resolve(reference),
@@ -450,7 +450,7 @@ public final class Agent {
               case let .string(base)? = value["baseManifestId"], base.utf8.count == 64,
               base.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { return nil }
-        return (PatchHint(baseManifestId: base, size: size), resolved)
+        return PatchOffer(hint: PatchHint(baseManifestId: base, size: size), url: resolved)
     }
 
     /// A base64 signed document of the answer; garbage is passed on to be refused by verification.

@@ -348,8 +348,12 @@ public final class DeviceStorage {
         }
     }
 
-    /// The files of installed bundle `manifestId` as a patch base, read against `files` (its signed list).
-    public func patchBase(_ manifestId: String, files: [FileEntry]) -> PatchBase {
+    /// Installed bundle `manifestId` as a patch base: its signed file list (from its stored
+    /// envelope) and its files.
+    public func patchBase(_ manifestId: String) throws -> PatchBase {
+        let stored = try fs.openRead("\(Self.releaseDir(manifestId))/\(Self.envelope)")
+        let envelope = try { defer { stored.close() }; return try stored.readBytes(upTo: Int64(Releases.maxReleaseEnvelopeBytes) + 1) }()
+        let files = try Manifests.decode(try Envelopes.decode(envelope, maxBytes: Releases.maxReleaseEnvelopeBytes).payload).files
         let root = filesOf(manifestId)
         return PatchBase(manifestId: manifestId, files: files) { [fs] entry in
             let file = try fs.openRead("\(root)/\(entry.path)")

@@ -230,16 +230,13 @@ class Agent(
 
     // --- the update ---------------------------------------------------------------------------------------
 
-    private class Answer(
-        val envelope: ByteArray?,
-        val bundleUrl: String?,
-        val head: ByteArray?,
-        val patch: PatchHint? = null,
-        val patchUrl: String? = null,
-    )
+    /** An answer's patch offer (§4b) and the URL it names, resolved. */
+    private class PatchOffer(val hint: PatchHint, val url: String)
 
-    /** What the last check offered: the machine's first fetch (a patch or the archive) and where. */
-    private class Offered(val release: VerifiedRelease, val archiveUrl: String, val patch: PatchHint?, val patchUrl: String?)
+    private class Answer(val envelope: ByteArray?, val bundleUrl: String?, val head: ByteArray?, val patch: PatchOffer? = null)
+
+    /** What the last check offered: the archive's URL, and the patch when the machine chose one. */
+    private class Offered(val release: VerifiedRelease, val archiveUrl: String, val patch: PatchOffer?)
 
     /**
      * Walk the trust root forward and ask for an update; return the verified
@@ -274,17 +271,17 @@ class Agent(
             throw e
         }
         val actions = synchronized(lock) {
-            feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, answer.patch))
+            feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, answer.patch?.hint))
         }
         actions.filterIsInstance<Action.Reject>().firstOrNull()?.let { throw it.error }
         val archiveUrl = answer.bundleUrl ?: return null
         for (action in actions) {
             if (action is Action.FetchPatch) {
-                offered = Offered(action.release, archiveUrl, action.hint, answer.patchUrl)
+                offered = Offered(action.release, archiveUrl, answer.patch)
                 return action.release
             }
             if (action is Action.Download) {
-                offered = Offered(action.release, archiveUrl, null, null)
+                offered = Offered(action.release, archiveUrl, null)
                 return action.release
             }
         }
@@ -294,7 +291,7 @@ class Agent(
     private var offered: Offered? = null
 
     /** The size of the patch the last check chose to fetch instead of the archive, or null. */
-    val offeredPatchSize: Long? get() = synchronized(updating) { offered?.patch?.size }
+    val offeredPatchSize: Long? get() = synchronized(updating) { offered?.patch?.hint?.size }
 
     /**
      * Download, verify and install the release [checkForUpdate] offered
@@ -310,45 +307,43 @@ class Agent(
         val offer = offered?.takeIf { it.release.manifestId == manifestId }
             ?: throw IllegalTransitionException("downloadUpdate($manifestId) needs the release checkForUpdate() offered")
         offered = null
-        if (offer.patch != null && offer.patchUrl != null) {
-            val work = patch(offer.release, offer.patch, offer.patchUrl, progress)
+        if (offer.patch != null) {
+            val work = patch(offer.release, offer.patch, progress)
             if (work.none { it is Action.Download }) return restartIfAsked(work)
         }
         return downloadArchive(offer.release, offer.archiveUrl, progress)
     }
 
     /**
-     * Build [release] from the patch [hint] offers: download it (capped at its offered size), apply
-     * it to the installed base, every file checked, staged as an archive would be. Returns what the
+     * Build [release] from [offer]'s patch: download it (capped at its offered size), apply it to
+     * the installed base, every file checked, staged as an archive would be. Returns what the
      * machine asks next: after [Event.PatchInstalled], perhaps a restart; after [Event.PatchFailed]
      * (any failure, reported), the archive's download.
      */
-    private fun patch(release: VerifiedRelease, hint: PatchHint, url: String, progress: (String, Long, Long) -> Unit): List<Action> {
+    private fun patch(release: VerifiedRelease, offer: PatchOffer, progress: (String, Long, Long) -> Unit): List<Action> {
+        val hint = offer.hint
         val path = "${DeviceStorage.DOWNLOADS}/${release.manifestId}.patch"
         var phase = ReportPhase.DOWNLOAD
-        try {
+        val failure = try {
             tidy { fs.remove(path) } // a patch is small: never resumed
-            fetchArchive(url, path, hint.size) { done, total -> progress("download", done, total) }
+            fetchArchive(offer.url, path, hint.size) { done, total -> progress("download", done, total) }
             val patch = fs.openRead(path).use { it.readBytes(hint.size) }
             phase = ReportPhase.APPLY
-            val base = storage.patchBase(hint.baseManifestId, installedFiles(hint.baseManifestId))
-            storage.installFromPatch(release, patch, base) { done, total -> progress("install", done, total) }
+            storage.installFromPatch(release, patch, storage.patchBase(hint.baseManifestId)) { done, total -> progress("install", done, total) }
+            null
         } catch (e: HotPatchException) {
-            tidy { fs.remove(path) }
-            return synchronized(lock) { feed(Event.PatchFailed("patch from ${hint.baseManifestId.take(12)} failed (${e.reason}: ${e.message})", phase)) }
+            "${e.reason}: ${e.message}"
         } catch (e: IOException) {
+            "StorageError: ${e.message}"
+        } finally {
             tidy { fs.remove(path) }
-            return synchronized(lock) { feed(Event.PatchFailed("patch from ${hint.baseManifestId.take(12)} failed (StorageError: ${e.message})", phase)) }
         }
-        tidy { fs.remove(path) }
-        return synchronized(lock) { feed(Event.PatchInstalled(hint.baseManifestId)) }
-    }
-
-    /** The signed file list of installed bundle [manifestId], from the envelope stored beside it. */
-    private fun installedFiles(manifestId: String): List<FileEntry> {
-        val stored = "${DeviceStorage.releaseDir(manifestId)}/${DeviceStorage.ENVELOPE}"
-        val bytes = fs.openRead(stored).use { it.readBytes(Releases.MAX_RELEASE_ENVELOPE_BYTES + 1L) }
-        return Manifests.decode(Envelopes.decode(bytes, Releases.MAX_RELEASE_ENVELOPE_BYTES).payload).files
+        val event = if (failure == null) {
+            Event.PatchInstalled(hint.baseManifestId)
+        } else {
+            Event.PatchFailed("patch from ${hint.baseManifestId.take(12)} failed ($failure)", phase)
+        }
+        return synchronized(lock) { feed(event) }
     }
 
     private fun restartIfAsked(work: List<Action>): Boolean {
@@ -421,8 +416,7 @@ class Agent(
         val manifest = signedBytes(members["manifest"])
         val bundleUrl = (members["bundleUrl"] as? Json.Str)?.value
         if (!available || manifest == null || bundleUrl == null) return Answer(null, null, head)
-        val offer = patchOffer(members["patch"])
-        return Answer(manifest, resolve(bundleUrl), head, offer?.first, offer?.second?.let(::resolve))
+        return Answer(manifest, resolve(bundleUrl), head, patchOffer(members["patch"]))
     }
 
     private fun resolve(reference: String): String = try {
@@ -435,15 +429,14 @@ class Agent(
      * The answer's unsigned patch offer (§4b) and its URL, or null: a malformed offer is dropped
      * (the archive is fetched instead), as the reference's read_check_answer does.
      */
-    private fun patchOffer(value: Json?): Pair<PatchHint, String>? {
+    private fun patchOffer(value: Json?): PatchOffer? {
         val members = (value as? Json.Obj)?.members ?: return null
         if (members.keys != setOf("url", "size", "baseManifestId")) return null
         val url = (members["url"] as? Json.Str)?.value ?: return null
         val size = (members["size"] as? Json.Int)?.value?.takeIf { it >= 1 } ?: return null
         val base = (members["baseManifestId"] as? Json.Str)?.value?.takeIf { MANIFEST_ID.matches(it) } ?: return null
         return try {
-            URI(url("/")).resolve(url)
-            PatchHint(base, size) to url
+            PatchOffer(PatchHint(base, size), URI(url("/")).resolve(url).toString())
         } catch (e: IllegalArgumentException) {
             null
         }

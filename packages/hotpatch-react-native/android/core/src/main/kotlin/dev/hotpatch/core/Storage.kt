@@ -260,8 +260,10 @@ class DeviceStorage(private val fs: FileSystem) {
     fun installFromPatch(release: VerifiedRelease, patch: ByteArray, base: PatchBase, progress: (Long, Long) -> Unit = { _, _ -> }): String =
         stage(release, progress) { sink -> Patches.apply(patch, base, release.manifestId, release.manifest.files, sink) }
 
-    /** The files of installed bundle [manifestId] as a patch base, read against its signed file list. */
-    fun patchBase(manifestId: String, files: List<FileEntry>): PatchBase {
+    /** Installed bundle [manifestId] as a patch base: its signed file list (from its stored envelope) and its files. */
+    fun patchBase(manifestId: String): PatchBase {
+        val envelope = fs.openRead("${releaseDir(manifestId)}/$ENVELOPE").use { it.readBytes(Releases.MAX_RELEASE_ENVELOPE_BYTES + 1L) }
+        val files = Manifests.decode(Envelopes.decode(envelope, Releases.MAX_RELEASE_ENVELOPE_BYTES).payload).files
         val root = filesOf(manifestId)
         return PatchBase(manifestId, files) { entry -> fs.openRead("$root/${entry.path}").use { it.readBytes(entry.size + 1) } }
     }
