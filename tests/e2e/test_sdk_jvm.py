@@ -17,6 +17,7 @@ JUnit suite by hand (without the live part).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,3 +62,54 @@ def test_a_stub_that_drifts_from_react_native_fails_the_check(tmp_path: Path) ->
     assert len(problems) == 1, problems
     assert problems[0].startswith("com.facebook.react.bridge.Promise.resolve(Ljava/lang/String;)V")
     assert "not in the API (it has [('resolve', '(Ljava/lang/Object;)V'" in problems[0]
+
+
+def test_compiled_classes_are_reused_only_for_the_same_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build cache keys on content: a copy elsewhere hits, one changed byte compiles again."""
+    monkeypatch.setenv("HOTPATCH_JVM_CACHE", str(tmp_path / "cache"))
+    runner = load_script(CORE / "run_tests.py", "hotpatch_run_tests")
+    made: list[Path] = []
+
+    def make(into: Path) -> None:
+        made.append(into)
+        (into / "pkg").mkdir()
+        (into / "pkg" / "A.class").write_bytes(b"compiled %d" % len(made))
+
+    first, second = tmp_path / "checkout-1", tmp_path / "checkout-2"
+    for checkout in (first, second):
+        (checkout / "src").mkdir(parents=True)
+        (checkout / "src" / "A.kt").write_text("class A\n")
+        (checkout / "lib.jar").write_bytes(b"a library")
+
+    def build(checkout: Path, tool: str = "kotlinc 2.1.20") -> bytes:
+        out = checkout / "out"
+        runner._cached("kotlinc", [tool], [checkout / "src", checkout / "lib.jar"], out, make)
+        return bytes((out / "pkg" / "A.class").read_bytes())
+
+    assert build(first) == b"compiled 1"
+    assert build(second) == b"compiled 1"  # the same sources in another folder: reused
+    assert len(made) == 1
+    (second / "src" / "A.kt").write_text("class A { }\n")
+    assert build(second) == b"compiled 2"  # a changed source compiles again
+    (second / "lib.jar").write_bytes(b"a library, updated")
+    assert build(second) == b"compiled 3"  # so does a changed class path entry
+    assert build(second, "kotlinc 2.2.0") == b"compiled 4"  # and another compiler
+    (second / "src" / "B.kt").write_text("class B\n")
+    assert build(second) == b"compiled 5"  # and a new file
+
+    def broken(into: Path) -> None:
+        (into / "half.class").write_bytes(b"")
+        raise subprocess.CalledProcessError(1, "kotlinc")
+
+    (first / "src" / "A.kt").write_text("class A {\n")
+    with pytest.raises(subprocess.CalledProcessError):
+        runner._cached("kotlinc", ["kotlinc 2.1.20"], [first / "src"], first / "out", broken)
+    # A failed compile stores nothing, not even its half: the next run compiles (and fails) again.
+    entries = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(entries) == 5, entries
+    assert all(name.startswith("kotlinc-") for name in entries), entries
+
+    monkeypatch.setenv("HOTPATCH_JVM_CACHE", "off")
+    assert build(first) == b"compiled 6"  # caching off: always compiled

@@ -12,18 +12,29 @@ tests of both run with the JUnit Platform console launcher. Prints
 ``N passed, N failed, N skipped`` (each skip with its reason) and exits
 non-zero on any failure or missing tool.
 
-    python run_tests.py [--build DIR]
+Compiled classes are kept under ``~/.cache/hotpatch/jvm`` (``HOTPATCH_JVM_CACHE``
+moves it), each under a hash of everything that made it: the compiler, its
+options, every source file and every class path entry. A run whose inputs
+match an earlier one copies those classes instead of compiling again; any
+change to a source, a library or the compiler compiles afresh. ``--no-cache``
+compiles everything.
+
+    python run_tests.py [--build DIR] [--no-cache]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +57,76 @@ TEST_LIBRARIES = (
     "junit-platform-commons.jar",
 )
 LAUNCHER = JARS / "junit-platform-console-standalone.jar"
+#: How many compiled outputs the cache keeps (the least recently used go first).
+CACHE_ENTRIES = 48
+
+
+def _cache_root() -> Path | None:
+    """Return where compiled classes are kept, or None when caching is off."""
+    if os.environ.get("HOTPATCH_JVM_CACHE") == "off":
+        return None
+    configured = os.environ.get("HOTPATCH_JVM_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "hotpatch" / "jvm"
+
+
+def _fingerprint(paths: Iterable[Path]) -> str:
+    """Hash every file under ``paths`` by its place, its path within its entry, and its bytes."""
+    digest = hashlib.sha256()
+    for index, path in enumerate(paths):
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        digest.update(f"entry {index} {len(files)}\n".encode())
+        for file in files:
+            data = file.read_bytes()
+            name = file.name if file == path else file.relative_to(path).as_posix()
+            digest.update(f"{name} {len(data)}\n".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def _cached(
+    kind: str, tool: list[str], inputs: list[Path], out: Path, make: Callable[[Path], None]
+) -> None:
+    """Fill ``out`` with what ``make`` writes, reusing a cached copy made from the same inputs.
+
+    ``tool`` names the compiler and its options; ``inputs`` are the sources and
+    the class path. The key hashes their content, never their dates or where
+    they lie, so a fresh checkout of the same sources hits. An output is stored
+    under its key only once complete (a rename), so a failed or concurrent
+    build never leaves half of one.
+    """
+    root = _cache_root()
+    if root is None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        make(out)
+        return
+    key = hashlib.sha256("\n".join([kind, *tool, _fingerprint(inputs)]).encode()).hexdigest()
+    entry = root / f"{kind}-{key[:32]}"
+    if not entry.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        fresh = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=root))
+        try:
+            make(fresh)
+            # Another run may have stored the same output first: the same classes, kept.
+            with contextlib.suppress(OSError):
+                fresh.rename(entry)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+        _prune(root)
+    os.utime(entry)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(entry, out)
+
+
+def _prune(root: Path) -> None:
+    """Keep the ``CACHE_ENTRIES`` most recently used outputs."""
+    entries = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in entries[CACHE_ENTRIES:]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _missing() -> list[str]:
@@ -109,10 +190,16 @@ def _codegen(react_native: Path, out: Path) -> Path:
 
 
 def _javac(sources: list[Path], classpath: list[Path], out: Path) -> None:
-    files = sorted(str(f) for source in sources for f in source.rglob("*.java"))
-    command = [_tool("javac"), "--release", "17", "-nowarn", "-d", str(out),
-               "-classpath", ":".join(str(p) for p in classpath), *files]  # fmt: skip
-    subprocess.run(command, check=True, timeout=600)  # noqa: S603 - this repository's sources
+    javac = _tool("javac")
+    options = ["--release", "17", "-nowarn"]
+
+    def make(into: Path) -> None:
+        files = sorted(str(f) for source in sources for f in source.rglob("*.java"))
+        command = [javac, *options, "-d", str(into),
+                   "-classpath", ":".join(str(p) for p in classpath), *files]  # fmt: skip
+        subprocess.run(command, check=True, timeout=600)  # noqa: S603 - this repository's sources
+
+    _cached("javac", [_jdk(), *options], [*sources, *classpath], out, make)
 
 
 def _adapter(kotlinc: Path, core: Path, build: Path) -> tuple[list[Path], Path]:
@@ -142,11 +229,26 @@ def _compile(
     kotlinc: Path, sources: Path, classpath: list[Path], out: Path, friend: Path | None = None
 ) -> None:
     """Compile Kotlin; tests name their ``friend``, whose ``internal`` they may use."""
-    files = sorted(str(p) for p in sources.rglob("*.kt"))
+    options = ["-jvm-target", "17", "-Werror"]
     friends = [f"-Xfriend-paths={friend}"] if friend is not None else []
-    command = [str(kotlinc), "-jvm-target", "17", "-Werror", *friends, "-classpath",
-               ":".join(str(p) for p in classpath), "-d", str(out), *files]  # fmt: skip
-    subprocess.run(command, check=True, timeout=900)  # noqa: S603 - this repository's sources
+
+    def make(into: Path) -> None:
+        files = sorted(str(p) for p in sources.rglob("*.kt"))
+        command = [str(kotlinc), *options, *friends, "-classpath",
+                   ":".join(str(p) for p in classpath), "-d", str(into), *files]  # fmt: skip
+        subprocess.run(command, check=True, timeout=900)  # noqa: S603 - this repository's sources
+
+    # The compiler is named by its pinned package and the JDK it runs on.
+    lock = (HERE / "package-lock.json").read_text(encoding="utf-8")
+    compiler = [lock, _jdk(), *options, "friend" if friend is not None else "alone"]
+    _cached("kotlinc", compiler, [sources, *classpath], out, make)
+
+
+def _jdk() -> str:
+    """Name the JDK that runs the compilers: its folder and its exact version."""
+    home = Path(os.path.realpath(_tool("javac"))).parent.parent
+    release = home / "release"
+    return f"{home}\n{release.read_text(encoding='utf-8') if release.is_file() else ''}"
 
 
 def _count(reports: Path) -> tuple[int, int, list[str]]:
@@ -211,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run LiveServerTest against a running hotpatch-server: url=, app=, root= (the "
         "trust root file), native= (the device's native version); skipped without them",
     )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="compile everything, ignoring compiled classes kept"
+    )
     args = parser.parse_args(argv)
+    if args.no_cache:
+        os.environ["HOTPATCH_JVM_CACHE"] = "off"
     live = [f"-Dhotpatch.live.{item}" for item in args.live]
     missing = _missing()
     if missing:
