@@ -22,10 +22,10 @@ again and again:
   ``ModuleCore`` with the Swift core (``HotPatchDeviceHost``, in the Swift
   chroot; it asks for Android releases, as the fixture's builds are
   Android's); or ``python-agent``, the Python reference agent answering as
-  ``HotPatchModule.kt`` does, which alone also takes a patch from the
-  bundle in the binary (all three take patches from an installed bundle;
-  the Swift core with the system's zstd, bzip2 and LZMA2 in the chroot).
-  Each verifies and installs what a real
+  ``HotPatchModule.kt`` does. All three take patches, from the JS bundle in
+  the APK's assets (registered with ``hotpatch embedded register``) and from
+  an installed bundle; the Swift core with the system's zstd, bzip2 and
+  LZMA2 in the chroot. Each verifies and installs what a real
   ``hotpatch-server`` process sends;
 - a fatal JavaScript error ends the process, as it does on a phone.
 
@@ -39,6 +39,7 @@ device (the checklists in docs/howto/react-native-sdk.md). The Hermes of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import shutil
@@ -62,9 +63,11 @@ from hotpatch_client import (
     StorageError,
     device_http_client,
 )
+from hotpatch_core.archive import FileEntry
 from hotpatch_core.errors import HotPatchError, IllegalTransitionError
 from hotpatch_core.manifest import Platform
 from hotpatch_core.trust import load_trust_root
+from hotpatch_diff import embedded_id
 
 from .conftest import REPO, LiveServer, live_server, load_script
 
@@ -334,11 +337,12 @@ class RelayedNative:
             assert java is not None
             argv = [java, "-cp", ":".join(map(str, host.classpath)),
                     "dev.hotpatch.reactnative.DeviceHostKt", str(phone.storage),
-                    str(phone.live.root), *common]  # fmt: skip
+                    str(phone.live.root), *common, str(phone.apk)]  # fmt: skip
         else:
             inside = "/" + str(phone.storage.relative_to(host.root))
             program = [host.program, inside, f"{inside}-trust-root.json", *common,
-                       str(int(time.time()))]  # the harness's clock  # fmt: skip
+                       str(int(time.time())),  # the harness's clock
+                       f"{inside}-assets"]  # fmt: skip
             argv = host.argv(program)
         self._outside = host.root if phone.native == "swift-module" else None
         self._process = subprocess.Popen(
@@ -427,19 +431,21 @@ class Phone:
             assert host is not None
             self.storage = Path(tempfile.mkdtemp(prefix="hotpatch-phone-", dir=host.root / "tmp"))
             shutil.copy(live.root, f"{self.storage}-trust-root.json")
+            shutil.copytree(apk.parent / "assets", f"{self.storage}-assets")
         self.config = AgentConfig(
             server_url=live.url,  # the phone's network: APP_SERVER_URL reaches the test's server
             app_id=APP,
             platform=Platform.ANDROID,
             native_version="1.0.0",
             trust_root=load_trust_root(live.root.read_bytes()),
-            embedded_dir=str(apk),
+            embedded_dir=str(apk.parent / "assets"),  # what Android reads back: the JS bundle
         )
 
     def uninstall(self) -> None:
         """Remove the app's files (the chroot's among them)."""
         shutil.rmtree(self.storage, ignore_errors=True)
         Path(f"{self.storage}-trust-root.json").unlink(missing_ok=True)
+        shutil.rmtree(f"{self.storage}-assets", ignore_errors=True)
 
     def launch(self) -> Launch:
         """Start the app, let it run until nothing more happens, and end the process."""
@@ -526,9 +532,14 @@ def phone(
     host = request.getfixturevalue(hosts[native]) if native in hosts else None
     apk = tmp_path / "phone" / "apk"
     shutil.copytree(BUILDS / "v1", apk)
+    # What an Android app can read back byte for byte is its assets/ (aapt2 rewrites the
+    # drawables): the JS bundle. That is what is registered, as extracted from the APK.
+    assets = apk.parent / "assets"
+    assets.mkdir()
+    shutil.copy(apk / "index.android.bundle", assets)
     with live_server(tmp_path / "server", APP) as live:
         live.cli("embedded", "register", "--platform", "android", "--native-version", "1.0.0",
-                 "--bundle-dir", str(apk))  # fmt: skip
+                 "--bundle-dir", str(assets))  # fmt: skip
         device = Phone(hermes, example, apk, live, native=native, host=host)
         try:
             yield device, live
@@ -551,10 +562,8 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
 ) -> None:
     """Take 1.0.1 and confirm it; 1.0.2 crashes at start twice, the phone goes back to 1.0.1.
 
-    The reference agent takes 1.0.1 as a patch against the APK's bundle; the
-    Kotlin and Swift modules download the whole archive (they take no patch
-    from the bundle in the binary yet). All three take 1.0.2 as a patch
-    against the installed 1.0.1.
+    All three take 1.0.1 as a patch against the APK's bundle (its assets' JS
+    bundle, as registered), and 1.0.2 as a patch against the installed 1.0.1.
     """
     device, live = phone
     v1 = (BUILDS / "v1" / "index.android.bundle").read_bytes()
@@ -575,12 +584,9 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert first.calls[0] == "configure"
     assert first.progress == {"download", "install"}
     assert first.screen[-4:] == ["Version ", "1.0.1", " is ready", "Restart"]  # the banner
-    assert [o["isPatch"] for o in first.offers] == [device.native == "python-agent"]
-    pending = device_state(device).pending  # a patch only to the reference agent
-    assert (pending.version, pending.patched_from is not None) == (
-        "1.0.1",
-        device.native == "python-agent",
-    )
+    assert [o["isPatch"] for o in first.offers] == [True]
+    pending = device_state(device).pending
+    assert (pending.version, pending.patched_from) == ("1.0.1", _embedded_id(device.apk.parent))
 
     # The next start runs 1.0.1, the file the device verified (Metro's build of the app's v2).
     second = device.launch()
@@ -616,6 +622,13 @@ def test_the_fixture_app_updates_confirms_and_rolls_back_a_crashing_release(
     assert "checkForUpdate" in back.calls
     assert "downloadUpdate" not in back.calls  # not again
     assert _stats(live, "1.0.2")["installations"] == {"applied": 0, "failed": 0, "rolled_back": 1}
+
+
+def _embedded_id(phone: Path) -> str:
+    """The id both sides give the APK's bundle (hotpatch_diff.embedded_id)."""
+    data = (phone / "assets" / "index.android.bundle").read_bytes()
+    entry = FileEntry("index.android.bundle", hashlib.sha256(data).hexdigest(), len(data))
+    return embedded_id(APP, "android", "1.0.0", [entry])
 
 
 def device_state(device: Phone) -> Any:

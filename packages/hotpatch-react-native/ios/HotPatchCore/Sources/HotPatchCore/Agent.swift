@@ -16,6 +16,10 @@ public struct AgentConfig {
     public var deviceId: String?
     /// Limits on each download (deadline, minimum throughput, retries).
     public var download = DownloadPolicy()
+    /// The bundle shipped in the binary, read back byte for byte, as registered with
+    /// `hotpatch embedded register`: a device still on it may take its first update as a
+    /// patch from it. Nil: the first update is always the whole archive.
+    public var embedded: EmbeddedBundle?
 
     public init(serverUrl: String, appId: String, platform: Platform, nativeVersion: String, trustRoot: [UInt8]) {
         self.serverUrl = serverUrl
@@ -76,7 +80,10 @@ public struct SyncResult {
 /// iOS yet), a server's patch from an installed bundle is offered to the machine; when it asks
 /// for it (`.fetchPatch`), the agent downloads it (capped at its offered size) and builds the
 /// release from it, every file checked against the signed manifest; any failure is reported
-/// and the archive is downloaded instead. Without codecs the archive is always downloaded.
+/// and the archive is downloaded instead. A device still on the bundle in its binary takes a
+/// patch from it when `AgentConfig.embedded` reads that bundle and its id (hashed when an offer
+/// first names a base, `EmbeddedBundles.id`) is the offer's base. Without codecs the archive is
+/// always downloaded.
 public final class Agent {
     private let config: AgentConfig
     private let fs: FileSystem
@@ -84,7 +91,9 @@ public final class Agent {
     private let clock: () -> UTCSeconds
     private let restart: () -> Void
     private let timer: Timer
-    private let device: DeviceConfig
+    private var device: DeviceConfig
+    /// The bundle in the binary as a patch base, once hashed.
+    private var embeddedBase: PatchBase?
     private let storage: DeviceStorage
     private let lock = NSRecursiveLock()
     private let updating = NSRecursiveLock()
@@ -261,6 +270,7 @@ public final class Agent {
                 _ = try locked(lock) { try feed(.checkFailed(reason: error.message)) }
                 throw error
             }
+            if answer.patch != nil, codecs != nil { knowEmbedded() }
             let actions = try locked(lock) {
                 try feed(.checkAnswered(CheckAnswer(envelope: answer.envelope, now: clock(), head: answer.head,
                                                     deviceId: deviceId, patch: answer.patch?.hint)))
@@ -330,7 +340,9 @@ public final class Agent {
             let file = try fs.openRead(path)
             let patch = try { defer { file.close() }; return try file.readBytes(upTo: hint.size) }()
             phase = .apply
-            try storage.install(release, patch: patch, base: try storage.patchBase(hint.baseManifestId), codecs: codecs) {
+            let base = try embeddedBase.flatMap { $0.manifestId == hint.baseManifestId ? $0 : nil }
+                ?? storage.patchBase(hint.baseManifestId)
+            try storage.install(release, patch: patch, base: base, codecs: codecs) {
                 progress("install", $0, $1)
             }
             event = .patchInstalled(baseManifestId: hint.baseManifestId)
@@ -339,6 +351,21 @@ public final class Agent {
             event = .patchFailed(reason: "patch from \(hint.baseManifestId.prefix(12)) failed (\(detail))", phase: phase)
         }
         return try locked(lock) { try feed(event) }
+    }
+
+    /// Tell the machine the embedded bundle's id, hashing its files once. A file that cannot
+    /// be read leaves it unknown (a patch from it is then never chosen) and is tried again at
+    /// the next offer.
+    private func knowEmbedded() {
+        guard embeddedBase == nil, let bundle = config.embedded,
+              let base = try? EmbeddedBundles.base(bundle, appId: config.appId, platform: config.platform,
+                                                   nativeVersion: config.nativeVersion)
+        else { return }
+        embeddedBase = base
+        locked(lock) {
+            device = DeviceConfig(identity: device.identity, trustRoot: device.trustRoot, crashThreshold: device.crashThreshold,
+                                  bundleFile: device.bundleFile, embeddedBase: base.manifestId)
+        }
     }
 
     private func restartIfAsked(_ work: [Action]) -> Bool {

@@ -457,3 +457,43 @@ enum HDiff {
         }
     }
 }
+
+/// The bundle shipped in the app binary, as files the app can read back exactly as they were
+/// registered with `hotpatch embedded register` (on iOS, files of the app bundle such as
+/// `main.jsbundle`; on Android, files of the APK's `assets/`).
+public protocol EmbeddedBundle {
+    /// Its files, named by their paths in a release (`main.jsbundle`).
+    var paths: [String] { get }
+
+    /// The bytes of one of `paths`; throws when it cannot be read.
+    func read(_ path: String) throws -> [UInt8]
+}
+
+/// The bundle shipped inside the app binary, as a patch base (hotpatch_diff.embedded).
+public enum EmbeddedBundles {
+    /// The id (64 hex digits) of the bundle embedded in one native version of an app: the
+    /// SHA-256 of the canonical JSON of its app, platform, native version and every file's
+    /// path, size and SHA-256, sorted by path. The server names the registered bundle alike.
+    public static func id(appId: String, platform: Platform, nativeVersion: String, files: [FileEntry],
+                          crypto: CryptoBackend = CryptoBackends.system) -> String {
+        let listed = files.sorted { scalarOrder($0.path, $1.path) }.map {
+            JSON.object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("size", .integer($0.size))])
+        }
+        let document = JSON.object([("embedded", .object([
+            ("appId", .string(appId)), ("platform", .string(platform.rawValue)),
+            ("nativeVersion", .string(nativeVersion)), ("files", .array(listed)),
+        ]))])
+        return Hex.encode(crypto.sha256(StrictJSON.canonical(document)))
+    }
+
+    /// Describe `bundle` as a patch base: each file hashed (read once here, again when patched).
+    public static func base(_ bundle: EmbeddedBundle, appId: String, platform: Platform, nativeVersion: String,
+                            crypto: CryptoBackend = CryptoBackends.system) throws -> PatchBase {
+        let files = try bundle.paths.map { path -> FileEntry in
+            let data = try bundle.read(path)
+            return FileEntry(path: path, sha256: Hex.encode(crypto.sha256(data)), size: Int64(data.count))
+        }
+        let id = id(appId: appId, platform: platform, nativeVersion: nativeVersion, files: files, crypto: crypto)
+        return PatchBase(manifestId: id, files: files) { try bundle.read($0.path) }
+    }
+}

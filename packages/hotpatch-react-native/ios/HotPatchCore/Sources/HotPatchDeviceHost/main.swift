@@ -4,8 +4,10 @@
 // which the test relays here. The module, the core, the disk and the network are
 // real; only React Native's bridge is left out (it only forwards, HotPatchModule.swift).
 //
-//     HotPatchDeviceHost DIR TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION NOW
+//     HotPatchDeviceHost DIR TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION NOW APK_ASSETS
 //
+// APK_ASSETS is the folder holding the bundle in the binary (index.android.bundle), which
+// the first update may be patched from.
 // BINARY_URL is the server URL of the binary's HotPatchSettings (as configure() must
 // say it); the phone's network takes it to REACHABLE_URL. NOW is the harness's clock
 // (seconds since 1970), which a moved clock does not bring into the chroot. The fixture
@@ -55,16 +57,18 @@ func send(_ kind: String, _ members: [String: Any] = [:]) {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 8, let now = Int64(arguments[7]) else {
-    FileHandle.standardError.write(Data("HotPatchDeviceHost DIR TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION NOW\n".utf8))
+guard arguments.count == 9, let now = Int64(arguments[7]) else {
+    FileHandle.standardError.write(Data("HotPatchDeviceHost DIR TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION NOW APK_ASSETS\n".utf8))
     exit(2)
 }
 let directory = URL(fileURLWithPath: arguments[1])
 let root = try [UInt8](Data(contentsOf: URL(fileURLWithPath: arguments[2])))
-let settings = HotPatchSettings(serverUrl: arguments[3], appId: arguments[5])
+var settings = HotPatchSettings(serverUrl: arguments[3], appId: arguments[5])
+settings.embeddedFiles = ["index.android.bundle"] // the fixture's releases are Android's
 let offset = now - Int64(Date().timeIntervalSince1970)
 let bundle = HotPatch.onLaunch(
     settings, trustRoot: root, nativeVersion: arguments[6], directory: directory,
+    embedded: BundledFiles(folder: URL(fileURLWithPath: arguments[8]), paths: settings.embeddedFiles),
     http: Rerouted(URLSessionHttp(), from: arguments[3], to: arguments[4]),
     clock: { UTCSeconds(Int64(Date().timeIntervalSince1970) + offset) }, platform: .android
 )

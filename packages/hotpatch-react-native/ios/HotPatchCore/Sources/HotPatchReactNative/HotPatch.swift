@@ -12,10 +12,30 @@ public struct HotPatchSettings {
     public var trustRootResource = "hotpatch-trust-root.json"
     /// Launches a new bundle gets to reach `notifyAppReady()` before it is rolled back.
     public var crashThreshold = 2
+    /// The files of the bundle in the app bundle that `hotpatch embedded register` registered,
+    /// so the first update can be a patch from them. Empty: the first update is always the
+    /// whole archive. (iOS takes no patches yet: the pod has no zstd; see the guide.)
+    public var embeddedFiles = ["main.jsbundle"]
 
     public init(serverUrl: String, appId: String) {
         self.serverUrl = serverUrl
         self.appId = appId
+    }
+}
+
+/// Files below a folder, read as they lie: the app bundle's JS bundle as `hotpatch embedded
+/// register` registered it.
+public struct BundledFiles: EmbeddedBundle {
+    public let folder: URL
+    public let paths: [String]
+
+    public init(folder: URL, paths: [String]) {
+        self.folder = folder
+        self.paths = paths
+    }
+
+    public func read(_ path: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: folder.appendingPathComponent(path), options: .mappedIfSafe))
     }
 }
 
@@ -46,14 +66,17 @@ public enum HotPatch {
               let support = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask).first
         else { return nil } // no trust root or version: HotPatch stays off, the embedded bundle runs
         return onLaunch(settings, trustRoot: [UInt8](root), nativeVersion: native,
-                        directory: support.appendingPathComponent("hotpatch"))
+                        directory: support.appendingPathComponent("hotpatch"),
+                        embedded: BundledFiles(folder: Bundle.main.bundleURL, paths: settings.embeddedFiles))
     }
 
-    /// `onLaunch` with everything given: the trust root envelope, the native version, and
-    /// the directory the device's update state lives in. (`platform` is for tests that use
+    /// `onLaunch` with everything given: the trust root envelope, the native version, the
+    /// directory the device's update state lives in, and where the bundle in the binary is read
+    /// (`settings.embeddedFiles` below `embedded.folder`). (`platform` is for tests that use
     /// the golden vectors' Android release; an app is always `.ios`.)
     public static func onLaunch(
         _ settings: HotPatchSettings, trustRoot: [UInt8], nativeVersion: String, directory: URL,
+        embedded: BundledFiles? = nil,
         http: Http = URLSessionHttp(),
         clock: @escaping () -> UTCSeconds = { UTCSeconds(Int64(Date().timeIntervalSince1970.rounded(.down))) },
         platform: Platform = .ios
@@ -64,6 +87,7 @@ public enum HotPatch {
                                      nativeVersion: nativeVersion, trustRoot: trustRoot)
             config.channel = settings.channel
             config.crashThreshold = settings.crashThreshold
+            config.embedded = settings.embeddedFiles.isEmpty ? nil : embedded
             let agent = try Agent(config, fs: PosixFileSystem(root: directory.path), http: http, clock: clock)
             lock.lock()
             running = (settings, agent, directory)

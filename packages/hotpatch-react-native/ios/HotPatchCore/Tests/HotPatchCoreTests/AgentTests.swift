@@ -42,6 +42,8 @@ final class Server: Http {
     var served: [UInt8]
     var cutAfter: Int?
     var offer = true
+    /// A patch offer's base: the answer then offers a (missing) patch from it.
+    var patchBase: String?
     var archiveAnswer: ((String, [String: String]) -> HttpResponse)?
     /// How many report posts are answered 503 before reports are taken.
     var refuseReports = 0
@@ -61,8 +63,9 @@ final class Server: Http {
         let path = String(url.dropFirst("https://updates.example".count))
         if path.hasPrefix("/apps/com.example.app/roots/") { return Scripted(404) }
         if path.hasPrefix("/update/check?") {
+            let patch = patchBase.map { ",\"patch\":{\"url\":\"/patches/p1\",\"size\":100,\"baseManifestId\":\"\($0)\"}" } ?? ""
             let answer = offer
-                ? "{\"updateAvailable\":true,\"manifest\":\"\(Data(envelope).base64EncodedString())\",\"bundleUrl\":\"/bundles/\(manifestId).zip\"}"
+                ? "{\"updateAvailable\":true,\"manifest\":\"\(Data(envelope).base64EncodedString())\",\"bundleUrl\":\"/bundles/\(manifestId).zip\"\(patch)}"
                 : "{\"updateAvailable\":false}"
             return Scripted(200, [:], Array(answer.utf8))
         }
@@ -103,6 +106,26 @@ final class FakeTimer: HotPatchCore.Timer {
     }
 }
 
+/// The APK's assets, counting how often each file is read; `broken` ones cannot be read.
+final class Assets: EmbeddedBundle {
+    let files: [String: [UInt8]]
+    let broken: Set<String>
+    private(set) var opened: [String] = []
+
+    init(_ files: [String: [UInt8]], broken: Set<String> = []) {
+        self.files = files
+        self.broken = broken
+    }
+
+    var paths: [String] { Array(files.keys) }
+
+    func read(_ path: String) throws -> [UInt8] {
+        opened.append(path)
+        if broken.contains(path) { throw HotPatchError(.storage, "\(path): no such asset") }
+        return files[path]!
+    }
+}
+
 /// The agent against a scripted server that serves the golden release (the live test uses a real one).
 final class AgentTests: XCTestCase {
     private var now: UTCSeconds!
@@ -120,10 +143,12 @@ final class AgentTests: XCTestCase {
 
     private func server() -> Server { Server(envelope: envelope, archive: archive, manifestId: manifestId) }
 
-    private func agent(_ fs: FileSystem, _ server: Http, timer: HotPatchCore.Timer = FakeTimer()) throws -> Agent {
+    private func agent(_ fs: FileSystem, _ server: Http, timer: HotPatchCore.Timer = FakeTimer(),
+                       embedded: EmbeddedBundle? = nil) throws -> Agent {
         var config = AgentConfig(serverUrl: "https://updates.example/", appId: "com.example.app", platform: .android,
                                  nativeVersion: "1.2.3", trustRoot: Array(try Vectors.bytes("trust-root.envelope.json").dropLast()))
         config.deviceId = "device-1"
+        config.embedded = embedded
         let at = now!
         return try Agent(config, fs: fs, http: server, clock: { at }, timer: timer)
     }
@@ -151,6 +176,34 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(try next.flushReports(), 1)
         XCTAssertEqual(server.reports.map { $0.at("status").text }, ["applied"])
         XCTAssertEqual(next.sync().status, .upToDate) // installed already
+    }
+
+    func testADeviceOnTheBundleInItsBinaryTakesAPatchFromItOnlyWhenTheOfferNamesThatBundle() throws {
+        let bundle = Array(String(repeating: "var app = 1;\n", count: 10_000).utf8)
+        let files = ["index.android.bundle": bundle]
+        let entry = FileEntry(path: "index.android.bundle", sha256: Hex.encode(CryptoBackends.system.sha256(bundle)),
+                              size: Int64(bundle.count))
+        let id = EmbeddedBundles.id(appId: "com.example.app", platform: .android, nativeVersion: "1.2.3", files: [entry])
+        let cases: [(base: String, assets: Assets?, patched: Bool)] = [
+            (id, Assets(files), true),
+            (String(repeating: "ab", count: 32), Assets(files), false), // another bundle (another native version's)
+            (id, Assets(files, broken: ["index.android.bundle"]), false), // unreadable: no base
+            (id, nil, false), // the app named no embedded bundle
+        ]
+        for (base, assets, patched) in cases {
+            let server = server()
+            server.patchBase = base
+            let device = try agent(MemoryFileSystem(), server, embedded: assets)
+            _ = try device.onLaunch()
+            let result = device.sync()
+            // The patch this server offers is missing (404): a device that chose it reports the
+            // failure and downloads the archive. Every case ends with the release staged.
+            XCTAssertEqual(result.status, .staged, "\(String(describing: result.error))")
+            XCTAssertEqual(server.requests.contains { $0.hasPrefix("https://updates.example/patches/p1") }, patched, "\(base)")
+            XCTAssertEqual(server.reports.filter { $0.at("status").text == "failed" }.count, patched ? 1 : 0, "\(server.reports)")
+            // Hashed once, when the offer came; not read again, as the patch never arrived.
+            if let assets { XCTAssertEqual(assets.opened, ["index.android.bundle"]) }
+        }
     }
 
     func testADroppedDownloadResumesWhereItStoppedAfterABackoff() throws {

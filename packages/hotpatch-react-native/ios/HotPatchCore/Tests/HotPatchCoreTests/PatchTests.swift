@@ -65,6 +65,18 @@ final class PatchTests: XCTestCase {
         }
     }
 
+    func testEmbeddedIdsAreTheReferences() throws {
+        let vectors = try Vectors.json("patches.json")
+        for item in vectors.at("embeddedIds").items {
+            let files = item.at("files").items.map {
+                FileEntry(path: $0.at("path").text, sha256: $0.at("sha256").text, size: $0.at("size").number)
+            }
+            let id = EmbeddedBundles.id(appId: item.at("appId").text, platform: try Platform.of(item.at("platform").text),
+                                        nativeVersion: item.at("nativeVersion").text, files: files)
+            XCTAssertEqual(id, item.at("id").text)
+        }
+    }
+
     func testAnySingleFlippedBitIsRefusedOrStillYieldsTheSignedFiles() throws {
         let (vectors, base, target) = try load()
         var generator = SystemRandomNumberGenerator()

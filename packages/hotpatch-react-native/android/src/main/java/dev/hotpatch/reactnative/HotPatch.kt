@@ -1,13 +1,16 @@
 package dev.hotpatch.reactnative
 
 import android.content.Context
+import android.content.res.AssetManager
 import dev.hotpatch.core.Agent
 import dev.hotpatch.core.AgentConfig
+import dev.hotpatch.core.EmbeddedBundle
 import dev.hotpatch.core.Http
 import dev.hotpatch.core.JvmFileSystem
 import dev.hotpatch.core.Platform
 import dev.hotpatch.core.UrlConnectionHttp
 import java.io.File
+import java.io.InputStream
 import java.time.Instant
 
 /** Where the app checks for updates: fixed in the binary, next to the trust root it embeds. */
@@ -19,7 +22,18 @@ data class HotPatchSettings(
     val trustRootAsset: String = "hotpatch/trust-root.json",
     /** Launches a new bundle gets to reach `notifyAppReady()` before it is rolled back. */
     val crashThreshold: Int = 2,
+    /**
+     * The files of the bundle in the APK's assets that `hotpatch embedded register` registered
+     * (extracted from the built APK), so the first update can be a patch from them. Empty: the
+     * first update is always the whole archive.
+     */
+    val embeddedAssets: List<String> = listOf("index.android.bundle"),
 )
+
+/** The bundle in the APK, read from its assets (which the build stores byte for byte). */
+private class AssetBundle(private val assets: AssetManager, override val paths: List<String>) : EmbeddedBundle {
+    override fun open(path: String): InputStream = assets.open(path)
+}
 
 /**
  * The app's entry point: call [onLaunch] in `MainApplication.onCreate()`,
@@ -55,6 +69,7 @@ object HotPatch {
                 trustRoot = root,
                 channel = settings.channel,
                 crashThreshold = settings.crashThreshold,
+                embedded = settings.embeddedAssets.takeIf { it.isNotEmpty() }?.let { AssetBundle(app.assets, it) },
             ),
             JvmFileSystem(directory),
             http,

@@ -16,8 +16,10 @@ import java.time.Instant
  * Native themselves are fakes (`Fakes.kt`); the module, the core, the disk
  * and the network are real.
  *
- *     DeviceHost FILES TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION
+ *     DeviceHost FILES TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION APK_ASSETS
  *
+ * `APK_ASSETS` is a folder whose files stand for the APK's `assets/` (the JS bundle
+ * HotPatch may patch from among them).
  * `BINARY_URL` is the server URL the app binary's HotPatchSettings name (as
  * `configure()` must); the phone's network takes it to `REACHABLE_URL`.
  * Prints one JSON object per line: `{"kind":"launched","bundle":…}` (the file
@@ -29,9 +31,12 @@ import java.time.Instant
  * reports it sends included, is over.
  */
 fun main(args: Array<String>) {
-    require(args.size == 6) { "DeviceHost FILES TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION" }
+    require(args.size == 7) { "DeviceHost FILES TRUST_ROOT BINARY_URL REACHABLE_URL APP_ID NATIVE_VERSION APK_ASSETS" }
     val (files, root, binaryUrl, reachableUrl, appId) = args
-    val app = FakeApp(File(files), mapOf("hotpatch/trust-root.json" to File(root).readBytes()), args[5], appId)
+    // The APK's assets: the folder's files by their paths in it (the JS bundle among them), and the trust root.
+    val apk = File(args[6])
+    val assets = apk.walkTopDown().filter { it.isFile }.associate { it.relativeTo(apk).invariantSeparatorsPath to it.readBytes() }
+    val app = FakeApp(File(files), assets + ("hotpatch/trust-root.json" to File(root).readBytes()), args[5], appId)
     val http = Rerouted(UrlConnectionHttp(), binaryUrl, reachableUrl)
     val bundle = HotPatch.onLaunch(app, HotPatchSettings(serverUrl = binaryUrl, appId = appId), http, Instant::now)
     send("launched", "bundle" to bundle)

@@ -1,5 +1,7 @@
 package dev.hotpatch.core
 
+import java.io.ByteArrayInputStream
+import java.io.ByteArrayOutputStream
 import java.io.Closeable
 import java.io.IOException
 import java.io.InputStream
@@ -49,7 +51,7 @@ class UrlConnectionHttp(private val connectTimeoutMillis: Int = 15_000, private 
         headers.forEach { (name, value) -> connection.setRequestProperty(name, value) }
         val status = connection.responseCode
         val names = connection.headerFields.filterKeys { it != null }.mapKeys { it.key.lowercase() }.mapValues { it.value.last() }
-        val body = (if (status >= 400) connection.errorStream else connection.inputStream) ?: InputStream.nullInputStream()
+        val body = (if (status >= 400) connection.errorStream else connection.inputStream) ?: ByteArrayInputStream(ByteArray(0))
         return HttpResponse(status, names, body)
     }
 
@@ -61,7 +63,7 @@ class UrlConnectionHttp(private val connectTimeoutMillis: Int = 15_000, private 
         connection.setFixedLengthStreamingMode(body.size)
         connection.outputStream.use { it.write(body) }
         val status = connection.responseCode
-        ((if (status >= 400) connection.errorStream else connection.inputStream) ?: InputStream.nullInputStream()).use { it.readBytes() }
+        ((if (status >= 400) connection.errorStream else connection.inputStream) ?: ByteArrayInputStream(ByteArray(0))).use { it.readBytes() }
         return status
     }
 }
@@ -82,7 +84,37 @@ data class AgentConfig(
     val deviceId: String? = null,
     /** Limits on each download (deadline, minimum throughput, retries). */
     val download: DownloadPolicy = DownloadPolicy(),
+    /**
+     * The bundle shipped in the binary, read back byte for byte, as registered with
+     * `hotpatch embedded register`: a device still on it may take its first update as a
+     * patch from it. Null: the first update is always the whole archive.
+     */
+    val embedded: EmbeddedBundle? = null,
 )
+
+/** At most [limit] bytes of this stream (`readNBytes` is Android API 33 and newer). */
+internal fun InputStream.readAtMost(limit: Long): ByteArray {
+    val out = ByteArrayOutputStream()
+    val buffer = ByteArray(64 * 1024)
+    while (out.size() < limit) {
+        val got = read(buffer, 0, minOf(buffer.size.toLong(), limit - out.size()).toInt())
+        if (got < 0) break
+        out.write(buffer, 0, got)
+    }
+    return out.toByteArray()
+}
+
+/**
+ * The bundle shipped in the app binary, as files the app can read back exactly as they were
+ * registered (on Android, files in the APK's `assets/`, which the build does not rewrite).
+ */
+interface EmbeddedBundle {
+    /** Its files, named by their paths in a release (`index.android.bundle`). */
+    val paths: List<String>
+
+    /** Open one of [paths]; an [IOException] when it cannot be read. */
+    fun open(path: String): InputStream
+}
 
 /**
  * Limits on one archive download (times in milliseconds), as the reference's
@@ -135,7 +167,9 @@ data class SyncResult(
  * ([Action.FetchPatch]): the agent downloads it (capped at its offered size)
  * and builds the release from it, every file checked against the signed
  * manifest; any failure is reported and the archive is downloaded instead.
- * Patches from the bundle embedded in the binary are not taken yet.
+ * A device still on the bundle in its binary takes a patch from it when
+ * [AgentConfig.embedded] reads that bundle and its id (hashed when an offer
+ * first names a base, [EmbeddedBundles.id]) is the offer's base.
  */
 class Agent(
     private val config: AgentConfig,
@@ -146,7 +180,7 @@ class Agent(
     private val timer: Timer = Timer.System,
 ) {
     private val random = SecureRandom()
-    private val device = DeviceConfig(
+    private var device = DeviceConfig(
         identity = DeviceIdentity(config.appId, config.platform, config.channel, Version.parseNative(config.nativeVersion)),
         trustRoot = TrustRoots.load(config.trustRoot),
         crashThreshold = config.crashThreshold,
@@ -270,6 +304,7 @@ class Agent(
             synchronized(lock) { feed(Event.CheckFailed(e.message ?: "network")) }
             throw e
         }
+        if (answer.patch != null) knowEmbedded()
         val actions = synchronized(lock) {
             feed(Event.CheckAnswered(answer.envelope, clock(), answer.head, deviceId, answer.patch?.hint))
         }
@@ -289,6 +324,40 @@ class Agent(
     }
 
     private var offered: Offered? = null
+
+    /** The bundle in the binary as a patch base, once hashed. */
+    private var embeddedBase: PatchBase? = null
+
+    /**
+     * Tell the machine the embedded bundle's id, hashing its files once. A file that cannot
+     * be read leaves it unknown (a patch from it is then never chosen) and is tried again
+     * at the next offer.
+     */
+    private fun knowEmbedded() {
+        val bundle = config.embedded ?: return
+        if (embeddedBase != null) return
+        val files = try {
+            bundle.paths.map { path ->
+                val digest = MessageDigest.getInstance("SHA-256")
+                var size = 0L
+                bundle.open(path).use { input ->
+                    val buffer = ByteArray(64 * 1024)
+                    while (true) {
+                        val got = input.read(buffer)
+                        if (got < 0) break
+                        digest.update(buffer, 0, got)
+                        size += got
+                    }
+                }
+                FileEntry(path, digest.digest().joinToString("") { "%02x".format(it) }, size)
+            }
+        } catch (e: IOException) {
+            return
+        }
+        val id = EmbeddedBundles.id(config.appId, config.platform.wire, config.nativeVersion, files)
+        embeddedBase = PatchBase(id, files) { entry -> bundle.open(entry.path).use { it.readAtMost(entry.size + 1) } }
+        synchronized(lock) { device = device.copy(embeddedBase = id) }
+    }
 
     /** The size of the patch the last check chose to fetch instead of the archive, or null. */
     val offeredPatchSize: Long? get() = synchronized(updating) { offered?.patch?.hint?.size }
@@ -329,7 +398,8 @@ class Agent(
             fetchArchive(offer.url, path, hint.size) { done, total -> progress("download", done, total) }
             val patch = fs.openRead(path).use { it.readBytes(hint.size) }
             phase = ReportPhase.APPLY
-            storage.installFromPatch(release, patch, storage.patchBase(hint.baseManifestId)) { done, total -> progress("install", done, total) }
+            val base = embeddedBase?.takeIf { it.manifestId == hint.baseManifestId } ?: storage.patchBase(hint.baseManifestId)
+            storage.installFromPatch(release, patch, base) { done, total -> progress("install", done, total) }
             null
         } catch (e: HotPatchException) {
             "${e.reason}: ${e.message}"

@@ -26,6 +26,8 @@ class AgentTest {
         val requests = mutableListOf<String>()
         val reports = mutableListOf<Json>()
         var offer = true
+        /** A patch offer's base: the answer then offers a (missing) patch from it. */
+        var patchBase: String? = null
 
         override fun get(url: String, headers: Map<String, String>): HttpResponse {
             requests.add(url + (headers["Range"]?.let { " Range: $it" } ?: ""))
@@ -36,7 +38,8 @@ class AgentTest {
                     val answer = if (!offer) {
                         "{\"updateAvailable\":false}"
                     } else {
-                        "{\"updateAvailable\":true,\"manifest\":\"${Base64.getEncoder().encodeToString(envelope)}\",\"bundleUrl\":\"/bundles/$manifestId.zip\"}"
+                        val patch = patchBase?.let { ",\"patch\":{\"url\":\"/patches/p1\",\"size\":100,\"baseManifestId\":\"$it\"}" } ?: ""
+                        "{\"updateAvailable\":true,\"manifest\":\"${Base64.getEncoder().encodeToString(envelope)}\",\"bundleUrl\":\"/bundles/$manifestId.zip\"$patch}"
                     }
                     HttpResponse(200, emptyMap(), ByteArrayInputStream(answer.toByteArray()))
                 }
@@ -89,7 +92,13 @@ class AgentTest {
         }
     }
 
-    private fun agent(fs: FileSystem, server: Http, restart: () -> Unit = {}, timer: Timer = FakeTimer()) = Agent(
+    private fun agent(
+        fs: FileSystem,
+        server: Http,
+        restart: () -> Unit = {},
+        timer: Timer = FakeTimer(),
+        embedded: EmbeddedBundle? = null,
+    ) = Agent(
         AgentConfig(
             serverUrl = "https://updates.example/",
             appId = "com.example.app",
@@ -97,6 +106,7 @@ class AgentTest {
             nativeVersion = "1.2.3",
             trustRoot = Vectors.bytes("trust-root.envelope.json").trimEnd(),
             deviceId = "device-1",
+            embedded = embedded,
         ),
         fs, server, clock = { now }, restart = restart, timer = timer,
     )
@@ -121,6 +131,46 @@ class AgentTest {
         assertEquals(1, next.flushReports())
         assertEquals("applied", server.reports.single()["status"].str())
         assertEquals(SyncStatus.UP_TO_DATE, next.sync().status) // installed already
+    }
+
+    /** The APK's assets, counting how often each file is opened; [broken] ones cannot be read. */
+    private class Assets(val files: Map<String, ByteArray>, val broken: Set<String> = emptySet()) : EmbeddedBundle {
+        val opened = mutableListOf<String>()
+        override val paths: List<String> get() = files.keys.toList()
+
+        override fun open(path: String): InputStream {
+            opened.add(path)
+            if (path in broken) throw IOException("$path: no such asset")
+            return ByteArrayInputStream(files.getValue(path))
+        }
+    }
+
+    @Test
+    fun `a device on the bundle in its binary takes a patch from it only when the offer names that bundle`() {
+        val bundle = "var app = 1;\n".repeat(10_000).toByteArray()
+        val files = mapOf("index.android.bundle" to bundle)
+        val digest = java.security.MessageDigest.getInstance("SHA-256").digest(bundle).joinToString("") { "%02x".format(it) }
+        val entry = FileEntry("index.android.bundle", digest, bundle.size.toLong())
+        val id = EmbeddedBundles.id("com.example.app", "android", "1.2.3", listOf(entry))
+        for ((base, assets, patched) in listOf(
+            Triple(id, Assets(files), true),
+            Triple("ab".repeat(32), Assets(files), false), // another bundle (another native version's)
+            Triple(id, Assets(files, broken = setOf("index.android.bundle")), false), // unreadable: no base
+            Triple(id, null, false), // the app named no embedded bundle
+        )) {
+            val server = Server().apply { patchBase = base }
+            val device = agent(MemoryFileSystem(), server, embedded = assets)
+            device.onLaunch()
+            val result = device.sync()
+            // The patch this server offers is missing (404): a device that chose it reports the
+            // failure and downloads the archive. Every case ends with the release staged.
+            assertEquals(SyncStatus.STAGED, result.status, result.error?.toString())
+            assertEquals(patched, server.requests.any { it.startsWith("https://updates.example/patches/p1") }, "$base $assets")
+            val failed = server.reports.filter { it["status"].str() == "failed" }
+            assertEquals(if (patched) 1 else 0, failed.size, server.reports.toString())
+            // Hashed once, when the offer came; not read again, as the patch never arrived.
+            if (assets != null) assertEquals(listOf("index.android.bundle"), assets.opened)
+        }
     }
 
     @Test
