@@ -8,9 +8,11 @@ its TurboModule spec from ``src/NativeHotPatch.ts`` (with the pinned
 react-native of the SDK package, ``npm ci`` there), the project's compile
 stubs are compiled and checked against ``ReactAndroid.api``
 (``android/check_stubs.py``), and the adapter is compiled against them. The
-tests of both run with the JUnit Platform console launcher. Prints
-``N passed, N failed, N skipped`` (each skip with its reason) and exits
-non-zero on any failure or missing tool.
+core and the adapter are compiled once more against the Java 8 API, which
+fails on a Java 9+ method that older Android lacks. The tests of both run
+with the JUnit Platform console launcher. Prints ``N passed, N failed, N
+skipped`` (each skip with its reason) and exits non-zero on any failure or
+missing tool.
 
 Compiled classes are kept under ``~/.cache/hotpatch/jvm`` (``HOTPATCH_JVM_CACHE``
 moves it), each under a hash of everything that made it: the compiler, its
@@ -219,17 +221,25 @@ def _adapter(kotlinc: Path, core: Path, build: Path) -> tuple[list[Path], Path]:
         raise SystemExit("the React Native stubs differ from ReactAndroid.api (see above)")
     _javac([_codegen(react_native, build / "codegen")], [stubs], spec)
     libraries = [JARS / name for name in LIBRARIES]
-    _compile(kotlinc, ANDROID / "src" / "main" / "java", [core, stubs, spec, *libraries], main)
+    adapter_path = [core, stubs, spec, *libraries]
+    _compile(kotlinc, ANDROID / "src" / "main" / "java", adapter_path, main)
+    _check_java8(kotlinc, ANDROID / "src" / "main" / "java", adapter_path, build / "java8-adapter")
     test_path = [main, core, stubs, spec, *libraries, *(JARS / name for name in TEST_LIBRARIES)]
     _compile(kotlinc, ANDROID / "src" / "test" / "kotlin", test_path, tests, friend=main)
     return [main, spec, stubs], tests
 
 
-def _compile(
-    kotlinc: Path, sources: Path, classpath: list[Path], out: Path, friend: Path | None = None
+def _compile(  # noqa: PLR0913 - a compiler's inputs
+    kotlinc: Path,
+    sources: Path,
+    classpath: list[Path],
+    out: Path,
+    friend: Path | None = None,
+    *,
+    java8: bool = False,
 ) -> None:
     """Compile Kotlin; tests name their ``friend``, whose ``internal`` they may use."""
-    options = ["-jvm-target", "17", "-Werror"]
+    options = ["-Xjdk-release=1.8", "-Werror"] if java8 else ["-jvm-target", "17", "-Werror"]
     friends = [f"-Xfriend-paths={friend}"] if friend is not None else []
 
     def make(into: Path) -> None:
@@ -242,6 +252,17 @@ def _compile(
     lock = (HERE / "package-lock.json").read_text(encoding="utf-8")
     compiler = [lock, _jdk(), *options, "friend" if friend is not None else "alone"]
     _cached("kotlinc", compiler, [sources, *classpath], out, make)
+
+
+def _check_java8(kotlinc: Path, sources: Path, classpath: list[Path], out: Path) -> None:
+    """Compile what ships in the app (the core, the module) against the Java 8 API.
+
+    A Java 9+ method that older Android lacks (``InputStream.nullInputStream`` is API 33)
+    then fails the build here. Android API 26, the module's minimum, has most of Java 8:
+    this catches the newer methods, not every gap. The classes are not used (the tests
+    run the Java 17 build, whose sealed classes they inspect).
+    """
+    _compile(kotlinc, sources, classpath, out, java8=True)
 
 
 def _jdk() -> str:
@@ -279,7 +300,9 @@ def _build_adapter(build: Path) -> tuple[Path, Path, list[Path], Path]:
     core = build / "main"
     shutil.rmtree(core, ignore_errors=True)
     core.mkdir(parents=True)
-    _compile(kotlinc, HERE / "src" / "main" / "kotlin", [JARS / name for name in LIBRARIES], core)
+    libraries = [JARS / name for name in LIBRARIES]
+    _compile(kotlinc, HERE / "src" / "main" / "kotlin", libraries, core)
+    _check_java8(kotlinc, HERE / "src" / "main" / "kotlin", libraries, build / "java8-core")
     adapter, adapter_tests = _adapter(kotlinc, core, build)
     return kotlinc, core, adapter, adapter_tests
 
