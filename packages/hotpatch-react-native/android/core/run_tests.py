@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -150,12 +151,20 @@ def _tool(name: str) -> str:
 
 
 def _npm_installed(folder: Path, wanted: Path) -> Path:
-    """Return ``wanted``, after ``npm ci`` in ``folder`` if it is missing or older than the lock."""
+    """Return ``wanted``, after ``npm ci`` in ``folder`` if it is missing or older than the lock.
+
+    ``npm ci`` first deletes ``node_modules``, so two at once in one folder break
+    each other and whatever reads it meanwhile. Every install here takes the
+    folder's ``.install.lock`` (as the test suite's own installs do) and looks
+    again once it holds it.
+    """
     stamp = folder / "node_modules" / ".package-lock.json"
-    locked = (folder / "package-lock.json").stat().st_mtime
-    if not wanted.exists() or not stamp.is_file() or stamp.stat().st_mtime < locked:
-        npm_ci = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-        subprocess.run([_tool("npm"), *npm_ci], cwd=folder, check=True, timeout=900)  # noqa: S603
+    with (folder / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        locked = (folder / "package-lock.json").stat().st_mtime
+        if not wanted.exists() or not stamp.is_file() or stamp.stat().st_mtime < locked:
+            npm_ci = ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+            subprocess.run([_tool("npm"), *npm_ci], cwd=folder, check=True, timeout=900)  # noqa: S603
     return wanted
 
 
