@@ -362,10 +362,7 @@ public final class Agent {
                                                    nativeVersion: config.nativeVersion)
         else { return }
         embeddedBase = base
-        locked(lock) {
-            device = DeviceConfig(identity: device.identity, trustRoot: device.trustRoot, crashThreshold: device.crashThreshold,
-                                  bundleFile: device.bundleFile, embeddedBase: base.manifestId)
-        }
+        locked(lock) { device.embeddedBase = base.manifestId }
     }
 
     private func restartIfAsked(_ work: [Action]) -> Bool {

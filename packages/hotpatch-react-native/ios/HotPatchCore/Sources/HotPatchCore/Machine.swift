@@ -98,7 +98,8 @@ public struct DeviceConfig: Sendable {
     public let trustRoot: TrustRoot
     public let crashThreshold: Int
     public let bundleFile: String?
-    public let embeddedBase: String?
+    /// The id of the bundle in the binary, once the agent has hashed it (nil: unknown).
+    public var embeddedBase: String?
 
     public init(identity: DeviceIdentity, trustRoot: TrustRoot, crashThreshold: Int = 2, bundleFile: String? = nil,
                 embeddedBase: String? = nil) {
