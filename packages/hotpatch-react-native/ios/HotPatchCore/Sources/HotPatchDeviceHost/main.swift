@@ -68,7 +68,7 @@ settings.embeddedFiles = ["index.android.bundle"] // the fixture's releases are 
 let offset = now - Int64(Date().timeIntervalSince1970)
 let bundle = HotPatch.onLaunch(
     settings, trustRoot: root, nativeVersion: arguments[6], directory: directory,
-    embedded: BundledFiles(folder: URL(fileURLWithPath: arguments[8]), paths: settings.embeddedFiles),
+    embeddedFolder: URL(fileURLWithPath: arguments[8]),
     http: Rerouted(URLSessionHttp(), from: arguments[3], to: arguments[4]),
     clock: { UTCSeconds(Int64(Date().timeIntervalSince1970) + offset) }, platform: .android
 )

@@ -67,16 +67,16 @@ public enum HotPatch {
         else { return nil } // no trust root or version: HotPatch stays off, the embedded bundle runs
         return onLaunch(settings, trustRoot: [UInt8](root), nativeVersion: native,
                         directory: support.appendingPathComponent("hotpatch"),
-                        embedded: BundledFiles(folder: Bundle.main.bundleURL, paths: settings.embeddedFiles))
+                        embeddedFolder: Bundle.main.bundleURL)
     }
 
     /// `onLaunch` with everything given: the trust root envelope, the native version, the
-    /// directory the device's update state lives in, and where the bundle in the binary is read
-    /// (`settings.embeddedFiles` below `embedded.folder`). (`platform` is for tests that use
+    /// directory the device's update state lives in, and the folder the bundle in the binary is
+    /// read from (`settings.embeddedFiles` below it; nil: none). (`platform` is for tests that use
     /// the golden vectors' Android release; an app is always `.ios`.)
     public static func onLaunch(
         _ settings: HotPatchSettings, trustRoot: [UInt8], nativeVersion: String, directory: URL,
-        embedded: BundledFiles? = nil,
+        embeddedFolder: URL? = nil,
         http: Http = URLSessionHttp(),
         clock: @escaping () -> UTCSeconds = { UTCSeconds(Int64(Date().timeIntervalSince1970.rounded(.down))) },
         platform: Platform = .ios
@@ -87,7 +87,9 @@ public enum HotPatch {
                                      nativeVersion: nativeVersion, trustRoot: trustRoot)
             config.channel = settings.channel
             config.crashThreshold = settings.crashThreshold
-            config.embedded = settings.embeddedFiles.isEmpty ? nil : embedded
+            if let embeddedFolder, !settings.embeddedFiles.isEmpty {
+                config.embedded = BundledFiles(folder: embeddedFolder, paths: settings.embeddedFiles)
+            }
             let agent = try Agent(config, fs: PosixFileSystem(root: directory.path), http: http, clock: clock)
             lock.lock()
             running = (settings, agent, directory)
